@@ -1,0 +1,189 @@
+"""ifconfig-style status, as text and as JSON."""
+import errno
+import json
+
+from . import agr, netlink, paths
+from .errors import AgrError
+from .lacp_constants import STATE_NAMES
+
+# NetBSD's if_flags bits and names, in its order: what our users read every day.
+BSD_FLAGS = (
+    (0x1, "UP"), (0x2, "BROADCAST"), (0x4, "DEBUG"), (0x8, "LOOPBACK"), (0x10, "POINTOPOINT"),
+    (0x40, "RUNNING"), (0x80, "NOARP"), (0x100, "PROMISC"), (0x200, "ALLMULTI"),
+    (0x800, "SIMPLEX"), (0x1000, "LINK0"), (0x2000, "LINK1"), (0x4000, "LINK2"), (0x8000, "MULTICAST"),
+)
+LINUX_TO_BSD = {
+    netlink.IFF_UP: 0x1, netlink.IFF_BROADCAST: 0x2, netlink.IFF_DEBUG: 0x4, netlink.IFF_LOOPBACK: 0x8,
+    netlink.IFF_POINTOPOINT: 0x10, netlink.IFF_RUNNING: 0x40, netlink.IFF_NOARP: 0x80,
+    netlink.IFF_PROMISC: 0x100, netlink.IFF_ALLMULTI: 0x200, netlink.IFF_MULTICAST: 0x8000,
+}
+PORT_FLAGS = ((0x1, "COLLECTING"), (0x2, "DISTRIBUTING"))
+
+
+def bits_text(value, table):
+    names = ",".join(name for bit, name in table if value & bit)
+    return f"{value:#x}<{names}>" if value else "0x0"
+
+
+def lacp_state_text(value):
+    return bits_text(value, tuple((1 << i, n) for i, n in enumerate(STATE_NAMES)))
+
+
+def bsd_flags(link, ws=None):
+    flags = 0
+    for linux, bsd in LINUX_TO_BSD.items():
+        if link.flags & linux:
+            flags |= bsd
+    if link.type == netlink.ARPHRD_ETHER:
+        flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
+    if ws:
+        for key, bit in (("link0", 0x1000), ("link1", 0x2000), ("link2", 0x4000), ("debug", 0x4)):
+            if ws["flags"].get(key):
+                flags |= bit
+    return flags
+
+
+def names():
+    return [l.name for l in netlink.links()]
+
+
+def describe(name):
+    """Everything we show about one interface, as a dict (the JSON document)."""
+    link = netlink.link(name)
+    ws = agr.worker_status(name) if paths.is_agr_name(name) else None
+    if link is None:
+        raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
+    flags = bsd_flags(link, ws)
+    doc = {
+        "ifname": link.name, "ifindex": link.index, "flags": flags,
+        "flags_str": [n for bit, n in BSD_FLAGS if flags & bit], "mtu": link.mtu,
+        "address": link.mac, "operstate": link.operstate, "carrier": link.carrier,
+        "addr_info": [{"family": "inet" if a.family == 2 else "inet6", "local": a.address,
+                       "prefixlen": a.prefixlen, "broadcast": a.broadcast, "scope": a.scope,
+                       "flags": a.flags} for a in netlink.addresses(link.index)],
+        "stats64": link.stats,
+    }
+    member_of = agr.owner_of(name)
+    if member_of:
+        doc["master"] = member_of
+    if ws:
+        doc["agr"] = ws
+    return doc
+
+
+def render_text(doc):
+    lines = [f"{doc['ifname']}: flags={bits_text(doc['flags'], BSD_FLAGS)} mtu {doc['mtu']}"]
+    ws = doc.get("agr")
+    if ws:
+        lines += agr_lines(ws)
+    if doc["address"] and doc["address"] != "00:00:00:00:00:00":
+        lines.append(f"\taddress: {doc['address']}")
+    if "master" in doc:
+        lines.append(f"\tagr: {doc['master']}")
+    lines.append(f"\tstatus: {'active' if doc['carrier'] else 'no carrier'}")
+    for a in doc["addr_info"]:
+        if a["family"] == "inet":
+            bcast = f" broadcast {a['broadcast']}" if a["broadcast"] else ""
+            lines.append(f"\tinet {a['local']}/{a['prefixlen']}{bcast} flags {a['flags'] & 0xff:#x}")
+        else:
+            scope = f"%{doc['ifname']}" if a["local"].lower().startswith("fe80") else ""
+            sid = f" scopeid {doc['ifindex']:#x}" if scope else ""
+            lines.append(f"\tinet6 {a['local']}{scope}/{a['prefixlen']} flags {a['flags'] & 0xff:#x}{sid}")
+    return "\n".join(lines) + "\n"
+
+
+def agr_lines(ws):
+    out = []
+    f = ws["flags"]
+    proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
+        f"lacp active, timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
+        f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}")
+    from .worker.flowhash import format_policy
+    dist = "round-robin (link0)" if f.get("link0") else f"hash {format_policy(f.get('hash', 3))}"
+    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
+    for p in ws["ports"]:
+        out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        lacp = p.get("lacp")
+        if lacp:
+            out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
+                       f" port {lacp['actor_port_priority']:#06x},{p['index']}")
+            out.append(f"\t\tpartner: state={lacp_state_text(lacp['partner_state'])}"
+                       f" system {lacp['partner_system_priority']:#06x},{lacp['partner_system']}"
+                       f" key {lacp['partner_key']:#06x} port {lacp['partner_port_priority']:#06x},"
+                       f"{lacp['partner_port']}")
+            c = lacp.get("counters", {})
+            standby = " standby" if lacp.get("standby") else ""
+            out.append(f"\t\t{lacp['selected'].lower()}{standby}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
+                       f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
+                       f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
+                       f" tx {c.get('marker_tx', 0)}")
+    return out
+
+
+def render(name, as_json=False):
+    doc = describe(name)
+    if as_json:
+        return json.dumps(json_doc(doc), indent=2) + "\n"
+    return render_text(doc)
+
+
+def render_all(as_json=False):
+    docs = []
+    for link in netlink.links():
+        try:
+            docs.append(describe(link.name))
+        except AgrError:
+            continue  # vanished while we looked
+    if as_json:
+        return json.dumps([json_doc(d) for d in docs], indent=2) + "\n"
+    return "".join(render_text(d) for d in docs)
+
+
+def json_doc(doc):
+    """The JSON document, with iproute2's bond key names where they fit."""
+    out = {k: v for k, v in doc.items() if k != "agr"}
+    ws = doc.get("agr")
+    if ws:
+        out["linkinfo"] = {"info_kind": "agr", "info_data": {
+            "mode": "802.3ad" if ws["protocol"] == "lacp" else "static",
+            "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
+            "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
+            "ad_lacp_active": "on", "datapath": ws.get("datapath"),
+            "flags": ws["flags"],
+            "ad_info": _ad_info(ws),
+        }}
+        out["agrports"] = [_port_json(p) for p in ws["ports"]]
+        out["counters"] = ws.get("counters", {})
+    return out
+
+
+def _ad_info(ws):
+    lacp = ws.get("lacp")
+    if not lacp:
+        return None
+    agg = lacp.get("aggregator", {})
+    return {"actor_system": lacp.get("system"), "actor_sys_priority": lacp.get("system_priority"),
+            "actor_key": agg.get("actor_key"), "partner_key": agg.get("partner_key"),
+            "partner_mac": agg.get("partner_system"), "ports": len(agg.get("ports", []))}
+
+
+def _port_json(p):
+    out = {"ifname": p["name"], "ifindex": p["index"], "flags": p["flags"],
+           "flags_str": [n for bit, n in PORT_FLAGS if p["flags"] & bit],
+           "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {})}
+    lacp = p.get("lacp")
+    if lacp:
+        out.update({
+            "ad_aggregator_id": 1 if lacp["selected"] == "SELECTED" else None,
+            "ad_actor_oper_port_state": lacp["actor_state"],
+            "ad_actor_oper_port_state_str": lacp["actor_state_str"],
+            "ad_partner_oper_port_state": lacp["partner_state"],
+            "ad_partner_oper_port_state_str": lacp["partner_state_str"],
+            "actor_key": lacp["actor_key"], "partner_mac": lacp["partner_system"],
+            "partner_key": lacp["partner_key"], "partner_port": lacp["partner_port"],
+            "partner_system_priority": lacp["partner_system_priority"],
+            "selected": lacp["selected"], "standby": lacp.get("standby", False),
+            "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
+            "lacp_counters": lacp.get("counters", {}),
+        })
+    return out

@@ -1,0 +1,569 @@
+"""The per-interface worker: owns the TAP agrN, the port sockets and LACP.
+
+One process per agr interface, forked by the front end on `create` (or to
+resume after a crash). A single-threaded event loop serves the control socket,
+netlink events, Slow Protocols frames and the LACP timer; the relay threads in
+dataplane.py move the frames.
+"""
+import collections
+import errno
+import logging
+import logging.handlers
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+from .. import control, netlink, paths
+from ..errors import AgrError
+from ..paths import is_agr_name
+from . import state as statefile
+from .dataplane import Relay
+from .flowhash import DEFAULT_POLICY
+from .port import Port, snapshot
+from .tap import VNET_HDR_LEN, open_tap, unpersist
+
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
+NLMSG = struct.Struct("IHHII")
+IFINFO = struct.Struct("BxHiII")
+MCAST_RESYNC = 5.0
+ZERO_VNET = bytes(VNET_HDR_LEN)
+
+PACKET_MR_MULTICAST, PACKET_MR_PROMISC, PACKET_MR_ALLMULTI = 0, 1, 2
+
+log = logging.getLogger("agrconfig")
+
+
+def default_flags():
+    return {"link0": False, "link1": False, "link2": False, "debug": False,
+            "lacp_fast": False, "lacp_strict": True, "hash": DEFAULT_POLICY}
+
+
+class Worker:
+    def __init__(self, name, saved=None):
+        self.name = name
+        self.saved = saved
+        self.flags = default_flags()
+        self.ports = []            # in order of addition
+        self.tap_fd = None
+        self.tap_index = None
+        self.mac = None
+        self.lacp = None
+        self.relay = None
+        self.sel = None
+        self.stopping = False
+        self.slow_queue = collections.deque()
+        self.slow_event = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.next_mcast = 0.0
+        self.distributing = frozenset()
+        self.collecting = frozenset()
+
+    # -- start ----------------------------------------------------------------
+    def start(self):
+        """Create (or re-attach to) the TAP and restore saved membership."""
+        if self.saved is None:
+            if netlink.link(self.name) is not None:
+                raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
+        try:
+            self.tap_fd = open_tap(self.name)
+        except OSError as exc:
+            raise AgrError.from_oserror(exc, "SIOCIFCREATE", f"TAP {self.name}") from exc
+        try:
+            link = netlink.link(self.name)
+            self.tap_index = link.index
+            self.mac = link.mac
+            try:
+                self.listener = control.listen(self.name)
+            except OSError as exc:
+                raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"a worker for {self.name} is running") from exc
+        except Exception:
+            if self.saved is None:
+                unpersist(self.tap_fd)  # we made it: take it away again
+            os.close(self.tap_fd)
+            raise
+        self.relay = Relay(self.tap_fd, self._slow_frame_from_relay)
+        if self.saved:
+            self.flags.update(self.saved.get("flags", {}))
+            for orig in self.saved["ports"]:
+                self._resume_port(orig)
+        self._apply_flags()
+        self._save()
+        self.relay.start()
+        self._recompute()
+        log.info("%s: worker started (%s, %d ports)", self.name,
+                 "resumed" if self.saved else "created", len(self.ports))
+
+    def _resume_port(self, orig):
+        link = netlink.link(index=orig["index"])
+        if link is None or link.name != orig["name"]:
+            log.warning("%s: port %s is gone; dropped", self.name, orig["name"])
+            return
+        port = Port(orig)
+        try:
+            port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
+            port.open_socket()
+        except AgrError as exc:
+            log.error("%s: cannot resume port %s: %s", self.name, port.name, exc)
+            port.restore()
+            return
+        self.ports.append(port)
+
+    # -- state ------------------------------------------------------------------
+    def _save(self):
+        statefile.save({"name": self.name, "ifindex": self.tap_index, "pid": os.getpid(),
+                        "flags": self.flags, "ports": [p.to_state() for p in self.ports]})
+
+    # -- LACP -------------------------------------------------------------------
+    def _apply_flags(self):
+        """Bring the protocol and the relay in line with the flags."""
+        self.relay.round_robin = self.flags["link0"]
+        self.relay.policy = self.flags["hash"]
+        if self.flags["link1"]:
+            self.lacp = None  # static: no LACP and no Marker frames at all
+        elif self.lacp is None:
+            try:  # TEMPORARY until the LACP core lands
+                from ..lacp import LacpCore
+            except ImportError:
+                return
+            now = time.monotonic()
+            self.lacp = LacpCore(netlink.mac_bytes(self.mac), fast_timeout=self.flags["lacp_fast"],
+                                 strict=self.flags["lacp_strict"], now=now)
+            for p in self.ports:
+                self._act(self.lacp.add_port(now, p.index, p.mac, speed=p.speed,
+                                             duplex_full=p.duplex_full, carrier=p.carrier))
+        else:
+            now = time.monotonic()
+            self._act(self.lacp.set_fast_timeout(now, self.flags["lacp_fast"]))
+            self._act(self.lacp.set_strict(now, self.flags["lacp_strict"]))
+
+    def _act(self, actions):
+        changed = False
+        for action in actions:
+            kind = type(action).__name__
+            if kind == "Transmit":
+                port = self._port_by_index(action.port_id)
+                if port and port.sock:
+                    try:
+                        port.sock.send(ZERO_VNET + action.frame)
+                    except OSError as exc:
+                        log.debug("%s: send on %s: %s", self.name, port.name, exc)
+            elif kind == "DistributingChanged":
+                changed = True
+            elif kind == "Transition":
+                if self.flags["debug"]:
+                    log.info("%s: %s %s: %s -> %s (%s)", self.name, self._port_name(action.port_id),
+                             action.machine, action.old, action.new, action.reason)
+            else:
+                log.info("%s: %s", self.name, action)
+        if changed:
+            self._recompute()
+
+    def _recompute(self):
+        """Derive the distributing and collecting sets and hand them to the data path."""
+        if self.lacp is None:
+            up = frozenset(p.index for p in self.ports if p.carrier)
+            distributing, collecting = up, up
+        else:
+            distributing = frozenset(self.lacp.distributing())
+            collecting = frozenset(p.index for p in self.ports
+                                   if self.lacp.port_status(p.index).get("collecting"))
+        if (distributing, collecting) != (self.distributing, self.collecting):
+            log.info("%s: distributing on %s", self.name,
+                     ", ".join(self._port_name(i) for i in sorted(distributing)) or "no port")
+        self.distributing, self.collecting = distributing, collecting
+        self.relay.set_ports(self.ports, distributing, collecting)
+
+    def _slow_frame_from_relay(self, index, frame):
+        # Called from the RX thread: hand over to the main loop.
+        self.slow_queue.append((index, frame))
+        os.eventfd_write(self.slow_event, 1)
+
+    def _on_slow_event(self):
+        try:
+            os.eventfd_read(self.slow_event)
+        except BlockingIOError:
+            pass
+        now = time.monotonic()
+        while self.slow_queue:
+            index, frame = self.slow_queue.popleft()
+            if self.lacp is not None and self._port_by_index(index):
+                self._act(self.lacp.receive(now, index, frame))
+
+    # -- ports --------------------------------------------------------------------
+    def _port_by_index(self, index):
+        for p in self.ports:
+            if p.index == index:
+                return p
+        return None
+
+    def _port_name(self, index):
+        p = self._port_by_index(index)
+        return p.name if p else str(index)
+
+    def add_port(self, name):
+        link = netlink.link(name)
+        if link is None:
+            raise AgrError(errno.ENOENT, "SIOCSETAGR", f"no such interface: {name}")
+        if link.index == self.tap_index or (is_agr_name(name) and statefile.load(name)):
+            raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{name} is an agr interface")
+        if self._port_by_index(link.index):
+            raise AgrError(errno.EBUSY, "SIOCSETAGR", f"{name} is already a port of {self.name}")
+        owner = statefile.owner_of(name)
+        if owner and owner != self.name:
+            raise AgrError(errno.EBUSY, "SIOCSETAGR", f"{name} is already a port of {owner}")
+        ether = link.type == netlink.ARPHRD_ETHER and link.addrlen == 6
+        if not ether:
+            code = errno.EPROTONOSUPPORT if not self.ports else errno.EINVAL
+            raise AgrError(code, "SIOCSETAGR", f"{name} is not an Ethernet interface")
+        addrs = netlink.addresses(link.index)
+        if addrs:
+            listed = ", ".join(f"{a.address}/{a.prefixlen}" for a in addrs)
+            raise AgrError(errno.EBUSY, "SIOCSETAGR", f"{name} has addresses ({listed}); delete them first")
+        port = Port(snapshot(link))
+        first = not self.ports
+        old_mac = self.mac
+        # Saved before any change: a crash from here on still restores the port.
+        self.ports.append(port)
+        self._save()
+        try:
+            if first and link.mac != self.mac:
+                netlink.set_mac(self.tap_index, link.mac)
+                self.mac = link.mac
+                if self.lacp is not None:
+                    self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
+            port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
+            port.open_socket()
+            self._sync_memberships(port)
+        except Exception:
+            self.ports.remove(port)
+            port.restore()
+            if self.mac != old_mac:
+                try:
+                    netlink.set_mac(self.tap_index, old_mac)
+                    self.mac = old_mac
+                except AgrError:
+                    pass
+            self._save()
+            raise
+        if self.lacp is not None:
+            self._act(self.lacp.add_port(time.monotonic(), port.index, port.mac, speed=port.speed,
+                                         duplex_full=port.duplex_full, carrier=port.carrier))
+        self._recompute()
+        log.info("%s: port %s attached", self.name, name)
+
+    def del_port(self, name):
+        port = next((p for p in self.ports if p.name == name), None)
+        if port is None:
+            owner = statefile.owner_of(name)
+            if owner and owner != self.name:
+                raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{name} is a port of {owner}, not {self.name}")
+            raise AgrError(errno.ENOENT, "SIOCSETAGR", f"{name} is not a port of {self.name}")
+        self._drop_port(port, restore=True)
+
+    def _drop_port(self, port, restore):
+        if self.lacp is not None:
+            self._act(self.lacp.remove_port(time.monotonic(), port.index))
+        self.ports.remove(port)
+        self._recompute()
+        if restore:
+            errors = port.restore()
+            for exc in errors or ():
+                log.warning("%s: restoring %s: %s", self.name, port.name, exc)
+        else:
+            port.close_socket()
+        self._save()
+        log.info("%s: port %s detached", self.name, port.name)
+
+    def set_mtu(self, mtu):
+        done = []
+        old = netlink.link(index=self.tap_index).mtu
+        try:
+            for p in self.ports:
+                netlink.set_mtu(p.index, mtu)
+                done.append(p)
+            netlink.set_mtu(self.tap_index, mtu)
+        except AgrError:
+            for p in done:
+                try:
+                    netlink.set_mtu(p.index, old)
+                except AgrError:
+                    pass
+            raise
+
+    def _sync_memberships(self, only=None):
+        """Push agrN's multicast list and promiscuous/allmulti modes to the ports."""
+        tap = netlink.link(index=self.tap_index)
+        if tap is None:
+            return
+        wanted = {(PACKET_MR_MULTICAST, mac) for mac in netlink.mcast_addresses(self.name)}
+        if tap.flags & netlink.IFF_PROMISC:
+            wanted.add((PACKET_MR_PROMISC, b""))
+        if tap.flags & netlink.IFF_ALLMULTI:
+            wanted.add((PACKET_MR_ALLMULTI, b""))
+        for p in [only] if only else self.ports:
+            p.sync_memberships(wanted)
+
+    # -- netlink ------------------------------------------------------------------------
+    def _open_netlink(self):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                             socket.NETLINK_ROUTE)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        return sock
+
+    def _on_netlink(self):
+        events = []
+        while True:
+            try:
+                data = self.nl.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # we missed events: look at everything again
+                    events.append((RTM_NEWLINK, None))
+                    continue
+                raise
+            off = 0
+            while off + NLMSG.size <= len(data):
+                length, kind, _f, _s, _p = NLMSG.unpack_from(data, off)
+                if length < NLMSG.size:
+                    break
+                if kind in (RTM_NEWLINK, RTM_DELLINK) and off + NLMSG.size + IFINFO.size <= len(data):
+                    _fam, _type, index, _flags, _change = IFINFO.unpack_from(data, off + NLMSG.size)
+                    events.append((kind, index))
+                elif kind in (RTM_NEWADDR, RTM_DELADDR) and off + NLMSG.size + 8 <= len(data):
+                    index = struct.unpack_from("I", data, off + NLMSG.size + 4)[0]
+                    events.append((kind, index))
+                off += (length + 3) & ~3
+        for kind, index in events:
+            self._link_event(kind, index)
+
+    def _link_event(self, kind, index):
+        if index == self.tap_index or index is None:
+            if kind == RTM_DELLINK and index is not None:
+                log.warning("%s: deleted by someone else; giving the ports back", self.name)
+                self.stopping = True
+                return
+            self._sync_memberships()
+        for port in list(self.ports):
+            if index is not None and port.index != index:
+                continue
+            link = netlink.link(index=port.index)
+            if link is None or link.name != port.name:
+                log.warning("%s: port %s went away", self.name, port.name)
+                self._drop_port(port, restore=link is not None)
+                continue
+            carrier = link.carrier and link.up
+            if carrier != port.carrier:
+                port.carrier = carrier
+                log.info("%s: port %s carrier %s", self.name, port.name, "up" if carrier else "down")
+                if self.lacp is not None:
+                    self._act(self.lacp.set_carrier(time.monotonic(), port.index, carrier))
+                self._recompute()
+
+    # -- control ----------------------------------------------------------------------------
+    def _on_accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            control.serve_one(conn, self.handle)
+
+    def handle(self, req):
+        op = req["op"]
+        if op == "status":
+            return self.status()
+        if op == "addport":
+            self.add_port(str(req["port"]))
+        elif op == "delport":
+            self.del_port(str(req["port"]))
+        elif op == "setflags":
+            changes = {k: v for k, v in req.get("flags", {}).items() if k in self.flags}
+            self.flags.update(changes)
+            self._apply_flags()
+            self._recompute()
+        elif op == "setmtu":
+            self.set_mtu(int(req["mtu"]))
+        elif op == "shutdown":
+            self.stopping = True
+        elif op == "ping":
+            pass
+        else:
+            raise AgrError(errno.EINVAL, "control", f"unknown request {op!r}")
+        if op not in ("shutdown", "ping"):
+            self._save()
+        return self.status()
+
+    def status(self):
+        ports = []
+        for p in self.ports:
+            bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
+            entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
+                     "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full}
+            c = self.relay.port_counters.get(p.index, [0, 0, 0, 0])
+            entry["counters"] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3]}
+            if self.lacp is not None:
+                entry["lacp"] = self.lacp.port_status(p.index)
+            ports.append(entry)
+        return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
+                "protocol": "static" if self.lacp is None else "lacp", "datapath": "relay",
+                "ports": ports, "counters": dict(self.relay.counters),
+                "lacp": self.lacp.status() if self.lacp is not None else None}
+
+    # -- loop ---------------------------------------------------------------------------------
+    def run(self):
+        self.sel = selectors.DefaultSelector()
+        self.nl = self._open_netlink()
+        # Signals wake the loop: PEP 475 would otherwise resume select() and ignore them.
+        sig_r, sig_w = socket.socketpair()
+        sig_r.setblocking(False)
+        sig_w.setblocking(False)
+        signal.set_wakeup_fd(sig_w.fileno(), warn_on_full_buffer=False)
+        self.sel.register(sig_r, selectors.EVENT_READ, lambda: sig_r.recv(4096))
+        self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
+        self.sel.register(self.nl, selectors.EVENT_READ, self._on_netlink)
+        self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
+        self._link_event(RTM_NEWLINK, None)  # catch up with anything missed while starting
+        while not self.stopping:
+            now = time.monotonic()
+            deadline = self.next_mcast
+            timer = self.lacp.get_timer() if self.lacp is not None else None
+            if timer is not None:
+                deadline = min(deadline, timer)
+            for key, _ in self.sel.select(max(0.0, deadline - now)):
+                try:
+                    key.data()
+                except Exception:  # one bad event must not take the interface down
+                    log.exception("%s: error handling an event", self.name)
+                if self.stopping:
+                    break
+            now = time.monotonic()
+            if self.lacp is not None:
+                timer = self.lacp.get_timer()
+                if timer is not None and timer <= now:
+                    self._act(self.lacp.handle_timer(now))
+            if now >= self.next_mcast:
+                self._sync_memberships()
+                self.next_mcast = now + MCAST_RESYNC
+        self.shutdown()
+
+    def shutdown(self):
+        """Give every port back, remove agrN and every file, and exit."""
+        log.info("%s: shutting down", self.name)
+        self.relay.stop()
+        for port in list(reversed(self.ports)):
+            for exc in port.restore() or ():
+                log.warning("%s: restoring %s: %s", self.name, port.name, exc)
+        self.ports.clear()
+        statefile.remove(self.name)
+        try:
+            unpersist(self.tap_fd)
+        except OSError:
+            pass
+        self.listener.close()
+
+
+# -- process management ---------------------------------------------------------------------
+
+def setup_logging(name):
+    logger = logging.getLogger("agrconfig")
+    logger.setLevel(logging.INFO)
+    logger.handlers.clear()
+    if os.path.exists("/dev/log"):
+        handler = logging.handlers.SysLogHandler("/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        handler.ident = f"agrconfig/{name}[{os.getpid()}]: "
+    else:
+        path = os.path.join(paths.run_dir(create=True), f"{name}.log")
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+
+
+def _set_title(name):
+    try:
+        import setproctitle
+        setproctitle.setproctitle(f"agrconfig: worker {name}")
+    except ImportError:
+        pass
+
+
+def spawn(name, resume):
+    """Fork a daemonized worker for `name`; wait until it serves or reports an error."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _worker_main(name, resume, ready_w)
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    os.waitpid(pid, 0)
+    with os.fdopen(ready_r, "rb") as f:
+        data = f.read()
+    if data.startswith(b"ok"):
+        return int(data[2:] or 0)
+    if data:
+        import json
+        raise AgrError.from_dict(json.loads(data))
+    raise AgrError(errno.EIO, "SIOCIFCREATE", f"worker for {name} died while starting")
+
+
+def _worker_main(name, resume, ready_w):
+    os.chdir("/")
+    os.umask(0o077)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, ready_w)
+    os.closerange(ready_w + 1, 65536)
+    for sig in (signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    netlink.reset()
+    _set_title(name)
+    setup_logging(name)
+    worker = None
+    try:
+        saved = statefile.load(name) if resume else None
+        if resume and saved is None:
+            raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"no saved state for {name}")
+        worker = Worker(name, saved)
+        worker.start()
+        with open(paths.pid_file(name), "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except AgrError as exc:
+        import json
+        os.write(ready_w, json.dumps(exc.to_dict()).encode())
+        os.close(ready_w)
+        log.error("%s: worker failed to start: %s", name, exc)
+        os._exit(2)
+    except Exception as exc:
+        import json
+        import traceback
+        os.write(ready_w, json.dumps(AgrError(errno.EIO, "SIOCIFCREATE", traceback.format_exc()).to_dict()).encode())
+        log.exception("%s: worker failed to start", name)
+        os._exit(2)
+
+    def on_term(_sig, _frame):
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    os.write(ready_w, f"ok{os.getpid()}".encode())
+    os.close(ready_w)
+    try:
+        worker.run()
+    except Exception:
+        log.exception("%s: worker crashed", name)
+        os._exit(3)
+    os._exit(0)

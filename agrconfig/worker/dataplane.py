@@ -1,0 +1,191 @@
+"""Frame distribution and collection: the Python relay between agrN and its ports.
+
+Two threads, one per direction, copy frames verbatim with their virtio-net
+header (so GSO frames and unfinished checksums cross whole). The main thread
+only swaps immutable tables (tuples/frozensets): a reference assignment is
+atomic, so the hot loops need no lock.
+"""
+import errno
+import os
+import select
+import socket
+import struct
+import threading
+
+from .flowhash import DEFAULT_POLICY, flow_hash
+from .tap import VNET_HDR_LEN
+from ..lacp_constants import ETH_P_SLOW
+
+BUF_SIZE = 65536 + VNET_HDR_LEN + 64
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_VLAN_TPID_VALID = 0x40
+AUX = struct.Struct("IIIHHHH")  # tpacket_auxdata
+VNET = struct.Struct("<BBHHHH")  # virtio_net_hdr
+AUX_SPACE = socket.CMSG_SPACE(AUX.size)
+ETHERTYPE_OFF = VNET_HDR_LEN + 12
+
+
+class Relay:
+    def __init__(self, tap_fd, on_slow_frame):
+        self.tap_fd = tap_fd
+        self.on_slow_frame = on_slow_frame  # called from the RX thread with (port_index, bytes)
+        self.tx_table = ()          # sockets of distributing ports, in order
+        self.rx_table = {}          # fd -> (port index, socket) of collecting ports
+        self.all_ports = {}         # fd -> (port index, socket) of every port (Slow Protocols)
+        self.policy = DEFAULT_POLICY
+        self.round_robin = False
+        self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
+        self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # RX: tables changed
+        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # TX: stop
+        self._running = False
+        self._threads = []
+
+    # -- control (main thread) -----------------------------------------------
+    def set_ports(self, ports, distributing, collecting):
+        """ports: Port objects; distributing/collecting: sets of port indexes."""
+        for p in ports:
+            self.port_counters.setdefault(p.index, [0, 0, 0, 0])
+        self.tx_table = tuple(p.sock for p in ports if p.index in distributing and p.sock)
+        self.tx_index = tuple(p.index for p in ports if p.index in distributing and p.sock)
+        self.all_ports = {p.sock.fileno(): (p.index, p.sock) for p in ports if p.sock}
+        self.rx_table = frozenset(fd for fd, (idx, _) in self.all_ports.items() if idx in collecting)
+        os.write(self._wake_w, b"x")  # the RX thread re-reads its poll set
+
+    def start(self):
+        self._running = True
+        for target, name in ((self._tx_loop, "tx"), (self._rx_loop, "rx")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self):
+        self._running = False
+        for fd in (self._wake_w, self._stop_w):
+            try:
+                os.write(fd, b"x")
+            except OSError:
+                pass
+
+    # -- TAP -> ports ----------------------------------------------------------
+    def _tx_loop(self):
+        buf = bytearray(BUF_SIZE)
+        view = memoryview(buf)
+        counter = 0
+        fd = self.tap_fd
+        os.set_blocking(fd, False)
+        idle = select.poll()
+        idle.register(fd, select.POLLIN)
+        idle.register(self._stop_r, select.POLLIN)
+        while self._running:
+            try:
+                n = os.readv(fd, [buf])
+            except BlockingIOError:
+                idle.poll()  # only when idle: under load every read returns a frame
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                if exc.errno in (errno.EBADF, errno.EBADFD):
+                    return
+                self.counters["tx_errors"] += 1
+                continue
+            table = self.tx_table
+            if not table:
+                self.counters["tx_drop_no_port"] += 1
+                continue
+            frame = view[:n]
+            if len(table) == 1:
+                i = 0
+            elif self.round_robin:
+                counter += 1
+                i = counter % len(table)
+            else:
+                i = flow_hash(frame, self.policy, VNET_HDR_LEN) % len(table)
+            try:
+                table[i].send(frame)
+            except OSError:
+                self.counters["tx_errors"] += 1
+                continue
+            c = self.port_counters.get(self.tx_index[i])
+            if c is not None:
+                c[0] += 1
+                c[1] += n - VNET_HDR_LEN
+
+    # -- ports -> TAP ----------------------------------------------------------
+    def _rx_loop(self):
+        buf = bytearray(BUF_SIZE)
+        view = memoryview(buf)
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        polled = set()
+        fd_tap = self.tap_fd
+        while self._running:
+            ports = self.all_ports
+            if set(ports) != polled:
+                for fd in polled - set(ports):
+                    poller.unregister(fd)
+                for fd in set(ports) - polled:
+                    poller.register(fd, select.POLLIN)
+                polled = set(ports)
+            for fd, _ev in poller.poll():
+                if fd == self._wake_r:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except OSError:
+                        pass
+                    continue
+                entry = ports.get(fd)
+                if entry is None:
+                    continue
+                index, sock = entry
+                c = self.port_counters.get(index)
+                while True:
+                    try:
+                        n, anc, _flags, _addr = sock.recvmsg_into((buf,), AUX_SPACE)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        self.counters["rx_errors"] += 1
+                        break
+                    if n < ETHERTYPE_OFF + 2:
+                        continue
+                    if anc:
+                        n = self._restore_vlan(buf, n, anc)
+                    if buf[ETHERTYPE_OFF] == 0x88 and buf[ETHERTYPE_OFF + 1] == 0x09:
+                        self.on_slow_frame(index, bytes(view[VNET_HDR_LEN:n]))
+                        continue
+                    if fd not in self.rx_table:
+                        continue  # not collecting: the standard says discard
+                    try:
+                        os.write(fd_tap, view[:n])
+                    except OSError:
+                        self.counters["rx_errors"] += 1
+                        continue
+                    if c is not None:
+                        c[2] += 1
+                        c[3] += n - VNET_HDR_LEN
+
+    @staticmethod
+    def _restore_vlan(buf, n, anc):
+        """The kernel strips the VLAN tag into auxdata: put it back in the frame."""
+        for level, kind, data in anc:
+            if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= AUX.size:
+                status, _len, _snap, _mac, _net, tci, tpid = AUX.unpack_from(data)
+                if status & TP_STATUS_VLAN_VALID and n + 4 <= len(buf):
+                    if not status & TP_STATUS_VLAN_TPID_VALID:
+                        tpid = 0x8100
+                    off = VNET_HDR_LEN + 12
+                    buf[off + 4:n + 4] = buf[off:n]
+                    struct.pack_into("!HH", buf, off, tpid, tci)
+                    # Offsets in the virtio-net header count from the frame start.
+                    flags, gso_type, hdr_len, gso_size, csum_start, csum_off = VNET.unpack_from(buf)
+                    if flags & 1:
+                        csum_start += 4
+                    if gso_type:
+                        hdr_len += 4
+                    VNET.pack_into(buf, 0, flags, gso_type, hdr_len, gso_size, csum_start, csum_off)
+                    return n + 4
+        return n

@@ -1,0 +1,87 @@
+"""Flow hash shared by the Python relay and the eBPF fast path.
+
+The definition is deliberately simple so that the BPF program in bpf.py can
+compute exactly the same value: FNV-1a over 32-bit little-endian words (the
+native loads of the BPF VM on x86/arm64), each field mixed only when the frame
+is long enough to hold it.
+
+Fields, by policy layer (FreeBSD lagghash names; default l2,l3 as NetBSD agr):
+  l2: u32 at 0, u32 at 4, u32 at 8 (destination and source MAC);
+      if ethertype (bytes 12-13) is 0x8100: the u16 TCI at 14, and the inner
+      ethertype is read at 16 (L3 starts at 18 instead of 14).
+  l3: IPv4 (0x0800): u32 src at L3+12, u32 dst at L3+16.
+      IPv6 (0x86dd): 4 u32 of src at L3+8, 4 u32 of dst at L3+24.
+  l4: IPv4 whose protocol (L3+9) is TCP(6) or UDP(17) and which is not a
+      fragment (u16 big-endian at L3+6 & 0x3fff == 0): u32 at L3 + IHL*4.
+      IPv6 whose next header (L3+6) is TCP or UDP: u32 at L3+40.
+Final step: h ^= h >> 16.  The port is h % n over the distributing ports.
+"""
+
+FNV_OFFSET = 0x811C9DC5
+FNV_PRIME = 0x01000193
+MASK32 = 0xFFFFFFFF
+
+L2, L3, L4 = 1, 2, 4
+DEFAULT_POLICY = L2 | L3
+POLICY_WORDS = {"l2": L2, "l3": L3, "l4": L4}
+
+
+def parse_policy(text):
+    """'l2,l3' -> bitmask; raises ValueError on unknown or empty layers."""
+    mask = 0
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word not in POLICY_WORDS:
+            raise ValueError(f"unknown hash layer {word!r} (use l2, l3, l4)")
+        mask |= POLICY_WORDS[word]
+    if not mask:
+        raise ValueError("empty hash policy")
+    return mask
+
+
+def format_policy(mask):
+    return ",".join(name for name, bit in POLICY_WORDS.items() if mask & bit)
+
+
+def _mix(h, word):
+    return ((h ^ word) * FNV_PRIME) & MASK32
+
+
+def flow_hash(frame, policy=DEFAULT_POLICY, off=0):
+    """Hash of the Ethernet frame starting at frame[off:] (off skips a vnet header)."""
+    end = len(frame)
+    h = FNV_OFFSET
+
+    def u32(pos):
+        return int.from_bytes(frame[pos:pos + 4], "little")
+
+    if end < off + 14:
+        return h ^ (h >> 16)
+    ethertype = (frame[off + 12] << 8) | frame[off + 13]
+    l3 = off + 14
+    if policy & L2:
+        for pos in (0, 4, 8):
+            h = _mix(h, u32(off + pos))
+    if ethertype == 0x8100:
+        if end < off + 18:
+            return h ^ (h >> 16)
+        if policy & L2:
+            h = _mix(h, int.from_bytes(frame[off + 14:off + 16], "little"))
+        ethertype = (frame[off + 16] << 8) | frame[off + 17]
+        l3 = off + 18
+    if ethertype == 0x0800 and end >= l3 + 20:
+        if policy & L3:
+            h = _mix(h, u32(l3 + 12))
+            h = _mix(h, u32(l3 + 16))
+        if policy & L4 and frame[l3 + 9] in (6, 17):
+            frag = ((frame[l3 + 6] << 8) | frame[l3 + 7]) & 0x3FFF
+            l4 = l3 + (frame[l3] & 0x0F) * 4
+            if frag == 0 and end >= l4 + 4:
+                h = _mix(h, u32(l4))
+    elif ethertype == 0x86DD and end >= l3 + 40:
+        if policy & L3:
+            for pos in range(8, 40, 4):
+                h = _mix(h, u32(l3 + pos))
+        if policy & L4 and frame[l3 + 6] in (6, 17) and end >= l3 + 44:
+            h = _mix(h, u32(l3 + 40))
+    return h ^ (h >> 16)

@@ -1,0 +1,158 @@
+"""A member port: its saved original state, its AF_PACKET socket, and restoring it."""
+import socket
+import struct
+
+from .. import netlink
+from ..errors import AgrError
+from ..lacp_constants import SLOW_PROTOCOLS_MAC, ETH_P_SLOW
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_DROP_MEMBERSHIP = 2
+PACKET_AUXDATA = 8
+PACKET_VNET_HDR = 15
+PACKET_IGNORE_OUTGOING = 23
+PACKET_MR_MULTICAST = 0
+PACKET_MR_PROMISC = 1
+PACKET_MR_ALLMULTI = 2
+
+# What we change on a member, and the value that keeps the port's own IP stack
+# out of the way: frames belong to agrN, not to the port.
+PORT_SYSCTLS = (
+    ("ipv6", "disable_ipv6", "1"),
+    ("ipv6", "addr_gen_mode", "1"),
+    ("ipv4", "arp_ignore", "8"),
+    ("ipv4", "rp_filter", "1"),
+)
+
+
+def snapshot(link):
+    """What we restore when the port leaves."""
+    return {
+        "name": link.name,
+        "index": link.index,
+        "mac": link.mac,
+        "mtu": link.mtu,
+        "up": link.up,
+        "promisc": bool(link.flags & netlink.IFF_PROMISC),
+        "sysctl": {f"{fam}/{key}": netlink.sysctl_get(fam, link.name, key) for fam, key, _ in PORT_SYSCTLS},
+    }
+
+
+def _mreq(index, kind, mac=b""):
+    return struct.pack("iHH8s", index, kind, len(mac), mac)
+
+
+class Port:
+    def __init__(self, orig):
+        self.orig = orig
+        self.name = orig["name"]
+        self.index = orig["index"]
+        self.mac = netlink.mac_bytes(orig["mac"])  # LACPDUs leave from the original MAC
+        self.sock = None
+        self.carrier = False
+        self.memberships = set()
+        self.speed = None
+        self.duplex_full = None
+
+    def to_state(self):
+        return dict(self.orig)
+
+    # -- configuring --------------------------------------------------------
+    def configure(self, agr_mac, mtu):
+        """Make the port a member. Raises AgrError; the caller restores on failure."""
+        for fam, key, value in PORT_SYSCTLS:
+            netlink.sysctl_set(fam, self.name, key, value)
+        link = netlink.link(index=self.index)
+        if link.up:
+            netlink.set_up(self.index, False)
+        if link.mac != agr_mac:
+            netlink.set_mac(self.index, agr_mac)
+        if link.mtu != mtu:
+            netlink.set_mtu(self.index, mtu)
+        netlink.set_up(self.index, True)
+        self.speed, self.duplex_full = netlink.link_mode(self.name)
+        self.carrier = netlink.link(index=self.index).carrier
+
+    def open_socket(self, slow_only=False):
+        """Raw socket on the port: every frame (relay) or Slow Protocols only (fast path)."""
+        proto = ETH_P_SLOW if slow_only else ETH_P_ALL
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.htons(proto))
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            try:
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                pass  # old kernel: our own frames come back and are dropped by type
+            sock.bind((self.name, proto))
+            sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP,
+                            _mreq(self.index, PACKET_MR_MULTICAST, SLOW_PROTOCOLS_MAC))
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise AgrError.from_oserror(exc, "SIOCSETAGR", f"raw socket on {self.name}") from exc
+        self.close_socket()
+        self.sock = sock
+        self.memberships = set()
+        return sock
+
+    def close_socket(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def sync_memberships(self, wanted):
+        """Push agrN's multicast list, promiscuous and allmulti modes to the port.
+
+        `wanted` is a set of (kind, mac bytes). Memberships belong to the socket,
+        so the kernel drops them when the socket closes: nothing to restore.
+        """
+        if self.sock is None:
+            return
+        for kind, mac in wanted - self.memberships:
+            self._membership(PACKET_ADD_MEMBERSHIP, kind, mac)
+        for kind, mac in self.memberships - wanted:
+            self._membership(PACKET_DROP_MEMBERSHIP, kind, mac)
+        self.memberships = set(wanted)
+
+    def _membership(self, op, kind, mac):
+        try:
+            self.sock.setsockopt(SOL_PACKET, op, _mreq(self.index, kind, mac))
+        except OSError:
+            pass
+
+    # -- restoring ----------------------------------------------------------
+    def restore(self):
+        """Give the port back as we found it; best effort, every step tried."""
+        self.close_socket()
+        link = netlink.link(index=self.index)
+        if link is None:
+            return  # the port is gone: nothing to give back
+        errors = []
+
+        def attempt(fn, *args):
+            try:
+                fn(*args)
+            except AgrError as exc:
+                errors.append(exc)
+
+        attempt(netlink.set_up, self.index, False)
+        if link.mac != self.orig["mac"]:
+            attempt(netlink.set_mac, self.index, self.orig["mac"])
+        if link.mtu != self.orig["mtu"]:
+            attempt(netlink.set_mtu, self.index, self.orig["mtu"])
+        if bool(link.flags & netlink.IFF_PROMISC) != self.orig["promisc"]:
+            attempt(netlink.set_flag, self.index, netlink.IFF_PROMISC, self.orig["promisc"])
+        # addr_gen_mode before disable_ipv6: re-enabling IPv6 then makes the link-local again.
+        for fam, key, _ in sorted(PORT_SYSCTLS, key=lambda s: s[1] == "disable_ipv6"):
+            value = self.orig["sysctl"].get(f"{fam}/{key}")
+            if value is not None:
+                attempt(netlink.sysctl_set, fam, self.name, key, value)
+        if self.orig["up"]:
+            attempt(netlink.set_up, self.index, True)
+        return errors
