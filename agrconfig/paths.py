@@ -32,6 +32,11 @@ def pid_file(name):
     return os.path.join(run_dir(), f"{name}.pid")
 
 
+def log_file(name):
+    """Used only where there is no syslog (/dev/log); removed with the interface."""
+    return os.path.join(run_dir(), f"{name}.log")
+
+
 def lock_file():
     """One lock per namespace: mutating commands are serialized, ports cannot race."""
     return os.path.join(run_dir(create=True), "lock")

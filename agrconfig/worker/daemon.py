@@ -480,8 +480,8 @@ def setup_logging(name):
         handler = logging.handlers.SysLogHandler("/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         handler.ident = f"agrconfig/{name}[{os.getpid()}]: "
     else:
-        path = os.path.join(paths.run_dir(create=True), f"{name}.log")
-        handler = logging.FileHandler(path)
+        paths.run_dir(create=True)
+        handler = logging.FileHandler(paths.log_file(name))
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
 

@@ -14,7 +14,10 @@ Fields, by policy layer (FreeBSD lagghash names; default l2,l3 as NetBSD agr):
   l4: IPv4 whose protocol (L3+9) is TCP(6) or UDP(17) and which is not a
       fragment (u16 big-endian at L3+6 & 0x3fff == 0): u32 at L3 + IHL*4.
       IPv6 whose next header (L3+6) is TCP or UDP: u32 at L3+40.
-Final step: h ^= h >> 16.  The port is h % n over the distributing ports.
+Final step (murmur3's fmix32, since FNV alone never carries high input bits
+down to the low bits that h % n looks at):
+  h ^= h >> 16; h *= 0x85ebca6b; h ^= h >> 13; h *= 0xc2b2ae35; h ^= h >> 16
+(all 32-bit).  The port is h % n over the distributing ports.
 """
 
 FNV_OFFSET = 0x811C9DC5
@@ -47,6 +50,14 @@ def _mix(h, word):
     return ((h ^ word) * FNV_PRIME) & MASK32
 
 
+def _fmix(h):
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & MASK32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & MASK32
+    return h ^ (h >> 16)
+
+
 def flow_hash(frame, policy=DEFAULT_POLICY, off=0):
     """Hash of the Ethernet frame starting at frame[off:] (off skips a vnet header)."""
     end = len(frame)
@@ -56,7 +67,7 @@ def flow_hash(frame, policy=DEFAULT_POLICY, off=0):
         return int.from_bytes(frame[pos:pos + 4], "little")
 
     if end < off + 14:
-        return h ^ (h >> 16)
+        return _fmix(h)
     ethertype = (frame[off + 12] << 8) | frame[off + 13]
     l3 = off + 14
     if policy & L2:
@@ -64,7 +75,7 @@ def flow_hash(frame, policy=DEFAULT_POLICY, off=0):
             h = _mix(h, u32(off + pos))
     if ethertype == 0x8100:
         if end < off + 18:
-            return h ^ (h >> 16)
+            return _fmix(h)
         if policy & L2:
             h = _mix(h, int.from_bytes(frame[off + 14:off + 16], "little"))
         ethertype = (frame[off + 16] << 8) | frame[off + 17]
@@ -84,4 +95,4 @@ def flow_hash(frame, policy=DEFAULT_POLICY, off=0):
                 h = _mix(h, u32(l3 + pos))
         if policy & L4 and frame[l3 + 6] in (6, 17) and end >= l3 + 44:
             h = _mix(h, u32(l3 + 40))
-    return h ^ (h >> 16)
+    return _fmix(h)

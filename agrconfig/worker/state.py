@@ -28,7 +28,7 @@ def save(state):
 
 
 def remove(name):
-    for path in (paths.state_file(name), paths.pid_file(name)):
+    for path in (paths.state_file(name), paths.pid_file(name), paths.log_file(name)):
         try:
             os.unlink(path)
         except FileNotFoundError:
