@@ -1,9 +1,12 @@
 """agrconfig — configure agr(4) link aggregation interfaces, with ifconfig's words.
 
 Usage:
-  agrconfig [--json] <interface> [<word>...]
+  agrconfig [-n] [--json] <interface> [<word>...]
+  agrconfig [-n] -f <file> <interface>
+  agrconfig [-n] --boot [--confdir=<dir>]
+  agrconfig --halt [--confdir=<dir>]
   agrconfig [--json] -a
-  agrconfig -l
+  agrconfig -l [--free]
   agrconfig -C
   agrconfig --destroy-all
   agrconfig -h | --help
@@ -22,8 +25,17 @@ Words (applied left to right, as ifconfig does):
   lacpstrict | -lacpstrict          distribute only with a live partner (default) | optimistic
   agrhash l2,l3,l4                  fields of the flow hash (default l2,l3)
   debug | -debug                    trace every LACP state transition in the log
+  monitor [interval N] [until distributing|collecting] [timeout N]
+                                    stream port and partner events (and counters every N s);
+                                    with until: exit 0 once every port is so, 2 on timeout
 
 Options:
+  -n                 Dry run: print what would be done, one line per change; change nothing.
+  -f <file>          Apply a configuration file (ifconfig.if(5) format) to the interface.
+  --boot             Apply every ifconfig.IF file of the configuration directory.
+  --halt             Destroy the agr interfaces that configuration files describe.
+  --confdir=<dir>    Configuration directory [default: /etc].
+  --free             With -l: only Ethernet interfaces that could become ports.
   -a             Show every interface.
   -l             List interface names.
   -C             List interface cloners (agr).
@@ -39,122 +51,14 @@ import fcntl
 import json
 import os
 import sys
-from dataclasses import dataclass
-
 from docopt import DocoptExit, docopt
 
 from . import __version__
 from .errors import AgrError, UsageError
+from .words import Op, parse_words  # noqa: F401 (Op re-exported for tests)
 from .paths import is_agr_name
 
 AGR_ONLY = "valid only with agr(4) interfaces"
-
-
-@dataclass(frozen=True)
-class Op:
-    word: str
-    arg: object = None
-    text: str = ""
-
-    @property
-    def word_text(self):
-        return self.text or self.word
-
-
-FLAG_WORDS = {
-    "link0": ("link0", True), "-link0": ("link0", False),
-    "link1": ("link1", True), "-link1": ("link1", False),
-    "link2": ("link2", True), "-link2": ("link2", False),
-    "debug": ("debug", True), "-debug": ("debug", False),
-    "lacpstrict": ("lacp_strict", True), "-lacpstrict": ("lacp_strict", False),
-}
-SIMPLE_WORDS = {"create", "destroy", "up", "down"}
-ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
-
-
-def parse_words(words):
-    """ifconfig words -> list of Op. Raises UsageError naming the bad word."""
-    from .ifconfig import parse_address, parse_netmask
-    from .worker.flowhash import parse_policy
-
-    ops = []
-    i = 0
-
-    def arg(what):
-        nonlocal i
-        if i >= len(words):
-            raise UsageError(f"{words[i - 1]}: missing {what}")
-        i += 1
-        return words[i - 1]
-
-    while i < len(words):
-        word = words[i]
-        i += 1
-        if word in SIMPLE_WORDS:
-            ops.append(Op(word))
-        elif word in FLAG_WORDS:
-            ops.append(Op("flag", FLAG_WORDS[word], word))
-        elif word in ("agrport", "-agrport"):
-            port = arg("interface name")
-            if not port or len(port) > 15 or "/" in port or port.strip() != port:
-                raise UsageError(f"{word}: bad interface name {port!r}")
-            ops.append(Op(word, port))
-        elif word == "mtu":
-            text = arg("MTU")
-            if not text.isdigit() or not 68 <= int(text) <= 65535:
-                raise UsageError(f"mtu: bad value {text!r} (68-65535)")
-            ops.append(Op("mtu", int(text)))
-        elif word == "lacptimeout":
-            text = arg("fast or slow")
-            if text not in ("fast", "slow"):
-                raise UsageError(f"lacptimeout: {text!r} is neither fast nor slow")
-            ops.append(Op("flag", ("lacp_fast", text == "fast"), word))
-        elif word == "agrhash":
-            text = arg("hash layers")
-            try:
-                ops.append(Op("flag", ("hash", parse_policy(text)), word))
-            except ValueError as exc:
-                raise UsageError(f"agrhash: {exc}") from None
-        elif word in ("inet", "inet6") or _looks_like_address(word):
-            family = word if word in ("inet", "inet6") else ("inet6" if ":" in word else "inet")
-            text = arg("address") if word in ("inet", "inet6") else word
-            prefix = None
-            action = "set"
-            while i < len(words) and words[i] in ("netmask", "prefixlen") + tuple(ADDRESS_ACTIONS):
-                key = words[i]
-                i += 1
-                if key in ADDRESS_ACTIONS:
-                    action = ADDRESS_ACTIONS[key]
-                    continue
-                value = arg(key)
-                try:
-                    if key == "netmask" and family == "inet":
-                        prefix = parse_netmask(value)
-                    elif key == "prefixlen" and family == "inet6" and value.isdigit():
-                        prefix = int(value)
-                    else:
-                        raise ValueError(f"{key} does not go with {family}")
-                except ValueError as exc:
-                    raise UsageError(f"{key}: {exc}") from None
-            try:
-                iface, explicit = parse_address(family, text, prefix)
-            except ValueError as exc:
-                raise UsageError(f"{family}: {exc}") from None
-            ops.append(Op("address", (action, iface, explicit)))
-        else:
-            raise UsageError(f"{word}: bad value" if word.startswith("-") else f"{word}: unknown word")
-    if any(op.word == "destroy" for op in ops) and len(ops) > 1:
-        raise UsageError("destroy takes no other words")
-    return ops
-
-
-def _looks_like_address(word):
-    import ipaddress
-    try:
-        ipaddress.ip_interface(word.split("%", 1)[0])
-        return True
-    except ValueError:
-        return False
 
 
 # -- executing -------------------------------------------------------------------
@@ -220,10 +124,10 @@ def main(argv=None):
         return 1
     except SystemExit as exc:  # --help / --version
         return 0 if exc.code in (None, 0) else 1
-    from . import agr, status
+    from . import agr, provision, status
     try:
         if args["-l"]:
-            print(" ".join(status.names()))
+            print(" ".join(status.free_ports() if args["--free"] else status.names()))
             return 0
         if args["-C"]:
             print("agr")
@@ -235,14 +139,33 @@ def main(argv=None):
         if args["-a"]:
             print(status.render_all(as_json=args["--json"]), end="")
             return 0
+        if args["--boot"]:
+            failures = provision.boot(args["--confdir"], dry_run=args["-n"],
+                                      err=lambda m: print(m, file=sys.stderr))
+            return 2 if failures else 0
+        if args["--halt"]:
+            with Namespace():
+                provision.halt(args["--confdir"])
+            return 0
         name = args["<interface>"]
         words = args["<word>"]
         if not name or len(name) > 15 or "/" in name or not name.isprintable() or " " in name:
             raise UsageError(f"bad interface name {name!r}")
+        if args["-f"]:
+            provision.apply_file(args["-f"], name, dry_run=args["-n"])
+            return 0
         if not words:
             print(status.render(name, as_json=args["--json"]), end="")
             return 0
-        apply(name, parse_words(words))
+        if words[0] == "monitor":
+            from . import monitor
+            return monitor.run(name, words[1:], as_json=args["--json"])
+        ops = parse_words(words)
+        if args["-n"]:
+            for op in provision.plan(name, ops):
+                print(" ".join(["agrconfig", name, *provision.words_of(op)]))
+            return 0
+        apply(name, ops)
         return 0
     except UsageError as exc:
         print(f"agrconfig: {exc}", file=sys.stderr)

@@ -1,0 +1,111 @@
+"""ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
+import ipaddress
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+@dataclass(frozen=True)
+class Op:
+    word: str
+    arg: object = None
+    text: str = ""
+
+    @property
+    def word_text(self):
+        return self.text or self.word
+
+
+FLAG_WORDS = {
+    "link0": ("link0", True), "-link0": ("link0", False),
+    "link1": ("link1", True), "-link1": ("link1", False),
+    "link2": ("link2", True), "-link2": ("link2", False),
+    "debug": ("debug", True), "-debug": ("debug", False),
+    "lacpstrict": ("lacp_strict", True), "-lacpstrict": ("lacp_strict", False),
+}
+SIMPLE_WORDS = {"create", "destroy", "up", "down"}
+ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
+
+
+def parse_words(words):
+    """ifconfig words -> list of Op. Raises UsageError naming the bad word."""
+    from .ifconfig import parse_address, parse_netmask
+    from .worker.flowhash import parse_policy
+
+    ops = []
+    i = 0
+
+    def arg(what):
+        nonlocal i
+        if i >= len(words):
+            raise UsageError(f"{words[i - 1]}: missing {what}")
+        i += 1
+        return words[i - 1]
+
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word in SIMPLE_WORDS:
+            ops.append(Op(word))
+        elif word in FLAG_WORDS:
+            ops.append(Op("flag", FLAG_WORDS[word], word))
+        elif word in ("agrport", "-agrport"):
+            port = arg("interface name")
+            if not port or len(port) > 15 or "/" in port or port.strip() != port:
+                raise UsageError(f"{word}: bad interface name {port!r}")
+            ops.append(Op(word, port))
+        elif word == "mtu":
+            text = arg("MTU")
+            if not text.isdigit() or not 68 <= int(text) <= 65535:
+                raise UsageError(f"mtu: bad value {text!r} (68-65535)")
+            ops.append(Op("mtu", int(text)))
+        elif word == "lacptimeout":
+            text = arg("fast or slow")
+            if text not in ("fast", "slow"):
+                raise UsageError(f"lacptimeout: {text!r} is neither fast nor slow")
+            ops.append(Op("flag", ("lacp_fast", text == "fast"), word))
+        elif word == "agrhash":
+            text = arg("hash layers")
+            try:
+                ops.append(Op("flag", ("hash", parse_policy(text)), word))
+            except ValueError as exc:
+                raise UsageError(f"agrhash: {exc}") from None
+        elif word in ("inet", "inet6") or _looks_like_address(word):
+            family = word if word in ("inet", "inet6") else ("inet6" if ":" in word else "inet")
+            text = arg("address") if word in ("inet", "inet6") else word
+            prefix = None
+            action = "set"
+            while i < len(words) and words[i] in ("netmask", "prefixlen") + tuple(ADDRESS_ACTIONS):
+                key = words[i]
+                i += 1
+                if key in ADDRESS_ACTIONS:
+                    action = ADDRESS_ACTIONS[key]
+                    continue
+                value = arg(key)
+                try:
+                    if key == "netmask" and family == "inet":
+                        prefix = parse_netmask(value)
+                    elif key == "prefixlen" and family == "inet6" and value.isdigit():
+                        prefix = int(value)
+                    else:
+                        raise ValueError(f"{key} does not go with {family}")
+                except ValueError as exc:
+                    raise UsageError(f"{key}: {exc}") from None
+            try:
+                iface, explicit = parse_address(family, text, prefix)
+            except ValueError as exc:
+                raise UsageError(f"{family}: {exc}") from None
+            ops.append(Op("address", (action, iface, explicit)))
+        else:
+            raise UsageError(f"{word}: bad value" if word.startswith("-") else f"{word}: unknown word")
+    if any(op.word == "destroy" for op in ops) and len(ops) > 1:
+        raise UsageError("destroy takes no other words")
+    return ops
+
+
+def _looks_like_address(word):
+    import ipaddress
+    try:
+        ipaddress.ip_interface(word.split("%", 1)[0])
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,36 @@
+# bash completion for agrconfig(8)
+_agrconfig() {
+    local cur prev words cword
+    _init_completion 2>/dev/null || {
+        cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
+        words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+    }
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 lacptimeout lacpstrict -lacpstrict agrhash debug -debug monitor"
+    local if_words="up down mtu inet inet6"
+    case "$prev" in
+        agrport)
+            COMPREPLY=($(compgen -W "$(agrconfig -l --free 2>/dev/null)" -- "$cur")); return ;;
+        -agrport)
+            local ports
+            ports=$(agrconfig "${words[1]}" 2>/dev/null | sed -n 's/^\tagrport: \([^,]*\),.*/\1/p')
+            COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
+        lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
+        agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
+        until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
+        -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen) return ;;
+    esac
+    if [ "$cword" -eq 1 ]; then
+        COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt --json --destroy-all --help --version" -- "$cur"))
+        return
+    fi
+    local name=${words[1]}
+    case "$name" in
+        -*) name=${words[2]} ;;
+    esac
+    case "$name" in
+        agr[0-9]*) COMPREPLY=($(compgen -W "$agr_words $if_words" -- "$cur")) ;;
+        *) COMPREPLY=($(compgen -W "$if_words" -- "$cur")) ;;
+    esac
+}
+complete -F _agrconfig agrconfig
