@@ -35,6 +35,20 @@ def _pid_from_file(name):
         return None
 
 
+def _supervisor(name):
+    """The live supervisor process of `name` (from the pid file), or None."""
+    pid = _pid_from_file(name)
+    if not pid:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and f"agrconfig: supervisor {name}" in " ".join(proc.cmdline()):
+            return proc
+    except psutil.Error:
+        pass
+    return None
+
+
 def ensure_worker(name):
     """A worker answers for `name`: start it again from its state file if it died."""
     try:
@@ -51,15 +65,22 @@ def ensure_worker(name):
         # agrN deleted while no worker ran): give the ports back and forget it.
         _restore_orphan(saved)
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface (stale state removed)")
-    pid = _pid_from_file(name)
-    if pid and psutil.pid_exists(pid):
-        try:
-            proc = psutil.Process(pid)
-            if "agrconfig" in " ".join(proc.cmdline()):
-                proc.kill()  # alive but not answering: replace it
-                proc.wait(5)
-        except (psutil.Error, OSError):
-            pass
+    supervisor = _supervisor(name)
+    if supervisor is not None:
+        # Its supervisor is restarting the worker: give it a moment before taking over.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            try:
+                control.request(name, "ping", timeout=5.0)
+                return
+            except control.WorkerGone:
+                time.sleep(0.05)
+        for proc in [*supervisor.children(recursive=True), supervisor]:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs([supervisor], timeout=5)
     daemon.spawn(name, resume=True)
 
 

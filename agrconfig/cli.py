@@ -24,6 +24,7 @@ Words (applied left to right, as ifconfig does):
   lacptimeout fast|slow             LACP timeout we ask of the partner (default slow)
   lacpstrict | -lacpstrict          distribute only with a live partner (default) | optimistic
   agrhash l2,l3,l4                  fields of the flow hash (default l2,l3)
+  datapath auto|relay|ebpf          kernel eBPF fast path when possible (default) or not
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

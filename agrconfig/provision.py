@@ -136,8 +136,8 @@ def flag_op(key, value):
     for word, (k, v) in FLAG_WORDS.items():
         if k == key and v == value:
             return Op("flag", (key, value), word)
-    if key == "lacp_fast":
-        return Op("flag", (key, value), "lacptimeout")
+    if key in ("lacp_fast", "datapath"):
+        return Op("flag", (key, value), "lacptimeout" if key == "lacp_fast" else "datapath")
     return Op("flag", (key, value), "agrhash")
 
 
@@ -153,6 +153,8 @@ def words_of(op):
             return ["lacptimeout", "fast" if value else "slow"]
         if key == "hash":
             return ["agrhash", format_policy(value)]
+        if key == "datapath":
+            return ["datapath", value]
         return [flag_op(key, value).text]
     if op.word == "address":
         action, iface, _explicit = op.arg

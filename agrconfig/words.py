@@ -63,6 +63,11 @@ def parse_words(words):
             if text not in ("fast", "slow"):
                 raise UsageError(f"lacptimeout: {text!r} is neither fast nor slow")
             ops.append(Op("flag", ("lacp_fast", text == "fast"), word))
+        elif word == "datapath":
+            text = arg("auto, relay or ebpf")
+            if text not in ("auto", "relay", "ebpf"):
+                raise UsageError(f"datapath: {text!r} is not auto, relay or ebpf")
+            ops.append(Op("flag", ("datapath", text), word))
         elif word == "agrhash":
             text = arg("hash layers")
             try:

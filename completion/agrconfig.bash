@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 lacptimeout lacpstrict -lacpstrict agrhash debug -debug monitor"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 lacptimeout lacpstrict -lacpstrict agrhash datapath debug -debug monitor"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -15,6 +15,7 @@ _agrconfig() {
             ports=$(agrconfig "${words[1]}" 2>/dev/null | sed -n 's/^\tagrport: \([^,]*\),.*/\1/p')
             COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
         lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
+        datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;

@@ -7,6 +7,7 @@ dataplane.py move the frames.
 """
 import collections
 import errno
+import json
 import logging
 import logging.handlers
 import os
@@ -42,7 +43,7 @@ log = logging.getLogger("agrconfig")
 
 def default_flags():
     return {"link0": False, "link1": False, "link2": False, "debug": False,
-            "lacp_fast": False, "lacp_strict": True, "hash": DEFAULT_POLICY}
+            "lacp_fast": False, "lacp_strict": True, "hash": DEFAULT_POLICY, "datapath": "auto"}
 
 
 class Worker:
@@ -486,16 +487,16 @@ def setup_logging(name):
     logger.addHandler(handler)
 
 
-def _set_title(name):
+def _set_title(name, role="worker"):
     try:
         import setproctitle
-        setproctitle.setproctitle(f"agrconfig: worker {name}")
+        setproctitle.setproctitle(f"agrconfig: {role} {name}")
     except ImportError:
         pass
 
 
 def spawn(name, resume):
-    """Fork a daemonized worker for `name`; wait until it serves or reports an error."""
+    """Fork a daemonized, supervised worker for `name`; wait until it serves or fails."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -504,7 +505,7 @@ def spawn(name, resume):
             os.setsid()
             if os.fork() != 0:
                 os._exit(0)
-            _worker_main(name, resume, ready_w)
+            _daemon_main(name, resume, ready_w)
         finally:
             os._exit(1)
     os.close(ready_w)
@@ -514,12 +515,11 @@ def spawn(name, resume):
     if data.startswith(b"ok"):
         return int(data[2:] or 0)
     if data:
-        import json
         raise AgrError.from_dict(json.loads(data))
     raise AgrError(errno.EIO, "SIOCIFCREATE", f"worker for {name} died while starting")
 
 
-def _worker_main(name, resume, ready_w):
+def _daemon_main(name, resume, ready_w):
     os.chdir("/")
     os.umask(0o077)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -530,8 +530,80 @@ def _worker_main(name, resume, ready_w):
     for sig in (signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     netlink.reset()
-    _set_title(name)
     setup_logging(name)
+    _supervise(name, resume, ready_w)
+
+
+RESTART_DELAY = 0.05     # first restart after a crash: well inside LACP's 3 s short timeout
+RESTART_DELAY_MAX = 5.0  # a worker that keeps dying is restarted ever more slowly
+STABLE_AFTER = 10.0      # a worker that ran this long resets the delay
+START_FAILED = 2
+
+
+def _supervise(name, resume, ready_w):
+    """A small parent that restarts the worker when it crashes or is killed.
+
+    The TAP is persistent and the state file has the ports, so a restarted
+    worker picks up where the dead one stopped; agr0 and its addresses stay.
+    SIGTERM is passed on: the worker restores the ports and exits cleanly.
+    """
+    _set_title(name, "supervisor")
+    child = None
+    stopping = False
+
+    def on_term(sig, _frame):
+        nonlocal stopping
+        stopping = True
+        if child:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    delay = RESTART_DELAY
+    first = True
+    while not stopping:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        started = time.monotonic()
+        child = os.fork()
+        if child == 0:
+            os.close(r)
+            if first:
+                os.close(ready_w)  # the front end waits for EOF on it: only we may hold it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _worker_main(name, resume, w)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            ready = f.read()
+        if first:
+            if ready.startswith(b"ok"):
+                with open(paths.pid_file(name), "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            os.write(ready_w, ready)
+            os.close(ready_w)
+            first = False
+        _pid, status = os.waitpid(child, 0)
+        child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0 or stopping or statefile.load(name) is None:
+            break  # a clean shutdown, or there is nothing left to resume
+        if not ready.startswith(b"ok") and code == START_FAILED and delay >= RESTART_DELAY_MAX:
+            log.error("%s: worker cannot start again; giving up", name)
+            break
+        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        log.error("%s: worker %s; restarting in %.2f s", name, how, delay)
+        time.sleep(delay)
+        delay = RESTART_DELAY if time.monotonic() - started > STABLE_AFTER else min(delay * 4, RESTART_DELAY_MAX)
+        resume = True
+    os._exit(0)
+
+
+def _worker_main(name, resume, ready_w):
+    _set_title(name)
+    netlink.reset()
     worker = None
     try:
         saved = statefile.load(name) if resume else None
@@ -539,20 +611,15 @@ def _worker_main(name, resume, ready_w):
             raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"no saved state for {name}")
         worker = Worker(name, saved)
         worker.start()
-        with open(paths.pid_file(name), "w") as f:
-            f.write(f"{os.getpid()}\n")
     except AgrError as exc:
-        import json
         os.write(ready_w, json.dumps(exc.to_dict()).encode())
-        os.close(ready_w)
         log.error("%s: worker failed to start: %s", name, exc)
-        os._exit(2)
-    except Exception as exc:
-        import json
+        os._exit(START_FAILED)
+    except Exception:
         import traceback
         os.write(ready_w, json.dumps(AgrError(errno.EIO, "SIOCIFCREATE", traceback.format_exc()).to_dict()).encode())
         log.exception("%s: worker failed to start", name)
-        os._exit(2)
+        os._exit(START_FAILED)
 
     def on_term(_sig, _frame):
         worker.stopping = True

@@ -152,7 +152,7 @@ class Relay:
                         break
                     if n < ETHERTYPE_OFF + 2:
                         continue
-                    if anc:
+                    if anc and anc[0][2][0] & TP_STATUS_VLAN_VALID:  # rare: look closer only then
                         n = self._restore_vlan(buf, n, anc)
                     if buf[ETHERTYPE_OFF] == 0x88 and buf[ETHERTYPE_OFF + 1] == 0x09:
                         self.on_slow_frame(index, bytes(view[VNET_HDR_LEN:n]))

@@ -19,7 +19,7 @@ def worker_procs(lab, ns):
     for pid in pids:
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and "agrconfig" in " ".join(proc.cmdline()):
+            if proc.status() != psutil.STATUS_ZOMBIE and "agrconfig: worker" in " ".join(proc.cmdline()):
                 out.append(proc)
         except psutil.Error:
             pass
@@ -38,9 +38,10 @@ def test_worker_is_a_daemon_with_a_title_and_root_only_socket(lab):
     w = procs[0]
     assert "agrconfig: worker agr0" in " ".join(w.cmdline())
     assert os.getsid(w.pid) != os.getsid(0), "worker detached into a session of its own (setsid)"
-    assert w.ppid() != os.getpid() and w.terminal() is None
+    assert w.terminal() is None
     rundir = f"/run/agrconfig/netns-{netns_inode(lab, a)}"
-    assert int(open(f"{rundir}/agr0.pid").read()) == w.pid
+    assert int(open(f"{rundir}/agr0.pid").read()) == w.ppid(), "the pid file names the supervisor"
+    assert "agrconfig: supervisor agr0" in " ".join(psutil.Process(w.ppid()).cmdline())
     assert oct(os.stat(rundir).st_mode & 0o777) == "0o700"
     # The control socket is abstract: Linux scopes it to the namespace, no file to leave behind.
     assert "@agrconfig/agr0" in lab.run(a, "cat", "/proc/net/unix").stdout
@@ -84,17 +85,48 @@ def test_worker_restarts_after_sigkill_keeping_agr0_and_addresses(lab):
     index = lab.ip(a, "-o", "link", "show", "agr0").stdout.split(":")[0]
     w.send_signal(signal.SIGKILL)
     w.wait(5)
+    killed = time.monotonic()
+    # The supervisor starts a new worker by itself, within a second.
+    (w2,) = lab.wait_for(lambda: worker_procs(lab, a), timeout=1.0, interval=0.02, what="a new worker")
+    assert time.monotonic() - killed < 1.0
+    assert w2.pid != w.pid
     assert lab.ip(a, "-o", "link", "show", "agr0").stdout.split(":")[0] == index, "the TAP survives"
-    # The next command revives the worker from its state file.
     doc = status_json(lab, a)
     assert [p["ifname"] for p in doc["agrports"]] == ["re0", "re1"]
     assert any(x["local"] == "192.0.2.1" for x in doc["addr_info"])
-    (w2,) = worker_procs(lab, a)
-    assert w2.pid != w.pid
     wait_distributing(lab, a, ["re0", "re1"])
     assert lab.ping(a, "192.0.2.2", count=2)
     ok(lab, a, "agr0", "destroy")
     assert worker_procs(lab, a) == []
+
+
+def test_next_command_revives_a_worker_whose_supervisor_died_too(lab):
+    a, _b = host_pair(lab)
+    aggregate(lab, a)
+    ok(lab, a, "agr0", "inet", "192.0.2.1/24")
+    (w,) = worker_procs(lab, a)
+    sup = psutil.Process(w.ppid())
+    sup.send_signal(signal.SIGKILL)
+    w.send_signal(signal.SIGKILL)
+    psutil.wait_procs([sup, w], timeout=5)
+    doc = status_json(lab, a)
+    assert [p["ifname"] for p in doc["agrports"]] == ["re0", "re1"]
+    assert any(x["local"] == "192.0.2.1" for x in doc["addr_info"])
+    assert len(worker_procs(lab, a)) == 1
+    ok(lab, a, "agr0", "destroy")
+
+
+def test_sigterm_is_a_clean_shutdown(lab):
+    a, _b = host_pair(lab)
+    mac = lab.ip(a, "-o", "link", "show", "re1").stdout.split("link/ether ")[1].split()[0]
+    aggregate(lab, a)
+    (w,) = worker_procs(lab, a)
+    sup = psutil.Process(w.ppid())
+    sup.send_signal(signal.SIGTERM)
+    psutil.wait_procs([sup, w], timeout=10)
+    assert not sup.is_running() and not w.is_running()
+    assert lab.ip(a, "link", "show", "agr0", check=False).returncode != 0
+    assert lab.ip(a, "-o", "link", "show", "re1").stdout.split("link/ether ")[1].split()[0] == mac
 
 
 def test_each_namespace_has_its_own_agr0(lab):
