@@ -64,6 +64,8 @@ class Worker:
         self.next_mcast = 0.0
         self.distributing = frozenset()
         self.collecting = frozenset()
+        self.fast = None           # the eBPF fast path, when in use
+        self.datapath_note = ""    # why the relay is used when eBPF was allowed
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -94,6 +96,11 @@ class Worker:
             for orig in self.saved["ports"]:
                 self._resume_port(orig)
         self._apply_flags()
+        try:
+            self._setup_datapath()
+        except AgrError as exc:  # asked for eBPF, which is gone: keep the interface up anyway
+            log.error("%s: %s; using the relay", self.name, exc)
+            self.flags["datapath"] = "auto"
         self._save()
         self.relay.start()
         self._recompute()
@@ -108,7 +115,7 @@ class Worker:
         port = Port(orig)
         try:
             port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
-            port.open_socket()
+            port.open_socket()  # the relay's, until the data path is chosen
         except AgrError as exc:
             log.error("%s: cannot resume port %s: %s", self.name, port.name, exc)
             port.restore()
@@ -125,6 +132,8 @@ class Worker:
         """Bring the protocol and the relay in line with the flags."""
         self.relay.round_robin = self.flags["link0"]
         self.relay.policy = self.flags["hash"]
+        if self.fast is not None:
+            self.fast.set_policy(self.flags["hash"], self.flags["link0"])
         if self.flags["link1"]:
             self.lacp = None  # static: no LACP and no Marker frames at all
         elif self.lacp is None:
@@ -142,6 +151,50 @@ class Worker:
             now = time.monotonic()
             self._act(self.lacp.set_fast_timeout(now, self.flags["lacp_fast"]))
             self._act(self.lacp.set_strict(now, self.flags["lacp_strict"]))
+
+    # -- data path ----------------------------------------------------------------
+    def _probe_fast(self):
+        try:
+            from . import bpf
+            return bpf.fastpath_supported()
+        except Exception as exc:  # no module, no bpf(2), no permission: the relay it is
+            return False, str(exc)
+
+    def _setup_datapath(self):
+        """Use the kernel fast path or the relay, as the datapath flag allows."""
+        want = self.flags["datapath"]
+        use_fast = False
+        if want != "relay":
+            ok, reason = self._probe_fast()
+            if ok:
+                use_fast = True
+            elif want == "ebpf":
+                raise AgrError(errno.EOPNOTSUPP, "SIOCSETAGR", f"eBPF fast path unavailable: {reason}")
+            self.datapath_note = "" if ok else reason
+        if use_fast == (self.fast is not None):
+            return
+        if use_fast:
+            from .fastpath import FastPath
+            FastPath.cleanup([self.tap_index] + [p.index for p in self.ports])  # a dead worker's leftovers
+            fast = FastPath(self.tap_index, self.flags["hash"], self.flags["link0"])
+            try:
+                fast.attach_tap()
+                for p in self.ports:
+                    fast.attach_port(p.index)
+            except Exception:
+                fast.close()
+                raise
+            self.fast = fast
+        else:
+            self.fast.close()
+            self.fast = None
+        # The port sockets take only Slow Protocols frames while the kernel moves the rest.
+        for p in self.ports:
+            p.open_socket(slow_only=self.fast is not None)
+            self._sync_memberships(p)
+        self.distributing = self.collecting = None  # force the new path to get the sets
+        self._recompute()
+        log.info("%s: datapath %s", self.name, "ebpf" if self.fast else "relay")
 
     def _act(self, actions):
         changed = False
@@ -179,6 +232,10 @@ class Worker:
                      ", ".join(self._port_name(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
         self.relay.set_ports(self.ports, distributing, collecting)
+        if self.fast is not None:
+            self.fast.set_ports([p.index for p in self.ports if p.index in distributing])
+            if hasattr(self.fast, "set_collecting"):
+                self.fast.set_collecting([p.index for p in self.ports if p.index in collecting])
 
     def _slow_frame_from_relay(self, index, frame):
         # Called from the RX thread: hand over to the main loop.
@@ -239,10 +296,14 @@ class Worker:
                 if self.lacp is not None:
                     self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
             port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
-            port.open_socket()
+            port.open_socket(slow_only=self.fast is not None)
             self._sync_memberships(port)
+            if self.fast is not None:
+                self.fast.attach_port(port.index)
         except Exception:
             self.ports.remove(port)
+            if self.fast is not None:
+                self.fast.detach_port(port.index)
             port.restore()
             if self.mac != old_mac:
                 try:
@@ -272,6 +333,8 @@ class Worker:
             self._act(self.lacp.remove_port(time.monotonic(), port.index))
         self.ports.remove(port)
         self._recompute()
+        if self.fast is not None:
+            self.fast.detach_port(port.index)
         if restore:
             errors = port.restore()
             for exc in errors or ():
@@ -387,8 +450,15 @@ class Worker:
             self.del_port(str(req["port"]))
         elif op == "setflags":
             changes = {k: v for k, v in req.get("flags", {}).items() if k in self.flags}
+            before = dict(self.flags)
             self.flags.update(changes)
-            self._apply_flags()
+            try:
+                self._apply_flags()
+                self._setup_datapath()
+            except AgrError:
+                self.flags = before
+                self._apply_flags()
+                raise
             self._recompute()
         elif op == "setmtu":
             self.set_mtu(int(req["mtu"]))
@@ -404,18 +474,24 @@ class Worker:
 
     def status(self):
         ports = []
+        counters = dict(self.relay.counters)
+        fast = self.fast.counters() if self.fast is not None else {}
+        counters.update({k: v for k, v in fast.items() if k != "ports"})
         for p in self.ports:
             bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
             entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full}
             c = self.relay.port_counters.get(p.index, [0, 0, 0, 0])
             entry["counters"] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3]}
+            for key, value in fast.get("ports", {}).get(p.index, {}).items():
+                entry["counters"][key] = entry["counters"].get(key, 0) + value
             if self.lacp is not None:
                 entry["lacp"] = self.lacp.port_status(p.index)
             ports.append(entry)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
-                "protocol": "static" if self.lacp is None else "lacp", "datapath": "relay",
-                "ports": ports, "counters": dict(self.relay.counters),
+                "protocol": "static" if self.lacp is None else "lacp",
+                "datapath": "ebpf" if self.fast is not None else "relay", "datapath_note": self.datapath_note,
+                "ports": ports, "counters": counters,
                 "lacp": self.lacp.status() if self.lacp is not None else None}
 
     # -- loop ---------------------------------------------------------------------------------
@@ -459,6 +535,9 @@ class Worker:
         """Give every port back, remove agrN and every file, and exit."""
         log.info("%s: shutting down", self.name)
         self.relay.stop()
+        if self.fast is not None:
+            self.fast.close()
+            self.fast = None
         for port in list(reversed(self.ports)):
             for exc in port.restore() or ():
                 log.warning("%s: restoring %s: %s", self.name, port.name, exc)

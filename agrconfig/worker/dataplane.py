@@ -11,6 +11,7 @@ import select
 import socket
 import struct
 import threading
+import time
 
 from .flowhash import DEFAULT_POLICY, flow_hash
 from .tap import VNET_HDR_LEN
@@ -25,6 +26,7 @@ AUX = struct.Struct("IIIHHHH")  # tpacket_auxdata
 VNET = struct.Struct("<BBHHHH")  # virtio_net_hdr
 AUX_SPACE = socket.CMSG_SPACE(AUX.size)
 ETHERTYPE_OFF = VNET_HDR_LEN + 12
+HOLD = 0.02  # seconds of silence when a port joins the distributing set
 
 
 class Relay:
@@ -36,6 +38,7 @@ class Relay:
         self.all_ports = {}         # fd -> (port index, socket) of every port (Slow Protocols)
         self.policy = DEFAULT_POLICY
         self.round_robin = False
+        self.hold_until = 0.0
         self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
         self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # RX: tables changed
@@ -48,8 +51,13 @@ class Relay:
         """ports: Port objects; distributing/collecting: sets of port indexes."""
         for p in ports:
             self.port_counters.setdefault(p.index, [0, 0, 0, 0])
-        self.tx_table = tuple(p.sock for p in ports if p.index in distributing and p.sock)
+        table = tuple(p.sock for p in ports if p.index in distributing and p.sock)
+        if self.tx_table and set(table) - set(self.tx_table):
+            # A port joins: flows move to it while their older frames may still sit in
+            # another port's queue. A short hold lets those drain first: no reordering.
+            self.hold_until = time.monotonic() + HOLD
         self.tx_index = tuple(p.index for p in ports if p.index in distributing and p.sock)
+        self.tx_table = table
         self.all_ports = {p.sock.fileno(): (p.index, p.sock) for p in ports if p.sock}
         self.rx_table = frozenset(fd for fd, (idx, _) in self.all_ports.items() if idx in collecting)
         os.write(self._wake_w, b"x")  # the RX thread re-reads its poll set
@@ -74,6 +82,7 @@ class Relay:
         buf = bytearray(BUF_SIZE)
         view = memoryview(buf)
         counter = 0
+        last_table = None
         fd = self.tap_fd
         os.set_blocking(fd, False)
         idle = select.poll()
@@ -93,6 +102,11 @@ class Relay:
                 self.counters["tx_errors"] += 1
                 continue
             table = self.tx_table
+            if table is not last_table:
+                last_table = table
+                wait = self.hold_until - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)  # frames wait in agrN's queue meanwhile
             if not table:
                 self.counters["tx_drop_no_port"] += 1
                 continue
