@@ -92,6 +92,8 @@ def serve_one(conn, handler):
     except AgrError as exc:
         reply = {"error": exc.to_dict()}
     except Exception as exc:  # a bug must not kill the worker; report it
+        import logging
+        logging.getLogger("agrconfig").exception("error serving %r", req if "req" in locals() else None)
         reply = {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict()}
     try:
         conn.sendall(json.dumps(reply).encode())

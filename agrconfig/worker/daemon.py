@@ -23,6 +23,7 @@ from ..errors import AgrError
 from ..paths import is_agr_name
 from . import state as statefile
 from .dataplane import Relay
+from ..lacp import LacpCore
 from .flowhash import DEFAULT_POLICY
 from .port import Port, snapshot
 from .tap import VNET_HDR_LEN, open_tap, unpersist
@@ -137,10 +138,6 @@ class Worker:
         if self.flags["link1"]:
             self.lacp = None  # static: no LACP and no Marker frames at all
         elif self.lacp is None:
-            try:  # TEMPORARY until the LACP core lands
-                from ..lacp import LacpCore
-            except ImportError:
-                return
             now = time.monotonic()
             self.lacp = LacpCore(netlink.mac_bytes(self.mac), fast_timeout=self.flags["lacp_fast"],
                                  strict=self.flags["lacp_strict"], now=now)
@@ -225,8 +222,7 @@ class Worker:
             distributing, collecting = up, up
         else:
             distributing = frozenset(self.lacp.distributing())
-            collecting = frozenset(p.index for p in self.ports
-                                   if self.lacp.port_status(p.index).get("collecting"))
+            collecting = frozenset(self.lacp.collecting())
         if (distributing, collecting) != (self.distributing, self.collecting):
             log.info("%s: distributing on %s", self.name,
                      ", ".join(self._port_name(i) for i in sorted(distributing)) or "no port")
@@ -329,9 +325,9 @@ class Worker:
         self._drop_port(port, restore=True)
 
     def _drop_port(self, port, restore):
+        self.ports.remove(port)
         if self.lacp is not None:
             self._act(self.lacp.remove_port(time.monotonic(), port.index))
-        self.ports.remove(port)
         self._recompute()
         if self.fast is not None:
             self.fast.detach_port(port.index)

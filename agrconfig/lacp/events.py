@@ -1,0 +1,73 @@
+"""Actions the LACP core asks its driver to perform or to log.
+
+Every entry point of :class:`~agrconfig.lacp.aggregator.LacpCore` returns a list
+of these, in the order they happened.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .pdu import format_mac
+
+
+@dataclass(frozen=True)
+class Transmit:
+    """Send ``frame`` (a complete Ethernet frame) on port ``port_id``."""
+    port_id: int
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class DistributingChanged:
+    """The distributing (or collecting) set changed; both in order of add_port.
+
+    Emitted when either tuple differs from the previous emission, so a driver
+    that re-reads both sets on this action never misses a change.
+    """
+    ports: tuple[int, ...]
+    collecting: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        return f"distributing on {list(self.ports)}, collecting on {list(self.collecting)}"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A state machine (or the Selected variable) changed state: for debug logs."""
+    port_id: int
+    machine: str
+    old: str
+    new: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"port {self.port_id} {self.machine}: {self.old} -> {self.new} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class PartnerChanged:
+    """The partner recorded on a port has a new system id or key."""
+    port_id: int
+    system: bytes
+    key: int
+
+    def __str__(self) -> str:
+        return f"port {self.port_id}: partner {format_mac(self.system)} key {self.key:#06x}"
+
+
+@dataclass(frozen=True)
+class SelectionChanged:
+    """A different aggregation was chosen (or none: every field None/empty)."""
+    actor_key: int | None
+    partner_system: bytes | None
+    partner_key: int | None
+    ports: tuple[int, ...]
+
+    def __str__(self) -> str:
+        if self.partner_system is None:
+            return "no aggregation selected"
+        return (f"aggregation selected: key {self.actor_key:#06x}, partner "
+                f"{format_mac(self.partner_system)} key {self.partner_key:#06x}, ports {list(self.ports)}")
+
+
+Action = Transmit | DistributingChanged | Transition | PartnerChanged | SelectionChanged

@@ -1,0 +1,261 @@
+"""Per-port LACP state: actor and partner information, machine states, timers.
+
+This module holds data and small helpers only; the state machines that act on
+it live in :mod:`agrconfig.lacp.machines`.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+from . import pdu as P
+
+# Timer constants, seconds (802.1AX-2014 §6.4.4).
+FAST_PERIODIC_TIME = 1.0
+SLOW_PERIODIC_TIME = 30.0
+SHORT_TIMEOUT_TIME = 3.0     # 3 x fast periodic
+LONG_TIMEOUT_TIME = 90.0     # 3 x slow periodic
+CHURN_DETECTION_TIME = 60.0
+AGGREGATE_WAIT_TIME = 2.0
+MAX_TX_PER_PERIOD = 3        # "no more than three LACPDUs in any Fast_Periodic_Time"
+
+DEFAULT_SYSTEM_PRIORITY = 0x8000
+DEFAULT_PORT_PRIORITY = 0x8000
+COLLECTOR_MAX_DELAY = 0
+
+# Selected variable values (§6.4.8).
+SELECTED = "SELECTED"
+UNSELECTED = "UNSELECTED"
+STANDBY = "STANDBY"
+
+# Operational key from link speed: like links aggregate, unlike links do not.
+# Bit 15 marks a half-duplex (individual) port, as FreeBSD/NetBSD do.
+UNKNOWN_SPEED_KEY = 0x0100
+HALF_DUPLEX_KEY_BIT = 0x8000
+_SPEED_CLASS = {10: 1, 100: 2, 1000: 3, 2500: 4, 5000: 5, 10000: 6, 20000: 7, 25000: 8,
+                40000: 9, 50000: 10, 56000: 11, 100000: 12, 200000: 13, 400000: 14, 800000: 15}
+
+
+def known_speed(speed_mbps: int | None) -> int | None:
+    """The speed in Mbit/s, or None when unknown (None, 0, negative, SPEED_UNKNOWN)."""
+    if speed_mbps is None or not isinstance(speed_mbps, int) or speed_mbps <= 0 or speed_mbps >= 0xFFFFFFFF:
+        return None
+    return speed_mbps
+
+
+def port_key(speed_mbps: int | None, duplex_full: bool | None) -> int:
+    """Actor operational key for a link of this speed and duplex.
+
+    Unknown speed (veth) gets one fixed key so such ports aggregate with each
+    other.  Unknown duplex counts as full.  Half duplex sets bit 15; such ports
+    are also not aggregatable (see :attr:`Port.aggregatable`).
+    """
+    speed = known_speed(speed_mbps)
+    if speed is None:
+        key = UNKNOWN_SPEED_KEY
+    elif speed in _SPEED_CLASS:
+        key = UNKNOWN_SPEED_KEY | _SPEED_CLASS[speed]
+    else:  # an unusual speed: keep it apart from the table and from unknown
+        key = 0x4000 | (speed % 0x3FFF) | 0x0200
+    if duplex_full is False:
+        key |= HALF_DUPLEX_KEY_BIT
+    return key & 0xFFFF
+
+
+@dataclass
+class ActorSystem:
+    """Settings shared by every port of one aggregator."""
+    mac: bytes
+    priority: int = DEFAULT_SYSTEM_PRIORITY
+    fast_timeout: bool = False
+    strict: bool = True
+
+    def partner_admin(self) -> P.LacpInfo:
+        """Default partner (Partner_Admin_*) used by recordDefault.
+
+        Strict: nobody is there, not in sync, so a defaulted port never
+        distributes.  Optimistic (NetBSD's -lacpstrict): a default partner in
+        sync and collecting, so a port whose partner never speaks still
+        distributes.  Both ask for short timeout so a defaulted port keeps
+        polling at the fast rate and a partner that appears later hears us
+        within a second (Open vSwitch waits 30 s before it speaks first).
+        """
+        state = P.TIMEOUT | P.AGGREGATION
+        if not self.strict:
+            state |= P.SYNC | P.COLLECTING | P.DISTRIBUTING
+        return P.LacpInfo(0, bytes(6), 0, 0, 0, state)
+
+
+@dataclass
+class Timer:
+    """One of the standard's timers: running until ``deadline``, then expired."""
+    deadline: float | None = None
+    expired: bool = False
+
+    def start(self, now: float, duration: float) -> None:
+        deadline = now + duration
+        if not deadline > now:  # huge clocks: never hand out a deadline that is already due
+            deadline = math.nextafter(now, math.inf)
+        self.deadline, self.expired = deadline, False
+
+    def stop(self) -> None:
+        self.deadline, self.expired = None, False
+
+    @property
+    def running(self) -> bool:
+        return self.deadline is not None
+
+    @property
+    def idle(self) -> bool:
+        return self.deadline is None and not self.expired
+
+    def advance(self, now: float) -> bool:
+        """Expire when due; True when this call expired it."""
+        if self.deadline is not None and self.deadline <= now:
+            self.deadline, self.expired = None, True
+            return True
+        return False
+
+
+TIMER_NAMES = ("current_while", "periodic", "wait_while", "actor_churn", "partner_churn")
+COUNTER_NAMES = ("lacpdu_rx", "lacpdu_tx", "lacpdu_err", "marker_rx", "marker_tx", "marker_resp_rx",
+                 "loop")
+
+
+@dataclass(eq=False)
+class Port:
+    """One aggregation port: the standard's per-port variables (§6.4.7)."""
+    port_id: int
+    mac: bytes
+    system: ActorSystem
+    speed: int | None = None
+    duplex_full: bool | None = None
+    enabled: bool = False                 # Port_Enabled: carrier (and admin up)
+    port_priority: int = DEFAULT_PORT_PRIORITY
+    lacp_enabled: bool = True             # agr always runs LACP; LACP_DISABLED is modelled only
+
+    # Actor_Oper_Port_State bits that the machines own.
+    sync: bool = False
+    collecting: bool = False
+    distributing: bool = False
+    defaulted: bool = True
+    expired: bool = False
+
+    partner: P.LacpInfo = field(default_factory=lambda: P.LacpInfo(0, bytes(6), 0, 0, 0, 0))
+
+    # Machine states, filled in by machines.begin().
+    rx_state: str = ""
+    periodic_state: str = ""
+    mux_state: str = ""
+    actor_churn_state: str = ""
+    partner_churn_state: str = ""
+    actor_churn: bool = False
+    partner_churn: bool = False
+
+    selected: str = UNSELECTED
+    selected_lag: tuple | None = None     # the aggregation the port was selected for
+    ready: bool = False                   # Ready, computed by the selection logic
+    port_moved: bool = False
+    ntt: bool = False
+    rx_pdu: P.Lacpdu | None = None        # the "LACPDU received" event, consumed by CURRENT
+    looped_until: float | None = None     # our own LACPDUs seen: keep out of selection until then
+
+    timers: dict = field(default_factory=lambda: {name: Timer() for name in TIMER_NAMES})
+    tx_times: deque = field(default_factory=deque)
+    counters: dict = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
+    out: list = field(default_factory=list)   # actions queued by machine entry code
+    marker_tid: int = 0
+    marker_pending: dict = field(default_factory=dict)   # transaction id -> time sent
+
+    # -- derived values -------------------------------------------------------------
+    @property
+    def key(self) -> int:
+        return port_key(self.speed, self.duplex_full)
+
+    @property
+    def aggregatable(self) -> bool:
+        # Half duplex is not point-to-point: the link can only be individual.
+        return self.duplex_full is not False
+
+    @property
+    def known_speed(self) -> int | None:
+        return known_speed(self.speed)
+
+    @property
+    def actor_state(self) -> int:
+        bits = P.ACTIVITY                                   # always active LACP
+        bits |= P.TIMEOUT if self.system.fast_timeout else 0
+        bits |= P.AGGREGATION if self.aggregatable else 0
+        bits |= P.SYNC if self.sync else 0
+        bits |= P.COLLECTING if self.collecting else 0
+        bits |= P.DISTRIBUTING if self.distributing else 0
+        bits |= P.DEFAULTED if self.defaulted else 0
+        bits |= P.EXPIRED if self.expired else 0
+        return bits
+
+    def actor_info(self) -> P.LacpInfo:
+        return P.LacpInfo(self.system.priority, self.system.mac, self.key, self.port_priority,
+                          self.port_id & 0xFFFF, self.actor_state)
+
+    @property
+    def partner_sync(self) -> bool:
+        return bool(self.partner.state & P.SYNC)
+
+    @property
+    def partner_collecting(self) -> bool:
+        return bool(self.partner.state & P.COLLECTING)
+
+    @property
+    def partner_short_timeout(self) -> bool:
+        return bool(self.partner.state & P.TIMEOUT)
+
+    @property
+    def ready_n(self) -> bool:
+        """Ready_N: this port's wait_while timer has expired."""
+        return self.timers["wait_while"].expired
+
+    def set_partner_state(self, set_bits: int = 0, clear_bits: int = 0) -> None:
+        self.partner = replace(self.partner, state=(self.partner.state | set_bits) & ~clear_bits & 0xFF)
+
+    def looped(self, now: float) -> bool:
+        return self.looped_until is not None and now < self.looped_until
+
+    # -- transmit machine -----------------------------------------------------------------
+    def _prune_tx(self, now: float) -> None:
+        while self.tx_times and self.tx_times[0] + FAST_PERIODIC_TIME <= now:
+            self.tx_times.popleft()
+
+    def may_transmit(self) -> bool:
+        """LACPDUs go out only on an enabled port whose periodic machine runs."""
+        return self.enabled and self.lacp_enabled and self.periodic_state != "NO_PERIODIC"
+
+    def tx_allowed_at(self, now: float) -> float:
+        """When the next LACPDU may leave under the three-per-second limit."""
+        self._prune_tx(now)
+        if len(self.tx_times) < MAX_TX_PER_PERIOD:
+            return now
+        return self.tx_times[-MAX_TX_PER_PERIOD] + FAST_PERIODIC_TIME
+
+    def take_tx_slot(self, now: float) -> bool:
+        if self.tx_allowed_at(now) > now:
+            return False
+        self.tx_times.append(now)
+        return True
+
+    def build_lacpdu(self) -> bytes:
+        lacpdu = P.Lacpdu(self.actor_info(), self.partner, COLLECTOR_MAX_DELAY)
+        return P.build_frame(self.mac, P.encode(lacpdu))
+
+    # -- timers ---------------------------------------------------------------------------
+    def deadlines(self, now: float):
+        """Every absolute time at which this port needs handle_timer()."""
+        for timer in self.timers.values():
+            if timer.deadline is not None:
+                yield timer.deadline
+        if self.ntt and self.may_transmit():
+            at = self.tx_allowed_at(now)
+            if at > now:
+                yield at
+        if self.looped_until is not None:
+            yield self.looped_until
