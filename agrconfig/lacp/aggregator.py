@@ -39,10 +39,9 @@ class LacpCore:
         port = Port(port_id, bytes(mac), self.system, speed, duplex_full, carrier, port_priority)
         transitions = []
         machines.begin(port, transitions)
-        self._log(transitions)
         self.ports[port_id] = port
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
-        return self._run(now)
+        return self._log(transitions) + self._run(now)
 
     def remove_port(self, now, port_id):
         now = self._clock(now)

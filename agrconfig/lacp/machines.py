@@ -36,7 +36,6 @@ TRANSITIONS = {
         ("FAST_PERIODIC", "SLOW_PERIODIC"): "partner uses long timeout",
         ("FAST_PERIODIC", "NO_PERIODIC"): "port disabled",
         ("SLOW_PERIODIC", "NO_PERIODIC"): "port disabled",
-        ("PERIODIC_TX", "NO_PERIODIC"): "port disabled",
     },
     "mux": {
         ("DETACHED", "WAITING"): "selected or standby",
@@ -211,7 +210,7 @@ def step_periodic(port: Port, core, now: float, transitions: list) -> bool:
             enter(port, "periodic", "PERIODIC_TX", transitions)
             return True
         return False
-    if state == "PERIODIC_TX":
+    if state == "PERIODIC_TX":  # transient: NTT, then straight back to a periodic state
         port.ntt = True
         timer.expired = False
         if short:
