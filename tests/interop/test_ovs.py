@@ -71,6 +71,10 @@ def test_silent_partner_expires_the_port(lab):
         lab.wait_for(lambda: port_flags(lab, a)["re1"] == 0, timeout=6, what="re1 expired")
         p = {x["ifname"]: x for x in status_json(lab, a)["agrports"]}["re1"]
         assert p["rx_state"] in ("EXPIRED", "DEFAULTED")
+        # OVS still hears us on ov1 and keeps using it until we leave sync there (DEFAULTED,
+        # one short timeout later): then traffic flows over ov0 alone.
+        lab.wait_for(lambda: not ovs.bond_show("bond0")["members"]["ov1"]["enabled"], timeout=8,
+                     what="OVS disables ov1")
         assert lab.ping(a, "192.0.2.2", count=3)
         ovs.allow_lacp("ov1")
         wait_distributing(lab, a, ["re0", "re1"], timeout=30)
