@@ -1,0 +1,91 @@
+"""The eBPF fast path: on by default, off on request, no leftovers, both ports used."""
+import json
+import signal
+
+import psutil
+import pytest
+
+from tests.integration.helpers import aggregate, host_pair, ok, status_json, wait_distributing
+from tests.integration.test_worker import worker_procs
+
+pytestmark = pytest.mark.integration
+
+
+def pair(lab, words=()):
+    a, b = host_pair(lab)
+    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
+        aggregate(lab, ns, words=words)
+        ok(lab, ns, "agr0", "inet", addr)
+    for ns in (a, b):
+        wait_distributing(lab, ns, ["re0", "re1"])
+    return a, b
+
+
+def datapath(lab, ns):
+    return status_json(lab, ns)["linkinfo"]["info_data"]["datapath"]
+
+
+def our_filters(lab, ns, dev, direction):
+    return lab.run(ns, "tc", "filter", "show", "dev", dev, direction).stdout.count("agrconfig_")
+
+
+def tcp_ok(lab, a, b, streams=1, seconds=1):
+    lab.run(b, "iperf3", "-s", "-1", "-D")
+    lab.wait_for(lambda: "5201" in lab.run(b, "ss", "-ltn").stdout, what="iperf3 server")
+    proc = lab.run(a, "iperf3", "-c", "192.0.2.2", "-t", str(seconds), "-P", str(streams), "-J", check=False,
+                   timeout=60)
+    assert proc.returncode == 0, proc.stdout[-300:]
+    return json.loads(proc.stdout)["end"]["sum_received"]["bits_per_second"]
+
+
+def test_fast_path_by_default_and_relay_on_request(lab):
+    a, b = pair(lab)
+    assert datapath(lab, a) == "ebpf"
+    assert "datapath ebpf" in ok(lab, a, "agr0")
+    assert our_filters(lab, a, "agr0", "egress") == 1
+    assert our_filters(lab, a, "re0", "ingress") == 1 and our_filters(lab, a, "re1", "ingress") == 1
+    assert lab.ping(a, "192.0.2.2", count=2)
+    tcp_ok(lab, a, b)
+    ok(lab, a, "agr0", "datapath", "relay")
+    assert datapath(lab, a) == "relay"
+    assert our_filters(lab, a, "agr0", "egress") == 0 and our_filters(lab, a, "re0", "ingress") == 0
+    assert lab.ping(a, "192.0.2.2", count=2)
+    tcp_ok(lab, a, b)
+    ok(lab, a, "agr0", "datapath", "auto")
+    assert datapath(lab, a) == "ebpf"
+    assert lab.ping(a, "192.0.2.2", count=2)
+
+
+def test_nothing_left_after_detach_and_destroy(lab):
+    a, _b = pair(lab)
+    ok(lab, a, "agr0", "-agrport", "re1")
+    assert "clsact" not in lab.run(a, "tc", "qdisc", "show", "dev", "re1").stdout
+    ok(lab, a, "agr0", "destroy")
+    for dev in ("re0", "re1"):
+        assert "clsact" not in lab.run(a, "tc", "qdisc", "show", "dev", dev).stdout
+
+
+def test_restarted_worker_takes_over_without_duplicates(lab):
+    a, b = pair(lab)
+    (w,) = worker_procs(lab, a)
+    w.send_signal(signal.SIGKILL)
+    psutil.wait_procs([w], timeout=5)
+    lab.wait_for(lambda: worker_procs(lab, a), timeout=2, what="restarted worker")
+    wait_distributing(lab, a, ["re0", "re1"])
+    assert datapath(lab, a) == "ebpf"
+    for dev, direction in (("agr0", "egress"), ("re0", "ingress"), ("re1", "ingress")):
+        assert our_filters(lab, a, dev, direction) == 1, (dev, lab.run(a, "tc", "filter", "show", "dev", dev, direction).stdout)
+    assert lab.ping(a, "192.0.2.2", count=2)
+    ok(lab, a, "agr0", "destroy")
+    assert "clsact" not in lab.run(a, "tc", "qdisc", "show", "dev", "re0").stdout
+
+
+@pytest.mark.parametrize("path", ["ebpf", "relay"])
+def test_eight_flows_use_both_ports(lab, path):
+    a, b = pair(lab, words=("agrhash", "l3,l4", "datapath", path))
+    assert datapath(lab, a) == path
+    before = {p["ifname"]: p["counters"]["tx_packets"] for p in status_json(lab, a)["agrports"]}
+    tcp_ok(lab, a, b, streams=8, seconds=2)
+    after = {p["ifname"]: p["counters"]["tx_packets"] for p in status_json(lab, a)["agrports"]}
+    delta = {p: after[p] - before[p] for p in after}
+    assert min(delta.values()) > 0.1 * max(delta.values()), f"8 flows did not spread: {delta}"
