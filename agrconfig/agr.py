@@ -1,6 +1,5 @@
 """Front-end side of agr interfaces: find (or revive) the worker and ask it."""
 import errno
-import os
 import time
 
 import psutil
@@ -159,11 +158,7 @@ def apply(name, op):
         if not st["ports"]:
             raise AgrError(errno.EINVAL, "SIOCAIFADDR",
                            "no way to configure agr interfaces without attaching physical interfaces")
-        action, iface, explicit = op.arg
-        if action == "delete":
-            ifconfig.delete_address(name, iface, explicit)
-        else:
-            ifconfig.add_address(name, iface, alias=action == "alias" or iface.version == 6)
+        ifconfig.apply_address(name, op.arg)
     else:
         raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{op.word}: not supported")
 

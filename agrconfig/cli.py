@@ -49,14 +49,13 @@ Exit status: 0 success, 1 usage error, 2 an operation failed.
 """
 import errno
 import fcntl
-import json
 import os
 import sys
 from docopt import DocoptExit, docopt
 
 from . import __version__
 from .errors import AgrError, UsageError
-from .words import Op, parse_words  # noqa: F401 (Op re-exported for tests)
+from .words import parse_words
 from .paths import is_agr_name
 
 AGR_ONLY = "valid only with agr(4) interfaces"
@@ -107,11 +106,7 @@ def apply_plain(name, op):
     elif op.word == "mtu":
         ifconfig.set_mtu(name, op.arg)
     elif op.word == "address":
-        action, iface, explicit = op.arg
-        if action == "delete":
-            ifconfig.delete_address(name, iface, explicit)
-        else:
-            ifconfig.add_address(name, iface, alias=action == "alias" or iface.version == 6)
+        ifconfig.apply_address(name, op.arg)
     else:
         raise AgrError(errno.ENXIO, "SIOCSETAGR", f"{name}: no such agr interface")
 

@@ -91,3 +91,13 @@ def delete_address(name, iface, explicit):
             return
     ioctl = "SIOCDIFADDR" if iface.version == 4 else "SIOCDIFADDR_IN6"
     raise AgrError(errno.EADDRNOTAVAIL, ioctl, f"{iface.ip} is not an address of {name}")
+
+
+def apply_address(name, arg):
+    """An address word: (action, interface, explicit) from the grammar."""
+    action, iface, explicit = arg
+    if action == "delete":
+        delete_address(name, iface, explicit)
+    else:
+        # inet replaces the first IPv4 address, as BSD does; inet6 always adds.
+        add_address(name, iface, alias=action == "alias" or iface.version == 6)

@@ -1,8 +1,6 @@
 """The few netlink (pyroute2), sysctl and ethtool calls agrconfig needs, in one place."""
 import errno
 import ipaddress
-import os
-import socket
 from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute

@@ -4,7 +4,7 @@ import json
 
 from . import agr, netlink, paths
 from .errors import AgrError
-from .lacp_constants import STATE_NAMES
+from .lacp.pdu import STATE_BITS
 
 # NetBSD's if_flags bits and names, in its order: what our users read every day.
 BSD_FLAGS = (
@@ -26,7 +26,7 @@ def bits_text(value, table):
 
 
 def lacp_state_text(value):
-    return bits_text(value, tuple((1 << i, n) for i, n in enumerate(STATE_NAMES)))
+    return bits_text(value, STATE_BITS)
 
 
 def bsd_flags(link, ws=None):

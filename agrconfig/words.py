@@ -1,5 +1,4 @@
 """ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
-import ipaddress
 from dataclasses import dataclass
 
 from .errors import UsageError

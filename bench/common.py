@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import psutil  # noqa: E402
 
-from tests.lab import Lab  # noqa: E402
+from tests.lab import Lab  # noqa: E402,F401 (the benchmarks import it from here)
 
 
 def agr_pair(lab, ports=2, words=(), tag=""):

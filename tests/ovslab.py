@@ -91,13 +91,11 @@ class OvsPartner:
         text = self.appctl("lacp/show", bond)
         out = {"members": {}}
         member = None
-        section = None
         for raw in text.splitlines():
             line = raw.strip()
             m = re.match(r"^(member|slave): (\S+): (.*)$", line)
             if m:
                 member = out["members"].setdefault(m.group(2), {"status": m.group(3)})
-                section = None
                 continue
             if line.startswith("actor state:") or line.startswith("partner state:"):
                 words = set(line.split(":", 1)[1].split())

@@ -36,6 +36,7 @@ _STATE_BITS = (
     (COLLECTING, "COLLECTING"), (DISTRIBUTING, "DISTRIBUTING"), (DEFAULTED, "DEFAULTED"),
     (EXPIRED, "EXPIRED"),
 )
+STATE_BITS = _STATE_BITS
 
 # TLV types and lengths (the length counts the type and length octets too).
 TLV_TERMINATOR = 0

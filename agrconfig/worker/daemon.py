@@ -15,7 +15,6 @@ import selectors
 import signal
 import socket
 import struct
-import sys
 import time
 
 from .. import control, netlink, paths

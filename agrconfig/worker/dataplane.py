@@ -15,7 +15,6 @@ import time
 
 from .flowhash import DEFAULT_POLICY, flow_hash
 from .tap import VNET_HDR_LEN
-from ..lacp_constants import ETH_P_SLOW
 
 BUF_SIZE = 65536 + VNET_HDR_LEN + 64
 SOL_PACKET = 263

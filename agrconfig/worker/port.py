@@ -4,7 +4,7 @@ import struct
 
 from .. import netlink
 from ..errors import AgrError
-from ..lacp_constants import SLOW_PROTOCOLS_MAC, ETH_P_SLOW
+from ..lacp.pdu import ETH_P_SLOW, SLOW_PROTOCOLS_MAC
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263

@@ -54,3 +54,14 @@ def strip_addresses(lab, ns, port):
         fields = line.split()
         family, addr = fields[2], fields[3]
         ok(lab, ns, port, family, addr, "delete")
+
+
+def agr_pair(lab, words=()):
+    """Two hosts, agr0 over re0 and re1 on each, 192.0.2.1 <-> 192.0.2.2, both distributing."""
+    a, b = host_pair(lab)
+    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
+        aggregate(lab, ns, words=words)
+        ok(lab, ns, "agr0", "inet", addr)
+    for ns in (a, b):
+        wait_distributing(lab, ns, ["re0", "re1"])
+    return a, b

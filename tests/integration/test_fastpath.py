@@ -5,20 +5,10 @@ import signal
 import psutil
 import pytest
 
-from tests.integration.helpers import aggregate, host_pair, ok, status_json, wait_distributing
+from tests.integration.helpers import agr_pair, ok, status_json, wait_distributing
 from tests.integration.test_worker import worker_procs
 
 pytestmark = pytest.mark.integration
-
-
-def pair(lab, words=()):
-    a, b = host_pair(lab)
-    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
-        aggregate(lab, ns, words=words)
-        ok(lab, ns, "agr0", "inet", addr)
-    for ns in (a, b):
-        wait_distributing(lab, ns, ["re0", "re1"])
-    return a, b
 
 
 def datapath(lab, ns):
@@ -39,7 +29,7 @@ def tcp_ok(lab, a, b, streams=1, seconds=1):
 
 
 def test_fast_path_by_default_and_relay_on_request(lab):
-    a, b = pair(lab)
+    a, b = agr_pair(lab)
     assert datapath(lab, a) == "ebpf"
     assert "datapath ebpf" in ok(lab, a, "agr0")
     assert our_filters(lab, a, "agr0", "egress") == 1
@@ -57,7 +47,7 @@ def test_fast_path_by_default_and_relay_on_request(lab):
 
 
 def test_nothing_left_after_detach_and_destroy(lab):
-    a, _b = pair(lab)
+    a, _b = agr_pair(lab)
     ok(lab, a, "agr0", "-agrport", "re1")
     assert "clsact" not in lab.run(a, "tc", "qdisc", "show", "dev", "re1").stdout
     ok(lab, a, "agr0", "destroy")
@@ -66,7 +56,7 @@ def test_nothing_left_after_detach_and_destroy(lab):
 
 
 def test_restarted_worker_takes_over_without_duplicates(lab):
-    a, b = pair(lab)
+    a, b = agr_pair(lab)
     (w,) = worker_procs(lab, a)
     w.send_signal(signal.SIGKILL)
     psutil.wait_procs([w], timeout=5)
@@ -82,7 +72,7 @@ def test_restarted_worker_takes_over_without_duplicates(lab):
 
 @pytest.mark.parametrize("path", ["ebpf", "relay"])
 def test_eight_flows_use_both_ports(lab, path):
-    a, b = pair(lab, words=("agrhash", "l3,l4", "datapath", path))
+    a, b = agr_pair(lab, words=("agrhash", "l3,l4", "datapath", path))
     assert datapath(lab, a) == path
     before = {p["ifname"]: p["counters"]["tx_packets"] for p in status_json(lab, a)["agrports"]}
     tcp_ok(lab, a, b, streams=8, seconds=2)

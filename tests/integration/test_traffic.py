@@ -1,19 +1,9 @@
 """Frames through agr0: flow hash keeps a flow on one port, link0 spreads, link1 static."""
 import pytest
 
-from tests.integration.helpers import aggregate, host_pair, ok, port_flags, status_json, wait_distributing
+from tests.integration.helpers import agr_pair, aggregate, host_pair, ok, port_flags, status_json
 
 pytestmark = pytest.mark.integration
-
-
-def pair_with_agr(lab, words=()):
-    a, b = host_pair(lab)
-    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
-        aggregate(lab, ns, words=words)
-        ok(lab, ns, "agr0", "inet", addr)
-    for ns in (a, b):
-        wait_distributing(lab, ns, ["re0", "re1"])
-    return a, b
 
 
 def tx_per_port(lab, ns):
@@ -25,7 +15,7 @@ def flood(lab, ns, dst, count=200):
 
 
 def test_one_flow_stays_on_one_port(lab):
-    a, _b = pair_with_agr(lab)
+    a, _b = agr_pair(lab)
     before = tx_per_port(lab, a)
     flood(lab, a, "192.0.2.2")
     after = tx_per_port(lab, a)
@@ -35,7 +25,7 @@ def test_one_flow_stays_on_one_port(lab):
 
 
 def test_several_flows_use_both_ports(lab):
-    a, b = pair_with_agr(lab)
+    a, b = agr_pair(lab)
     for i in range(3, 19):
         ok(lab, b, "agr0", "inet", f"192.0.2.{i}/24", "alias")
     before = tx_per_port(lab, a)
@@ -46,7 +36,7 @@ def test_several_flows_use_both_ports(lab):
 
 
 def test_link0_round_robin_spreads_one_flow(lab):
-    a, _b = pair_with_agr(lab, words=("link0",))
+    a, _b = agr_pair(lab, words=("link0",))
     before = tx_per_port(lab, a)
     flood(lab, a, "192.0.2.2")
     delta = {p: v - before[p] for p, v in tx_per_port(lab, a).items()}
@@ -71,7 +61,7 @@ def test_link1_static_distributes_without_lacp(lab):
 
 def test_tcp_crosses_the_relay(lab):
     """TCP, not only ping: checksums left to finish (CHECKSUM_PARTIAL) must survive the copy."""
-    a, b = pair_with_agr(lab)
+    a, b = agr_pair(lab)
     server = lab.run(b, "sh", "-c", "iperf3 -s -1 -D", check=False)
     assert server.returncode == 0, server.stderr
     lab.wait_for(lambda: "5201" in lab.run(b, "ss", "-ltn").stdout, what="iperf3 server")

@@ -73,3 +73,33 @@ def test_port_cabled_back_to_the_same_agr_is_a_loop(lab):
     assert port_flags(lab, a) == {"re0": 0, "re1": 0}
     p = status_json(lab, a)["agrports"][0]
     assert p["lacp_counters"]["loop"] > 0
+
+
+def test_marker_responder_on_the_wire(lab):
+    """A Marker Information sent to our port comes back as a Response with the same fields."""
+    a, b = host_pair(lab)
+    aggregate(lab, a)
+    for p in ("re0", "re1"):
+        lab.run(b, "sysctl", "-qw", f"net.ipv6.conf.{p}.disable_ipv6=1")
+    code = r"""
+import socket, struct, time
+from agrconfig.lacp import pdu as P
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x8809))
+s.bind(("re0", 0x8809)); s.settimeout(0.2)
+mac = bytes.fromhex("0a0000000abc")
+s.send(P.build_frame(mac, P.encode(P.MarkerPdu(False, 0x4242, mac, 0xCAFE0001))))
+deadline = time.time() + 5
+while time.time() < deadline:
+    try: frame = s.recv(2048)
+    except socket.timeout: continue
+    pdu = P.decode(P.parse_frame(frame)[1])
+    if isinstance(pdu, P.MarkerPdu):
+        print(pdu.response, hex(pdu.requester_port), pdu.requester_system.hex(), hex(pdu.transaction_id)); break
+"""
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = lab.run(b, "env", f"PYTHONPATH={root}", sys.executable, "-c", code).stdout.split()
+    assert out == ["True", "0x4242", "0a0000000abc", "0xcafe0001"]
+    p = {x["ifname"]: x for x in status_json(lab, a)["agrports"]}["re0"]
+    assert p["lacp_counters"]["marker_rx"] == 1 and p["lacp_counters"]["marker_tx"] == 1
