@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from tests.integration.helpers import host_pair, ok, port_flags, status_json, strip_addresses
+from tests.integration.helpers import (aggregate, host_pair, ok, port_flags, status_json, strip_addresses,
+                                       wait_distributing)
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,10 @@ def test_boot_applies_ports_first_and_is_idempotent(lab, confdir):
     assert [p["ifname"] for p in doc["agrports"]] == ["re0", "re1"]
     assert any(x["local"] == "192.0.2.1" for x in doc["addr_info"])
 
+    # A partner, so that LACP has settled before we look again.
+    aggregate(lab, b)
+    wait_distributing(lab, a, ["re0", "re1"])
+    doc = status_json(lab, a)
     # Twice: nothing at all happens (no netlink link/address event, no LACP restart).
     lacp_before = {p["ifname"]: (p["mux_state"], p["rx_state"], p["lacp_counters"]) for p in doc["agrports"]}
     mon = start_ip_monitor(lab, a)
