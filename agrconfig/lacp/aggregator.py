@@ -32,7 +32,9 @@ class LacpCore:
 
     # -- entry points ----------------------------------------------------------------------
     def add_port(self, now, port_id, mac, *, speed=None, duplex_full=None, carrier=False,
-                 port_priority=DEFAULT_PORT_PRIORITY):
+                 port_priority=DEFAULT_PORT_PRIORITY, resume=None):
+        """Add a port; `resume` is its entry in snapshot() from a previous core (a restarted
+        worker), which puts it straight back in the state it had."""
         now = self._clock(now)
         if port_id in self.ports:
             raise KeyError(f"port {port_id} already added")
@@ -41,7 +43,21 @@ class LacpCore:
         machines.begin(port, transitions)
         self.ports[port_id] = port
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
+        if resume and carrier:
+            machines.resume(port, resume, now, transitions)
+            port.selected_lag = self._lag_id(port)
+            self.selected_lag = port.selected_lag
         return self._log(transitions) + self._run(now)
+
+    def snapshot(self):
+        """Per port, what a restarted worker needs to carry on without renegotiating."""
+        out = {}
+        for pid, p in self.ports.items():
+            if p.rx_state == "CURRENT" and p.mux_state in ("ATTACHED", "COLLECTING_DISTRIBUTING"):
+                q = p.partner
+                out[str(pid)] = {"partner": [q.system_priority, q.system.hex(), q.key, q.port_priority, q.port,
+                                             q.state], "mux": p.mux_state}
+        return out
 
     def remove_port(self, now, port_id):
         now = self._clock(now)

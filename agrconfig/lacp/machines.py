@@ -26,6 +26,7 @@ TRANSITIONS = {
         ("CURRENT", "CURRENT"): "LACPDU received",
         ("EXPIRED", "DEFAULTED"): "current_while expired",
         ("CURRENT", "EXPIRED"): "current_while expired",
+        ("PORT_DISABLED", "CURRENT"): "resumed after a worker restart",
     },
     "periodic": {
         ("NO_PERIODIC", "FAST_PERIODIC"): "port enabled",
@@ -44,6 +45,8 @@ TRANSITIONS = {
         ("ATTACHED", "DETACHED"): "unselected or standby",
         ("ATTACHED", "COLLECTING_DISTRIBUTING"): "selected and partner in sync",
         ("COLLECTING_DISTRIBUTING", "ATTACHED"): "unselected, standby or partner out of sync",
+        ("DETACHED", "ATTACHED"): "resumed after a worker restart",
+        ("DETACHED", "COLLECTING_DISTRIBUTING"): "resumed after a worker restart",
     },
     "actor_churn": {
         ("NO_ACTOR_CHURN", "ACTOR_CHURN_MONITOR"): "actor out of sync",
@@ -79,6 +82,21 @@ def begin(port: Port, transitions: list) -> None:
     port.actor_churn_state, port.partner_churn_state = "NO_ACTOR_CHURN", "NO_PARTNER_CHURN"
     enter(port, "rx", "PORT_DISABLED", transitions)
     _port_disabled(port)
+
+
+def resume(port: Port, saved: dict, now: float, transitions: list) -> None:
+    """Put an enabled port back where a dead worker left it: partner known, mux attached
+    or distributing, so the partner sees no change and nothing is renegotiated."""
+    prio, system, key, pprio, pnum, state = saved["partner"]
+    port.partner = P.LacpInfo(prio, bytes.fromhex(system), key, pprio, pnum, state)
+    port.defaulted = port.expired = False
+    enter(port, "rx", "CURRENT", transitions)
+    port.timers["current_while"].start(now, _actor_timeout(port))
+    enter(port, "mux", saved["mux"], transitions)
+    port.sync = True
+    port.collecting = port.distributing = saved["mux"] == "COLLECTING_DISTRIBUTING"
+    port.selected = SELECTED
+    port.ntt = True
 
 
 # -- Receive machine (§6.4.12) -------------------------------------------------------------

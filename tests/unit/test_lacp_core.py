@@ -273,8 +273,31 @@ def _walk(fast):
     w.up[(id(c), 1)] = w.up[(id(c), 2)] = False
     w.deliver(c, c.set_strict(w.now, False))
     w.run(15, [c], step=0.5)
+    _resume_scenario(w)
+    a3 = LacpCore(mac(1), fast_timeout=True)
+    w.deliver(a3, a3.add_port(w.now, 1, mac(11), carrier=True,
+                              resume={"partner": [0x8000, "020000000002", 0x100, 0x8000, 101, 0x3D],
+                                      "mux": "ATTACHED"}))
     return w
 
+
+def _resume_scenario(w=None):
+    """A worker dies and a new core takes over from snapshot(): the partner sees nothing."""
+    a, b, w0 = pair(fast=True)
+    w = w or w0
+    w0.run(5, [a, b])
+    snap = a.snapshot()
+    a2 = LacpCore(mac(1), fast_timeout=True)
+    w0.join(a2, 1, b, 101)
+    w0.join(a2, 2, b, 102)
+    mark = len(w0.actions)
+    for pid in (1, 2):
+        w0.deliver(a2, a2.add_port(w0.now, pid, mac(10 + pid), carrier=True, resume=snap[str(pid)]))
+    immediate = a2.distributing()
+    w0.run(5, [a2, b])
+    if w is not w0:
+        w.actions += w0.actions
+    return a2, b, w0, mark, immediate, snap
 
 def test_every_transition_in_the_tables_is_taken():
     taken = set()
@@ -289,12 +312,36 @@ def test_every_transition_in_the_tables_is_taken():
     assert not untaken, sorted(untaken)
 
 
+def test_resume_from_snapshot_needs_no_renegotiation():
+    a2, b, w, mark, immediate, snap = _resume_scenario()
+    assert set(snap) == {"1", "2"} and snap["1"]["mux"] == "COLLECTING_DISTRIBUTING"
+    assert immediate == (1, 2), "distributing again at once"
+    assert a2.distributing() == (1, 2) and b.distributing() == (101, 102)
+    b_mux = [x for c, x in w.actions[mark:] if c is b and type(x).__name__ == "Transition" and x.machine == "mux"]
+    assert b_mux == [], f"the partner renegotiated: {b_mux}"
+
+
+def test_stale_snapshot_is_corrected_by_the_partner():
+    a, b, w = pair(fast=True)
+    w.run(5, [a, b])
+    snap = a.snapshot()
+    snap["1"]["partner"][1] = "02000000aaaa"  # someone else, as far as we remember
+    silence(w, a, 1)
+    silence(w, a, 2)  # the dead worker says nothing more
+    a2 = LacpCore(mac(1), fast_timeout=True)
+    w.join(a2, 1, b, 101)
+    w.deliver(a2, a2.add_port(w.now, 1, mac(11), carrier=True, resume=snap["1"]))
+    w.run(10, [a2, b])
+    assert a2.port_status(1)["partner_system"] == "02:00:00:00:00:02"
+    assert a2.distributing() == (1,)
+
+
 def test_illegal_transition_is_refused():
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11), carrier=False)
     port = a.ports[1]
     with pytest.raises(AssertionError):
-        machines.enter(port, "mux", "COLLECTING_DISTRIBUTING", [])
+        machines.enter(port, "rx", "DEFAULTED", [])
 
 
 events = st.one_of(
