@@ -120,8 +120,8 @@ def agr_lines(ws):
                        f" key {lacp['partner_key']:#06x} port {lacp['partner_port_priority']:#06x},"
                        f"{lacp['partner_port']}")
             c = lacp.get("counters", {})
-            standby = " standby" if lacp.get("standby") else ""
-            out.append(f"\t\t{lacp['selected'].lower()}{standby}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
+            # selected, standby (attached, another aggregation distributes) or unselected
+            out.append(f"\t\t{lacp['selected'].lower()}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
                        f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")

@@ -1,4 +1,4 @@
-"""The manual pages are clean mdoc and describe every word the command knows."""
+"""The manual pages are clean mdoc(7), and agrconfig(8) documents every word the command knows."""
 import os
 import re
 import shutil
@@ -7,31 +7,61 @@ import subprocess
 from agrconfig import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PAGES = [os.path.join(ROOT, "man", p) for p in ("agr.4", "agrconfig.8")]
+AGR_4 = os.path.join(ROOT, "man", "agr.4")
+AGRCONFIG_8 = os.path.join(ROOT, "man", "agrconfig.8")
+
+
+def mandoc():
+    path = shutil.which("mandoc")
+    # Not a skip: a missing mandoc must not let broken pages through.
+    assert path, "mandoc is required to check the manual pages (apt-get install mandoc)"
+    return path
 
 
 def test_mandoc_lint_is_clean():
-    mandoc = shutil.which("mandoc")
-    assert mandoc, "mandoc is required (apt install mandoc)"
-    proc = subprocess.run([mandoc, "-Tlint", "-W", "warning", *PAGES], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr
+    for page in (AGR_4, AGRCONFIG_8):
+        proc = subprocess.run([mandoc(), "-Tlint", "-W", "warning", page], capture_output=True, text=True)
+        output = proc.stdout + proc.stderr
+        assert output == "", output
+        assert proc.returncode == 0, f"{page}: mandoc exited {proc.returncode}"
 
 
 def usage_words():
-    section = cli.__doc__.split("Words (applied left to right, as ifconfig does):")[1].split("\n\n")[0]
+    """The words of the usage text's 'Words' section: its lines up to the first blank line."""
+    lines = cli.__doc__.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Words"))
     words = set()
-    for line in section.splitlines():
-        if not line.startswith("  ") or line.startswith("   "):
-            continue  # a continuation of the description above
+    for line in lines[start + 1:]:
+        if not line.strip():
+            break
+        if line.startswith("   "):
+            continue  # the description of the line above, continued
+        # The word column ends at the first run of two spaces; the description follows.
         head = re.split(r"\s{2,}", line.strip())[0]
-        words |= {w for w in re.findall(r"-?[a-z][a-z0-9]+", head) if w not in {"n", "port", "addr", "len", "mask"}}
+        # Words are lower case; placeholders (PORT, N, ADDR, LEN, MASK) are upper case.
+        words |= set(re.findall(r"(?<![\w-])-?[a-z][a-z0-9]*", head))
     return words
 
 
-def test_every_word_is_documented():
-    text = subprocess.run(["mandoc", "-Tutf8", PAGES[1]], capture_output=True, text=True).stdout
-    text = re.sub(r".\x08", "", text)
+def rendered(page):
+    proc = subprocess.run([mandoc(), "-Tascii", page], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return re.sub(r".\x08", "", proc.stdout)  # drop the overstrike of bold and underline
+
+
+def test_usage_words_are_parsed():
     words = usage_words()
-    assert {"create", "agrport", "-agrport", "link1", "lacpstrict", "agrhash", "monitor"} <= words
-    missing = [w for w in words if not re.search(rf"(?<![\w-]){re.escape(w)}(?![\w])", text)]
-    assert not missing, missing
+    assert {"create", "destroy", "agrport", "-agrport", "link0", "-link0", "link1", "-link1",
+            "lacptimeout", "lacpstrict", "-lacpstrict", "agrhash", "debug", "-debug", "monitor"} <= words
+    assert not {w for w in words if w.upper() == w}, "placeholders taken for words"
+
+
+def test_every_word_is_documented():
+    text = rendered(AGRCONFIG_8)
+    missing = sorted(w for w in usage_words()
+                     if not re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text))
+    assert not missing, f"words of the usage text missing from agrconfig.8: {missing}"
+
+
+def test_destroy_all_is_documented():
+    assert "--destroy-all" in rendered(AGRCONFIG_8)
