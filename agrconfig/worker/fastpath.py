@@ -1,270 +1,553 @@
 """The kernel fast path: tc eBPF programs on agrN egress and on each port's ingress.
 
-agrN egress hashes the frame exactly as flowhash.py does (or takes the next
-port, round robin), picks a port from a map the worker rewrites whenever the
-distributing set changes, and bpf_redirect()s the frame to it. Port ingress
-passes Slow Protocols frames up to the worker's socket and redirects the rest
-into agrN (BPF_F_INGRESS), so the port's own IP stack never sees them; frames
-from a port that is not collecting are dropped. GSO frames cross whole.
+agrN egress hashes the frame exactly as flowhash.py does (or takes the next port,
+round robin), picks a port from the map the worker rewrites whenever the
+distributing set changes, and bpf_redirect()s the frame to it (to the port's
+egress).  No distributing port: counted and dropped.  Port ingress passes Slow
+Protocols frames (untagged EtherType 0x8809: LACP, Marker) up to the worker's
+AF_PACKET socket and redirects the rest into agrN (BPF_F_INGRESS), so the port's
+own stack never sees them; frames from a port that is not collecting are
+counted and dropped.  GSO frames cross whole; a frame whose headers are not all in
+the linear part has them pulled in (bpf_skb_pull_data) before it is hashed.
 
-Maps:
-  cfg   ARRAY[1]  u32 n, u32 pad, u64 dropped (no port), u64 round-robin counter,
-                  u32 ifindex[16]  (the distributing ports, in order)
-  ports HASH      ifindex -> u64 rx_packets, rx_bytes, tx_packets, tx_bytes, u32 collecting
+Maps
+  conf   ARRAY[3] of CONF.  Entry 0 holds only `active` (1 or 2); entries 1 and 2
+         are two copies of the configuration: the worker writes the idle copy
+         and then flips `active` (whose only changing byte is the lowest), so a
+         program never sees half a change.  CONF:
+           u32 n                 number of distributing ports
+           u32 mode              policy bits L2|L3|L4 (flowhash), MODE_RR for round robin
+           u32 collecting        bit s set: the port in counter slot s is collecting
+           u32 pad
+           u32 ifindex[max]      the distributing ports, in order (the worker's port order)
+           u32 slot[max]         each one's counter slot
+  stats  PERCPU_ARRAY[max + 1] of STATS (8 x u64), summed over CPUs on read:
+           slots 0..max-1, one per port (given at first sight, freed by detach_port):
+             tx_packets, tx_bytes     redirected to the port by agrN egress
+             rx_packets, rx_bytes     redirected from the port into agrN
+             rx_dropped               arrived while the port was not collecting, or runt
+             rx_slow                  Slow Protocols frames passed up to the worker
+           slot max (GLOBAL): tx_dropped (no distributing port) and the round-robin counter.
+
+Programs: one egress program on agrN; one small ingress program per port with
+the port's counter slot and agrN's ifindex built in.  Filters are tc bpf in
+direct-action mode under a clsact qdisc, priority PRIO, handle 1, named
+agrconfig_egress / agrconfig_ingress: that is how cleanup() recognises ours.
 """
 import errno
 import os
 import struct
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .. import netlink
 from . import bpf
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
-from .flowhash import FNV_OFFSET, FNV_PRIME, L2, L3, L4
+from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 
 MAX_PORTS = 16
-CFG = struct.Struct("<IIQQ16I")
-PORT = struct.Struct("<QQQQI4x")
-PRIO = 0xA9            # our filters' priority: how we find (and remove) only our own
-EGRESS, INGRESS = "ffff:fff3", "ffff:fff2"
-# struct __sk_buff offsets
-SKB_LEN, SKB_VLAN_PRESENT, SKB_VLAN_TCI, SKB_VLAN_PROTO, SKB_IFINDEX, SKB_DATA, SKB_DATA_END = 0, 20, 24, 28, 40, 76, 80
-# EtherTypes as a little-endian u16 load of their network-order bytes sees them
+MODE_RR = 0x100
+PRIO = 0xA9               # our filters' priority: how we find (and remove) only our own
+HANDLE = 1
+ETH_P_ALL = 0x0003
+EGRESS, INGRESS = "ffff:fff3", "ffff:fff2"       # TC_H_MIN_EGRESS, TC_H_MIN_INGRESS under clsact
+EGRESS_NAME, INGRESS_NAME = "agrconfig_egress", "agrconfig_ingress"
+
+# struct __sk_buff offsets (include/uapi/linux/bpf.h)
+SKB_LEN, SKB_VLAN_PRESENT, SKB_VLAN_TCI, SKB_VLAN_PROTO, SKB_DATA, SKB_DATA_END = 0, 20, 24, 28, 76, 80
+# EtherTypes as a 16-bit little-endian load of their network-order bytes sees them
 LE_VLAN, LE_IPV4, LE_IPV6, LE_SLOW = 0x0081, 0x0008, 0xDD86, 0x0988
+LE_FRAG_MASK = 0xFF3F     # 0x3fff (fragment offset and MF) as seen by a little-endian load
+# The longest header the hash reads: VLAN tag, IPv4 with options, 4 bytes of ports.
+HASH_HEADROOM = 18 + 60 + 4
+
+# conf entry layout
+CONF_N, CONF_MODE, CONF_COLLECTING, CONF_IFINDEX = 0, 4, 8, 16
+# stats entry layout (u64 each)
+TX_PACKETS, TX_BYTES, RX_PACKETS, RX_BYTES, RX_DROPPED, RX_SLOW, TX_DROPPED, RR_NEXT = range(0, 64, 8)
+STATS = struct.Struct("<8Q")
+PORT_COUNTERS = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "rx_dropped", "rx_slow")
 
 
+def conf_struct(max_ports):
+    return struct.Struct(f"<IIII{max_ports}I{max_ports}I")
+
+
+def conf_slot_offset(max_ports):
+    return CONF_IFINDEX + 4 * max_ports
+
+
+# -- code -------------------------------------------------------------------------------------------
 def _mix(a):
+    """FNV-1a step: h (R5) = (h ^ word (R4)) * prime, 32-bit."""
     a.alu32("xor", R5, src=R4).alu32("mul", R5, FNV_PRIME)
 
 
-def _l3(a, policy, l3, fmix):
-    """Mix the IP (and L4) fields for a frame whose L3 header starts at constant `l3`."""
-    s = f"_{l3}"
-    a.jmp("jne", R3, "v6" + s, LE_IPV4)
-    a.mov(R1, src=R7).alu("add", R1, l3 + 20).jmp("jgt", R1, fmix, src=R8)
-    if policy & L3:
-        for pos in (12, 16):
-            a.ldx(4, R4, R7, l3 + pos)
-            _mix(a)
-    if policy & L4:
-        a.ldx(1, R4, R7, l3 + 9).jmp("jeq", R4, "l4ok" + s, 6).jmp("jne", R4, fmix, 17).label("l4ok" + s)
-        a.ldx(1, R4, R7, l3 + 6).alu("and", R4, 0x3F).alu("lsh", R4, 8)
-        a.ldx(1, R3, R7, l3 + 7).alu("or", R4, src=R3).jmp("jne", R4, fmix, 0)   # a fragment: no ports
-        a.ldx(1, R4, R7, l3).alu("and", R4, 0x0F).alu("lsh", R4, 2)                 # IHL * 4
-        a.mov(R1, src=R7).alu("add", R1, src=R4)
-        a.mov(R3, src=R1).alu("add", R3, l3 + 4).jmp("jgt", R3, fmix, src=R8)
-        a.ldx(4, R4, R1, l3)
+def _unless(a, bit, label):
+    """Jump to label when policy bit `bit` (policy in R2) is clear."""
+    a.mov(R0, src=R2).alu("and", R0, bit).jmp("jeq", R0, label, 0)
+
+
+def _ip(a, l3, short, fmix):
+    """Mix IP (L3) and port (L4) fields when the L3 header starts at constant offset l3.
+    R3 = EtherType (little-endian load), R7 = data, R8 = data_end, R2 = policy.
+    A field beyond data_end goes to `short`, the end of the fields to `fmix`."""
+    v6, ok4, ok6, no_l3_4, no_l3_6 = (a.fresh(s) for s in ("v6", "ok4", "ok6", "nol3v4", "nol3v6"))
+    a.jmp("jne", R3, v6, LE_IPV4)
+    a.mov(R1, src=R7).alu("add", R1, l3 + 20).jmp("jgt", R1, short, src=R8)
+    _unless(a, L3, no_l3_4)
+    for pos in (12, 16):
+        a.ldx(4, R4, R7, l3 + pos)
         _mix(a)
+    a.label(no_l3_4)
+    _unless(a, L4, fmix)
+    a.ldx(1, R4, R7, l3 + 9).jmp("jeq", R4, ok4, 6).jmp("jne", R4, fmix, 17).label(ok4)
+    a.ldx(2, R4, R7, l3 + 6).alu("and", R4, LE_FRAG_MASK).jmp("jne", R4, fmix, 0)   # fragment: no ports
+    a.ldx(1, R4, R7, l3).alu("and", R4, 0x0F).alu("lsh", R4, 2)                      # IHL * 4
+    a.mov(R1, src=R7).alu("add", R1, src=R4)
+    a.mov(R3, src=R1).alu("add", R3, l3 + 4).jmp("jgt", R3, short, src=R8)
+    a.ldx(4, R4, R1, l3)
+    _mix(a)
     a.ja(fmix)
-    a.label("v6" + s)
+    a.label(v6)
     a.jmp("jne", R3, fmix, LE_IPV6)
-    a.mov(R1, src=R7).alu("add", R1, l3 + 40).jmp("jgt", R1, fmix, src=R8)
-    if policy & L3:
-        for pos in range(8, 40, 4):
-            a.ldx(4, R4, R7, l3 + pos)
-            _mix(a)
-    if policy & L4:
-        a.mov(R1, src=R7).alu("add", R1, l3 + 44).jmp("jgt", R1, fmix, src=R8)
-        a.ldx(1, R4, R7, l3 + 6).jmp("jeq", R4, "v6l4" + s, 6).jmp("jne", R4, fmix, 17).label("v6l4" + s)
-        a.ldx(4, R4, R7, l3 + 40)
+    a.mov(R1, src=R7).alu("add", R1, l3 + 40).jmp("jgt", R1, short, src=R8)
+    _unless(a, L3, no_l3_6)
+    for pos in range(8, 40, 4):
+        a.ldx(4, R4, R7, l3 + pos)
         _mix(a)
+    a.label(no_l3_6)
+    _unless(a, L4, fmix)
+    a.ldx(1, R4, R7, l3 + 6).jmp("jeq", R4, ok6, 6).jmp("jne", R4, fmix, 17).label(ok6)
+    a.mov(R1, src=R7).alu("add", R1, l3 + 44).jmp("jgt", R1, short, src=R8)
+    a.ldx(4, R4, R7, l3 + 40)
+    _mix(a)
     a.ja(fmix)
 
 
-def emit_hash(a, policy, with_metadata=True):
-    """flowhash.flow_hash into R5. Uses R1, R3, R4, R7 (data), R8 (data_end); R6 is the skb."""
+PULLED = -16     # stack slot: the headers were pulled once already
+
+
+def emit_hash(a, load_policy):
+    """flowhash.flow_hash of the frame into R5 (32 bits).
+
+    In: R6 = skb.  load_policy(a) must emit code that puts the policy bits in R2 (it is run
+    again after a pull).  Uses R0-R4, R7 = data, R8 = data_end and the stack at R10-16.
+
+    Non-linear frames: when a field falls beyond the linear part (data_end) but not beyond
+    the frame (skb->len), the headers are pulled in (bpf_skb_pull_data, at most
+    HASH_HEADROOM bytes) and the hash starts over, once.  Frames whose headers are linear,
+    as the stack's own are, never call the helper.
+
+    VLAN: the stack hands agrN a tag as skb metadata where the relay, reading the TAP, sees
+    it inline after the MACs (tun puts it back).  With a metadata tag the hash mixes its TCI
+    where flow_hash mixes the inline one and takes the EtherType at 12 as the inner one:
+    exactly flow_hash of the frame the TAP would deliver."""
+    start, short, fmix, l3_14, inline, macs, meta_l2, tag_l2, have = (a.fresh(s) for s in (
+        "start", "short", "fmix", "l3_14", "inline", "macs", "metal2", "tagl2", "have"))
+    a.st(4, R10, PULLED, 0)
+    a.label(start)
     a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
-    a.alu32("mov", R5, FNV_OFFSET)
-    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, "fmix", src=R8)
-    if policy & L2:
-        for pos in (0, 4, 8):
-            a.ldx(4, R4, R7, pos)
-            _mix(a)
-    a.ldx(2, R3, R7, 12)
-    if with_metadata:
-        # The stack hands agrN a VLAN tag as skb metadata; the relay sees it inline after
-        # the MACs (tun puts it back): mix it at the same place, in the same byte order.
-        a.ldx(4, R4, R6, SKB_VLAN_PRESENT).jmp("jeq", R4, "nometa", 0)
-        a.ldx(4, R4, R6, SKB_VLAN_PROTO).jmp("jne", R4, "nometa", LE_VLAN)
-        if policy & L2:
-            a.ldx(4, R4, R6, SKB_VLAN_TCI).be16(R4)
-            _mix(a)
-        a.label("nometa")
-    a.jmp("jne", R3, "l3_14", LE_VLAN)
-    a.mov(R1, src=R7).alu("add", R1, 18).jmp("jgt", R1, "fmix", src=R8)
-    if policy & L2:
-        a.ldx(2, R4, R7, 14)
+    load_policy(a)
+    a.mov32(R5, FNV_OFFSET)
+    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, short, src=R8)
+    _unless(a, L2, macs)
+    for pos in (0, 4, 8):
+        a.ldx(4, R4, R7, pos)
         _mix(a)
+    a.label(macs)
+    a.ldx(2, R3, R7, 12)
+    a.ldx(4, R4, R6, SKB_VLAN_PRESENT).jmp("jeq", R4, inline, 0)
+    a.ldx(4, R4, R6, SKB_VLAN_PROTO).jmp("jne", R4, fmix, LE_VLAN)    # 802.1ad outer tag: as flow_hash
+    _unless(a, L2, meta_l2)
+    a.ldx(4, R4, R6, SKB_VLAN_TCI).be16(R4)
+    _mix(a)
+    a.label(meta_l2)
+    a.ja(l3_14)
+    a.label(inline)
+    a.jmp("jne", R3, l3_14, LE_VLAN)
+    a.mov(R1, src=R7).alu("add", R1, 18).jmp("jgt", R1, short, src=R8)
+    _unless(a, L2, tag_l2)
+    a.ldx(2, R4, R7, 14)
+    _mix(a)
+    a.label(tag_l2)
     a.ldx(2, R3, R7, 16)
-    _l3(a, policy, 18, "fmix")
-    a.label("l3_14")
-    _l3(a, policy, 14, "fmix")
-    a.label("fmix")
+    _ip(a, 18, short, fmix)
+    a.label(l3_14)
+    _ip(a, 14, short, fmix)
+    a.label(short)                                   # a field beyond the linear part
+    a.ldx(4, R1, R10, PULLED).jmp("jne", R1, fmix, 0)
+    a.ldx(4, R2, R6, SKB_LEN).jmp("jle", R2, have, HASH_HEADROOM).mov(R2, HASH_HEADROOM).label(have)
+    a.mov(R1, src=R7).alu("add", R1, src=R2).jmp("jle", R1, fmix, src=R8)   # all linear: a short frame
+    a.st(4, R10, PULLED, 1)
+    a.mov(R1, src=R6).call(bpf.BPF_FUNC_skb_pull_data)                        # failure: hash what is there
+    a.ja(start)
+    a.label(fmix)
     for shift, mul in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None)):
-        a.alu32("mov", R4, src=R5).alu32("rsh", R4, shift).alu32("xor", R5, src=R4)
+        a.mov32(R4, src=R5).alu32("rsh", R4, shift).alu32("xor", R5, src=R4)
         if mul:
             a.alu32("mul", R5, mul)
 
 
 def hash_program(policy):
-    """For tests: returns the flow hash of the frame (BPF_PROG_TEST_RUN)."""
+    """For tests: a program that returns flow_hash(frame, policy) (BPF_PROG_TEST_RUN), made of
+    the same emit_hash code as the egress program."""
     a = Asm().mov(R6, src=R1)
-    emit_hash(a, policy, with_metadata=False)
+    emit_hash(a, lambda a: a.mov(R2, policy))
     a.mov(R0, src=R5).exit()
     return a.assemble()
 
 
-def egress_program(cfg_fd, ports_fd, policy, round_robin):
-    a = Asm().mov(R6, src=R1)
-    a.st(4, R10, -4, 0).mov(R2, src=R10).alu("add", R2, -4).ld_map_fd(R1, cfg_fd)
-    a.call(bpf.BPF_FUNC_map_lookup_elem).jmp("jeq", R0, "shot", 0).mov(R9, src=R0)
-    a.ldx(4, R3, R9, 0).jmp("jeq", R3, "drop", 0)
-    if round_robin:
-        a.mov(R5, 1)._emit(bpf.BPF_STX | bpf.BPF_ATOMIC | bpf.BPF_DW, R9, R5, 16, 0x01)  # fetch-add
+def _lookup(a, map_fd, key_reg=None, key_imm=None, null=None):
+    """R0 = lookup(map, u32 key) via the stack at R10-4; jump to `null` when absent."""
+    if key_reg is not None:
+        a.stx(4, R10, -4, key_reg)
     else:
-        emit_hash(a, policy)
-    a.ldx(4, R3, R9, 0).alu32("mod", R5, src=R3).alu("and", R5, MAX_PORTS - 1)
-    a.alu("lsh", R5, 2).mov(R1, src=R9).alu("add", R1, src=R5).ldx(4, R8, R1, 24)
-    a.ldx(4, R7, R6, SKB_LEN)
-    a.stx(4, R10, -8, R8).mov(R2, src=R10).alu("add", R2, -8).ld_map_fd(R1, ports_fd)
-    a.call(bpf.BPF_FUNC_map_lookup_elem).jmp("jeq", R0, "send", 0)
-    a.mov(R1, 1).atomic_add(8, R0, 16, R1).atomic_add(8, R0, 24, R7)
+        a.st(4, R10, -4, key_imm)
+    a.mov(R2, src=R10).alu("add", R2, -4).ld_map_fd(R1, map_fd)
+    a.call(bpf.BPF_FUNC_map_lookup_elem)
+    if null is not None:
+        a.jmp("jeq", R0, null, 0)
+
+
+def _active_conf(a, conf_fd, null):
+    """R0 = the active configuration entry."""
+    _lookup(a, conf_fd, key_imm=0, null=null)
+    a.ldx(4, R1, R0, 0)
+    _lookup(a, conf_fd, key_reg=R1, null=null)
+
+
+def _count(a, field, by=None):
+    """stats entry in R0: *(u64 *)(R0 + field) += by (a register) or 1.  Uses R1."""
+    a.ldx(8, R1, R0, field)
+    if by is None:
+        a.alu("add", R1, 1)
+    else:
+        a.alu("add", R1, src=by)
+    a.stx(8, R0, field, R1)
+
+
+def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
+    slots = conf_slot_offset(max_ports)
+    a = Asm().mov(R6, src=R1)
+    _active_conf(a, conf_fd, "shot")
+    a.mov(R9, src=R0)
+    a.ldx(4, R1, R9, CONF_N).jmp("jeq", R1, "drop", 0)
+    a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "rr", MODE_RR)
+    emit_hash(a, lambda a: a.ldx(4, R2, R9, CONF_MODE))
+    a.ja("pick")
+    a.label("rr")
+    _lookup(a, stats_fd, key_imm=max_ports, null="shot")
+    a.ldx(8, R5, R0, RR_NEXT).mov(R1, src=R5).alu("add", R1, 1).stx(8, R0, RR_NEXT, R1)
+    a.label("pick")                                     # R5 = hash or round-robin number
+    a.ldx(4, R3, R9, CONF_N).jmp("jeq", R3, "drop", 0)
+    a.alu32("mod", R5, src=R3).jmp("jge", R5, "drop", max_ports)
+    a.alu("lsh", R5, 2).mov(R1, src=R9).alu("add", R1, src=R5)
+    a.ldx(4, R8, R1, CONF_IFINDEX).ldx(4, R7, R1, slots)
+    a.jmp("jeq", R8, "drop", 0)
+    _lookup(a, stats_fd, key_reg=R7, null="send")       # no counter slot: send uncounted
+    a.ldx(4, R2, R6, SKB_LEN)
+    _count(a, TX_PACKETS)
+    _count(a, TX_BYTES, by=R2)
     a.label("send").mov(R1, src=R8).mov(R2, 0).call(bpf.BPF_FUNC_redirect).exit()
-    a.label("drop").mov(R1, 1).atomic_add(8, R9, 8, R1)
+    a.label("drop")
+    _lookup(a, stats_fd, key_imm=max_ports, null="shot")
+    _count(a, TX_DROPPED)
     a.label("shot").mov(R0, bpf.TC_ACT_SHOT).exit()
     return a.assemble()
 
 
-def ingress_program(ports_fd, tap_ifindex):
+def ingress_program(conf_fd, stats_fd, slot, tap_ifindex):
+    """The program for the port whose counters are in `slot`."""
     a = Asm().mov(R6, src=R1)
     a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
-    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, "shot", src=R8)
-    a.ldx(2, R3, R7, 12).jmp("jeq", R3, "pass", LE_SLOW)          # LACP and Marker: to the worker
-    a.ldx(4, R4, R6, SKB_IFINDEX).stx(4, R10, -4, R4)
-    a.mov(R2, src=R10).alu("add", R2, -4).ld_map_fd(R1, ports_fd)
-    a.call(bpf.BPF_FUNC_map_lookup_elem).jmp("jeq", R0, "shot", 0)
-    a.ldx(4, R3, R0, 32).jmp("jeq", R3, "shot", 0)                # not collecting: discard
-    a.ldx(4, R7, R6, SKB_LEN).mov(R1, 1).atomic_add(8, R0, 0, R1).atomic_add(8, R0, 8, R7)
-    a.mov(R1, tap_ifindex).mov(R2, bpf.BPF_F_INGRESS).call(bpf.BPF_FUNC_redirect).exit()
+    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, "discard", src=R8)
+    a.ldx(4, R1, R6, SKB_VLAN_PRESENT).jmp("jne", R1, "data", 0)      # tagged: never Slow Protocols
+    a.ldx(2, R1, R7, 12).jmp("jne", R1, "data", LE_SLOW)
+    _lookup(a, stats_fd, key_imm=slot, null="pass")                     # LACP and Marker: to the worker
+    _count(a, RX_SLOW)
     a.label("pass").mov(R0, bpf.TC_ACT_OK).exit()
+    a.label("data")
+    _active_conf(a, conf_fd, "shot")
+    a.ldx(4, R1, R0, CONF_COLLECTING).alu32("and", R1, 1 << slot).jmp("jeq", R1, "discard", 0)
+    _lookup(a, stats_fd, key_imm=slot, null="redirect")
+    a.ldx(4, R2, R6, SKB_LEN)
+    _count(a, RX_PACKETS)
+    _count(a, RX_BYTES, by=R2)
+    a.label("redirect").mov(R1, tap_ifindex).mov(R2, bpf.BPF_F_INGRESS).call(bpf.BPF_FUNC_redirect).exit()
+    a.label("discard")
+    _lookup(a, stats_fd, key_imm=slot, null="shot")
+    _count(a, RX_DROPPED)
     a.label("shot").mov(R0, bpf.TC_ACT_SHOT).exit()
     return a.assemble()
 
 
+# -- the object the worker holds -----------------------------------------------------------------
 class FastPath:
-    def __init__(self, tap_ifindex, policy, round_robin):
-        self.tap = tap_ifindex
-        self.policy, self.round_robin = policy, round_robin
-        self.cfg = bpf.map_create(bpf.BPF_MAP_TYPE_ARRAY, 4, CFG.size, 1)
-        self.ports_map = bpf.map_create(bpf.BPF_MAP_TYPE_HASH, 4, PORT.size, 64)
-        self.ingress_fd = bpf.prog_load(ingress_program(self.ports_map, tap_ifindex), "agr_ingress")
+    """Maps, programs and tc filters of one agr interface's fast path.
+
+    Nothing is attached until attach_tap()/attach_port(); netlink requests go to the
+    network namespace current when the first one is made (the worker's)."""
+
+    def __init__(self, tap_ifindex, policy_mask=DEFAULT_POLICY, round_robin=False, max_ports=MAX_PORTS):
+        if not 1 <= max_ports <= 32:
+            raise ValueError("max_ports must be 1..32 (the collecting set is a 32-bit mask)")
+        self.tap_ifindex = tap_ifindex
+        self.max_ports = max_ports
+        self.policy, self.round_robin = _check_policy(policy_mask), bool(round_robin)
+        self.distributing, self.collecting = [], set()
+        self.slots = {}                 # ifindex -> counter slot
+        self.port_progs = {}            # ifindex -> ingress program fd (attached ports)
+        self.tap_attached = False
+        self._ipr = None
+        self._active = 1
+        self.conf_struct = conf_struct(max_ports)
+        self.conf = self.stats = None
         self.egress_fd = None
-        self.ports = []              # ifindexes attached
-        self.distributing = []
-        self.collecting = set()
-        self._load_egress()
-
-    def _load_egress(self):
-        fd = bpf.prog_load(egress_program(self.cfg, self.ports_map, self.policy, self.round_robin), "agr_egress")
-        old, self.egress_fd = self.egress_fd, fd
-        return old
-
-    # -- attaching ---------------------------------------------------------------------
-    def _attach(self, index, parent, fd, name):
-        ipr = netlink.ipr()
         try:
-            ipr.tc("add", "clsact", index)
-        except NetlinkError as exc:
-            if exc.code != errno.EEXIST:
-                raise
-        _del_filter(index, parent)
-        ipr.tc("add-filter", "bpf", index, ":1", fd=fd, name=name, parent=parent, classid=1,
-               direct_action=True, prio=PRIO, protocol=0x0003)
+            self.conf = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, self.conf_struct.size, 3, "agr_conf")
+            self.stats = bpf.Map(bpf.BPF_MAP_TYPE_PERCPU_ARRAY, 4, STATS.size, max_ports + 1, "agr_stats")
+            self._write_conf()
+            self.egress_fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, max_ports), "agr_egress")
+        except BaseException:
+            self._close_fds()
+            raise
 
-    def attach_tap(self):
-        self._attach(self.tap, EGRESS, self.egress_fd, "agrconfig_egress")
+    def __enter__(self):
+        return self
 
-    def attach_port(self, index):
-        bpf.map_update(self.ports_map, struct.pack("<I", index), PORT.pack(0, 0, 0, 0, index in self.collecting))
-        self._attach(index, INGRESS, self.ingress_fd, "agrconfig_ingress")
-        if index not in self.ports:
-            self.ports.append(index)
+    def __exit__(self, *exc):
+        self.close()
 
-    def detach_port(self, index):
-        if index in self.ports:
-            self.ports.remove(index)
-        _remove(index)
+    @property
+    def ipr(self):
+        if self._ipr is None:
+            self._ipr = IPRoute()
+        return self._ipr
 
-    # -- the maps ---------------------------------------------------------------------------
+    # -- attaching --------------------------------------------------------------------------
+    def attach_tap(self, tap=None):
+        """Put the egress program on agrN (tap: its ifindex or name; default the one given)."""
+        if tap is not None and self._index(tap) != self.tap_ifindex:
+            raise ValueError(f"{tap!r} is not the TAP this fast path redirects into")
+        try:
+            _attach(self.ipr, self.tap_ifindex, EGRESS, self.egress_fd, EGRESS_NAME)
+        except BaseException:
+            if not self.tap_attached:
+                _remove_quietly(self.ipr, self.tap_ifindex, (EGRESS,))
+            raise
+        self.tap_attached = True
+
+    def attach_port(self, ifindex):
+        """Put an ingress program on a port.  The port starts not collecting (its frames are
+        dropped, Slow Protocols excepted) until set_collecting() names it."""
+        ifindex = self._index(ifindex)
+        slot = self._slot(ifindex)
+        fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex), "agr_ingress")
+        try:
+            _attach(self.ipr, ifindex, INGRESS, fd, INGRESS_NAME)
+        except BaseException:
+            os.close(fd)
+            if ifindex not in self.port_progs:       # leave no clsact of ours half made
+                _remove_quietly(self.ipr, ifindex, (INGRESS,))
+            raise
+        old = self.port_progs.pop(ifindex, None)
+        self.port_progs[ifindex] = fd
+        if old is not None:
+            os.close(old)
+
+    def detach_port(self, ifindex):
+        """Remove a port's filter (and clsact, when nothing else uses it), take it out of the
+        distributing and collecting sets and free its counters.  Netlink is used only for a port
+        this object attached; any other is quietly taken out of the maps."""
+        ifindex = self._index(ifindex)
+        changed = ifindex in self.distributing or ifindex in self.collecting
+        self.distributing = [i for i in self.distributing if i != ifindex]
+        self.collecting.discard(ifindex)
+        if changed:
+            self._write_conf()
+        fd = self.port_progs.pop(ifindex, None)
+        self.slots.pop(ifindex, None)
+        if fd is not None:
+            try:
+                _remove(self.ipr, ifindex, (INGRESS,))
+            finally:
+                os.close(fd)
+
+    # -- configuration ---------------------------------------------------------------------
     def set_ports(self, ifindices):
-        self.distributing = list(ifindices)[:MAX_PORTS]
-        table = self.distributing + [0] * (MAX_PORTS - len(self.distributing))
-        old = bpf.map_lookup(self.cfg, struct.pack("<I", 0), CFG.size)
-        _n, _pad, dropped, rr, *_ = CFG.unpack(old)
-        bpf.map_update(self.cfg, struct.pack("<I", 0), CFG.pack(len(self.distributing), 0, dropped, rr, *table))
+        """The distributing ports, in order (frame -> ifindices[hash % n]); [] drops and counts."""
+        ports = [self._index(i) for i in ifindices]
+        if len(ports) > self.max_ports:
+            raise ValueError(f"{len(ports)} distributing ports; the fast path takes {self.max_ports}")
+        for i in ports:
+            self._slot(i)
+        self.distributing = ports
+        self._write_conf()
 
     def set_collecting(self, ifindices):
-        self.collecting = set(ifindices)
-        for index in self.ports:
-            key = struct.pack("<I", index)
-            raw = bpf.map_lookup(self.ports_map, key, PORT.size)
-            values = PORT.unpack(raw) if raw else (0, 0, 0, 0, 0)
-            bpf.map_update(self.ports_map, key, PORT.pack(*values[:4], index in self.collecting))
+        """The ports whose frames go into agrN (others: dropped)."""
+        ports = {self._index(i) for i in ifindices}
+        for i in ports:
+            self._slot(i)
+        self.collecting = ports
+        self._write_conf()
 
-    def set_policy(self, policy, round_robin):
-        if (policy, round_robin) == (self.policy, self.round_robin):
-            return
-        self.policy, self.round_robin = policy, round_robin
-        old = self._load_egress()
-        # While the filter is swapped, frames reach the TAP and the relay sends them.
-        self.attach_tap()
-        os.close(old)
+    def set_policy(self, policy_mask, round_robin):
+        self.policy, self.round_robin = _check_policy(policy_mask), bool(round_robin)
+        self._write_conf()
 
     def counters(self):
-        raw = bpf.map_lookup(self.cfg, struct.pack("<I", 0), CFG.size)
-        out = {"tx_drop_no_port": CFG.unpack(raw)[2] if raw else 0, "ports": {}}
-        for index in self.ports:
-            raw = bpf.map_lookup(self.ports_map, struct.pack("<I", index), PORT.size)
-            if raw:
-                rxp, rxb, txp, txb, _c = PORT.unpack(raw)
-                out["ports"][index] = {"rx_packets": rxp, "rx_bytes": rxb, "tx_packets": txp, "tx_bytes": txb}
+        """{"tx_drop_no_port": n, "ports": {ifindex: {tx_packets, tx_bytes, rx_packets,
+        rx_bytes, rx_dropped, rx_slow}}} summed over CPUs, for every port with a slot."""
+        out = {"tx_drop_no_port": self._sum(self.max_ports)[TX_DROPPED // 8], "ports": {}}
+        for ifindex, slot in sorted(self.slots.items()):
+            out["ports"][ifindex] = dict(zip(PORT_COUNTERS, self._sum(slot)))
         return out
 
     def close(self):
-        for index in [self.tap, *self.ports]:
-            _remove(index)
-        self.ports = []
-        for fd in (self.egress_fd, self.ingress_fd, self.cfg, self.ports_map):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Remove our filters (and clsact where nothing else is left) and close every fd."""
+        work = [(ifindex, INGRESS) for ifindex in self.port_progs]
+        if self.tap_attached:
+            work.insert(0, (self.tap_ifindex, EGRESS))
+        self.tap_attached = False
+        first = None
+        try:
+            for ifindex, parent in work:           # every one, even after a failure
+                try:
+                    _remove(self.ipr, ifindex, (parent,))
+                except (NetlinkError, OSError) as exc:
+                    first = first or exc
+        finally:
+            self._close_fds()
+            if self._ipr is not None:
+                self._ipr.close()
+                self._ipr = None
+        if first is not None:
+            raise first
 
     @staticmethod
     def cleanup(ifindices):
-        """Remove what a killed worker left: our filters, and clsact when it holds no other."""
-        for index in ifindices:
-            _remove(index)
+        """Remove what a killed worker left on these interfaces: our filters (priority PRIO,
+        named agrconfig_*) on both clsact hooks, and clsact when no other filter remains."""
+        with IPRoute() as ipr:
+            for ifindex in ifindices:
+                _remove(ipr, ifindex, (EGRESS, INGRESS))
+
+    # -- inside --------------------------------------------------------------------------------
+    def _index(self, dev):
+        if isinstance(dev, int):
+            return dev
+        found = self.ipr.link_lookup(ifname=dev)
+        if not found:
+            raise OSError(errno.ENODEV, f"no interface {dev}")
+        return found[0]
+
+    def _slot(self, ifindex):
+        slot = self.slots.get(ifindex)
+        if slot is None:
+            free = sorted(set(range(self.max_ports)) - set(self.slots.values()))
+            if not free:
+                raise OSError(errno.ENOSPC, f"the fast path takes {self.max_ports} ports")
+            slot = self.slots[ifindex] = free[0]
+            self.stats.fill(slot, bytes(STATS.size))
+        return slot
+
+    def _sum(self, slot):
+        total = [0] * 8
+        for value in self.stats.values(slot):
+            total = [t + v for t, v in zip(total, STATS.unpack(value))]
+        return total
+
+    def _write_conf(self):
+        """Write the idle copy of the configuration, then make it the active one."""
+        ports = self.distributing
+        pad = [0] * (self.max_ports - len(ports))
+        collecting = 0
+        for i in self.collecting:
+            if i in self.slots:
+                collecting |= 1 << self.slots[i]
+        mode = self.policy | (MODE_RR if self.round_robin else 0)
+        value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
+                                      *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
+        idle = 3 - self._active
+        self.conf.update(idle, value)
+        self.conf.update(0, struct.pack("<I", idle).ljust(self.conf_struct.size, b"\0"))
+        self._active = idle
+
+    def _close_fds(self):
+        for fd in [self.egress_fd, *self.port_progs.values()]:
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.egress_fd = None
+        self.port_progs = {}
+        for m in (self.conf, self.stats):
+            if m is not None:
+                m.close()
 
 
-def _del_filter(index, parent):
+def _check_policy(mask):
+    if not isinstance(mask, int) or mask & ~(L2 | L3 | L4):
+        raise ValueError(f"bad hash policy {mask!r} (a mask of L2|L3|L4)")
+    return mask
+
+
+def _attach(ipr, ifindex, parent, fd, name):
+    """clsact on the device (kept if there), then our filter: created or atomically replaced."""
     try:
-        netlink.ipr().tc("del-filter", "bpf", index, ":1", parent=parent, prio=PRIO, protocol=0x0003)
-    except NetlinkError:
+        ipr.tc("add", "clsact", ifindex)
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+    ipr.tc("replace-filter", "bpf", ifindex, HANDLE, fd=fd, name=name, parent=parent, classid=1,
+           direct_action=True, prio=PRIO, protocol=ETH_P_ALL)
+
+
+def _is_ours(msg):
+    """One of our filters: bpf, our priority, our name (not the priority's header message)."""
+    if msg.get_attr("TCA_KIND") != "bpf" or (msg["info"] >> 16) != PRIO or not msg["handle"]:
+        return False
+    opts = msg.get_attr("TCA_OPTIONS")
+    name = opts.get_attr("TCA_BPF_NAME") if opts is not None else None
+    return bool(name) and name.startswith("agrconfig_")
+
+
+def _filters(ipr, ifindex, parent):
+    try:
+        return [m for m in ipr.get_filters(index=ifindex, parent=parent) if m.get_attr("TCA_KIND")]
+    except NetlinkError as exc:
+        if exc.code in (errno.ENODEV, errno.EINVAL, errno.ENOENT):
+            return []
+        raise
+
+
+def _remove_quietly(ipr, ifindex, parents):
+    try:
+        _remove(ipr, ifindex, parents)
+    except (NetlinkError, OSError):
         pass
 
 
-def _remove(index):
-    ipr = netlink.ipr()
-    for parent in (EGRESS, INGRESS):
-        _del_filter(index, parent)
-    try:
-        others = [f for parent in (EGRESS, INGRESS) for f in ipr.get_filters(index=index, parent=parent)]
-    except NetlinkError:
+def _remove(ipr, ifindex, parents):
+    """Delete our filters under the given clsact hooks; then clsact itself when both of its hooks
+    are empty.  An interface that is gone, or has no clsact, is quietly skipped."""
+    for parent in parents:
+        for msg in _filters(ipr, ifindex, parent):
+            if not _is_ours(msg):
+                continue
+            try:
+                ipr.tc("del-filter", "bpf", ifindex, msg["handle"], parent=parent, prio=PRIO,
+                       protocol=ETH_P_ALL)
+            except NetlinkError as exc:
+                if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+                    raise
+    if any(_filters(ipr, ifindex, p) for p in (EGRESS, INGRESS)):
         return
-    if not others:
-        try:
-            ipr.tc("del", "clsact", index)
-        except NetlinkError:
-            pass
+    try:
+        ipr.tc("del", "clsact", ifindex)
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+            raise
