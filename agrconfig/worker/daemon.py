@@ -46,6 +46,18 @@ def default_flags():
             "lacp_fast": False, "lacp_strict": True, "hash": DEFAULT_POLICY, "datapath": "auto"}
 
 
+def _resume_entry(saved, index):
+    """A port's saved LACP state if it is well formed (the file may be damaged), else None."""
+    entry = saved.get(str(index)) if isinstance(saved, dict) else None
+    try:
+        prio, system, key, pprio, pnum, state = entry["partner"]
+        ok = (entry["mux"] in ("ATTACHED", "COLLECTING_DISTRIBUTING") and len(bytes.fromhex(system)) == 6
+              and all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in (prio, key, pprio, pnum, state)))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    return entry if ok else None
+
+
 class Worker:
     def __init__(self, name, saved=None):
         self.name = name
@@ -65,6 +77,8 @@ class Worker:
         self.distributing = frozenset()
         self.collecting = frozenset()
         self.fast = None           # the eBPF fast path, when in use
+        self.lacp_saved = {}       # the LACP snapshot last written to the state file
+        self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
 
     # -- start ----------------------------------------------------------------
@@ -124,8 +138,10 @@ class Worker:
 
     # -- state ------------------------------------------------------------------
     def _save(self):
+        self.lacp_saved = self.lacp.snapshot() if self.lacp is not None else {}
         statefile.save({"name": self.name, "ifindex": self.tap_index, "pid": os.getpid(),
-                        "flags": self.flags, "ports": [p.to_state() for p in self.ports]})
+                        "flags": self.flags, "ports": [p.to_state() for p in self.ports],
+                        "lacp": self.lacp_saved})
 
     # -- LACP -------------------------------------------------------------------
     def _apply_flags(self):
@@ -140,9 +156,12 @@ class Worker:
             now = time.monotonic()
             self.lacp = LacpCore(netlink.mac_bytes(self.mac), fast_timeout=self.flags["lacp_fast"],
                                  strict=self.flags["lacp_strict"], now=now)
+            # After a crash, each port carries on with the partner and mux state the dead
+            # worker saved, so the partner sees no change; its next LACPDU corrects any drift.
+            resume, self.resume_lacp = self.resume_lacp, {}
             for p in self.ports:
-                self._act(self.lacp.add_port(now, p.index, p.mac, speed=p.speed,
-                                             duplex_full=p.duplex_full, carrier=p.carrier))
+                self._act(self.lacp.add_port(now, p.index, p.mac, speed=p.speed, duplex_full=p.duplex_full,
+                                             carrier=p.carrier, resume=_resume_entry(resume, p.index)))
         else:
             now = time.monotonic()
             self._act(self.lacp.set_fast_timeout(now, self.flags["lacp_fast"]))
@@ -213,6 +232,8 @@ class Worker:
                 log.info("%s: %s", self.name, action)
         if changed:
             self._recompute()
+        if self.lacp is not None and self.lacp.snapshot() != self.lacp_saved:
+            self._save()  # a restarted worker resumes from this
 
     def _recompute(self):
         """Derive the distributing and collecting sets and hand them to the data path."""

@@ -1,13 +1,17 @@
 """The worker: daemon, restart after SIGKILL, no leftovers, one world per namespace."""
 import glob
+import json
 import os
 import signal
+import subprocess
 import time
 
 import psutil
 import pytest
 
-from tests.integration.helpers import aggregate, host_pair, ok, port_flags, status_json, wait_distributing
+from tests.integration.helpers import (agr_pair, aggregate, host_pair, ok, port_flags, status_json,
+                                       wait_distributing)
+from tests.lab import AGRCONFIG
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +102,29 @@ def test_worker_restarts_after_sigkill_keeping_agr0_and_addresses(lab):
     assert lab.ping(a, "192.0.2.2", count=2)
     ok(lab, a, "agr0", "destroy")
     assert worker_procs(lab, a) == []
+
+
+def test_restarted_worker_resumes_lacp_so_the_partner_sees_no_change(lab):
+    # Fast timeout: the partner would expire our ports 3 s after our last LACPDU.
+    a, b = agr_pair(lab, words=("lacptimeout", "fast"))
+    mon = subprocess.Popen(["ip", "netns", "exec", b, *AGRCONFIG, "--json", "agr0", "monitor", "timeout", "6"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)  # the monitor's first snapshot
+        (w,) = worker_procs(lab, a)
+        w.send_signal(signal.SIGKILL)
+        w.wait(5)
+        lab.wait_for(lambda: worker_procs(lab, a), timeout=1.0, interval=0.02, what="a new worker")
+        lab.wait_for(lambda: port_flags(lab, a) == {"re0": 3, "re1": 3}, timeout=5, interval=0.05,
+                     what="re0 and re1 distributing again")
+        # What shows that it resumed rather than negotiated again: the partner saw nothing.
+        out, _ = mon.communicate(timeout=15)
+    finally:
+        if mon.poll() is None:
+            mon.kill()
+    changes = [e for e in map(json.loads, out.splitlines()) if e["event"] == "port-changed"]
+    assert changes == [], f"the partner saw our restart: {changes}"
+    assert lab.ping(a, "192.0.2.2", count=2)
 
 
 def test_next_command_revives_a_worker_whose_supervisor_died_too(lab):
