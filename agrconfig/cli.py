@@ -55,7 +55,7 @@ from docopt import DocoptExit, docopt
 
 from . import __version__
 from .errors import AgrError, UsageError
-from .words import parse_words
+from .words import parse_words, valid_ifname
 from .paths import is_agr_name
 
 AGR_ONLY = "valid only with agr(4) interfaces"
@@ -111,12 +111,28 @@ def apply_plain(name, op):
         raise AgrError(errno.ENXIO, "SIOCSETAGR", f"{name}: no such agr interface")
 
 
+def _docopt_message(exc):
+    """docopt-ng's complaint as one 'agrconfig:' line, then the usage. Its own words for a
+    misplaced option are a Python repr ("Warning: found unmatched (duplicate?) arguments
+    [Option('-f', None, 1, 'a')]"); name the options instead."""
+    import re
+    usage = (DocoptExit.usage or "").strip()
+    text = str(exc).strip()
+    message = text[:-len(usage)].strip() if usage and text.endswith(usage) else text
+    if message.startswith("Warning: found unmatched"):
+        names = [s or l for s, l in re.findall(r"Option\((?:'(-[^']*)'|None), (?:'(--[^']*)'|None)", message)]
+        message = f"option {' '.join(dict.fromkeys(names))} not valid here" if names else "bad arguments"
+    elif not message:
+        message = "an interface or an option is needed"
+    return f"agrconfig: {message}\n{usage}" if usage else f"agrconfig: {message}"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = docopt(__doc__, argv, options_first=True, version=f"agrconfig {__version__}")
     except DocoptExit as exc:
-        print(str(exc), file=sys.stderr)
+        print(_docopt_message(exc), file=sys.stderr)
         return 1
     except SystemExit as exc:  # --help / --version
         return 0 if exc.code in (None, 0) else 1
@@ -145,7 +161,7 @@ def main(argv=None):
             return 0
         name = args["<interface>"]
         words = args["<word>"]
-        if not name or len(name) > 15 or "/" in name or not name.isprintable() or " " in name:
+        if not valid_ifname(name):  # the kernel's rules, in octets: 'é' * 8 is too long
             raise UsageError(f"bad interface name {name!r}")
         if args["-f"]:
             provision.apply_file(args["-f"], name, dry_run=args["-n"])

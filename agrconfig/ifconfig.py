@@ -21,7 +21,7 @@ def parse_netmask(text):
     try:
         if text.lower().startswith("0x"):
             mask = ipaddress.IPv4Address(int(text, 16))
-        elif text.isdigit():
+        elif text.isascii() and text.isdigit() and len(text) <= 3:  # not '²', not 5000 digits
             return int(ipaddress.ip_network(f"0.0.0.0/{int(text)}").prefixlen)
         else:
             mask = ipaddress.IPv4Address(text)
@@ -39,7 +39,7 @@ def parse_address(family, text, prefix=None):
     if ip.version != want:
         raise ValueError(f"{text!r} is not an {family} address")
     if length:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit() and len(length) <= 3):  # int('²') fails
             raise ValueError(f"bad prefix length in {text!r}")
         prefix = int(length)
     explicit = prefix is not None

@@ -36,7 +36,7 @@ def parse_words(words):
     def arg(what):
         nonlocal i
         if i >= len(words):
-            raise UsageError(f"{words[i - 1]}: missing {what}")
+            raise UsageError(f"{_say(words[i - 1])}: missing {what}")
         i += 1
         return words[i - 1]
 
@@ -49,12 +49,14 @@ def parse_words(words):
             ops.append(Op("flag", FLAG_WORDS[word], word))
         elif word in ("agrport", "-agrport"):
             port = arg("interface name")
-            if not port or len(port) > 15 or "/" in port or port.strip() != port:
+            if not valid_ifname(port):
                 raise UsageError(f"{word}: bad interface name {port!r}")
             ops.append(Op(word, port))
         elif word == "mtu":
             text = arg("MTU")
-            if not text.isdigit() or not 68 <= int(text) <= 65535:
+            # ASCII digits only: str.isdigit() also admits '²' (int() refuses it) and
+            # Arabic-Indic digits, and int() refuses more than 4300 digits.
+            if not is_number(text) or not 68 <= int(text) <= 65535:
                 raise UsageError(f"mtu: bad value {text!r} (68-65535)")
             ops.append(Op("mtu", int(text)))
         elif word == "lacptimeout":
@@ -88,7 +90,7 @@ def parse_words(words):
                 try:
                     if key == "netmask" and family == "inet":
                         prefix = parse_netmask(value)
-                    elif key == "prefixlen" and family == "inet6" and value.isdigit():
+                    elif key == "prefixlen" and family == "inet6" and is_number(value):
                         prefix = int(value)
                     else:
                         raise ValueError(f"{key} does not go with {family}")
@@ -100,10 +102,35 @@ def parse_words(words):
                 raise UsageError(f"{family}: {exc}") from None
             ops.append(Op("address", (action, iface, explicit)))
         else:
-            raise UsageError(f"{word}: bad value" if word.startswith("-") else f"{word}: unknown word")
+            raise UsageError(f"{_say(word)}: bad value" if word.startswith("-") else f"{_say(word)}: unknown word")
     if any(op.word == "destroy" for op in ops) and len(ops) > 1:
         raise UsageError("destroy takes no other words")
     return ops
+
+
+def _say(word):
+    """A word for an error message: quoted when it holds a newline, escape or nothing at all,
+    so the message stays one line and cannot drive the terminal."""
+    return word if word and word.isprintable() and word.strip() == word else repr(word)
+
+
+def is_number(text, digits=10):
+    """A decimal number as a shell user writes one: ASCII digits, not too many of them."""
+    return isinstance(text, str) and 0 < len(text) <= digits and text.isascii() and text.isdigit()
+
+
+def valid_ifname(name):
+    """A name Linux would accept for an interface (net/core/dev.c dev_valid_name): 1 to 15
+    octets, not '.' or '..', no '/', ':', NUL or white space. Checked here so a name the
+    kernel would refuse or truncate (a NUL inside) is a usage error, not a surprise later."""
+    if not isinstance(name, str) or not name or name in (".", ".."):
+        return False
+    try:
+        if len(name.encode()) > 15:
+            return False
+    except UnicodeEncodeError:      # a lone surrogate from undecodable argv bytes
+        return False
+    return name.isprintable() and not any(ch in "/:" or ch.isspace() for ch in name)
 
 
 def _looks_like_address(word):
