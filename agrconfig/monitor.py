@@ -27,8 +27,8 @@ def parse(words):
                 opts[key] = float(value)
             except ValueError:
                 raise UsageError(f"monitor: {key} {value!r} is not a number") from None
-            if opts[key] <= 0:
-                raise UsageError(f"monitor: {key} must be positive")
+            if not 0 < opts[key] < 1e9:  # also refuses nan and inf
+                raise UsageError(f"monitor: {key} must be a positive number of seconds")
         i += 2
     return opts
 

@@ -3,12 +3,12 @@ import os
 import re
 
 RUN_ROOT = os.environ.get("AGRCONFIG_RUNDIR", "/run/agrconfig")
-NAME_RE = re.compile(r"^agr(0|[1-9][0-9]{0,11})$")
+NAME_RE = re.compile(r"agr(0|[1-9][0-9]{0,11})")
 IFNAMSIZ = 15
 
 
 def is_agr_name(name):
-    return len(name) <= IFNAMSIZ and bool(NAME_RE.match(name))
+    return len(name) <= IFNAMSIZ and bool(NAME_RE.fullmatch(name))
 
 
 def netns_id():
