@@ -431,14 +431,26 @@ class Worker:
                 self.stopping = True
                 return
             self._sync_memberships()
+            tap = netlink.link(index=self.tap_index)
+            if tap is not None and tap.mac != self.mac:
+                # `ip link set agrN address ...`: the ports and the LACP system follow.
+                log.info("%s: link address changed to %s", self.name, tap.mac)
+                self.mac = tap.mac
+                if self.lacp is not None:
+                    self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
         for port in list(self.ports):
-            if index is not None and port.index != index:
+            if index not in (None, self.tap_index, port.index):
                 continue
             link = netlink.link(index=port.index)
-            if link is None or link.name != port.name:
+            if link is None:
                 log.warning("%s: port %s went away", self.name, port.name)
-                self._drop_port(port, restore=link is not None)
+                self._drop_port(port, restore=False)
                 continue
+            if link.name != port.name:
+                log.warning("%s: port %s was renamed %s; it stays a port", self.name, port.name, link.name)
+                port.rename(link.name)
+                self._save()
+            self._revert_port_changes(port, link)
             carrier = link.carrier and link.up
             if carrier != port.carrier:
                 port.carrier = carrier
@@ -446,6 +458,24 @@ class Worker:
                 if self.lacp is not None:
                     self._act(self.lacp.set_carrier(time.monotonic(), port.index, carrier))
                 self._recompute()
+
+    def _revert_port_changes(self, port, link):
+        """Another tool changed a member: put back what membership needs, and say so."""
+        tap = netlink.link(index=self.tap_index)
+        try:
+            if tap is not None and link.mac != self.mac:
+                log.warning("%s: %s's MAC was changed to %s; set back to %s", self.name, port.name, link.mac, self.mac)
+                netlink.set_mac(port.index, self.mac)
+            if tap is not None and link.mtu != tap.mtu:
+                log.warning("%s: %s's MTU was changed to %d; set back to %d", self.name, port.name, link.mtu, tap.mtu)
+                netlink.set_mtu(port.index, tap.mtu)
+            for addr in netlink.addresses(port.index):
+                # A member's own stack must stay out of the way (see PORT_SYSCTLS).
+                log.warning("%s: address %s/%d added to port %s; removed (put it on %s)", self.name,
+                            addr.address, addr.prefixlen, port.name, self.name)
+                netlink.del_address(port.index, addr)
+        except AgrError as exc:
+            log.error("%s: cannot set port %s back: %s", self.name, port.name, exc)
 
     # -- control ----------------------------------------------------------------------------
     def _on_accept(self):

@@ -56,6 +56,11 @@ class Port:
         self.speed = None
         self.duplex_full = None
 
+    def rename(self, name):
+        """Another tool renamed the port: sysctls and restore follow the new name."""
+        self.name = name
+        self.orig = dict(self.orig, name=name)
+
     def to_state(self):
         return dict(self.orig)
 
