@@ -71,7 +71,7 @@ class Worker:
         self.relay = None
         self.sel = None
         self.stopping = False
-        self.slow_queue = collections.deque()
+        self.slow_queue = collections.deque(maxlen=1024)  # bounded: the rate limit keeps it short
         self.slow_event = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.next_mcast = 0.0
         self.distributing = frozenset()
@@ -528,7 +528,8 @@ class Worker:
             entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full}
             c = self.relay.port_counters.get(p.index, [0, 0, 0, 0])
-            entry["counters"] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3]}
+            entry["counters"] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3],
+                                 "rx_slow_limited": self.relay.slow_limited.get(p.index, 0)}
             for key, value in fast.get("ports", {}).get(p.index, {}).items():
                 entry["counters"][key] = entry["counters"].get(key, 0) + value
             if self.lacp is not None:

@@ -26,6 +26,10 @@ VNET = struct.Struct("<BBHHHH")  # virtio_net_hdr
 AUX_SPACE = socket.CMSG_SPACE(AUX.size)
 ETHERTYPE_OFF = VNET_HDR_LEN + 12
 HOLD = 0.02  # seconds of silence when a port joins the distributing set
+# A conforming partner sends at most 3 LACPDUs a second (802.1AX 6.4.16) and Markers
+# rarely: more than this per port is a flood, dropped and counted before the main loop.
+SLOW_RATE = 10.0
+SLOW_BURST = 20.0
 
 
 class Relay:
@@ -40,6 +44,8 @@ class Relay:
         self.hold_until = 0.0
         self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
         self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
+        self.slow_limited = {}      # port index -> Slow Protocols frames dropped by the rate limit
+        self._slow_bucket = {}      # port index -> [tokens, last refill]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # RX: tables changed
         self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # TX: stop
         self._running = False
@@ -168,7 +174,8 @@ class Relay:
                     if anc and anc[0][2][0] & TP_STATUS_VLAN_VALID:  # rare: look closer only then
                         n = self._restore_vlan(buf, n, anc)
                     if buf[ETHERTYPE_OFF] == 0x88 and buf[ETHERTYPE_OFF + 1] == 0x09:
-                        self.on_slow_frame(index, bytes(view[VNET_HDR_LEN:n]))
+                        if self._slow_allowed(index):
+                            self.on_slow_frame(index, bytes(view[VNET_HDR_LEN:n]))
                         continue
                     if fd not in self.rx_table:
                         continue  # not collecting: the standard says discard
@@ -180,6 +187,20 @@ class Relay:
                     if c is not None:
                         c[2] += 1
                         c[3] += n - VNET_HDR_LEN
+
+    def _slow_allowed(self, index):
+        """Token bucket per port for Slow Protocols frames."""
+        now = time.monotonic()
+        bucket = self._slow_bucket.get(index)
+        if bucket is None:
+            bucket = self._slow_bucket[index] = [SLOW_BURST, now]
+        bucket[0] = min(SLOW_BURST, bucket[0] + (now - bucket[1]) * SLOW_RATE)
+        bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return True
+        self.slow_limited[index] = self.slow_limited.get(index, 0) + 1
+        return False
 
     @staticmethod
     def _restore_vlan(buf, n, anc):
