@@ -167,4 +167,45 @@ def worker_status(name):
     """The worker's view of `name`, reviving the worker if needed; None if not ours."""
     if not exists(name):
         return None
-    return request(name, "status")
+    try:
+        return control.request(name, "status")  # one round trip when the worker is there
+    except control.WorkerGone:
+        return request(name, "status")
+
+
+def worker_statuses(names):
+    """{name: status or AgrError} for several agr interfaces, their workers asked concurrently.
+
+    One connection per worker, all at once; a worker that does not answer is then revived
+    (serially, from this thread only: spawn() forks) and asked again.
+    """
+    if not names:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(name):
+        try:
+            return control.request(name, "status", timeout=5.0)
+        except control.WorkerGone as exc:
+            return exc
+        except AgrError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(len(names), 16)) as pool:
+        out = dict(zip(names, pool.map(ask, names)))
+    for name, result in out.items():
+        if isinstance(result, control.WorkerGone):
+            try:
+                out[name] = worker_status(name)
+            except AgrError as exc:
+                out[name] = exc
+    return out
+
+
+def members():
+    """{port name: agr name} for every port of every agr interface, from the state files."""
+    out = {}
+    for name in statefile.all_names():
+        for p in (statefile.load(name) or {}).get("ports", []):
+            out.setdefault(p.get("name"), name)
+    return out

@@ -136,21 +136,25 @@ def main(argv=None):
         return 1
     except SystemExit as exc:  # --help / --version
         return 0 if exc.code in (None, 0) else 1
-    from . import agr, provision, status
+    # Each branch imports what it needs: the front end's start-up is most of a status command.
     try:
         if args["-l"]:
+            from . import status
             print(" ".join(status.free_ports() if args["--free"] else status.names()))
             return 0
         if args["-C"]:
             print("agr")
             return 0
         if args["--destroy-all"]:
+            from . import agr
             with Namespace():
                 agr.destroy_all()
             return 0
         if args["-a"]:
+            from . import status
             print(status.render_all(as_json=args["--json"]), end="")
             return 0
+        from . import provision, status
         if args["--boot"]:
             failures = provision.boot(args["--confdir"], dry_run=args["-n"],
                                       err=lambda m: print(m, file=sys.stderr))

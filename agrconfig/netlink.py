@@ -1,12 +1,16 @@
 """The few netlink (pyroute2), sysctl and ethtool calls agrconfig needs, in one place."""
 import errno
 import ipaddress
+import os
+import socket
+import struct
 from dataclasses import dataclass, field
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from .errors import AgrError
+
+# pyroute2 takes ~0.2 s to import (its package imports all of it): the reads below (links,
+# addresses) speak rtnetlink directly, and pyroute2 is imported on the first change.
+IPRoute = NetlinkError = None
 
 IFF_UP = 0x1
 IFF_BROADCAST = 0x2
@@ -28,8 +32,11 @@ _orphans = []
 
 def ipr():
     """One netlink socket per process, opened on first use (after any fork)."""
-    global _ipr
+    global _ipr, IPRoute, NetlinkError
     if _ipr is None:
+        if IPRoute is None:
+            from pyroute2.netlink.exceptions import NetlinkError
+            from pyroute2 import IPRoute
         _ipr = IPRoute()
     return _ipr
 
@@ -62,42 +69,116 @@ class Link:
         return bool(self.flags & IFF_UP)
 
 
+# -- reading: rtnetlink requests and replies, parsed here ----------------------------------
+
+NLMSG = struct.Struct("=IHHII")
+IFINFOMSG = struct.Struct("=BxHiII")
+IFADDRMSG = struct.Struct("=BBBBI")
+RTATTR = struct.Struct("=HH")
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_CARRIER = 1, 3, 4, 16, 18, 23, 33
+IFLA_INFO_KIND = 1
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+# The names pyroute2 gives IFLA_STATS64's counters (the first 23 of struct rtnl_link_stats64).
+STATS64 = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped",
+           "tx_dropped", "multicast", "collisions", "rx_length_errors", "rx_over_errors", "rx_crc_errors",
+           "rx_frame_errors", "rx_fifo_errors", "rx_missed_errors", "tx_aborted_errors", "tx_carrier_errors",
+           "tx_fifo_errors", "tx_heartbeat_errors", "tx_window_errors", "rx_compressed", "tx_compressed")
+
+
+def _attrs(data, off, end):
+    """{type: payload} of the rtattrs in data[off:end] (nested and byte-order flags dropped)."""
+    out = {}
+    while off + RTATTR.size <= end:
+        length, kind = RTATTR.unpack_from(data, off)
+        if length < RTATTR.size:
+            break
+        out[kind & 0x3FFF] = data[off + RTATTR.size:off + length]
+        off += (length + 3) & ~3
+    return out
+
+
+def _rtnl(kind, body, dump):
+    """Send one rtnetlink request; the replies as (type, bytes of the message) until the end."""
+    flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    try:
+        sock.bind((0, 0))
+        sock.send(NLMSG.pack(NLMSG.size + len(body), kind, flags, 1, 0) + body)
+        out = []
+        while True:
+            data = sock.recv(1 << 20)
+            off = 0
+            while off + NLMSG.size <= len(data):
+                length, mtype, _f, _seq, _pid = NLMSG.unpack_from(data, off)
+                if length < NLMSG.size:
+                    return out
+                if mtype == NLMSG_DONE:
+                    return out
+                if mtype == NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", data, off + NLMSG.size)[0]
+                    if code:
+                        raise OSError(code, os.strerror(code))
+                    return out
+                out.append((mtype, data[off:off + length]))
+                off += (length + 3) & ~3
+            if not dump:
+                return out
+    finally:
+        sock.close()
+
+
 def _link_from_msg(msg):
-    info = msg.get_attr("IFLA_LINKINFO")
-    kind = info.get_attr("IFLA_INFO_KIND") if info else ""
-    mac = msg.get_attr("IFLA_ADDRESS") or ""
-    stats = msg.get_attr("IFLA_STATS64") or {}
+    _fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
+    raw_mac = at.get(IFLA_ADDRESS)
+    mac = ":".join(f"{b:02x}" for b in raw_mac) if raw_mac else ""
+    kind = ""
+    if IFLA_LINKINFO in at:
+        info = at[IFLA_LINKINFO]
+        kind = _attrs(info, 0, len(info)).get(IFLA_INFO_KIND, b"").split(b"\0", 1)[0].decode()
+    stats = {}
+    if len(at.get(IFLA_STATS64, b"")) >= 8 * len(STATS64):
+        stats = dict(zip(STATS64, struct.unpack_from(f"={len(STATS64)}Q", at[IFLA_STATS64])))
+    oper = at.get(IFLA_OPERSTATE)
     return Link(
-        index=msg["index"],
-        name=msg.get_attr("IFLA_IFNAME"),
+        index=index,
+        name=at.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace"),
         mac=mac,
-        mtu=msg.get_attr("IFLA_MTU") or 0,
-        flags=msg["flags"],
-        kind=kind or "",
-        type=msg["ifi_type"],
-        addrlen=len(mac.split(":")) if mac else 0,
-        carrier=bool(msg.get_attr("IFLA_CARRIER")),
-        operstate=msg.get_attr("IFLA_OPERSTATE") or "",
-        stats=dict(stats) if stats else {},
+        mtu=struct.unpack("=I", at[IFLA_MTU])[0] if len(at.get(IFLA_MTU, b"")) == 4 else 0,
+        flags=flags,
+        kind=kind,
+        type=ltype,
+        addrlen=len(raw_mac) if raw_mac else 0,
+        carrier=bool(at.get(IFLA_CARRIER, b"\0")[0]),
+        operstate=OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else "",
+        stats=stats,
     )
 
 
 def link(name=None, index=None):
     """The link by name or index, or None."""
+    if index is not None:
+        body = IFINFOMSG.pack(0, 0, index, 0, 0)
+    else:
+        raw = name.encode() + b"\0"
+        attr = RTATTR.pack(RTATTR.size + len(raw), IFLA_IFNAME) + raw
+        body = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr + bytes(-len(attr) % 4)
     try:
-        if index is not None:
-            msgs = ipr().link("get", index=index)
-        else:
-            msgs = ipr().link("get", ifname=name)
-    except NetlinkError as exc:
-        if exc.code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+        msgs = _rtnl(RTM_GETLINK, body, dump=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL, errno.ERANGE):
             return None
         raise
-    return _link_from_msg(msgs[0]) if msgs else None
+    return _link_from_msg(msgs[0][1]) if msgs else None
 
 
 def links():
-    return sorted((_link_from_msg(m) for m in ipr().get_links()), key=lambda l: l.index)
+    msgs = _rtnl(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0), dump=True)
+    return sorted((_link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK), key=lambda l: l.index)
 
 
 @dataclass
@@ -114,13 +195,29 @@ class Address:
         return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}")
 
 
-def addresses(index):
-    out = []
-    for msg in ipr().get_addr(index=index):
-        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        out.append(Address(msg["family"], addr, msg["prefixlen"], msg.get_attr("IFA_BROADCAST"),
-                           msg.get_attr("IFA_FLAGS") or msg["flags"], msg["scope"]))
+def _address_from_msg(msg):
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(msg, NLMSG.size)
+    at = _attrs(msg, NLMSG.size + IFADDRMSG.size, len(msg))
+    addr = at.get(IFA_LOCAL) or at.get(IFA_ADDRESS)
+    bcast = at.get(IFA_BROADCAST)
+    if len(at.get(IFA_FLAGS, b"")) == 4:
+        flags = struct.unpack("=I", at[IFA_FLAGS])[0] or flags
+    return index, Address(family, socket.inet_ntop(family, addr) if addr else None, prefixlen,
+                          socket.inet_ntop(family, bcast) if bcast else None, flags, scope)
+
+
+def all_addresses():
+    """{ifindex: [Address]} for every interface, from one dump."""
+    out = {}
+    for t, msg in _rtnl(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), dump=True):
+        if t == RTM_NEWADDR:
+            index, addr = _address_from_msg(msg)
+            out.setdefault(index, []).append(addr)
     return out
+
+
+def addresses(index):
+    return all_addresses().get(index, [])
 
 
 def _set(ioctl, index, what, **kw):

@@ -57,10 +57,14 @@ def free_ports():
 
 def describe(name):
     """Everything we show about one interface, as a dict (the JSON document)."""
-    link = netlink.link(name)
     ws = agr.worker_status(name) if paths.is_agr_name(name) else None
+    link = netlink.link(name)
     if link is None:
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
+    return _doc(link, netlink.addresses(link.index), agr.owner_of(name), ws)
+
+
+def _doc(link, addrs, member_of, ws):
     flags = bsd_flags(link, ws)
     doc = {
         "ifname": link.name, "ifindex": link.index, "flags": flags,
@@ -68,15 +72,31 @@ def describe(name):
         "address": link.mac, "operstate": link.operstate, "carrier": link.carrier,
         "addr_info": [{"family": "inet" if a.family == 2 else "inet6", "local": a.address,
                        "prefixlen": a.prefixlen, "broadcast": a.broadcast, "scope": a.scope,
-                       "flags": a.flags} for a in netlink.addresses(link.index)],
+                       "flags": a.flags} for a in addrs],
         "stats64": link.stats,
     }
-    member_of = agr.owner_of(name)
     if member_of:
         doc["master"] = member_of
     if ws:
         doc["agr"] = ws
     return doc
+
+
+def describe_all():
+    """describe() for every interface, from one dump of links and one of addresses, with the
+    workers asked at the same time (cost grows little with the number of agr interfaces)."""
+    links = netlink.links()
+    names = set(agr.statefile.all_names())
+    statuses = agr.worker_statuses([l.name for l in links if l.name in names])
+    members = agr.members()
+    addrs = netlink.all_addresses()
+    docs = []
+    for l in links:
+        ws = statuses.get(l.name)
+        if isinstance(ws, AgrError):
+            continue  # its worker cannot say (as describe() would have raised: skip it)
+        docs.append(_doc(l, addrs.get(l.index, []), members.get(l.name), ws))
+    return docs
 
 
 def render_text(doc):
@@ -136,12 +156,7 @@ def render(name, as_json=False):
 
 
 def render_all(as_json=False):
-    docs = []
-    for link in netlink.links():
-        try:
-            docs.append(describe(link.name))
-        except AgrError:
-            continue  # vanished while we looked
+    docs = describe_all()
     if as_json:
         return json.dumps([json_doc(d) for d in docs], indent=2) + "\n"
     return "".join(render_text(d) for d in docs)

@@ -65,3 +65,29 @@ def agr_pair(lab, words=()):
     for ns in (a, b):
         wait_distributing(lab, ns, ["re0", "re1"])
     return a, b
+
+
+def scale_pair(lab, aggs=16, ports=4, words=()):
+    """Namespaces a and b joined by aggs*ports veth pairs; agr0..agr{aggs-1} with `ports` each on both.
+
+    Port M of agrN is called sNpM on both sides (the two ends of one veth pair). The links are
+    made with one `ip -batch` per namespace; IPv6 is off on the ports (no link-local: EBUSY).
+    Returns (a, b, seconds spent in create+attach).
+    """
+    import time
+    a, b = lab.netns("a"), lab.netns("b")
+    names = [f"s{n}p{m}" for n in range(aggs) for m in range(ports)]
+    lab.run(a, "ip", "-batch", "-", input="".join(
+        f"link add {p} type veth peer name x{p}\nlink set x{p} netns {b}\n" for p in names))
+    lab.run(b, "ip", "-batch", "-", input="".join(f"link set x{p} name {p}\n" for p in names))
+    for ns in (a, b):
+        lab.run(ns, "sh", "-c", "".join(f"sysctl -qw net.ipv6.conf.{p}.disable_ipv6=1\n" for p in names))
+        lab.run(ns, "ip", "-batch", "-", input="".join(f"link set {p} up\n" for p in names))
+    start = time.monotonic()
+    for ns in (a, b):
+        for n in range(aggs):
+            argv = [f"agr{n}", "create", *words]
+            for m in range(ports):
+                argv += ["agrport", f"s{n}p{m}"]
+            ok(lab, ns, *argv)
+    return a, b, time.monotonic() - start
