@@ -20,7 +20,7 @@ import time
 from .. import control, netlink, paths
 from ..errors import AgrError
 from ..paths import is_agr_name
-from . import state as statefile
+from . import privs, state as statefile
 from .dataplane import Relay
 from ..lacp import LacpCore
 from .flowhash import DEFAULT_POLICY
@@ -674,6 +674,11 @@ def _supervise(name, resume, ready_w):
     SIGTERM is passed on: the worker restores the ports and exits cleanly.
     """
     _set_title(name, "supervisor")
+    try:  # inherited by every worker it starts
+        kept = privs.drop()
+        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
+    except OSError as exc:
+        log.warning("%s: cannot drop capabilities (%s); running with those we were given", name, exc)
     child = None
     stopping = False
 

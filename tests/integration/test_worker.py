@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from tests.integration.helpers import (agr_pair, aggregate, host_pair, ok, port_flags, status_json,
-                                       wait_distributing)
+                                       strip_addresses, wait_distributing)
 from tests.lab import AGRCONFIG
 
 pytestmark = pytest.mark.integration
@@ -55,6 +55,27 @@ def test_worker_is_a_daemon_with_a_title_and_root_only_socket(lab):
             "print(s.recv(4096).decode())")
     out = lab.run(a, "python3", "-c", code).stdout
     assert "EPERM" in out
+
+
+def test_worker_keeps_only_net_admin_net_raw_perfmon_and_bpf(lab):
+    a, _b = host_pair(lab)
+    aggregate(lab, a)
+    (w,) = worker_procs(lab, a)
+    sup = psutil.Process(w.ppid())
+    want = (1 << 12) | (1 << 13) | (1 << 38) | (1 << 39)  # CAP_NET_ADMIN, NET_RAW, PERFMON, BPF
+    for proc in (w, sup):
+        with open(f"/proc/{proc.pid}/status") as f:
+            fields = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+        for key in ("CapEff", "CapPrm", "CapBnd"):
+            assert int(fields[key], 16) == want, f"{proc.name()} {key} {fields[key]}"
+        assert int(fields["CapInh"], 16) == 0 and int(fields["CapAmb"], 16) == 0
+        assert fields["NoNewPrivs"].strip() == "1"
+    # And with only those it still does its work: a port leaves and comes back.
+    ok(lab, a, "agr0", "-agrport", "re1")
+    strip_addresses(lab, a, "re1")  # its link-local came back with it
+    ok(lab, a, "agr0", "agrport", "re1")
+    assert status_json(lab, a)["linkinfo"]["info_data"]["datapath"] == "ebpf"
+    assert [p["ifname"] for p in status_json(lab, a)["agrports"]] == ["re0", "re1"]
 
 
 def test_destroy_leaves_nothing(lab):
