@@ -1,5 +1,8 @@
 """Front-end side of agr interfaces: find (or revive) the worker and ask it."""
+import contextlib
 import errno
+import fcntl
+import os
 import time
 
 import psutil
@@ -48,6 +51,20 @@ def _supervisor(name):
     return None
 
 
+@contextlib.contextmanager
+def _revive_lock():
+    """Taken to revive a worker and to destroy one, so that a command that does not hold the
+    namespace lock (status) cannot bring back a worker that `destroy` is stopping, and two
+    commands never start two workers for one interface. Always taken after the namespace
+    lock, never before it: no deadlock."""
+    fd = os.open(paths.revive_lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_worker(name):
     """A worker answers for `name`: start it again from its state file if it died."""
     try:
@@ -55,6 +72,16 @@ def ensure_worker(name):
         return
     except control.WorkerGone:
         pass
+    with _revive_lock():
+        try:  # someone else may have revived it (or destroyed it) while we waited
+            control.request(name, "ping", timeout=5.0)
+            return
+        except control.WorkerGone:
+            pass
+        _revive(name)
+
+
+def _revive(name):
     saved = statefile.load(name)
     if saved is None:
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
@@ -96,9 +123,20 @@ def require(name):
     ensure_worker(name)
 
 
+READ_ONLY = ("status", "ping")
+
+
 def request(name, op, **args):
-    ensure_worker(name)
-    return control.request(name, op, **args)
+    for attempt in range(3):
+        ensure_worker(name)
+        try:
+            return control.request(name, op, **args)
+        except control.WorkerGone as exc:
+            # It went away between our ping and our request (destroyed, or it crashed).
+            if exc.sent and op not in READ_ONLY:
+                raise AgrError(errno.EIO, "control", f"worker for {name} went away during {op}; "
+                               "check the interface's state") from None
+    raise AgrError(errno.EIO, "control", f"worker for {name} keeps going away")
 
 
 def create(name):
@@ -112,8 +150,18 @@ def create(name):
 def destroy(name):
     """Detach and restore every port (NetBSD would say EBUSY), remove agrN, stop the worker."""
     ensure_worker(name)
+    with _revive_lock():
+        _destroy(name)
+
+
+def _destroy(name):
     pid = _pid_from_file(name)
-    control.request(name, "shutdown")
+    try:
+        control.request(name, "shutdown")
+    except control.WorkerGone as exc:
+        if not exc.sent:
+            raise AgrError(errno.ENXIO, "SIOCIFDESTROY", f"{name}: worker went away") from None
+        # A shutdown request answered by the worker's exit: wait for agrN to go, below.
     deadline = time.monotonic() + 10
     while pid and psutil.pid_exists(pid) and time.monotonic() < deadline:
         try:

@@ -23,7 +23,15 @@ log = logging.getLogger("agrconfig")
 
 
 class WorkerGone(Exception):
-    """No worker answers on the control socket."""
+    """No worker answers on the control socket.
+
+    `sent` tells whether the request had left: then the worker may have carried it out
+    before it went away, and only a request that changes nothing may be sent again.
+    """
+
+    def __init__(self, name, sent=False):
+        super().__init__(name)
+        self.sent = sent
 
 
 def _recv_all(sock, limit):
@@ -71,12 +79,14 @@ def request(name, op, timeout=30.0, **args):
         data = _recv_all(sock, 16 * 1024 * 1024)
     except socket.timeout as exc:
         raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} did not answer") from exc
-    except (ConnectionResetError, ValueError) as exc:
+    except ConnectionResetError as exc:
+        raise WorkerGone(name, sent=True) from exc  # it exited with our request unread
+    except ValueError as exc:
         raise AgrError(errno.EIO, "control", f"worker for {name}: {exc}") from exc
     finally:
         sock.close()
     if not data:
-        raise WorkerGone(name)
+        raise WorkerGone(name, sent=True)
     try:
         reply = json.loads(data)
         if not isinstance(reply, dict):

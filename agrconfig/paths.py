@@ -42,6 +42,11 @@ def lock_file():
     return os.path.join(run_dir(create=True), "lock")
 
 
+def revive_lock_file():
+    """Taken while a worker is revived or destroyed (see agr.ensure_worker)."""
+    return os.path.join(run_dir(create=True), "revive.lock")
+
+
 def control_address(name):
     # Abstract socket: Linux scopes it to the network namespace, and it leaves no file behind.
     return f"\0agrconfig/{name}"
