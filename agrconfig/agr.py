@@ -5,6 +5,8 @@ import fcntl
 import os
 import time
 
+import logging
+
 import psutil
 
 from . import control, ifconfig, netlink, paths
@@ -13,10 +15,23 @@ from .worker import daemon
 from .worker import state as statefile
 
 owner_of = statefile.owner_of
+log = logging.getLogger("agrconfig")
 
 
 def exists(name):
-    return statefile.load(name) is not None
+    """Is `name` an agr interface of ours: a trustworthy state file, or a worker answering?
+
+    A worker that answers while its state file is missing or was set aside as corrupt is
+    asked to write it again from what it knows (its ports' original state is in memory).
+    """
+    if statefile.load(name) is not None:
+        return True
+    try:
+        control.request(name, "save", timeout=5.0)
+    except (control.WorkerGone, AgrError):
+        return False
+    log.warning("agrconfig: %s: state file rewritten by its worker", name)
+    return True
 
 
 def manages(name, op):
@@ -111,12 +126,34 @@ def _revive(name):
 
 
 def _restore_orphan(saved):
-    from .worker.port import Port
+    """Give back the ports of a state whose agr is gone, but only ports that still look like
+    ours (same index and name, and the sysctls we set on members): the state may be from an
+    earlier namespace with the same inode, naming someone else's interfaces now."""
+    from .worker.port import PORT_SYSCTLS, Port
     for orig in saved["ports"]:
-        link = netlink.link(index=orig.get("index"))
-        if link is not None and link.name == orig.get("name"):
+        link = netlink.link(index=orig["index"])
+        if link is None or link.name != orig["name"]:
+            continue
+        ours = all(netlink.sysctl_get(fam, link.name, key) == value for fam, key, value in PORT_SYSCTLS)
+        if ours:
             Port(orig).restore()
+        else:
+            log.warning("agrconfig: %s: %s does not look like a port of ours; left alone",
+                        saved["name"], link.name)
     statefile.remove(saved["name"])
+
+
+def _remove_leftover(name):
+    """agrN with neither a trustworthy state file nor a worker: a TAP left behind (say, its
+    state file was corrupt when the worker died). Its ports cannot be restored as we do not
+    know their original state; remove the interface itself."""
+    link = netlink.link(name)
+    if link is None or link.kind != "tun":
+        raise AgrError(errno.ENXIO, "SIOCIFDESTROY", f"{name}: no such agr interface")
+    log.warning("agrconfig: %s: no usable state and no worker; removing the interface "
+                "(its ports, if any, keep their current settings)", name)
+    netlink.delete_link(link.index)
+    statefile.remove(name)
 
 
 def require(name):
@@ -149,13 +186,18 @@ def create(name):
 
 def destroy(name):
     """Detach and restore every port (NetBSD would say EBUSY), remove agrN, stop the worker."""
+    if not exists(name):
+        with _revive_lock():
+            _remove_leftover(name)
+        return
     ensure_worker(name)
     with _revive_lock():
         _destroy(name)
 
 
 def _destroy(name):
-    pid = _pid_from_file(name)
+    supervisor = _supervisor(name)  # checked: a pid file naming another process is not waited for
+    pid = supervisor.pid if supervisor else None
     try:
         control.request(name, "shutdown")
     except control.WorkerGone as exc:

@@ -156,7 +156,7 @@ def _flags(value):
 
 # op -> {argument: checker}. Nothing here names a file or a command: ports are interface names.
 REQUESTS = {
-    "status": {}, "ping": {}, "shutdown": {},
+    "status": {}, "ping": {}, "shutdown": {}, "save": {},
     "addport": {"port": _ifname}, "delport": {"port": _ifname},
     "setflags": {"flags": _flags}, "setmtu": {"mtu": _mtu},
 }
