@@ -1,6 +1,11 @@
 """Front-end side of agr interfaces: find (or revive) the worker and ask it."""
+import contextlib
 import errno
+import fcntl
+import os
 import time
+
+import logging
 
 import psutil
 
@@ -10,10 +15,23 @@ from .worker import daemon
 from .worker import state as statefile
 
 owner_of = statefile.owner_of
+log = logging.getLogger("agrconfig")
 
 
 def exists(name):
-    return statefile.load(name) is not None
+    """Is `name` an agr interface of ours: a trustworthy state file, or a worker answering?
+
+    A worker that answers while its state file is missing or was set aside as corrupt is
+    asked to write it again from what it knows (its ports' original state is in memory).
+    """
+    if statefile.load(name) is not None:
+        return True
+    try:
+        control.request(name, "save", timeout=5.0)
+    except (control.WorkerGone, AgrError):
+        return False
+    log.warning("agrconfig: %s: state file rewritten by its worker", name)
+    return True
 
 
 def manages(name, op):
@@ -48,6 +66,20 @@ def _supervisor(name):
     return None
 
 
+@contextlib.contextmanager
+def _revive_lock():
+    """Taken to revive a worker and to destroy one, so that a command that does not hold the
+    namespace lock (status) cannot bring back a worker that `destroy` is stopping, and two
+    commands never start two workers for one interface. Always taken after the namespace
+    lock, never before it: no deadlock."""
+    fd = os.open(paths.revive_lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_worker(name):
     """A worker answers for `name`: start it again from its state file if it died."""
     try:
@@ -55,6 +87,16 @@ def ensure_worker(name):
         return
     except control.WorkerGone:
         pass
+    with _revive_lock():
+        try:  # someone else may have revived it (or destroyed it) while we waited
+            control.request(name, "ping", timeout=5.0)
+            return
+        except control.WorkerGone:
+            pass
+        _revive(name)
+
+
+def _revive(name):
     saved = statefile.load(name)
     if saved is None:
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
@@ -84,21 +126,54 @@ def ensure_worker(name):
 
 
 def _restore_orphan(saved):
-    from .worker.port import Port
+    """Give back the ports of a state whose agr is gone, but only ports that still look like
+    ours (same index and name, and the sysctls we set on members): the state may be from an
+    earlier namespace with the same inode, naming someone else's interfaces now."""
+    from .worker.port import PORT_SYSCTLS, Port
     for orig in saved["ports"]:
-        link = netlink.link(index=orig.get("index"))
-        if link is not None and link.name == orig.get("name"):
+        link = netlink.link(index=orig["index"])
+        if link is None or link.name != orig["name"]:
+            continue
+        ours = all(netlink.sysctl_get(fam, link.name, key) == value for fam, key, value in PORT_SYSCTLS)
+        if ours:
             Port(orig).restore()
+        else:
+            log.warning("agrconfig: %s: %s does not look like a port of ours; left alone",
+                        saved["name"], link.name)
     statefile.remove(saved["name"])
+
+
+def _remove_leftover(name):
+    """agrN with neither a trustworthy state file nor a worker: a TAP left behind (say, its
+    state file was corrupt when the worker died). Its ports cannot be restored as we do not
+    know their original state; remove the interface itself."""
+    link = netlink.link(name)
+    if link is None or link.kind != "tun":
+        raise AgrError(errno.ENXIO, "SIOCIFDESTROY", f"{name}: no such agr interface")
+    log.warning("agrconfig: %s: no usable state and no worker; removing the interface "
+                "(its ports, if any, keep their current settings)", name)
+    netlink.delete_link(link.index)
+    statefile.remove(name)
 
 
 def require(name):
     ensure_worker(name)
 
 
+READ_ONLY = ("status", "ping")
+
+
 def request(name, op, **args):
-    ensure_worker(name)
-    return control.request(name, op, **args)
+    for attempt in range(3):
+        ensure_worker(name)
+        try:
+            return control.request(name, op, **args)
+        except control.WorkerGone as exc:
+            # It went away between our ping and our request (destroyed, or it crashed).
+            if exc.sent and op not in READ_ONLY:
+                raise AgrError(errno.EIO, "control", f"worker for {name} went away during {op}; "
+                               "check the interface's state") from None
+    raise AgrError(errno.EIO, "control", f"worker for {name} keeps going away")
 
 
 def create(name):
@@ -111,9 +186,24 @@ def create(name):
 
 def destroy(name):
     """Detach and restore every port (NetBSD would say EBUSY), remove agrN, stop the worker."""
+    if not exists(name):
+        with _revive_lock():
+            _remove_leftover(name)
+        return
     ensure_worker(name)
-    pid = _pid_from_file(name)
-    control.request(name, "shutdown")
+    with _revive_lock():
+        _destroy(name)
+
+
+def _destroy(name):
+    supervisor = _supervisor(name)  # checked: a pid file naming another process is not waited for
+    pid = supervisor.pid if supervisor else None
+    try:
+        control.request(name, "shutdown")
+    except control.WorkerGone as exc:
+        if not exc.sent:
+            raise AgrError(errno.ENXIO, "SIOCIFDESTROY", f"{name}: worker went away") from None
+        # A shutdown request answered by the worker's exit: wait for agrN to go, below.
     deadline = time.monotonic() + 10
     while pid and psutil.pid_exists(pid) and time.monotonic() < deadline:
         try:

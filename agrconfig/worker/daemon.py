@@ -478,14 +478,6 @@ class Worker:
             log.error("%s: cannot set port %s back: %s", self.name, port.name, exc)
 
     # -- control ----------------------------------------------------------------------------
-    def _on_accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except BlockingIOError:
-                return
-            control.serve_one(conn, self.handle)
-
     def handle(self, req):
         op = req["op"]
         if op == "status":
@@ -510,8 +502,8 @@ class Worker:
             self.set_mtu(int(req["mtu"]))
         elif op == "shutdown":
             self.stopping = True
-        elif op == "ping":
-            pass
+        elif op in ("ping", "save"):
+            pass  # save: the state file is written below (the front end found it unusable)
         else:
             raise AgrError(errno.EINVAL, "control", f"unknown request {op!r}")
         if op not in ("shutdown", "ping"):
@@ -551,7 +543,8 @@ class Worker:
         sig_w.setblocking(False)
         signal.set_wakeup_fd(sig_w.fileno(), warn_on_full_buffer=False)
         self.sel.register(sig_r, selectors.EVENT_READ, lambda: sig_r.recv(4096))
-        self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
+        # Requests are read, handled and answered from this loop without blocking it.
+        self.control = control.Server(self.listener, self.sel, self.handle)
         self.sel.register(self.nl, selectors.EVENT_READ, self._on_netlink)
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
         self._link_event(RTM_NEWLINK, None)  # catch up with anything missed while starting

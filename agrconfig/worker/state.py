@@ -1,34 +1,136 @@
-"""The worker's state file: what must survive a worker crash."""
+"""The worker's state file: what must survive a worker crash.
+
+Nothing read back is trusted blindly: a file that is not exactly what `save`
+writes (garbage, truncated, wrong types, missing keys, names that could be
+paths) is set aside as NAME.state.bad with a log line and treated as absent.
+"""
 import json
+import logging
 import os
+import re
 
 from .. import paths
 
+log = logging.getLogger("agrconfig")
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+SYSCTL_KEYS = {"ipv6/disable_ipv6", "ipv6/addr_gen_mode", "ipv4/arp_ignore", "ipv4/rp_filter"}
+FLAG_TYPES = {"link0": bool, "link1": bool, "link2": bool, "debug": bool, "lacp_fast": bool,
+              "lacp_strict": bool, "hash": int, "datapath": str}
+
+
+class BadState(ValueError):
+    pass
+
+
+def _ifname(value):
+    from ..control import _ifname as check  # the same rule as the control socket: never a path
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise BadState(str(exc)) from None
+
+
+def _int(value, what, low=0, high=2**31 - 1):
+    if type(value) is not int or not low <= value <= high:
+        raise BadState(f"{what}: {value!r} is not an integer {low}-{high}")
+    return value
+
+
+def _port(orig):
+    if not isinstance(orig, dict):
+        raise BadState("a port is not an object")
+    _ifname(orig.get("name"))
+    _int(orig.get("index"), "port index", 1)
+    if not isinstance(orig.get("mac"), str) or not MAC_RE.match(orig["mac"]):
+        raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
+    _int(orig.get("mtu"), "port mtu", 68, 65535)
+    for key in ("up", "promisc"):
+        if type(orig.get(key)) is not bool:
+            raise BadState(f"port {orig['name']}: {key} is not a boolean")
+    sysctl = orig.get("sysctl")
+    if not isinstance(sysctl, dict) or not set(sysctl) <= SYSCTL_KEYS:
+        raise BadState(f"port {orig['name']}: bad sysctl table")
+    for key, value in sysctl.items():
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value)):
+            raise BadState(f"port {orig['name']}: sysctl {key} = {value!r}")
+
+
+def validate(state, name):
+    """Raise BadState unless `state` is a well-formed state of `name`."""
+    if not isinstance(state, dict):
+        raise BadState("not a JSON object")
+    if state.get("name") != name:
+        raise BadState(f"names {state.get('name')!r}, not {name}")
+    _int(state.get("ifindex"), "ifindex", 1)
+    _int(state.get("pid"), "pid", 1)
+    flags = state.get("flags")
+    if not isinstance(flags, dict):
+        raise BadState("flags is not an object")
+    for key, value in flags.items():
+        if key not in FLAG_TYPES or type(value) is not FLAG_TYPES[key]:
+            raise BadState(f"flag {key!r} = {value!r}")
+    if flags.get("datapath", "auto") not in ("auto", "relay", "ebpf") or not 1 <= flags.get("hash", 1) <= 7:
+        raise BadState("bad datapath or hash flag")
+    ports = state.get("ports")
+    if not isinstance(ports, list):
+        raise BadState("ports is not a list")
+    seen = set()
+    for orig in ports:
+        _port(orig)
+        if orig["name"] in seen or orig["index"] in seen:
+            raise BadState(f"port {orig['name']} listed twice")
+        seen |= {orig["name"], orig["index"]}
+
 
 def load(name):
-    """The saved state of `name`, or None when there is none or it is unreadable."""
+    """The saved state of `name`, or None when there is none or it cannot be trusted."""
+    path = paths.state_file(name)
     try:
-        with open(paths.state_file(name)) as f:
-            state = json.load(f)
-    except (FileNotFoundError, ValueError, OSError):
+        with open(path, "rb") as f:
+            raw = f.read(1 << 20)
+    except FileNotFoundError:
         return None
-    if not isinstance(state, dict) or state.get("name") != name or not isinstance(state.get("ports"), list):
+    except OSError as exc:
+        log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
+        return None
+    try:
+        state = json.loads(raw.decode("utf-8"))
+        validate(state, name)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        _set_aside(name, path, exc)
         return None
     return state
 
 
+def _set_aside(name, path, why):
+    bad = f"{path}.bad"
+    try:
+        os.replace(path, bad)
+        os.chmod(bad, 0o600)
+    except OSError:
+        pass
+    log.warning("agrconfig: %s: state file is corrupt (%s); set aside as %s and ignored",
+                name, str(why)[:200], os.path.basename(bad))
+
+
 def save(state):
     path = paths.state_file(state["name"])
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    paths.run_dir(create=True)
     tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.unlink(tmp)  # whatever is there (even a link planted by someone) goes
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(state, f, indent=1)
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half
 
 
 def remove(name):
-    for path in (paths.state_file(name), paths.pid_file(name), paths.log_file(name)):
+    for path in (paths.state_file(name), paths.pid_file(name), paths.log_file(name),
+                 paths.state_file(name) + ".bad"):
         try:
             os.unlink(path)
         except FileNotFoundError:
