@@ -77,6 +77,7 @@ class Worker:
         self.distributing = frozenset()
         self.collecting = frozenset()
         self.fast = None           # the eBPF fast path, when in use
+        self.join_deadline = None  # a port joining the fast path: when to stop holding at the latest
         self.lacp_saved = {}       # the LACP snapshot last written to the state file
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
@@ -125,6 +126,8 @@ class Worker:
         link = netlink.link(index=orig["index"])
         if link is None or link.name != orig["name"]:
             log.warning("%s: port %s is gone; dropped", self.name, orig["name"])
+            if link is not None:
+                self._remove_leftover_programs([link.index])
             return
         port = Port(orig)
         try:
@@ -133,6 +136,7 @@ class Worker:
         except AgrError as exc:
             log.error("%s: cannot resume port %s: %s", self.name, port.name, exc)
             port.restore()
+            self._remove_leftover_programs([port.index])
             return
         self.ports.append(port)
 
@@ -190,19 +194,25 @@ class Worker:
             return
         if use_fast:
             from .fastpath import FastPath
-            FastPath.cleanup([self.tap_index] + [p.index for p in self.ports])  # a dead worker's leftovers
             fast = FastPath(self.tap_index, self.flags["hash"], self.flags["link0"])
             try:
-                fast.attach_tap()
+                # The maps are right before any program goes in: a dead worker's programs,
+                # still moving frames, are then replaced atomically (no gap, no reordering).
+                distributing, collecting = self._sets()
+                fast.set_ports([p.index for p in self.ports if p.index in distributing])
+                fast.set_collecting([p.index for p in self.ports if p.index in collecting])
                 for p in self.ports:
                     fast.attach_port(p.index)
+                fast.attach_tap()
             except Exception:
                 fast.close()
                 raise
             self.fast = fast
-        else:
+        elif self.fast is not None:
             self.fast.close()
             self.fast = None
+        else:
+            self._remove_leftover_programs([self.tap_index] + [p.index for p in self.ports])
         # The port sockets take only Slow Protocols frames while the kernel moves the rest.
         for p in self.ports:
             p.open_socket(slow_only=self.fast is not None)
@@ -235,23 +245,67 @@ class Worker:
         if self.lacp is not None and self.lacp.snapshot() != self.lacp_saved:
             self._save()  # a restarted worker resumes from this
 
-    def _recompute(self):
-        """Derive the distributing and collecting sets and hand them to the data path."""
+    def _sets(self):
+        """The distributing and collecting sets of port indexes."""
         if self.lacp is None:
             up = frozenset(p.index for p in self.ports if p.carrier)
-            distributing, collecting = up, up
-        else:
-            distributing = frozenset(self.lacp.distributing())
-            collecting = frozenset(self.lacp.collecting())
+            return up, up
+        return frozenset(self.lacp.distributing()), frozenset(self.lacp.collecting())
+
+    def _remove_leftover_programs(self, ifindices):
+        """A dead worker's fast path programs on links we will not replace them on."""
+        try:
+            from .fastpath import FastPath
+            FastPath.cleanup(ifindices)
+        except Exception as exc:  # no fast path here at all: nothing can be left
+            log.debug("%s: fast path cleanup: %s", self.name, exc)
+
+    def _recompute(self):
+        """Derive the distributing and collecting sets and hand them to the data path."""
+        distributing, collecting = self._sets()
         if (distributing, collecting) != (self.distributing, self.collecting):
             log.info("%s: distributing on %s", self.name,
                      ", ".join(self._port_name(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
         self.relay.set_ports(self.ports, distributing, collecting)
         if self.fast is not None:
-            self.fast.set_ports([p.index for p in self.ports if p.index in distributing])
-            if hasattr(self.fast, "set_collecting"):
-                self.fast.set_collecting([p.index for p in self.ports if p.index in collecting])
+            ports = [p.index for p in self.ports if p.index in distributing]
+            if self.fast.distributing and set(ports) - set(self.fast.distributing):
+                self._begin_join()
+            self.fast.set_ports(ports)
+            self.fast.set_collecting([p.index for p in self.ports if p.index in collecting])
+
+    # A port joining the fast path moves flows to it while their earlier frames may still
+    # wait in another port's queue. So, as the relay does, hold them for a moment: the
+    # egress program hands frames on to agrN's own queue ("pass"), where the relay's TX
+    # thread holds them (dataplane.HOLD) and then sends them on the new ports. When it has
+    # caught up, the program drops for the instant it takes to empty that queue ("drop"),
+    # then redirects on the new ports again ("normal"): no frame can overtake an older one.
+    JOIN_QUIET = 0.001
+    JOIN_TIMEOUT = 1.0
+
+    def _begin_join(self):
+        self.fast.set_mode("pass")
+        self.relay.request_drain()
+        self.join_deadline = time.monotonic() + self.JOIN_TIMEOUT
+
+    def _on_drained(self):
+        try:
+            os.eventfd_read(self.relay.drained)
+        except BlockingIOError:
+            return
+        if self.fast is None or self.fast.mode == "normal":
+            return
+        if self.fast.mode == "pass":
+            self.fast.set_mode("drop")
+            self.relay.request_drain(self.JOIN_QUIET)
+        else:
+            self._end_join()
+
+    def _end_join(self):
+        if self.fast is not None:
+            self.fast.set_mode("normal")
+        self.join_deadline = None
 
     def _slow_frame_from_relay(self, index, frame):
         # Called from the RX thread: hand over to the main loop.
@@ -547,6 +601,7 @@ class Worker:
         self.control = control.Server(self.listener, self.sel, self.handle)
         self.sel.register(self.nl, selectors.EVENT_READ, self._on_netlink)
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
+        self.sel.register(self.relay.drained, selectors.EVENT_READ, self._on_drained)
         self._link_event(RTM_NEWLINK, None)  # catch up with anything missed while starting
         while not self.stopping:
             now = time.monotonic()
@@ -554,6 +609,8 @@ class Worker:
             timer = self.lacp.get_timer() if self.lacp is not None else None
             if timer is not None:
                 deadline = min(deadline, timer)
+            if self.join_deadline is not None:
+                deadline = min(deadline, self.join_deadline)
             for key, _ in self.sel.select(max(0.0, deadline - now)):
                 try:
                     key.data()
@@ -566,6 +623,9 @@ class Worker:
                 timer = self.lacp.get_timer()
                 if timer is not None and timer <= now:
                     self._act(self.lacp.handle_timer(now))
+            if self.join_deadline is not None and now >= self.join_deadline:
+                log.warning("%s: agrN's queue did not empty while a port joined; redirecting anyway", self.name)
+                self._end_join()
             if now >= self.next_mcast:
                 self._sync_memberships()
                 self.next_mcast = now + MCAST_RESYNC

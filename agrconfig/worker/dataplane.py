@@ -47,7 +47,9 @@ class Relay:
         self.slow_limited = {}      # port index -> Slow Protocols frames dropped by the rate limit
         self._slow_bucket = {}      # port index -> [tokens, last refill]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # RX: tables changed
-        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # TX: stop
+        self._stop_r, self._stop_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # TX: stop or drain
+        self.drained = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)       # TX -> main: drain done
+        self._drain = None          # seconds of quiet the TX thread waits for, when asked
         self._running = False
         self._threads = []
 
@@ -66,6 +68,12 @@ class Relay:
         self.all_ports = {p.sock.fileno(): (p.index, p.sock) for p in ports if p.sock}
         self.rx_table = frozenset(fd for fd, (idx, _) in self.all_ports.items() if idx in collecting)
         os.write(self._wake_w, b"x")  # the RX thread re-reads its poll set
+
+    def request_drain(self, quiet=0.0):
+        """Ask the TX thread to signal `drained` once the hold is over and agrN's queue
+        is empty (and stays empty for `quiet` seconds)."""
+        self._drain = quiet
+        os.write(self._stop_w, b"d")
 
     def start(self):
         self._running = True
@@ -97,7 +105,15 @@ class Relay:
             try:
                 n = os.readv(fd, [buf])
             except BlockingIOError:
-                idle.poll()  # only when idle: under load every read returns a frame
+                if self._drain is None:
+                    self._idle(idle, None)  # only when idle: under load every read returns a frame
+                    continue
+                late = self.hold_until - time.monotonic()
+                if late > 0:
+                    self._idle(idle, late)
+                elif not self._drain or not self._idle(idle, self._drain):
+                    self._drain = None
+                    os.eventfd_write(self.drained, 1)
                 continue
             except OSError as exc:
                 if exc.errno == errno.EINTR:
@@ -132,6 +148,19 @@ class Relay:
             if c is not None:
                 c[0] += 1
                 c[1] += n - VNET_HDR_LEN
+
+    def _idle(self, poller, timeout):
+        """Wait for a frame (or a request); True when a frame may be there."""
+        ready = False
+        for fd, _ev in poller.poll(None if timeout is None else timeout * 1000):
+            if fd == self._stop_r:
+                try:
+                    os.read(fd, 4096)
+                except OSError:
+                    pass
+            else:
+                ready = True
+        return ready
 
     # -- ports -> TAP ----------------------------------------------------------
     def _rx_loop(self):

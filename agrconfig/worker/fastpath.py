@@ -16,7 +16,8 @@ Maps
          and then flips `active` (whose only changing byte is the lowest), so a
          program never sees half a change.  CONF:
            u32 n                 number of distributing ports
-           u32 mode              policy bits L2|L3|L4 (flowhash), MODE_RR for round robin
+           u32 mode              policy bits L2|L3|L4 (flowhash), MODE_RR for round robin,
+                                 MODE_PASS: every frame goes on to agrN's own queue (the relay)
            u32 collecting        bit s set: the port in counter slot s is collecting
            u32 pad
            u32 ifindex[max]      the distributing ports, in order (the worker's port order)
@@ -47,6 +48,7 @@ from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 
 MAX_PORTS = 16
 MODE_RR = 0x100
+MODE_PASS = 0x200         # while a port joins: frames go to the worker, which holds them (no reordering)
 PRIO = 0xA9               # our filters' priority: how we find (and remove) only our own
 HANDLE = 1
 ETH_P_ALL = 0x0003
@@ -232,6 +234,7 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
     a = Asm().mov(R6, src=R1)
     _active_conf(a, conf_fd, "shot")
     a.mov(R9, src=R0)
+    a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "pass", MODE_PASS)
     a.ldx(4, R1, R9, CONF_N).jmp("jeq", R1, "drop", 0)
     a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "rr", MODE_RR)
     emit_hash(a, lambda a: a.ldx(4, R2, R9, CONF_MODE))
@@ -254,6 +257,7 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
     _lookup(a, stats_fd, key_imm=max_ports, null="shot")
     _count(a, TX_DROPPED)
     a.label("shot").mov(R0, bpf.TC_ACT_SHOT).exit()
+    a.label("pass").mov(R0, bpf.TC_ACT_OK).exit()
     return a.assemble()
 
 
@@ -301,6 +305,7 @@ class FastPath:
         self.tap_attached = False
         self._ipr = None
         self._active = 1
+        self.mode = "normal"            # or "pass" (frames to agrN's queue) or "drop" (counted)
         self.conf_struct = conf_struct(max_ports)
         self.conf = self.stats = None
         self.egress_fd = None
@@ -393,6 +398,15 @@ class FastPath:
         self.collecting = ports
         self._write_conf()
 
+    def set_mode(self, mode):
+        """"normal"; "pass": agrN egress hands every frame on to agrN's own queue, where the
+        worker reads it; "drop": agrN egress drops and counts. A port joining goes
+        normal -> pass -> drop (for the moment it takes to empty that queue) -> normal."""
+        if mode not in ("normal", "pass", "drop"):
+            raise ValueError(mode)
+        self.mode = mode
+        self._write_conf()
+
     def set_policy(self, policy_mask, round_robin):
         self.policy, self.round_robin = _check_policy(policy_mask), bool(round_robin)
         self._write_conf()
@@ -461,13 +475,13 @@ class FastPath:
 
     def _write_conf(self):
         """Write the idle copy of the configuration, then make it the active one."""
-        ports = self.distributing
+        ports = self.distributing if self.mode != "drop" else []
         pad = [0] * (self.max_ports - len(ports))
         collecting = 0
         for i in self.collecting:
             if i in self.slots:
                 collecting |= 1 << self.slots[i]
-        mode = self.policy | (MODE_RR if self.round_robin else 0)
+        mode = self.policy | (MODE_RR if self.round_robin else 0) | (MODE_PASS if self.mode == "pass" else 0)
         value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
                                       *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
         idle = 3 - self._active

@@ -16,6 +16,8 @@ PACKET_IGNORE_OUTGOING = 23
 PACKET_MR_MULTICAST = 0
 PACKET_MR_PROMISC = 1
 PACKET_MR_ALLMULTI = 2
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
+SOCKET_BUFFER = 4 << 20
 
 # What we change on a member, and the value that keeps the port's own IP stack
 # out of the way: frames belong to agrN, not to the port.
@@ -90,6 +92,14 @@ class Port:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.htons(proto))
         try:
             sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+            if not slow_only:
+                # Room for a burst of 64 KB GSO frames each way: the defaults hold three,
+                # and a full queue drops (receive) or refuses (send) the next one.
+                for force, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+                    except OSError:
+                        sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             try:
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)

@@ -68,6 +68,21 @@ def test_no_distributing_port_drops_and_counts(fp):
     assert c["ports"][5]["tx_packets"] == 1 and c["ports"][5]["tx_bytes"] == len(DATA)
 
 
+def test_join_modes_pass_to_agr_then_drop_then_redirect(fp):
+    fp.set_ports([5, 6])
+    fp.set_mode("pass")                            # frames go on to agrN's queue: the worker's
+    assert bpf.prog_test_run(fp.egress_fd, DATA, repeat=3) == bpf.TC_ACT_OK
+    fp.set_mode("drop")
+    assert bpf.prog_test_run(fp.egress_fd, DATA, repeat=2) == bpf.TC_ACT_SHOT
+    fp.set_mode("normal")
+    assert bpf.prog_test_run(fp.egress_fd, DATA) == bpf.TC_ACT_REDIRECT
+    c = fp.counters()
+    assert c["tx_drop_no_port"] == 2
+    assert sum(p["tx_packets"] for p in c["ports"].values()) == 1
+    with pytest.raises(ValueError):
+        fp.set_mode("hold")
+
+
 def test_round_robin_cycles_through_the_ports(fp):
     cpu = min(os.sched_getaffinity(0))
     saved = os.sched_getaffinity(0)
