@@ -25,7 +25,7 @@ from .dataplane import Relay
 from ..lacp import LacpCore
 from .flowhash import DEFAULT_POLICY
 from .port import Port, snapshot
-from .tap import VNET_HDR_LEN, open_tap, unpersist
+from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -59,9 +59,11 @@ def _resume_entry(saved, index):
 
 
 class Worker:
-    def __init__(self, name, saved=None):
+    def __init__(self, name, saved=None, held_tap=None, keeper=None):
         self.name = name
         self.saved = saved
+        self.held_tap = held_tap   # the TAP fd our supervisor kept from the previous worker
+        self.keeper = keeper       # where we hand our TAP fd to the supervisor
         self.flags = default_flags()
         self.ports = []            # in order of addition
         self.tap_fd = None
@@ -88,10 +90,20 @@ class Worker:
         if self.saved is None:
             if netlink.link(self.name) is not None:
                 raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
-        try:
-            self.tap_fd = open_tap(self.name)
-        except OSError as exc:
-            raise AgrError.from_oserror(exc, "SIOCIFCREATE", f"TAP {self.name}") from exc
+        if self.saved is not None and self.held_tap is not None and attached_name(self.held_tap) == self.name:
+            self.tap_fd = self.held_tap  # the queue the dead worker read, with what waits in it
+        else:
+            if self.held_tap is not None:
+                os.close(self.held_tap)
+            try:
+                self.tap_fd = open_tap(self.name)
+            except OSError as exc:
+                raise AgrError.from_oserror(exc, "SIOCIFCREATE", f"TAP {self.name}") from exc
+        if self.keeper is not None:
+            try:
+                socket.send_fds(self.keeper, [b"tap"], [self.tap_fd])
+            except OSError as exc:
+                log.warning("%s: cannot hand the TAP to the supervisor: %s", self.name, exc)
         try:
             link = netlink.link(self.name)
             self.tap_index = link.index
@@ -748,6 +760,12 @@ def _supervise(name, resume, ready_w):
     signal.signal(signal.SIGINT, on_term)
     delay = RESTART_DELAY
     first = True
+    # Each worker hands us its TAP fd and we keep it open: while a worker is dead and
+    # restarting, agrN keeps its carrier (so its neighbours and qdisc stay) and frames
+    # wait in the TAP's queue for the next worker, which inherits the fd.
+    keeper_r, keeper_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    keeper_r.setblocking(False)  # (socket.recv_fds ignores its flags argument before 3.12)
+    held_tap = None
     while not stopping:
         r, w = os.pipe2(os.O_CLOEXEC)
         started = time.monotonic()
@@ -758,10 +776,12 @@ def _supervise(name, resume, ready_w):
                 os.close(ready_w)  # the front end waits for EOF on it: only we may hold it
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            _worker_main(name, resume, w)
+            keeper_r.close()
+            _worker_main(name, resume, w, held_tap, keeper_w)
         os.close(w)
         with os.fdopen(r, "rb") as f:
             ready = f.read()
+        held_tap = _take_tap(keeper_r, held_tap)
         if first:
             if ready.startswith(b"ok"):
                 with open(paths.pid_file(name), "w") as f:
@@ -785,7 +805,20 @@ def _supervise(name, resume, ready_w):
     os._exit(0)
 
 
-def _worker_main(name, resume, ready_w):
+def _take_tap(keeper, held):
+    """The TAP fd the worker just sent (if any) replaces the one we held."""
+    while True:
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(keeper, 16, 1)
+        except (BlockingIOError, InterruptedError):
+            return held
+        for fd in fds:
+            if held is not None and held != fd:
+                os.close(held)
+            held = fd
+
+
+def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
     _set_title(name)
     netlink.reset()
     worker = None
@@ -793,7 +826,7 @@ def _worker_main(name, resume, ready_w):
         saved = statefile.load(name) if resume else None
         if resume and saved is None:
             raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"no saved state for {name}")
-        worker = Worker(name, saved)
+        worker = Worker(name, saved, held_tap, keeper)
         worker.start()
     except AgrError as exc:
         os.write(ready_w, json.dumps(exc.to_dict()).encode())

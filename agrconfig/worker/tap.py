@@ -7,6 +7,7 @@ TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
+TUNGETIFF = 0x800454D2
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
@@ -41,3 +42,12 @@ def open_tap(name, persist=True):
 def unpersist(fd):
     """Drop persistence: the TAP goes away when the last fd closes."""
     fcntl.ioctl(fd, TUNSETPERSIST, 0)
+
+
+def attached_name(fd):
+    """The name of the TAP this fd is attached to, or None (detached: the device was deleted)."""
+    try:
+        ifr = fcntl.ioctl(fd, TUNGETIFF, bytes(40))
+    except OSError:
+        return None
+    return ifr[:16].split(b"\0", 1)[0].decode()
