@@ -170,18 +170,22 @@ class Line:
     number: int
     ops: list = None
     shell: str = None
+    shell_ok: bool = False  # the file, as read, was root's and writable by nobody else
 
 
 def read_file(path):
     """Parse a configuration file; raises UsageError naming the line."""
     lines = []
     with open(path) as f:
+        # Checked on the file we read, not on the path: it cannot be swapped in between.
+        st = os.fstat(f.fileno())
+        shell_ok = st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
         for number, raw in enumerate(f, 1):
             text = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("!") else raw.strip()
             if not text:
                 continue
             if text.startswith("!"):
-                lines.append(Line(number, shell=text[1:].strip()))
+                lines.append(Line(number, shell=text[1:].strip(), shell_ok=shell_ok))
                 continue
             try:
                 lines.append(Line(number, ops=parse_words(shlex.split(text))))
@@ -190,9 +194,8 @@ def read_file(path):
     return lines
 
 
-def _safe_for_shell(path):
-    st = os.stat(path)
-    if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+def _safe_for_shell(path, line):
+    if not line.shell_ok:
         raise AgrError(errno.EPERM, "ifconfig.if", f"{path}: '!' lines run only from a root-owned "
                        "file that nobody else may write")
 
@@ -212,7 +215,7 @@ def apply_file(path, name, dry_run=False, out=print):
         if dry_run:
             out(f"!{line.shell}")
             continue
-        _safe_for_shell(path)
+        _safe_for_shell(path, line)
         proc = subprocess.run(["/bin/sh", "-c", line.shell])
         if proc.returncode != 0:
             raise AgrError(errno.EIO, "ifconfig.if", f"{path}:{line.number}: command failed "
