@@ -7,6 +7,7 @@ dataplane.py move the frames.
 """
 import collections
 import errno
+import gc
 import json
 import logging
 import logging.handlers
@@ -769,6 +770,9 @@ def _supervise(name, resume, ready_w):
     while not stopping:
         r, w = os.pipe2(os.O_CLOEXEC)
         started = time.monotonic()
+        # The worker's collector then leaves what we share alone: fewer pages copied, less
+        # memory held twice by the two processes.
+        gc.freeze()
         child = os.fork()
         if child == 0:
             os.close(r)
