@@ -171,7 +171,7 @@ def json_doc(doc):
             "mode": "802.3ad" if ws["protocol"] == "lacp" else "static",
             "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
             "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
-            "ad_lacp_active": "on", "datapath": ws.get("datapath"),
+            "ad_lacp_active": "on", "datapath": ws.get("datapath"), "datapath_mode": ws.get("datapath_mode"),
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}

@@ -597,6 +597,7 @@ class Worker:
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
                 "protocol": "static" if self.lacp is None else "lacp",
                 "datapath": "ebpf" if self.fast is not None else "relay", "datapath_note": self.datapath_note,
+                "datapath_mode": self.fast.mode if self.fast is not None else None,
                 "ports": ports, "counters": counters,
                 "lacp": self.lacp.status() if self.lacp is not None else None}
 

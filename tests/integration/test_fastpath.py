@@ -79,3 +79,21 @@ def test_eight_flows_use_both_ports(lab, path):
     after = {p["ifname"]: p["counters"]["tx_packets"] for p in status_json(lab, a)["agrports"]}
     delta = {p: after[p] - before[p] for p in after}
     assert min(delta.values()) > 0.1 * max(delta.values()), f"8 flows did not spread: {delta}"
+
+
+def test_a_joining_port_hands_over_and_the_kernel_takes_back(lab):
+    """While a port joins, frames go through the worker (no reordering); then the kernel
+    redirects again: a hand-over that never finished would leave agr0 at relay speed."""
+    a, b = agr_pair(lab, words=("agrhash", "l3,l4", "lacptimeout", "fast"))
+    info = lambda: status_json(lab, a)["linkinfo"]["info_data"]  # noqa: E731
+    lab.wait_for(lambda: info()["datapath_mode"] == "normal", timeout=2, what="the first join handed over")
+    lab.ip(b, "link", "set", "re1", "down")
+    lab.wait_for(lambda: [p["ifname"] for p in status_json(lab, a)["agrports"] if p["flags"] == 3] == ["re0"],
+                 what="re1 out")
+    lab.ip(b, "link", "set", "re1", "up")
+    wait_distributing(lab, a, ["re0", "re1"])
+    lab.wait_for(lambda: info()["datapath_mode"] == "normal", timeout=2, what="the kernel redirecting again")
+    assert tcp_ok(lab, a, b, streams=8, seconds=1) > 0
+    assert info()["datapath_mode"] == "normal"
+    log = lab.run(a, "sh", "-c", "cat /run/agrconfig/netns-$(stat -L -c %i /proc/self/ns/net)/agr0.log").stdout
+    assert "did not empty" not in log, "the hand-over ended by its timeout, not by the worker"
