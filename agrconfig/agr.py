@@ -2,10 +2,9 @@
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import time
-
-import logging
 
 import psutil
 
@@ -15,6 +14,7 @@ from .worker import daemon
 from .worker import state as statefile
 
 owner_of = statefile.owner_of
+members = statefile.members
 log = logging.getLogger("agrconfig")
 
 
@@ -276,9 +276,7 @@ def worker_statuses(names):
     def ask(name):
         try:
             return control.request(name, "status", timeout=5.0)
-        except control.WorkerGone as exc:
-            return exc
-        except AgrError as exc:
+        except (control.WorkerGone, AgrError) as exc:
             return exc
 
     with ThreadPoolExecutor(max_workers=min(len(names), 16)) as pool:
@@ -291,11 +289,3 @@ def worker_statuses(names):
                 out[name] = exc
     return out
 
-
-def members():
-    """{port name: agr name} for every port of every agr interface, from the state files."""
-    out = {}
-    for name in statefile.all_names():
-        for p in (statefile.load(name) or {}).get("ports", []):
-            out.setdefault(p.get("name"), name)
-    return out

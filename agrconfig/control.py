@@ -14,6 +14,7 @@ import time
 
 from .errors import AgrError
 from . import paths
+from .words import valid_ifname
 
 MAX_REQUEST = 64 * 1024
 REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
@@ -115,7 +116,6 @@ def peer_uid(conn):
 
 # -- requests: what may be asked, with which arguments -----------------------------------------
 
-_BAD_NAME_CHARS = set("/:%") | {chr(c) for c in range(0, 33)} | {chr(127)}
 FLAG_VALUES = {
     "link0": bool, "link1": bool, "link2": bool, "debug": bool, "lacp_fast": bool, "lacp_strict": bool,
     "hash": "policy", "datapath": ("auto", "relay", "ebpf"),
@@ -123,9 +123,9 @@ FLAG_VALUES = {
 
 
 def _ifname(value):
-    """An interface name as Linux accepts one (dev_valid_name): never a path."""
-    if (not isinstance(value, str) or not 1 <= len(value) <= paths.IFNAMSIZ or value in (".", "..")
-            or any(c in _BAD_NAME_CHARS for c in value) or not value.isprintable()):
+    """An interface name as Linux accepts one (dev_valid_name): never a path. Nor a
+    '%d' template, which the kernel would expand."""
+    if not valid_ifname(value) or "%" in value:
         raise ValueError(f"bad interface name {value!r}")
     return value
 

@@ -4,6 +4,7 @@ import ipaddress
 
 from . import netlink
 from .errors import AgrError
+from .words import is_number
 
 
 def classful_prefix(addr):
@@ -21,7 +22,7 @@ def parse_netmask(text):
     try:
         if text.lower().startswith("0x"):
             mask = ipaddress.IPv4Address(int(text, 16))
-        elif text.isascii() and text.isdigit() and len(text) <= 3:  # not '²', not 5000 digits
+        elif is_number(text, 3):
             return int(ipaddress.ip_network(f"0.0.0.0/{int(text)}").prefixlen)
         else:
             mask = ipaddress.IPv4Address(text)
@@ -39,7 +40,7 @@ def parse_address(family, text, prefix=None):
     if ip.version != want:
         raise ValueError(f"{text!r} is not an {family} address")
     if length:
-        if not (length.isascii() and length.isdigit() and len(length) <= 3):  # int('²') fails
+        if not is_number(length, 3):
             raise ValueError(f"bad prefix length in {text!r}")
         prefix = int(length)
     explicit = prefix is not None

@@ -49,7 +49,7 @@ def names():
 
 def free_ports():
     """Ethernet interfaces that could become ports: not an agr, not in one already."""
-    members = {p.get("name") for n in agr.statefile.all_names() for p in (agr.statefile.load(n) or {}).get("ports", [])}
+    members = agr.members()
     return [l.name for l in netlink.links()
             if l.type == netlink.ARPHRD_ETHER and l.addrlen == 6 and l.name not in members
             and not (paths.is_agr_name(l.name) and agr.exists(l.name))]

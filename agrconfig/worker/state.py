@@ -9,22 +9,21 @@ import logging
 import os
 import re
 
-from .. import paths
+from .. import control, paths
+from .port import PORT_SYSCTLS
 
 log = logging.getLogger("agrconfig")
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-SYSCTL_KEYS = {"ipv6/disable_ipv6", "ipv6/addr_gen_mode", "ipv4/arp_ignore", "ipv4/rp_filter"}
-FLAG_TYPES = {"link0": bool, "link1": bool, "link2": bool, "debug": bool, "lacp_fast": bool,
-              "lacp_strict": bool, "hash": int, "datapath": str}
+SYSCTL_KEYS = {f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS}
 
 
 class BadState(ValueError):
     pass
 
 
-def _ifname(value):
-    from ..control import _ifname as check  # the same rule as the control socket: never a path
+def _checked(check, value):
+    """The control socket's checks (never a path, only known flags), as BadState."""
     try:
         return check(value)
     except ValueError as exc:
@@ -40,7 +39,7 @@ def _int(value, what, low=0, high=2**31 - 1):
 def _port(orig):
     if not isinstance(orig, dict):
         raise BadState("a port is not an object")
-    _ifname(orig.get("name"))
+    _checked(control._ifname, orig.get("name"))
     _int(orig.get("index"), "port index", 1)
     if not isinstance(orig.get("mac"), str) or not MAC_RE.match(orig["mac"]):
         raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
@@ -67,11 +66,8 @@ def validate(state, name):
     flags = state.get("flags")
     if not isinstance(flags, dict):
         raise BadState("flags is not an object")
-    for key, value in flags.items():
-        if key not in FLAG_TYPES or type(value) is not FLAG_TYPES[key]:
-            raise BadState(f"flag {key!r} = {value!r}")
-    if flags.get("datapath", "auto") not in ("auto", "relay", "ebpf") or not 1 <= flags.get("hash", 1) <= 7:
-        raise BadState("bad datapath or hash flag")
+    if flags:
+        _checked(control._flags, flags)
     ports = state.get("ports")
     if not isinstance(ports, list):
         raise BadState("ports is not a list")
@@ -147,10 +143,15 @@ def all_names():
     return sorted((n for n in names if paths.is_agr_name(n)), key=lambda n: int(n[3:]))
 
 
+def members():
+    """{port name: agr name} for every port of every agr interface, from the state files."""
+    out = {}
+    for name in all_names():
+        for p in (load(name) or {}).get("ports", []):
+            out.setdefault(p.get("name"), name)
+    return out
+
+
 def owner_of(port_name):
     """The agr interface whose state lists `port_name` as a member, or None."""
-    for name in all_names():
-        state = load(name)
-        if state and any(p.get("name") == port_name for p in state["ports"]):
-            return name
-    return None
+    return members().get(port_name)
