@@ -76,7 +76,7 @@ IFINFOMSG = struct.Struct("=BxHiII")
 IFADDRMSG = struct.Struct("=BBBBI")
 RTATTR = struct.Struct("=HH")
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR = 16, 18, 20, 22
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 16, 17, 18, 20, 21, 22
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_CARRIER = 1, 3, 4, 16, 18, 23, 33
 IFLA_INFO_KIND = 1
@@ -135,7 +135,7 @@ def _link_from_msg(msg):
     _fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
     at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
     raw_mac = at.get(IFLA_ADDRESS)
-    mac = ":".join(f"{b:02x}" for b in raw_mac) if raw_mac else ""
+    mac = mac_str(raw_mac) if raw_mac else ""
     kind = ""
     if IFLA_LINKINFO in at:
         info = at[IFLA_LINKINFO]

@@ -15,7 +15,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import time
 
 from .. import control, netlink, paths
@@ -31,9 +30,9 @@ from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
-RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
-NLMSG = struct.Struct("IHHII")
-IFINFO = struct.Struct("BxHiII")
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = (netlink.RTM_NEWLINK, netlink.RTM_DELLINK,
+                                                    netlink.RTM_NEWADDR, netlink.RTM_DELADDR)
+NLMSG, IFINFO, IFADDR = netlink.NLMSG, netlink.IFINFOMSG, netlink.IFADDRMSG
 MCAST_RESYNC = 5.0
 ZERO_VNET = bytes(VNET_HDR_LEN)
 
@@ -484,30 +483,33 @@ class Worker:
                 if kind in (RTM_NEWLINK, RTM_DELLINK) and off + NLMSG.size + IFINFO.size <= len(data):
                     _fam, _type, index, _flags, _change = IFINFO.unpack_from(data, off + NLMSG.size)
                     events.append((kind, index))
-                elif kind in (RTM_NEWADDR, RTM_DELADDR) and off + NLMSG.size + 8 <= len(data):
-                    index = struct.unpack_from("I", data, off + NLMSG.size + 4)[0]
+                elif kind in (RTM_NEWADDR, RTM_DELADDR) and off + NLMSG.size + IFADDR.size <= len(data):
+                    index = IFADDR.unpack_from(data, off + NLMSG.size)[4]
                     events.append((kind, index))
                 off += (length + 3) & ~3
         for kind, index in events:
             self._link_event(kind, index)
 
     def _link_event(self, kind, index):
-        if index == self.tap_index or index is None:
-            if kind == RTM_DELLINK and index is not None:
-                log.warning("%s: deleted by someone else; giving the ports back", self.name)
-                self.stopping = True
-                return
+        ours = index in (None, self.tap_index)  # agrN itself, or everything (events were lost)
+        ports = [p for p in self.ports if ours or p.index == index]
+        if not ours and not ports:
+            return
+        if ours and kind == RTM_DELLINK and index is not None:
+            log.warning("%s: deleted by someone else; giving the ports back", self.name)
+            self.stopping = True
+            return
+        tap = netlink.link(index=self.tap_index)
+        if ours:
             self._sync_memberships()
-            tap = netlink.link(index=self.tap_index)
             if tap is not None and tap.mac != self.mac:
                 # `ip link set agrN address ...`: the ports and the LACP system follow.
                 log.info("%s: link address changed to %s", self.name, tap.mac)
                 self.mac = tap.mac
                 if self.lacp is not None:
                     self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
-        for port in list(self.ports):
-            if index not in (None, self.tap_index, port.index):
-                continue
+        addrs = netlink.all_addresses() if ports else {}
+        for port in ports:
             link = netlink.link(index=port.index)
             if link is None:
                 log.warning("%s: port %s went away", self.name, port.name)
@@ -517,7 +519,7 @@ class Worker:
                 log.warning("%s: port %s was renamed %s; it stays a port", self.name, port.name, link.name)
                 port.rename(link.name)
                 self._save()
-            self._revert_port_changes(port, link)
+            self._revert_port_changes(port, link, tap, addrs.get(port.index, []))
             carrier = link.carrier and link.up
             if carrier != port.carrier:
                 port.carrier = carrier
@@ -526,9 +528,9 @@ class Worker:
                     self._act(self.lacp.set_carrier(time.monotonic(), port.index, carrier))
                 self._recompute()
 
-    def _revert_port_changes(self, port, link):
-        """Another tool changed a member: put back what membership needs, and say so."""
-        tap = netlink.link(index=self.tap_index)
+    def _revert_port_changes(self, port, link, tap, addrs):
+        """Another tool changed a member: put back what membership needs, and say so.
+        `tap` is agrN's link (None if it is gone), `addrs` the port's addresses."""
         try:
             if tap is not None and link.mac != self.mac:
                 log.warning("%s: %s's MAC was changed to %s; set back to %s", self.name, port.name, link.mac, self.mac)
@@ -536,7 +538,7 @@ class Worker:
             if tap is not None and link.mtu != tap.mtu:
                 log.warning("%s: %s's MTU was changed to %d; set back to %d", self.name, port.name, link.mtu, tap.mtu)
                 netlink.set_mtu(port.index, tap.mtu)
-            for addr in netlink.addresses(port.index):
+            for addr in addrs:
                 # A member's own stack must stay out of the way (see PORT_SYSCTLS).
                 log.warning("%s: address %s/%d added to port %s; removed (put it on %s)", self.name,
                             addr.address, addr.prefixlen, port.name, self.name)

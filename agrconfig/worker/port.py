@@ -72,16 +72,18 @@ class Port:
         for fam, key, value in PORT_SYSCTLS:
             netlink.sysctl_set(fam, self.name, key, value)
         link = netlink.link(index=self.index)
+        up = link.up
         # Down only for a MAC change (some drivers refuse it while up). A port that is
         # already right, as after a worker restart, is not bounced: its partner must
         # not see the carrier drop.
         if link.mac != agr_mac:
-            if link.up:
+            if up:
                 netlink.set_up(self.index, False)
+                up = False
             netlink.set_mac(self.index, agr_mac)
         if link.mtu != mtu:
             netlink.set_mtu(self.index, mtu)
-        if not netlink.link(index=self.index).up:
+        if not up:
             netlink.set_up(self.index, True)
         self.speed, self.duplex_full = netlink.link_mode(self.name)
         self.carrier = netlink.link(index=self.index).carrier
