@@ -91,3 +91,13 @@ def scale_pair(lab, aggs=16, ports=4, words=()):
                 argv += ["agrport", f"s{n}p{m}"]
             ok(lab, ns, *argv)
     return a, b, time.monotonic() - start
+
+
+def netns_inode(lab, ns):
+    return lab.run(ns, "stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout.strip()
+
+
+def worker_log(lab, ns, name="agr0"):
+    """The worker's log file, this namespace's only (where there is no /dev/log)."""
+    with open(f"/run/agrconfig/netns-{netns_inode(lab, ns)}/{name}.log") as f:
+        return f.read()

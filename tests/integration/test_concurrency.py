@@ -2,7 +2,6 @@
 import json
 import random
 import subprocess
-import sys
 
 import pytest
 

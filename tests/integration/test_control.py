@@ -141,7 +141,6 @@ def test_slow_clients_are_closed_and_do_not_block_others(lab):
 def test_status_answers_quickly_while_slow_clients_hang(lab):
     a, _b = host_pair(lab)
     ok(lab, a, "agr0", "create")
-    hanging = lab.run  # noqa: F841 - documentation: the probe below runs in the background
     import subprocess
     bg = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, PROBE,
                            json.dumps([{"data": '{"op": "st', "shut": False}] * 8)],

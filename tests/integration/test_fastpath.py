@@ -5,7 +5,7 @@ import signal
 import psutil
 import pytest
 
-from tests.integration.helpers import agr_pair, ok, status_json, wait_distributing
+from tests.integration.helpers import agr_pair, ok, status_json, wait_distributing, worker_log
 from tests.integration.test_worker import worker_procs
 
 pytestmark = pytest.mark.integration
@@ -95,5 +95,5 @@ def test_a_joining_port_hands_over_and_the_kernel_takes_back(lab):
     lab.wait_for(lambda: info()["datapath_mode"] == "normal", timeout=2, what="the kernel redirecting again")
     assert tcp_ok(lab, a, b, streams=8, seconds=1) > 0
     assert info()["datapath_mode"] == "normal"
-    log = lab.run(a, "sh", "-c", "cat /run/agrconfig/netns-$(stat -L -c %i /proc/self/ns/net)/agr0.log").stdout
+    log = worker_log(lab, a)
     assert "did not empty" not in log, "the hand-over ended by its timeout, not by the worker"

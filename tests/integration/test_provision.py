@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.integration.helpers import (aggregate, host_pair, ok, port_flags, status_json, strip_addresses,
-                                       wait_distributing)
+                                       wait_distributing, worker_log)
 
 pytestmark = pytest.mark.integration
 
@@ -169,11 +169,9 @@ def test_worker_logs_and_debug_traces_transitions(lab):
     assert "DEBUG" in ok(lab, a, "agr0").splitlines()[0]
     lab.ip(a, "link", "set", "re0", "down")
     time.sleep(0.5)
-    inode = lab.run(a, "stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout.strip()
-    path = f"/run/agrconfig/netns-{inode}/agr0.log"
     if os.path.exists("/dev/log"):
         pytest.skip("this host has syslog: the worker logs there (facility daemon, ident agrconfig/agr0)")
-    text = open(path).read()
+    text = worker_log(lab, a)
     assert "port re0 attached" in text
     assert "rx: PORT_DISABLED -> EXPIRED" in text and "(port enabled, LACP enabled)" in text
     assert "carrier down" in text

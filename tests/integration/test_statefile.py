@@ -8,7 +8,8 @@ import time
 import pytest
 
 from tests.integration.helpers import PORT_LINE, aggregate, host_pair, ok
-from tests.integration.test_worker import netns_inode, worker_procs
+from tests.integration.helpers import netns_inode
+from tests.integration.test_worker import worker_procs
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import time
 import psutil
 import pytest
 
-from tests.integration.helpers import (agr_pair, aggregate, host_pair, ok, port_flags, status_json,
-                                       strip_addresses, wait_distributing)
+from tests.integration.helpers import (agr_pair, aggregate, host_pair, netns_inode, ok, port_flags,
+                                       status_json, strip_addresses, wait_distributing)
 from tests.lab import AGRCONFIG
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,6 @@ def worker_procs(lab, ns):
         except psutil.Error:
             pass
     return out
-
-
-def netns_inode(lab, ns):
-    return lab.run(ns, "stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout.strip()
 
 
 def test_worker_is_a_daemon_with_a_title_and_root_only_socket(lab):

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from tests.integration.helpers import agr_pair, ok, port_flags, status_json, strip_addresses, wait_distributing
+from tests.integration.helpers import (agr_pair, ok, port_flags, status_json, strip_addresses, wait_distributing,
+                                       worker_log)
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def test_address_added_to_a_port_by_another_tool_is_removed(lab):
     lab.wait_for(lambda: "198.51.100.7" not in lab.ip(a, "-o", "addr", "show", "dev", "re0").stdout,
                  timeout=5, what="the address removed from re0")
     assert port_flags(lab, a) == {"re0": 3, "re1": 3}
-    log = lab.run(a, "sh", "-c", "cat /run/agrconfig/netns-*/agr0.log").stdout
+    log = worker_log(lab, a)
     assert "198.51.100.7/24 added to port re0; removed" in log
 
 
