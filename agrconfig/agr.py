@@ -105,7 +105,7 @@ def _revive(name):
         # The state belongs to an interface that no longer exists (namespace reused, or
         # agrN deleted while no worker ran): give the ports back and forget it.
         _restore_orphan(saved)
-        raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface (stale state removed)")
+        raise StaleState(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface (stale state removed)")
     supervisor = _supervisor(name)
     if supervisor is not None:
         # Its supervisor is restarting the worker: give it a moment before taking over.
@@ -123,6 +123,10 @@ def _revive(name):
                 pass
         psutil.wait_procs([supervisor], timeout=5)
     daemon.spawn(name, resume=True)
+
+
+class StaleState(AgrError):
+    """The state file named an interface that is gone; it has been cleaned up."""
 
 
 def _restore_orphan(saved):
@@ -177,9 +181,14 @@ def request(name, op, **args):
 
 
 def create(name):
-    if exists(name) or netlink.link(name) is not None:
-        if exists(name):
+    if exists(name):
+        try:
             ensure_worker(name)
+        except StaleState:
+            pass  # its state was left by an agrN that is gone: create it afresh
+        else:
+            raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
+    if netlink.link(name) is not None:
         raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
     daemon.spawn(name, resume=False)
 

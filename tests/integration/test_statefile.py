@@ -184,3 +184,45 @@ def test_pid_file_naming_another_process(lab):
     assert time.monotonic() - t < 5, "destroy did not wait for pid 1"
     assert os.path.exists(f"/proc/{sleeper}")
     os.kill(int(sleeper), signal.SIGKILL)
+
+
+def current_cookie(lab, ns):
+    code = ("import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+            "print(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, 71, 8), 'little'))")
+    return lab.run(ns, "python3", "-c", code).stdout.strip()
+
+
+def leave_state_of_a_gone_agr0(lab, ns):
+    """A state file and a log for an agr0 that no longer exists, and no worker."""
+    ok(lab, ns, "agr0", "create")
+    kill_worker(lab, ns)
+    lab.ip(ns, "link", "del", "agr0")
+    with open(os.path.join(rundir(lab, ns), "agr0.log"), "a") as f:
+        f.write("a line from before\n")
+
+
+def test_files_of_a_dead_namespace_with_the_same_inode_are_forgotten(lab):
+    a, _b = host_pair(lab)
+    leave_state_of_a_gone_agr0(lab, a)
+    d = rundir(lab, a)
+    assert open(os.path.join(d, "netns-cookie")).read().strip() == current_cookie(lab, a)
+    # As if this namespace were a new one that got a dead one's inode.
+    with open(os.path.join(d, "netns-cookie"), "w") as f:
+        f.write("1\n")
+    proc = no_traceback(lab.agr(a, "-a"))
+    assert proc.returncode == 0 and "agr0" not in proc.stdout, proc.stdout
+    assert not os.path.exists(os.path.join(d, "agr0.state"))
+    proc = no_traceback(lab.agr(a, "agr0", "create"))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert open(os.path.join(d, "netns-cookie")).read().strip() == current_cookie(lab, a)
+    assert "a line from before" not in open(os.path.join(d, "agr0.log")).read()
+    ok(lab, a, "agr0", "destroy")
+
+
+def test_create_over_the_state_of_a_gone_agr(lab):
+    a, _b = host_pair(lab)
+    leave_state_of_a_gone_agr0(lab, a)
+    proc = no_traceback(lab.agr(a, "agr0", "create"))
+    assert proc.returncode == 0, proc.stderr
+    assert len(worker_procs(lab, a)) == 1
+    ok(lab, a, "agr0", "destroy")
