@@ -129,15 +129,15 @@ class Relay:
             holding = self.hold_until > now
             if holding:  # a port joined: frames wait in agrN's queue meanwhile
                 timeout = (self.hold_until - now) * 1000
-            elif self._drain is not None and quiet_until is not None:
-                timeout = max(0.0, quiet_until - now) * 1000
+            elif self._drain is not None:  # look at agrN's queue now, or when quiet enough
+                timeout = 0 if quiet_until is None else max(0.0, quiet_until - now) * 1000
             else:
                 timeout = None
             mask = 0 if holding else select.POLLIN
             if mask != tap_mask:
                 poller.modify(fd_tap, mask)
                 tap_mask = mask
-            tap_empty = True
+            tap_empty = bool(tap_mask)  # not polled (held): not known to be empty
             for fd, _ev in poller.poll(timeout):
                 if fd == fd_tap:
                     if not holding:
@@ -151,6 +151,8 @@ class Relay:
                     entry = ports.get(fd)
                     if entry is not None:
                         self._receive(fd, *entry)
+            if self._drain is not None:
+                holding = self.hold_until > time.monotonic()  # a join may have begun meanwhile
             if self._drain is None or holding:
                 quiet_until = None
             elif not tap_empty:

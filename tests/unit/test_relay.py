@@ -122,7 +122,15 @@ def test_slow_protocol_flood_is_limited(net):
     assert net.relay.slow_limited[10] == 100 - len(net.slow)
 
 
-def test_a_joining_port_holds_frames_then_drain_is_signalled(net):
+def test_a_joining_port_holds_frames_then_drain_is_signalled(net, monkeypatch):
+    sent_when_drained = []
+    signal = os.eventfd_write
+
+    def eventfd_write(fd, value):  # in the relay thread, at the moment it signals
+        sent_when_drained.append(sum(c[0] for c in net.relay.port_counters.values()))
+        signal(fd, value)
+
+    monkeypatch.setattr(dataplane.os, "eventfd_write", eventfd_write)
     net.set({0})
     net.relay.start()
     net.set({0, 1})                                   # joins: frames wait HOLD seconds
@@ -135,6 +143,22 @@ def test_a_joining_port_holds_frames_then_drain_is_signalled(net):
     os.set_blocking(net.relay.drained, True)
     assert os.eventfd_read(net.relay.drained) == 1
     assert time.monotonic() - t >= dataplane.HOLD
+    assert sent_when_drained == [8], "drained only once the held frames were sent"
+
+
+@pytest.mark.parametrize("quiet", [0.0, 0.05])
+def test_drain_is_signalled_with_nothing_queued(net, quiet):
+    """A join with no traffic: the drain ends once the hold (and the quiet time) are over,
+    without waiting for a frame that may never come."""
+    net.set({0})
+    net.relay.start()
+    t = time.monotonic()
+    net.set({0, 1})
+    net.relay.request_drain(quiet)
+    os.set_blocking(net.relay.drained, True)
+    assert os.eventfd_read(net.relay.drained) == 1
+    took = time.monotonic() - t
+    assert dataplane.HOLD + quiet <= took < dataplane.HOLD + quiet + 0.2, took
 
 
 def test_tables_changing_under_load_never_kill_the_thread(net):
