@@ -11,8 +11,9 @@ import psutil  # noqa: E402
 from tests.lab import Lab  # noqa: E402,F401 (the benchmarks import it from here)
 
 
-def agr_pair(lab, ports=2, words=(), tag=""):
-    """Namespaces a/b with agr0 over `ports` veth pairs, 192.0.2.1 <-> 192.0.2.2."""
+def agr_pair(lab, ports=2, words=(), tag="", words_b=None):
+    """Namespaces a/b with agr0 over `ports` veth pairs, 192.0.2.1 <-> 192.0.2.2; `words_b`,
+    when given, replaces `words` on b."""
     a, b = lab.netns(f"a{tag}"), lab.netns(f"b{tag}")
     names = [f"p{i}" for i in range(ports)]
     for p in names:
@@ -23,7 +24,7 @@ def agr_pair(lab, ports=2, words=(), tag=""):
             lab.run(ns, "sysctl", "-qw", f"net.ipv6.conf.{p}.disable_ipv6=1")
             lab.ip(ns, "link", "set", p, "up")
     for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
-        words_all = ["agr0", "create", *words]
+        words_all = ["agr0", "create", *(words if ns == a or words_b is None else words_b)]
         for p in names:
             words_all += ["agrport", p]
         proc = lab.agr(ns, *words_all)

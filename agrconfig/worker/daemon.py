@@ -2,8 +2,8 @@
 
 One process per agr interface, forked by the front end on `create` (or to
 resume after a crash). A single-threaded event loop serves the control socket,
-netlink events, Slow Protocols frames and the LACP timer; the relay threads in
-dataplane.py move the frames.
+netlink events, Slow Protocols frames and the LACP timer; the relay thread in
+dataplane.py moves the frames.
 """
 import collections
 import errno
@@ -289,7 +289,7 @@ class Worker:
 
     # A port joining the fast path moves flows to it while their earlier frames may still
     # wait in another port's queue. So, as the relay does, hold them for a moment: the
-    # egress program hands frames on to agrN's own queue ("pass"), where the relay's TX
+    # egress program hands frames on to agrN's own queue ("pass"), where the relay
     # thread holds them (dataplane.HOLD) and then sends them on the new ports. When it has
     # caught up, the program drops for the instant it takes to empty that queue ("drop"),
     # then redirects on the new ports again ("normal"): no frame can overtake an older one.
@@ -320,7 +320,7 @@ class Worker:
         self.join_deadline = None
 
     def _slow_frame_from_relay(self, index, frame):
-        # Called from the RX thread: hand over to the main loop.
+        # Called from the relay thread: hand over to the main loop.
         self.slow_queue.append((index, frame))
         os.eventfd_write(self.slow_event, 1)
 

@@ -38,7 +38,7 @@ SLOW_BURST = 20.0
 class Relay:
     def __init__(self, tap_fd, on_slow_frame):
         self.tap_fd = tap_fd
-        self.on_slow_frame = on_slow_frame  # called from the RX thread with (port_index, bytes)
+        self.on_slow_frame = on_slow_frame  # called from the relay thread with (port_index, bytes)
         self.tx_table = ()          # (socket, counters) of distributing ports, in order
         self.rx_table = {}          # fd -> (port index, socket) of collecting ports
         self.all_ports = {}         # fd -> (port index, socket) of every port (Slow Protocols)
@@ -58,6 +58,7 @@ class Relay:
         self._rr = 0                # round-robin counter (link0)
         self._tx_buf, self._rx_buf = bytearray(BUF_SIZE), bytearray(BUF_SIZE)
         self._tx_view, self._rx_view = memoryview(self._tx_buf), memoryview(self._rx_buf)
+        self._tx_iov, self._rx_iov = [self._tx_buf], [self._rx_buf]  # built once, not per frame
 
     # -- control (main thread) -----------------------------------------------
     def set_ports(self, ports, distributing, collecting):
@@ -169,7 +170,7 @@ class Relay:
     def _send_from_tap(self):
         """Up to BATCH frames from agrN to the distributing ports; True once agrN's queue
         is empty, False if frames may remain (or a hold began)."""
-        buf, view, fd = self._tx_buf, self._tx_view, self.tap_fd
+        iov, view, fd = self._tx_iov, self._tx_view, self.tap_fd
         counters = self.counters
         for _ in range(BATCH):
             table = self.tx_table
@@ -178,7 +179,7 @@ class Relay:
                 if self.hold_until > time.monotonic():
                     return False
             try:
-                n = os.readv(fd, [buf])
+                n = os.readv(fd, iov)
             except BlockingIOError:
                 return True
             except OSError as exc:
@@ -210,11 +211,11 @@ class Relay:
     def _receive(self, fd, index, sock):
         """Up to BATCH frames from one port: Slow Protocols to the worker, the rest into
         agrN if the port is collecting."""
-        buf, view, fd_tap = self._rx_buf, self._rx_view, self.tap_fd
+        buf, iov, view, fd_tap = self._rx_buf, self._rx_iov, self._rx_view, self.tap_fd
         c = self.port_counters.get(index)
         for _ in range(BATCH):
             try:
-                n, anc, _flags, _addr = sock.recvmsg_into((buf,), AUX_SPACE)
+                n, anc, _flags, _addr = sock.recvmsg_into(iov, AUX_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
