@@ -103,7 +103,9 @@ def _revive(name):
     tap = netlink.link(name)
     if tap is None or (saved.get("ifindex") and tap.index != saved["ifindex"]):
         # The state belongs to an interface that no longer exists (namespace reused, or
-        # agrN deleted while no worker ran): give the ports back and forget it.
+        # agrN deleted while no worker ran): give the ports back and forget it. A supervisor
+        # waiting to restart its worker would only fight a new agrN of the same name.
+        _kill(_supervisor(name))
         _restore_orphan(saved)
         raise StaleState(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface (stale state removed)")
     supervisor = _supervisor(name)
@@ -116,13 +118,24 @@ def _revive(name):
                 return
             except control.WorkerGone:
                 time.sleep(0.05)
-        for proc in [*supervisor.children(recursive=True), supervisor]:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs([supervisor], timeout=5)
+        _kill(supervisor)
     daemon.spawn(name, resume=True)
+
+
+def _kill(supervisor):
+    """SIGKILL a supervisor (from _supervisor(), so checked to be ours) and its worker."""
+    if supervisor is None:
+        return
+    try:
+        procs = [*supervisor.children(recursive=True), supervisor]
+    except psutil.Error:
+        procs = [supervisor]
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs([supervisor], timeout=5)
 
 
 class StaleState(AgrError):

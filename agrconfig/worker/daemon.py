@@ -80,6 +80,7 @@ class Worker:
         self.collecting = frozenset()
         self.fast = None           # the eBPF fast path, when in use
         self.join_deadline = None  # a port joining the fast path: when to stop holding at the latest
+        self.join_request = None   # the relay's drain request that the join waits for
         self.lacp_saved = {}       # the LACP snapshot last written to the state file
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
@@ -226,6 +227,7 @@ class Worker:
         else:
             self._remove_leftover_programs([self.tap_index] + [p.index for p in self.ports])
         # The port sockets take only Slow Protocols frames while the kernel moves the rest.
+        self.relay.set_ports([], set(), set())  # the relay lets go of the sockets closed below
         for p in self.ports:
             p.open_socket(slow_only=self.fast is not None)
             self._sync_memberships(p)
@@ -298,7 +300,7 @@ class Worker:
 
     def _begin_join(self):
         self.fast.set_mode("pass")
-        self.relay.request_drain()
+        self.join_request = self.relay.request_drain()
         self.join_deadline = time.monotonic() + self.JOIN_TIMEOUT
 
     def _on_drained(self):
@@ -308,11 +310,20 @@ class Worker:
             return
         if self.fast is None or self.fast.mode == "normal":
             return
+        if self.relay.drained_gen != self.join_request:
+            return  # the answer to an earlier request (a join that began again meanwhile)
         if self.fast.mode == "pass":
             self.fast.set_mode("drop")
-            self.relay.request_drain(self.JOIN_QUIET)
+            self.join_request = self.relay.request_drain(self.JOIN_QUIET)
         else:
             self._end_join()
+
+    def _on_tap_gone(self):
+        try:
+            os.eventfd_read(self.relay.tap_gone)
+        except BlockingIOError:
+            return
+        self._link_event(RTM_DELLINK, self.tap_index)
 
     def _end_join(self):
         if self.fast is not None:
@@ -495,11 +506,11 @@ class Worker:
         ports = [p for p in self.ports if ours or p.index == index]
         if not ours and not ports:
             return
-        if ours and kind == RTM_DELLINK and index is not None:
+        tap = netlink.link(index=self.tap_index)
+        if ours and (tap is None or kind == RTM_DELLINK and index is not None):  # seen, or found after lost events
             log.warning("%s: deleted by someone else; giving the ports back", self.name)
             self.stopping = True
             return
-        tap = netlink.link(index=self.tap_index)
         if ours:
             self._sync_memberships()
             if tap is not None and tap.mac != self.mac:
@@ -618,6 +629,7 @@ class Worker:
         self.sel.register(self.nl, selectors.EVENT_READ, self._on_netlink)
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
         self.sel.register(self.relay.drained, selectors.EVENT_READ, self._on_drained)
+        self.sel.register(self.relay.tap_gone, selectors.EVENT_READ, self._on_tap_gone)
         self._link_event(RTM_NEWLINK, None)  # catch up with anything missed while starting
         while not self.stopping:
             now = time.monotonic()

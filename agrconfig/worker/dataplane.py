@@ -51,7 +51,10 @@ class Relay:
         self._slow_bucket = {}      # port index -> [tokens, last refill]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # tables, drain, stop
         self.drained = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)       # relay -> main: drain done
-        self._drain = None          # seconds of quiet the relay waits for, when asked
+        self._drain = None          # (seconds of quiet, request number) last asked for
+        self._drain_gen = 0         # number of the last request (main thread)
+        self.drained_gen = 0        # number of the last request answered (relay thread)
+        self.tap_gone = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # relay -> main: agrN's TAP died
         self._running = False
         self._thread = None
         self._last_table = self.tx_table
@@ -80,9 +83,12 @@ class Relay:
 
     def request_drain(self, quiet=0.0):
         """Ask the relay thread to signal `drained` once the hold is over and agrN's queue
-        is empty (and stays empty for `quiet` seconds)."""
-        self._drain = quiet
+        is empty (and stays empty for `quiet` seconds). Returns the request's number:
+        `drained_gen` is that number once this request (not an earlier one) is answered."""
+        self._drain_gen += 1
+        self._drain = (quiet, self._drain_gen)  # one reference: read whole by the relay thread
         os.write(self._wake_w, b"d")
+        return self._drain_gen
 
     def start(self):
         self._running = True
@@ -116,76 +122,102 @@ class Relay:
         poller.register(self._wake_r, select.POLLIN)
         poller.register(fd_tap, select.POLLIN)
         tap_mask = select.POLLIN
-        polled = set()
+        tap_alive = True
+        ports, polled, dead = None, set(), set()
         quiet_until = None
+        stale = True
         while self._running:
-            ports = self.all_ports
-            if set(ports) != polled:
-                for fd in polled - set(ports):
+            if self.all_ports is not ports:
+                ports, dead, stale = self.all_ports, set(), True
+            if stale:  # new tables, or a descriptor closed under us
+                wanted = set(ports) - dead
+                for fd in polled - wanted:
                     poller.unregister(fd)
-                for fd in set(ports) - polled:
+                for fd in wanted - polled:
                     poller.register(fd, select.POLLIN)
-                polled = set(ports)
+                polled, stale = wanted, False
+            drain = self._drain
+            pending = drain is not None and drain[1] != self.drained_gen
+            hold_until = self.hold_until
             now = time.monotonic()
-            holding = self.hold_until > now
+            holding = hold_until > now
             if holding:  # a port joined: frames wait in agrN's queue meanwhile
-                timeout = (self.hold_until - now) * 1000
-            elif self._drain is not None:  # look at agrN's queue now, or when quiet enough
+                timeout = (hold_until - now) * 1000
+            elif pending:  # look at agrN's queue now, or when quiet enough
                 timeout = 0 if quiet_until is None else max(0.0, quiet_until - now) * 1000
             else:
                 timeout = None
             mask = 0 if holding else select.POLLIN
-            if mask != tap_mask:
+            if tap_alive and mask != tap_mask:
                 poller.modify(fd_tap, mask)
                 tap_mask = mask
-            tap_empty = bool(tap_mask)  # not polled (held): not known to be empty
-            for fd, _ev in poller.poll(timeout):
+            tap_empty, tap_moved = bool(tap_mask), False  # not polled (held): not known empty
+            for fd, ev in poller.poll(timeout):
                 if fd == fd_tap:
-                    if not holding:
-                        tap_empty = self._send_from_tap()
+                    if ev & select.POLLIN and not holding:
+                        tap_moved, tap_empty = self._send_from_tap()
+                    if ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL) and not ev & select.POLLIN \
+                            or tap_empty is None:
+                        tap_alive = self._lose_tap(poller)
+                        tap_empty = True
                 elif fd == self._wake_r:
                     try:
                         os.read(fd, 4096)
                     except OSError:
                         pass
-                else:
-                    entry = ports.get(fd)
-                    if entry is not None:
-                        self._receive(fd, *entry)
-            if self._drain is not None:
-                holding = self.hold_until > time.monotonic()  # a join may have begun meanwhile
-            if self._drain is None or holding:
+                elif ev & select.POLLNVAL or not self._receive(fd, *ports.get(fd, (None, None))):
+                    dead.add(fd)  # closed under us: left alone until the next tables
+                    stale = True
+            if not pending:
                 quiet_until = None
-            elif not tap_empty:
-                quiet_until = None  # frames are still coming: not quiet yet
+            elif tap_moved or not tap_empty or self.hold_until != hold_until or self.hold_until > time.monotonic():
+                quiet_until = None  # frames came, or may be waiting, or a join began: not quiet
             else:
                 now = time.monotonic()
                 if quiet_until is None:
-                    quiet_until = now + self._drain
+                    quiet_until = now + drain[0]
                 if now >= quiet_until:
-                    self._drain = quiet_until = None
+                    quiet_until = None
+                    self.drained_gen = drain[1]
                     os.eventfd_write(self.drained, 1)
+
+    def _lose_tap(self, poller):
+        """agrN's TAP is gone under us (deleted, so reads fail and poll reports an error):
+        stop polling it and tell the main loop, which gives the ports back."""
+        try:
+            poller.unregister(self.tap_fd)
+        except (KeyError, ValueError):
+            pass
+        os.eventfd_write(self.tap_gone, 1)
+        return False
 
     # -- TAP -> ports ----------------------------------------------------------
     def _send_from_tap(self):
-        """Up to BATCH frames from agrN to the distributing ports; True once agrN's queue
-        is empty, False if frames may remain (or a hold began)."""
+        """Up to BATCH frames from agrN to the distributing ports. Returns (moved any,
+        empty): empty is True once agrN's queue is empty, False if frames may remain (or a
+        hold began), None if the TAP is gone."""
         iov, view, fd = self._tx_iov, self._tx_view, self.tap_fd
         counters = self.counters
+        moved = False
         for _ in range(BATCH):
             table = self.tx_table
             if table is not self._last_table:
                 self._last_table = table
                 if self.hold_until > time.monotonic():
-                    return False
+                    return moved, False
             try:
                 n = os.readv(fd, iov)
             except BlockingIOError:
-                return True
+                return moved, True
             except OSError as exc:
-                if exc.errno not in (errno.EINTR, errno.EBADF, errno.EBADFD):
+                if exc.errno in (errno.EBADF, errno.EBADFD):
+                    return moved, None
+                if exc.errno != errno.EINTR:
                     counters["tx_errors"] += 1
-                return True
+                return moved, False
+            if n == 0:
+                return moved, None  # end of file: no TAP gives that while it lives
+            moved = True
             if not table:
                 counters["tx_drop_no_port"] += 1
                 continue
@@ -205,22 +237,26 @@ class Relay:
                 continue
             c[0] += 1
             c[1] += n - VNET_HDR_LEN
-        return False
+        return moved, False
 
     # -- ports -> TAP ----------------------------------------------------------
     def _receive(self, fd, index, sock):
         """Up to BATCH frames from one port: Slow Protocols to the worker, the rest into
-        agrN if the port is collecting."""
+        agrN if the port is collecting. False if the socket was closed under us."""
+        if sock is None:
+            return False
         buf, iov, view, fd_tap = self._rx_buf, self._rx_iov, self._rx_view, self.tap_fd
         c = self.port_counters.get(index)
         for _ in range(BATCH):
             try:
                 n, anc, _flags, _addr = sock.recvmsg_into(iov, AUX_SPACE)
             except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+                return True
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    return False
                 self.counters["rx_errors"] += 1
-                return
+                return True
             if n < ETHERTYPE_OFF + 2:
                 continue
             if anc and anc[0][2][0] & TP_STATUS_VLAN_VALID:  # rare: look closer only then
@@ -239,6 +275,7 @@ class Relay:
             if c is not None:
                 c[2] += 1
                 c[3] += n - VNET_HDR_LEN
+        return True
 
     def _slow_allowed(self, index):
         """Token bucket per port for Slow Protocols frames."""

@@ -1,5 +1,7 @@
 """The Python relay's loop with socketpairs standing in for agrN's TAP and the ports' sockets."""
 import os
+import resource
+import select
 import socket
 import struct
 import sys
@@ -20,6 +22,13 @@ VNET = bytes(VNET_HDR_LEN)
 def frame(flow, seq=0, ethertype=b"\x08\x00"):
     ip = bytes([0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, flow])
     return b"\x02\x00\x00\x00\x00\x0b\x02\x00\x00\x00\x00\x0a" + ethertype + ip + struct.pack("!I", seq) + bytes(16)
+
+
+def wait_event(fd, timeout=2.0):
+    """An eventfd's count, waiting at most `timeout` (a missing signal fails, never hangs)."""
+    ready, _, _ = select.select([fd], [], [], timeout)
+    assert ready, "no signal"
+    return os.eventfd_read(fd)
 
 
 class Net:
@@ -59,7 +68,8 @@ class Net:
             self.relay._thread.join(2)
         for s in (*self.far, self.tap_far, *(p.sock for p in self.ports)):
             s.close()
-        os.close(self.tap_fd)
+        if self.tap_fd is not None:
+            os.close(self.tap_fd)
 
 
 @pytest.fixture
@@ -140,8 +150,7 @@ def test_a_joining_port_holds_frames_then_drain_is_signalled(net, monkeypatch):
     net.relay.request_drain()
     got = net.received(0, 1) + net.received(1, 1)
     assert len(got) == 8
-    os.set_blocking(net.relay.drained, True)
-    assert os.eventfd_read(net.relay.drained) == 1
+    assert wait_event(net.relay.drained) == 1
     assert time.monotonic() - t >= dataplane.HOLD
     assert sent_when_drained == [8], "drained only once the held frames were sent"
 
@@ -155,8 +164,7 @@ def test_drain_is_signalled_with_nothing_queued(net, quiet):
     t = time.monotonic()
     net.set({0, 1})
     net.relay.request_drain(quiet)
-    os.set_blocking(net.relay.drained, True)
-    assert os.eventfd_read(net.relay.drained) == 1
+    assert wait_event(net.relay.drained) == 1
     took = time.monotonic() - t
     assert dataplane.HOLD + quiet <= took < dataplane.HOLD + quiet + 0.2, took
 
@@ -209,3 +217,65 @@ def test_a_failing_loop_ends_the_worker_loudly(net, caplog):
     assert net.failed == [70]
     assert "relay thread failed" in caplog.text
     net.failed.clear()
+
+
+def test_quiet_time_starts_again_when_a_frame_comes(net):
+    """`stays empty for quiet seconds`: a frame inside the quiet time restarts it."""
+    net.set({0})
+    net.relay.start()
+    t = time.monotonic()
+    gen = net.relay.request_drain(0.1)
+    time.sleep(0.05)
+    net.tap_far.send(VNET + frame(1))
+    assert wait_event(net.relay.drained) == 1
+    assert time.monotonic() - t >= 0.15
+    assert net.relay.drained_gen == gen
+    assert len(net.received(0)) == 1
+
+
+def test_each_drain_request_is_answered_by_number(net):
+    net.set({0})
+    net.relay.start()
+    first = net.relay.request_drain(0.05)
+    second = net.relay.request_drain(0.0)  # asked again before the first was answered
+    assert second == first + 1
+    wait_event(net.relay.drained)
+    assert net.relay.drained_gen == second
+
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def test_a_port_socket_closed_under_the_relay_is_left_alone(net):
+    """The worker may close a port's socket before it gives the relay new tables: no
+    busy loop on the dead descriptor, no error counted per turn."""
+    net.set({0, 1})
+    net.relay.start()
+    time.sleep(0.05)
+    net.ports[1].sock.close()
+    start = cpu_seconds()
+    time.sleep(0.5)
+    assert cpu_seconds() - start < 0.2, "the relay thread spins"
+    assert net.relay.counters["rx_errors"] < 5
+    net.set({0})                           # new tables: the port is gone
+    net.far[0].send(VNET + frame(1))
+    net.tap_far.settimeout(1)
+    assert net.tap_far.recv(70000) == VNET + frame(1)
+
+
+def test_a_dead_tap_is_reported_once_and_not_spun_on(net):
+    net.set({0})
+    net.relay.start()
+    time.sleep(0.05)
+    os.close(net.tap_fd)                   # as if agrN were deleted under the worker
+    net.tap_fd = None
+    net.set({0})                           # wakes the loop, which polls the dead descriptor
+    assert wait_event(net.relay.tap_gone) == 1
+    start = cpu_seconds()
+    time.sleep(0.5)
+    assert cpu_seconds() - start < 0.2, "the relay thread spins"
+    net.far[0].send(VNET + frame(1, ethertype=b"\x88\x09"))  # the ports are still served
+    time.sleep(0.2)
+    assert len(net.slow) == 1
