@@ -303,10 +303,17 @@ class Worker:
         self.join_request = self.relay.request_drain()
         self.join_deadline = time.monotonic() + self.JOIN_TIMEOUT
 
-    def _on_drained(self):
+    @staticmethod
+    def _took(eventfd):
+        """Read (reset) an eventfd; False if nothing was signalled."""
         try:
-            os.eventfd_read(self.relay.drained)
+            os.eventfd_read(eventfd)
+            return True
         except BlockingIOError:
+            return False
+
+    def _on_drained(self):
+        if not self._took(self.relay.drained):
             return
         if self.fast is None or self.fast.mode == "normal":
             return
@@ -319,11 +326,8 @@ class Worker:
             self._end_join()
 
     def _on_tap_gone(self):
-        try:
-            os.eventfd_read(self.relay.tap_gone)
-        except BlockingIOError:
-            return
-        self._link_event(RTM_DELLINK, self.tap_index)
+        if self._took(self.relay.tap_gone):
+            self._link_event(RTM_DELLINK, self.tap_index)
 
     def _end_join(self):
         if self.fast is not None:
@@ -336,10 +340,7 @@ class Worker:
         os.eventfd_write(self.slow_event, 1)
 
     def _on_slow_event(self):
-        try:
-            os.eventfd_read(self.slow_event)
-        except BlockingIOError:
-            pass
+        self._took(self.slow_event)  # the queue is read whatever the count
         now = time.monotonic()
         while self.slow_queue:
             index, frame = self.slow_queue.popleft()
@@ -506,8 +507,9 @@ class Worker:
         ports = [p for p in self.ports if ours or p.index == index]
         if not ours and not ports:
             return
-        tap = netlink.link(index=self.tap_index)
-        if ours and (tap is None or kind == RTM_DELLINK and index is not None):  # seen, or found after lost events
+        deleted = ours and kind == RTM_DELLINK and index is not None
+        tap = None if deleted else netlink.link(index=self.tap_index)
+        if ours and tap is None:  # deleted: seen, or found after lost events
             log.warning("%s: deleted by someone else; giving the ports back", self.name)
             self.stopping = True
             return

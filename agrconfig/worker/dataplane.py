@@ -15,12 +15,11 @@ import threading
 import time
 
 from .flowhash import DEFAULT_POLICY, flow_hash
+from .port import PACKET_AUXDATA, SOL_PACKET
 from .tap import VNET_HDR_LEN
 
 log = logging.getLogger("agrconfig")
 BUF_SIZE = 65536 + VNET_HDR_LEN + 64
-SOL_PACKET = 263
-PACKET_AUXDATA = 8
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 AUX = struct.Struct("IIIHHHH")  # tpacket_auxdata
