@@ -120,6 +120,22 @@ def _partner_matches_us(port: Port, pdu: P.Lacpdu) -> bool:
             and bool(seen.state & P.AGGREGATION) == bool(me.state & P.AGGREGATION))
 
 
+# The actor state bits whose stale copy in a partner's LACPDU calls for an answer (6.4.9).
+NTT_STATE_BITS = P.ACTIVITY | P.TIMEOUT | P.SYNC | P.AGGREGATION
+
+
+def update_ntt(port: Port, pdu: P.Lacpdu) -> None:
+    """update_NTT (802.1AX-2014 6.4.9): answer at once when the PDU's partner fields differ
+    from our operational values, the partner's copy of our Activity, Timeout, Synchronization
+    and Aggregation bits included (as Linux bonding's __update_ntt); else a partner holding a
+    stale Sync bit waits for our next periodic LACPDU, up to 30 s."""
+    me, seen = port.actor_info(), pdu.partner
+    if ((seen.port, seen.port_priority, seen.system, seen.system_priority, seen.key)
+            != (me.port, me.port_priority, me.system, me.system_priority, me.key)
+            or (seen.state ^ me.state) & NTT_STATE_BITS):
+        port.ntt = True
+
+
 def record_pdu(port: Port, pdu: P.Lacpdu) -> None:
     """recordPDU: take the partner from the PDU's actor; decide partner Synchronization."""
     partner = pdu.actor
@@ -157,8 +173,7 @@ def step_rx(port: Port, core, now: float, transitions: list) -> bool:
         pdu, port.rx_pdu = port.rx_pdu, None
         enter(port, "rx", "CURRENT", transitions)
         update_selected(port, pdu)
-        if not _partner_matches_us(port, pdu):
-            port.ntt = True  # update_NTT: the partner's view of us is stale
+        update_ntt(port, pdu)
         old = (port.partner.system, port.partner.key)
         record_pdu(port, pdu)
         if old != (port.partner.system, port.partner.key):
