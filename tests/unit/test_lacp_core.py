@@ -1,12 +1,14 @@
-"""The sans-IO LACP core with a fake clock: convergence, every timer, selection, Marker."""
+"""The sans-IO LACP core with a fake clock: convergence, every timer, selection, Marker.
+
+Times are 802.1AX's numbers written out, never the product's constants (see test_lacp_timers).
+"""
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from agrconfig.lacp import LacpCore, Transmit
 from agrconfig.lacp import machines
 from agrconfig.lacp import pdu as P
-from agrconfig.lacp.port import (AGGREGATE_WAIT_TIME, CHURN_DETECTION_TIME, LONG_TIMEOUT_TIME,
-                                 SHORT_TIMEOUT_TIME, SLOW_PERIODIC_TIME, port_key)
+from agrconfig.lacp.port import port_key
 from tests.unit.lacp_wire import Wire, mac, pair
 
 
@@ -39,7 +41,7 @@ def test_first_lacpdu_leaves_at_once_from_the_port_mac():
 
 def test_aggregate_wait_holds_attach_for_two_seconds():
     a, b, w = pair()
-    w.run(AGGREGATE_WAIT_TIME - 0.3, [a, b])
+    w.run(1.7, [a, b])
     assert a.port_status(1)["mux_state"] == "WAITING"
     w.run(1.0, [a, b])
     assert a.port_status(1)["mux_state"] in ("ATTACHED", "COLLECTING_DISTRIBUTING")
@@ -58,7 +60,7 @@ def test_slow_periodic_every_thirty_seconds():
     w.run(100, [a, b], step=0.5)
     times = [t for t in tx_times(w, a, 1) if t > 10]
     gaps = [y - x for x, y in zip(times, times[1:])]
-    assert gaps and all(abs(g - SLOW_PERIODIC_TIME) < 0.6 for g in gaps), gaps
+    assert gaps and all(abs(g - 30.0) < 0.6 for g in gaps), gaps
     assert a.distributing() == (1, 2)
 
 
@@ -75,14 +77,18 @@ def test_tx_limit_three_per_second():
 
 
 def test_deferred_ntt_is_sent_later():
-    a, b, w = pair()
-    w.run(3, [a, b])
+    # Long timeout: no periodic LACPDU is near, so only the deferred one can be.
+    a, b, w = pair(fast=False)
+    w.run(40, [a, b], step=0.1)
     start = len(tx_times(w, a, 1))
     for _ in range(5):
         w.deliver(a, a.set_fast_timeout(w.now, not a.system.fast_timeout))
-    assert a.get_timer() is not None
-    w.run(2, [a, b], step=0.01)
-    assert len(tx_times(w, a, 1)) >= start + 4
+    assert len(tx_times(w, a, 1)) == start + 3, "three at once, the rest deferred"
+    assert a.get_timer() <= w.now + 1.0, "the core asks to be woken for the deferred LACPDU"
+    w.run(1.5, [a, b], step=0.01)
+    assert len(tx_times(w, a, 1)) == start + 4
+    last = P.decode(P.parse_frame([f for _t, c, p, f in w.sent if c is a and p == 1][-1])[1])
+    assert last.actor.state & P.TIMEOUT, "it carries the newest state"
 
 
 def silence(w, core, port):
@@ -93,12 +99,12 @@ def test_short_timeout_expires_then_defaults_strict():
     a, b, w = pair(fast=True)
     w.run(5, [a, b])
     silence(w, b, 102)
-    w.run(SHORT_TIMEOUT_TIME - 0.2, [a, b])
+    w.run(2.8, [a, b])
     assert a.port_status(2)["rx_state"] == "CURRENT"
     w.run(0.5, [a, b])
     assert a.port_status(2)["rx_state"] == "EXPIRED"
     assert 2 not in a.distributing() and 1 in a.distributing()
-    w.run(SHORT_TIMEOUT_TIME, [a, b])
+    w.run(3.0, [a, b])
     assert a.port_status(2)["rx_state"] == "DEFAULTED"
     assert a.distributing() == (1,)
 
@@ -107,7 +113,7 @@ def test_long_timeout():
     a, b, w = pair(fast=False)
     w.run(5, [a, b], step=0.1)
     silence(w, b, 102)
-    w.run(LONG_TIMEOUT_TIME - 35, [a, b], step=0.5)
+    w.run(55, [a, b], step=0.5)          # 90 s after its last LACPDU, at most 30 s before
     assert a.port_status(2)["rx_state"] == "CURRENT"
     w.run(40, [a, b], step=0.5)
     assert a.port_status(2)["rx_state"] in ("EXPIRED", "DEFAULTED")
@@ -189,7 +195,9 @@ def test_speed_counts_in_bandwidth():
 
 def test_half_duplex_is_individual():
     assert port_key(1000, False) != port_key(1000, True)
-    assert port_key(None, None) == port_key(None, None)
+    assert port_key(1000, True) == 0x0103 and port_key(1000, False) == 0x8103
+    # Unknown speeds (veth) share one key, so such ports aggregate with each other.
+    assert port_key(None, None) == port_key(0, None) == port_key(-1, True) == 0x0100
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11), speed=100, duplex_full=False, carrier=True)
     assert not a.port_status(1)["aggregatable"]
@@ -200,7 +208,7 @@ def test_churn_detected_after_sixty_seconds_out_of_sync():
     a = LacpCore(mac(1), fast_timeout=True)
     w = Wire()
     w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
-    w.run(CHURN_DETECTION_TIME - 1, [a], step=0.5)
+    w.run(59, [a], step=0.5)
     assert a.port_status(1)["partner_churn_state"] == "PARTNER_CHURN_MONITOR"
     w.run(2, [a], step=0.5)
     assert a.port_status(1)["partner_churn_state"] == "PARTNER_CHURN"
@@ -233,10 +241,17 @@ def test_garbage_is_counted_not_raised():
 
 
 def test_clock_going_backwards_is_harmless():
+    """A clock that steps back stands still: a timer started then counts from the later time."""
     a, b, w = pair()
     w.run(5, [a, b])
-    a.handle_timer(1.0)
-    assert a.get_timer() is None or a.get_timer() >= a.now
+    assert not [x for x in a.handle_timer(1.0) if type(x).__name__ == "Transition"]
+    assert a.now == 5.0
+    # b's LACPDU, handed over with the stale time: current_while runs 3 s from 5.0, not from 1.0.
+    frame = P.build_frame(mac(51), P.encode(P.Lacpdu(b.ports[101].actor_info(), a.ports[1].actor_info(), 0)))
+    a.receive(1.0, 1, frame)
+    assert a.ports[1].timers["current_while"].deadline == 8.0
+    a.handle_timer(7.9)
+    assert a.port_status(1)["rx_state"] == "CURRENT"
 
 
 def _walk(fast):
@@ -340,8 +355,10 @@ def test_illegal_transition_is_refused():
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11), carrier=False)
     port = a.ports[1]
+    log = []
     with pytest.raises(AssertionError):
-        machines.enter(port, "rx", "DEFAULTED", [])
+        machines.enter(port, "rx", "DEFAULTED", log)
+    assert port.rx_state == "PORT_DISABLED" and log == [], "refused: nothing changed"
 
 
 events = st.one_of(
