@@ -3,13 +3,14 @@
 Times are 802.1AX's numbers written out, never the product's constants (see test_lacp_timers).
 """
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from agrconfig.lacp import LacpCore, Transmit
 from agrconfig.lacp import machines
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.port import port_key
 from tests.unit.lacp_wire import Wire, mac, pair
+from tests.unit.test_prop_core import examples
 
 
 def tx_times(w, core, port):
@@ -370,7 +371,7 @@ events = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.lists(events, max_size=30))
 def test_invariants_hold_under_any_sequence(seq):
     a, b, w = pair(strict=True)

@@ -4,12 +4,13 @@ import shutil
 import subprocess
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 from scapy.contrib.lacp import LACP, MarkerProtocol, SlowProtocol
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from agrconfig.lacp import pdu as P
+from tests.unit.test_prop_core import examples
 
 A = P.LacpInfo(0x8000, bytes.fromhex("020000000001"), 0x0100, 0x8000, 7, 0x3D)
 B = P.LacpInfo(0xFFFE, bytes.fromhex("020000000002"), 0x0005, 0xFFFF, 3, 0x3F)
@@ -65,12 +66,19 @@ def test_malformed_raises_pdu_error(mutate):
         P.decode(mutate(P.encode(P.Lacpdu(A, B, 0))))
 
 
+@examples(100)
 @given(st.binary(max_size=200))
+@example(P.encode(P.Lacpdu(A, B, 0)) + b"\xff" * 14)     # decodes: padding and FCS are ignored
+@example(P.encode(P.MarkerPdu(True, 5, bytes(6), 42)))
 def test_any_bytes_decode_or_pdu_error(data):
     try:
-        P.decode(data)
-    except P.PduError:
-        pass
+        pdu = P.decode(data)
+    except P.PduError as exc:
+        assert str(exc), "the error says what is wrong"
+        return
+    # Whatever decodes is a whole PDU of ours that encodes back to itself.
+    assert len(data) >= 110 and data[0] in (P.SUBTYPE_LACP, P.SUBTYPE_MARKER)
+    assert isinstance(pdu, (P.Lacpdu, P.MarkerPdu)) and P.decode(P.encode(pdu)) == pdu
 
 
 def test_scapy_frames_decode():

@@ -2,9 +2,10 @@
 import struct
 
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, strategies as st
 
 from agrconfig.lacp import pdu as P
+from tests.unit.test_prop_core import examples
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -16,7 +17,7 @@ lacpdus = st.builds(P.Lacpdu, infos, infos, u16)
 markers = st.builds(P.MarkerPdu, st.booleans(), u16, macs, u32)
 pdus = st.one_of(lacpdus, markers)
 
-SETTINGS = settings(max_examples=300, deadline=None)
+SETTINGS = examples(300)
 
 
 def decode_or_pdu_error(data):
