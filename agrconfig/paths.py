@@ -109,7 +109,7 @@ def pid_file(name):
 
 
 def log_file(name):
-    """Used only where there is no syslog (/dev/log); removed with the interface."""
+    """Used where there is no syslog (/dev/log) or AGRCONFIG_LOG=file; removed with the interface."""
     return os.path.join(run_dir(), f"{name}.log")
 
 

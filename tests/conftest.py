@@ -6,9 +6,12 @@ from tests.lab import Lab
 
 
 @pytest.fixture
-def lab():
+def lab(monkeypatch):
     """A namespace lab with a unique prefix, torn down even when the test fails."""
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (network namespaces)")
+    # Every worker started from these tests (they inherit the front end's environment) logs
+    # to its runtime directory, on hosts with syslog too: tests read the log (worker_log).
+    monkeypatch.setenv("AGRCONFIG_LOG", "file")
     with Lab() as lab:
         yield lab

@@ -686,7 +686,8 @@ def setup_logging(name):
     logger = logging.getLogger("agrconfig")
     logger.setLevel(logging.INFO)
     logger.handlers.clear()
-    if os.path.exists("/dev/log"):
+    # AGRCONFIG_LOG=file: the runtime directory's log even where there is syslog (tests read it).
+    if os.path.exists("/dev/log") and os.environ.get("AGRCONFIG_LOG") != "file":
         handler = logging.handlers.SysLogHandler("/dev/log", facility=logging.handlers.SysLogHandler.LOG_DAEMON)
         handler.ident = f"agrconfig/{name}[{os.getpid()}]: "
     else:

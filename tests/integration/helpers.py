@@ -1,6 +1,9 @@
 """Shared setups for the integration tests."""
 import json
+import os
 import re
+
+from agrconfig import paths
 
 PORT_LINE = re.compile(r"^\tagrport: (\S+), flags=(0x[0-9a-f]+)(<[A-Z,]*>)?$", re.M)
 
@@ -98,6 +101,10 @@ def netns_inode(lab, ns):
 
 
 def worker_log(lab, ns, name="agr0"):
-    """The worker's log file, this namespace's only (where there is no /dev/log)."""
-    with open(f"/run/agrconfig/netns-{netns_inode(lab, ns)}/{name}.log") as f:
+    """The worker's log, this namespace's only. The lab fixture sets AGRCONFIG_LOG=file, so
+    the worker writes it to its runtime directory on hosts with syslog (/dev/log) too."""
+    if os.environ.get("AGRCONFIG_LOG") != "file":
+        raise AssertionError("worker_log needs AGRCONFIG_LOG=file (set by the lab fixture)")
+    path = os.path.join(paths.RUN_ROOT, f"netns-{netns_inode(lab, ns)}", f"{name}.log")
+    with open(path) as f:
         return f.read()
