@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from tests.integration.helpers import (agr_pair, ok, port_flags, status_json, strip_addresses, wait_distributing,
-                                       worker_log)
+from agrconfig.worker.port import PORT_SYSCTLS
+from tests.integration.helpers import (agr_pair, aggregate, host_pair, ok, port_flags, status_json, strip_addresses,
+                                       wait_distributing, worker_log)
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +35,41 @@ def test_port_deleted_is_dropped_and_the_rest_carries_on(lab):
     assert lab.ping(a, "192.0.2.2", count=2)
 
 
+def port_state(lab, ns, name):
+    """What a port must get back when it leaves: MAC, MTU, up, promiscuity, and every sysctl
+    the worker changes on a member."""
+    info = json.loads(lab.ip(ns, "-d", "-j", "link", "show", name).stdout)[0]
+    keys = [f"net.{fam}.conf.{name}.{key}" for fam, key, _ in PORT_SYSCTLS]
+    values = lab.run(ns, "sysctl", "-n", *keys).stdout.split()
+    return {"address": info["address"], "mtu": info["mtu"], "up": "UP" in info["flags"],
+            "promiscuity": info["promiscuity"],
+            **{f"{fam}/{key}": v for (fam, key, _), v in zip(PORT_SYSCTLS, values, strict=True)}}
+
+
 def test_port_renamed_stays_a_port_under_its_new_name(lab):
-    a, b = agr_pair(lab)
-    orig = link(lab, a, "re0")
-    lab.ip(a, "link", "set", "re0", "name", "uplink0")
-    lab.wait_for(lambda: [p["ifname"] for p in alive(lab, a)["agrports"]] == ["uplink0", "re1"],
+    a, b = host_pair(lab)
+    # re1 (not the first port, so its MAC is not agr0's) starts from values that are neither
+    # the kernel's defaults nor what a member gets, so a restore to either is seen.
+    lab.ip(a, "link", "set", "re1", "mtu", "1400")
+    lab.run(a, "sysctl", "-qw", "net.ipv4.conf.re1.arp_ignore=2", "net.ipv4.conf.re1.rp_filter=2")
+    orig = port_state(lab, a, "re1")
+    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
+        aggregate(lab, ns)
+        ok(lab, ns, "agr0", "inet", addr)
+    for ns in (a, b):
+        wait_distributing(lab, ns, ["re0", "re1"])
+    member = port_state(lab, a, "re1")
+    changed = {k for k in orig if orig[k] != member[k]}
+    assert {"address", "mtu", *(f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS)} <= changed, (orig, member)
+    lab.ip(a, "link", "set", "re1", "name", "uplink1")
+    lab.wait_for(lambda: [p["ifname"] for p in alive(lab, a)["agrports"]] == ["re0", "uplink1"],
                  what="the new name in status")
     assert lab.ping(a, "192.0.2.2", count=2)
-    # And it leaves under its new name, given back as it was.
-    ok(lab, a, "agr0", "-agrport", "uplink0")
-    back = link(lab, a, "uplink0")
-    assert back["address"] != agr_mac(lab, a) or orig["address"] == agr_mac(lab, a)
-    assert back["mtu"] == orig["mtu"]
+    # And it leaves under its new name, given back exactly as it was.
+    ok(lab, a, "agr0", "-agrport", "uplink1")
+    assert link(lab, a, "re1") is None
+    assert port_state(lab, a, "uplink1") == orig
+    wait_distributing(lab, a, ["re0"])
 
 
 @pytest.mark.parametrize("change", [("mtu", "1400"), ("address", "02:00:00:00:77:77")])
