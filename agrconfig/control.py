@@ -13,7 +13,7 @@ import struct
 import time
 
 from .errors import AgrError
-from . import paths
+from . import options, paths
 from .words import valid_ifname
 
 MAX_REQUEST = 64 * 1024
@@ -116,12 +116,6 @@ def peer_uid(conn):
 
 # -- requests: what may be asked, with which arguments -----------------------------------------
 
-FLAG_VALUES = {
-    "link0": bool, "link1": bool, "link2": bool, "debug": bool, "lacp_fast": bool, "lacp_strict": bool,
-    "hash": "policy", "datapath": ("auto", "relay", "ebpf"),
-}
-
-
 def _ifname(value):
     """An interface name as Linux accepts one (dev_valid_name): never a path. Nor a
     '%d' template, which the kernel would expand."""
@@ -131,8 +125,8 @@ def _ifname(value):
 
 
 def _mtu(value):
-    if type(value) is not int or not 68 <= value <= 65535:
-        raise ValueError(f"bad MTU {value!r} (an integer 68-65535)")
+    if type(value) is not int or not options.MTU_MIN <= value <= options.MTU_MAX:
+        raise ValueError(f"bad MTU {value!r} (an integer {options.MTU_MIN}-{options.MTU_MAX})")
     return value
 
 
@@ -140,16 +134,9 @@ def _flags(value):
     if not isinstance(value, dict) or not value:
         raise ValueError("flags must be a non-empty object")
     for key, v in value.items():
-        kind = FLAG_VALUES.get(key)
-        if kind is None:
+        if key not in options.BY_KEY:
             raise ValueError(f"unknown flag {key!r}")
-        if kind is bool:
-            ok = type(v) is bool
-        elif kind == "policy":
-            ok = type(v) is int and 1 <= v <= 7
-        else:
-            ok = v in kind
-        if not ok:
+        if not options.check(key, v):
             raise ValueError(f"bad value {v!r} for flag {key!r}")
     return value
 

@@ -17,11 +17,9 @@ import stat
 import subprocess
 from dataclasses import dataclass, field
 
-from . import agr, netlink, paths
-from .words import FLAG_WORDS, Op, parse_words
+from . import agr, netlink, options, paths
+from .words import Op, parse_words
 from .errors import AgrError, UsageError
-from .worker.daemon import default_flags
-from .worker.flowhash import format_policy
 
 CONF_PREFIX = "ifconfig."
 
@@ -57,7 +55,7 @@ def _step(model, op):
     if op.word == "create":
         if model.exists:
             return False
-        model.exists, model.agr, model.flags = True, True, default_flags()
+        model.exists, model.agr, model.flags = True, True, options.defaults()
         model.mtu, model.up = 1500, False
         return True
     if op.word == "destroy":
@@ -123,7 +121,7 @@ def undo(file_ops, model):
     wanted_ports = [op.arg for op in file_ops if op.word == "agrport"]
     out += [Op("-agrport", port) for port in model.ports if port not in wanted_ports]
     set_keys = {op.arg[0] for op in file_ops if op.word == "flag"}
-    out += [flag_op(key, value) for key, value in default_flags().items()
+    out += [flag_op(key, value) for key, value in options.defaults().items()
             if key not in set_keys and model.flags.get(key, value) != value]
     listed = [op.arg[1] for op in file_ops if op.word == "address" and op.arg[0] != "delete"]
     if listed:
@@ -133,12 +131,8 @@ def undo(file_ops, model):
 
 
 def flag_op(key, value):
-    for word, (k, v) in FLAG_WORDS.items():
-        if k == key and v == value:
-            return Op("flag", (key, value), word)
-    if key in ("lacp_fast", "datapath"):
-        return Op("flag", (key, value), "lacptimeout" if key == "lacp_fast" else "datapath")
-    return Op("flag", (key, value), "agrhash")
+    words = options.file_words(key, value)
+    return Op("flag", (key, value), words[0])
 
 
 def words_of(op):
@@ -148,14 +142,7 @@ def words_of(op):
     if op.word in ("agrport", "-agrport", "mtu"):
         return [op.word, str(op.arg)]
     if op.word == "flag":
-        key, value = op.arg
-        if key == "lacp_fast":
-            return ["lacptimeout", "fast" if value else "slow"]
-        if key == "hash":
-            return ["agrhash", format_policy(value)]
-        if key == "datapath":
-            return ["datapath", value]
-        return [flag_op(key, value).text]
+        return options.file_words(*op.arg)
     if op.word == "address":
         action, iface, _explicit = op.arg
         words = ["inet" if iface.version == 4 else "inet6", str(iface)]

@@ -2,7 +2,7 @@
 import errno
 import json
 
-from . import agr, netlink, paths
+from . import agr, netlink, options, paths
 from .errors import AgrError
 from .lacp.pdu import STATE_BITS
 
@@ -37,9 +37,9 @@ def bsd_flags(link, ws=None):
     if link.type == netlink.ARPHRD_ETHER:
         flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
     if ws:
-        for key, bit in (("link0", 0x1000), ("link1", 0x2000), ("link2", 0x4000), ("debug", 0x4)):
-            if ws["flags"].get(key):
-                flags |= bit
+        for option in options.OPTIONS:
+            if option.ifflag and ws["flags"].get(option.key):
+                flags |= option.ifflag
     return flags
 
 
@@ -126,8 +126,7 @@ def agr_lines(ws):
     proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
         f"lacp active, timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}")
-    from .worker.flowhash import format_policy
-    dist = "round-robin (link0)" if f.get("link0") else f"hash {format_policy(f.get('hash', 3))}"
+    dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")

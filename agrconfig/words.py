@@ -1,6 +1,7 @@
 """ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
 from dataclasses import dataclass
 
+from . import options
 from .errors import UsageError
 
 @dataclass(frozen=True)
@@ -14,13 +15,9 @@ class Op:
         return self.text or self.word
 
 
-FLAG_WORDS = {
-    "link0": ("link0", True), "-link0": ("link0", False),
-    "link1": ("link1", True), "-link1": ("link1", False),
-    "link2": ("link2", True), "-link2": ("link2", False),
-    "debug": ("debug", True), "-debug": ("debug", False),
-    "lacpstrict": ("lacp_strict", True), "-lacpstrict": ("lacp_strict", False),
-}
+# The on/off words of the option schema: word -> (option key, value).
+FLAG_WORDS = {word: (o.key, value) for o in options.OPTIONS if isinstance(o.kind, options.Switch)
+              for word, value in o.words().items()}
 SIMPLE_WORDS = {"create", "destroy", "up", "down"}
 ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
 
@@ -28,7 +25,6 @@ ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
 def parse_words(words):
     """ifconfig words -> list of Op. Raises UsageError naming the bad word."""
     from .ifconfig import parse_address, parse_netmask
-    from .worker.flowhash import parse_policy
 
     ops = []
     i = 0
@@ -45,8 +41,14 @@ def parse_words(words):
         i += 1
         if word in SIMPLE_WORDS:
             ops.append(Op(word))
-        elif word in FLAG_WORDS:
-            ops.append(Op("flag", FLAG_WORDS[word], word))
+        elif word in options.BY_WORD:
+            option = options.BY_WORD[word]
+            kind = option.kind
+            try:
+                value = kind.value(word, arg(kind.arg_help())) if kind.takes_arg(word) else kind.value(word)
+            except ValueError as exc:
+                raise UsageError(f"{word}: {exc}") from None
+            ops.append(Op("flag", (option.key, value), word))
         elif word in ("agrport", "-agrport"):
             port = arg("interface name")
             if not valid_ifname(port):
@@ -56,25 +58,9 @@ def parse_words(words):
             text = arg("MTU")
             # ASCII digits only: str.isdigit() also admits '²' (int() refuses it) and
             # Arabic-Indic digits, and int() refuses more than 4300 digits.
-            if not is_number(text) or not 68 <= int(text) <= 65535:
-                raise UsageError(f"mtu: bad value {text!r} (68-65535)")
+            if not is_number(text) or not options.MTU_MIN <= int(text) <= options.MTU_MAX:
+                raise UsageError(f"mtu: bad value {text!r} ({options.MTU_MIN}-{options.MTU_MAX})")
             ops.append(Op("mtu", int(text)))
-        elif word == "lacptimeout":
-            text = arg("fast or slow")
-            if text not in ("fast", "slow"):
-                raise UsageError(f"lacptimeout: {text!r} is neither fast nor slow")
-            ops.append(Op("flag", ("lacp_fast", text == "fast"), word))
-        elif word == "datapath":
-            text = arg("auto, relay or ebpf")
-            if text not in ("auto", "relay", "ebpf"):
-                raise UsageError(f"datapath: {text!r} is not auto, relay or ebpf")
-            ops.append(Op("flag", ("datapath", text), word))
-        elif word == "agrhash":
-            text = arg("hash layers")
-            try:
-                ops.append(Op("flag", ("hash", parse_policy(text)), word))
-            except ValueError as exc:
-                raise UsageError(f"agrhash: {exc}") from None
         elif word in ("inet", "inet6") or _looks_like_address(word):
             family = word if word in ("inet", "inet6") else ("inet6" if ":" in word else "inet")
             text = arg("address") if word in ("inet", "inet6") else word

@@ -17,13 +17,12 @@ import signal
 import socket
 import time
 
-from .. import control, netlink, paths
+from .. import control, netlink, options, paths
 from ..errors import AgrError
 from ..paths import is_agr_name
 from . import privs, state as statefile
 from .dataplane import Relay
 from ..lacp import LacpCore
-from .flowhash import DEFAULT_POLICY
 from .port import Port, snapshot
 from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
 
@@ -42,8 +41,7 @@ log = logging.getLogger("agrconfig")
 
 
 def default_flags():
-    return {"link0": False, "link1": False, "link2": False, "debug": False,
-            "lacp_fast": False, "lacp_strict": True, "hash": DEFAULT_POLICY, "datapath": "auto"}
+    return options.defaults()
 
 
 def _resume_entry(saved, index):

@@ -22,31 +22,12 @@ down to the low bits that h % n looks at):
 
 import struct
 
+# The layers and their words belong to the option schema (agrhash).
+from ..options import DEFAULT_POLICY, L2, L3, L4, format_policy, parse_policy  # noqa: F401
+
 FNV_OFFSET = 0x811C9DC5
 FNV_PRIME = 0x01000193
 MASK32 = 0xFFFFFFFF
-
-L2, L3, L4 = 1, 2, 4
-DEFAULT_POLICY = L2 | L3
-POLICY_WORDS = {"l2": L2, "l3": L3, "l4": L4}
-
-
-def parse_policy(text):
-    """'l2,l3' -> bitmask; raises ValueError on unknown or empty layers."""
-    mask = 0
-    for word in text.split(","):
-        word = word.strip().lower()
-        if word not in POLICY_WORDS:
-            raise ValueError(f"unknown hash layer {word!r} (use l2, l3, l4)")
-        mask |= POLICY_WORDS[word]
-    if not mask:
-        raise ValueError("empty hash policy")
-    return mask
-
-
-def format_policy(mask):
-    return ",".join(name for name, bit in POLICY_WORDS.items() if mask & bit)
-
 
 _W1 = struct.Struct("<I")
 _W2 = struct.Struct("<2I")

@@ -1,0 +1,184 @@
+"""THE option schema: every setting of an agr interface, declared once.
+
+An option has a key (how the control protocol, the worker, the state file and the JSON status
+name it), its words (NetBSD's first, then aliases), its type and range, its default, how
+status shows it and how a configuration file says it. The grammar (words.py), the control
+protocol's checks (control.py), the worker's defaults, provisioning's plan and undo
+(provision.py), status text and JSON, bash completion and the man page all take it from here
+or are held to it by tests/unit/test_options.py. Adding an option is one entry below plus its
+behaviour.
+
+This module is at the bottom of the layers: it imports nothing of the project.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MTU_MIN, MTU_MAX = 68, 65535
+
+# Flow hash layers (FreeBSD lagghash names; NetBSD agr hashes l2 and l3).
+L2, L3, L4 = 1, 2, 4
+HASH_LAYERS = {"l2": L2, "l3": L3, "l4": L4}
+DEFAULT_POLICY = L2 | L3
+
+
+def parse_policy(text):
+    """'l2,l3' -> bitmask; raises ValueError on unknown or empty layers."""
+    mask = 0
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word not in HASH_LAYERS:
+            raise ValueError(f"unknown hash layer {word!r} (use l2, l3, l4)")
+        mask |= HASH_LAYERS[word]
+    if not mask:
+        raise ValueError("empty hash policy")
+    return mask
+
+
+def format_policy(mask):
+    return ",".join(name for name, bit in HASH_LAYERS.items() if mask & bit)
+
+
+@dataclass(frozen=True)
+class Switch:
+    """On/off by a word and its '-' form, as ifconfig's link0/-link0."""
+    on: str
+    off: str
+
+    def words(self):
+        return {self.on: True, self.off: False}
+
+    def takes_arg(self, word):
+        return False
+
+    def value(self, word, arg=None):
+        return self.words()[word]
+
+    def check(self, value):
+        return type(value) is bool
+
+    def file_words(self, value):
+        return [self.on if value else self.off]
+
+    def values(self):
+        return (False, True)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A word and one of a few named values: `lacptimeout fast`."""
+    word: str
+    names: tuple          # (name, value) pairs, in the order the manual lists them
+
+    def words(self):
+        return {self.word: None}
+
+    def takes_arg(self, word):
+        return True
+
+    def arg_help(self):
+        names = [n for n, _v in self.names]
+        return ", ".join(names[:-1]) + " or " + names[-1]
+
+    def value(self, word, arg):
+        for name, value in self.names:
+            if arg == name:
+                return value
+        if len(self.names) == 2:
+            raise ValueError(f"{arg!r} is neither {self.names[0][0]} nor {self.names[1][0]}")
+        raise ValueError(f"{arg!r} is not {self.arg_help()}")
+
+    def check(self, value):
+        return any(value == v and type(value) is type(v) for _n, v in self.names)
+
+    def file_words(self, value):
+        return [self.word, self.name_of(value)]
+
+    def name_of(self, value):
+        return next(n for n, v in self.names if v == value and type(v) is type(value))
+
+    def values(self):
+        return tuple(v for _n, v in self.names)
+
+
+@dataclass(frozen=True)
+class HashPolicy:
+    """`agrhash l2,l3,l4`: a set of layers, kept as a bitmask."""
+    word: str
+
+    def words(self):
+        return {self.word: None}
+
+    def takes_arg(self, word):
+        return True
+
+    def arg_help(self):
+        return "hash layers"
+
+    def value(self, word, arg):
+        return parse_policy(arg)
+
+    def check(self, value):
+        return type(value) is int and 1 <= value <= L2 | L3 | L4
+
+    def file_words(self, value):
+        return [self.word, format_policy(value)]
+
+    def values(self):
+        return tuple(range(1, (L2 | L3 | L4) + 1))
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str                  # control protocol, worker, state file and JSON name
+    kind: object              # Switch, Choice or HashPolicy: words, type and range
+    default: object
+    summary: str              # one line, as agrconfig(8) lists it
+    scope: str = "agr"        # "agr", or "port" for a setting of one attached port
+    ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
+
+    def words(self):
+        return self.kind.words()
+
+    def check(self, value):
+        return self.kind.check(value)
+
+    def file_words(self, value):
+        return self.kind.file_words(value)
+
+
+OPTIONS = (
+    Option("link0", Switch("link0", "-link0"), False,
+           "round-robin distribution (breaks frame order) instead of the flow hash", ifflag=0x1000),
+    Option("link1", Switch("link1", "-link1"), False,
+           "static configuration: no LACP, every port with carrier distributes", ifflag=0x2000),
+    Option("link2", Switch("link2", "-link2"), False, "unused, kept as NetBSD's flag", ifflag=0x4000),
+    Option("debug", Switch("debug", "-debug"), False, "log every LACP state transition", ifflag=0x4),
+    Option("lacp_fast", Choice("lacptimeout", (("fast", True), ("slow", False))), False,
+           "LACP timeout: PDUs every second and a 3 s timeout, or every 30 s and 90 s"),
+    Option("lacp_strict", Switch("lacpstrict", "-lacpstrict"), True,
+           "require a live partner before a port distributes"),
+    Option("hash", HashPolicy("agrhash"), DEFAULT_POLICY, "fields of the flow hash: l2, l3, l4"),
+    Option("datapath", Choice("datapath", (("auto", "auto"), ("relay", "relay"), ("ebpf", "ebpf"))),
+           "auto", "kernel fast path when possible, never, or required"),
+)
+BY_KEY = {o.key: o for o in OPTIONS}
+BY_WORD = {word: o for o in OPTIONS for word in o.words()}
+AGR_OPTIONS = tuple(o for o in OPTIONS if o.scope == "agr")
+PORT_OPTIONS = tuple(o for o in OPTIONS if o.scope == "port")
+
+
+def defaults(scope="agr"):
+    """The settings of a new agr interface (or of a newly attached port)."""
+    return {o.key: o.default for o in OPTIONS if o.scope == scope}
+
+
+def check(key, value):
+    """Is `value` a valid setting for option `key`? (the control protocol's check)"""
+    option = BY_KEY.get(key)
+    return option is not None and option.check(value)
+
+
+def file_words(key, value):
+    """The words that set option `key` to `value`, as a configuration file says it."""
+    return BY_KEY[key].file_words(value)

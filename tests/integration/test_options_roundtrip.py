@@ -1,0 +1,32 @@
+"""Every option of the schema, end to end: words -> control socket -> worker -> status and
+JSON -> the words of an ifconfig.agrN file, which then describe agr0 exactly."""
+
+from agrconfig import options
+from tests.integration.helpers import aggregate, host_pair, ok, status_json
+
+SAMPLES = {"hash": (1, 4, 7)}   # the hash takes 7 values; three of them say enough
+
+
+def test_every_option_round_trips(lab, tmp_path):
+    a, _b = host_pair(lab, ports=("re0",))
+    aggregate(lab, a, ports=("re0",))
+    path = tmp_path / "ifconfig.agr0"
+    for option in options.OPTIONS:
+        values = SAMPLES.get(option.key, option.kind.values())
+        for value in (*values, option.default):
+            words = option.file_words(value)
+            ok(lab, a, "agr0", *words)
+            doc = status_json(lab, a)
+            flags = doc["linkinfo"]["info_data"]["flags"]
+            assert flags[option.key] == value, (words, flags)
+            # The JSON's settings, written back as file words, describe agr0 as it is: a dry
+            # run of that file plans nothing.
+            lines = ["create", "agrport re0"] + [" ".join(options.file_words(k, v)) for k, v in flags.items()]
+            path.write_text("\n".join(lines) + "\n")
+            dry = ok(lab, a, "-n", "-f", str(path), "agr0")
+            assert dry == "", (words, dry)
+    # And a file that leaves an option out sets it back to its default.
+    ok(lab, a, "agr0", "lacptimeout", "fast", "link2")
+    path.write_text("create\nagrport re0\n")
+    dry = ok(lab, a, "-n", "-f", str(path), "agr0").split("\n")
+    assert sorted(filter(None, dry)) == ["agrconfig agr0 -link2", "agrconfig agr0 lacptimeout slow"], dry

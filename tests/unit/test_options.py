@@ -1,0 +1,134 @@
+"""The option schema (agrconfig/options.py) and everything held to it.
+
+Every option is enumerated: its words parse to it, the control protocol accepts exactly its
+values, the worker starts from its defaults, provisioning writes it back as words that parse
+to the same value, status shows it, and completion and the man page know its words.
+"""
+import json
+import os
+import re
+
+import pytest
+
+from agrconfig import control, options, provision, status
+from agrconfig.errors import AgrError, UsageError
+from agrconfig.words import Op, parse_words
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CASES = [(o, v) for o in options.OPTIONS for v in o.kind.values()]
+IDS = [f"{o.key}={v}" for o, v in CASES]
+
+
+def test_the_schema_is_whole():
+    assert len(options.BY_KEY) == len(options.OPTIONS), "one key, one option"
+    assert len(options.BY_WORD) == sum(len(o.words()) for o in options.OPTIONS), "a word names one option"
+    for o in options.OPTIONS:
+        assert o.scope in ("agr", "port")
+        assert o.check(o.default), f"{o.key}: the default is a valid value"
+        assert o.summary and o.kind.values()
+
+
+def test_netbsd_defaults():
+    # NetBSD agr: hash distribution, LACP, slow timeout; plus our strict partner check and auto path.
+    assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
+                                  "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto"}
+
+
+@pytest.mark.parametrize("option,value", CASES, ids=IDS)
+def test_words_round_trip(option, value):
+    """value -> file words -> grammar -> the same (key, value); and back to the same words."""
+    words = option.file_words(value)
+    (op,) = parse_words(words)
+    assert op == Op("flag", (option.key, value), words[0])
+    assert provision.words_of(op) == words
+    assert provision.words_of(provision.flag_op(option.key, value)) == words
+
+
+@pytest.mark.parametrize("option,value", CASES, ids=IDS)
+def test_the_control_protocol_takes_every_value(option, value):
+    req = control.parse_request(json.dumps({"op": "setflags", "flags": {option.key: value}}).encode())
+    assert req["flags"] == {option.key: value}
+
+
+# What each option takes, written out (not asked of the product).
+VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True], "debug": [False, True],
+         "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
+         "datapath": ["auto", "relay", "ebpf"]}
+CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0x10000, True, False,
+              "auto", "relay", "ebpf"]
+
+
+def same(a, b):
+    return a == b and type(a) is type(b)
+
+
+@pytest.mark.parametrize("option", options.OPTIONS, ids=lambda o: o.key)
+def test_the_control_protocol_takes_exactly_the_valid_values(option):
+    assert sorted(option.kind.values(), key=repr) == sorted(VALID[option.key], key=repr)
+    for value in CANDIDATES:
+        raw = json.dumps({"op": "setflags", "flags": {option.key: value}}).encode()
+        if any(same(value, v) for v in VALID[option.key]):
+            assert control.parse_request(raw)["flags"] == {option.key: value}
+        else:
+            with pytest.raises(AgrError):
+                control.parse_request(raw)
+    with pytest.raises(AgrError):
+        control.parse_request(b'{"op": "setflags", "flags": {"no_such_option": true}}')
+
+
+def test_bools_are_not_numbers():
+    # JSON true is not 1: a switch takes only true/false, the hash only 1..7.
+    assert options.check("link0", True) and not options.check("link0", 1)
+    assert options.check("hash", 7) and not options.check("hash", True) and not options.check("hash", 8)
+    assert options.check("lacp_fast", False) and not options.check("lacp_fast", 0)
+
+
+@pytest.mark.parametrize("option", [o for o in options.OPTIONS if o.kind.takes_arg(None)], ids=lambda o: o.key)
+def test_a_word_with_a_bad_or_missing_value_is_a_usage_error(option):
+    (word,) = option.words()
+    with pytest.raises(UsageError, match=f"^{word}: "):
+        parse_words([word, "nonsense"])
+    with pytest.raises(UsageError, match=f"^{word}: missing "):
+        parse_words([word])
+
+
+def test_the_worker_starts_from_the_schema_defaults():
+    from agrconfig.worker import daemon
+    assert daemon.default_flags() == options.defaults()
+
+
+def ws(**flags):
+    return {"protocol": "static" if flags.get("link1") else "lacp", "datapath": "relay",
+            "flags": {**options.defaults(), **flags}, "ports": []}
+
+
+@pytest.mark.parametrize("option,value", CASES, ids=IDS)
+def test_status_shows_every_setting(option, value):
+    """Text status tells every value apart: by an interface flag or in the agr line. (The
+    datapath setting shows as the path in force; JSON carries the setting itself.)"""
+    link = type("Link", (), {"flags": 0, "type": 1})()
+    text = (status.bsd_flags(link, ws(**{option.key: value})), status.agr_lines(ws(**{option.key: value})))
+    others = {(status.bsd_flags(link, ws(**{option.key: v})), tuple(status.agr_lines(ws(**{option.key: v}))))
+              for v in option.kind.values() if v != value}
+    if option.key == "datapath":
+        return
+    assert (text[0], tuple(text[1])) not in others
+    doc = status.json_doc({"ifname": "agr0", "agr": ws(**{option.key: value})})
+    assert doc["linkinfo"]["info_data"]["flags"][option.key] == value
+
+
+def test_bash_completion_knows_every_word():
+    text = open(os.path.join(ROOT, "completion", "agrconfig.bash")).read()
+    known = set(re.search(r'agr_words="([^"]*)"', text).group(1).split())
+    assert set(options.BY_WORD) <= known, set(options.BY_WORD) - known
+    for o in options.OPTIONS:
+        if isinstance(o.kind, options.Choice):
+            values = re.search(rf"^\s*{o.kind.word}\) COMPREPLY=\(\$\(compgen -W \"([^\"]*)\"", text, re.M)
+            assert values and values.group(1).split() == [n for n, _v in o.kind.names], o.key
+
+
+def test_the_manual_lists_every_word():
+    text = open(os.path.join(ROOT, "man", "agrconfig.8")).read()
+    listed = set(re.findall(r"^\.It Cm (-?[a-z0-9]+)", text, re.M))
+    listed |= set(re.findall(r"^\.It Cm [a-z0-9]+ , (-[a-z0-9]+)", text, re.M))
+    assert set(options.BY_WORD) <= listed, set(options.BY_WORD) - listed
