@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import psutil
@@ -95,6 +96,32 @@ def test_destroy_with_ports_attached_restores_them(lab):
     assert after == before
 
 
+def boottime():
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def started_at(pid):
+    """When the kernel started `pid` (its /proc start time), in CLOCK_BOOTTIME seconds: the
+    restart latency is measured by the kernel, not by a polling loop that load slows down."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in clock ticks
+
+
+def kill_worker(lab, ns):
+    """SIGKILL the worker of agr0 in `ns`; its supervisor's restart is (old, new, seconds)."""
+    (w,) = worker_procs(lab, ns)
+    sup = w.ppid()
+    killed = boottime()
+    w.send_signal(signal.SIGKILL)
+    w.wait(10)
+    # Generous: only finding the new worker waits here; the latency is the kernel's figure.
+    (w2,) = lab.wait_for(lambda: worker_procs(lab, ns), timeout=15, interval=0.05, what="a new worker")
+    assert w2.pid != w.pid
+    assert w2.ppid() == sup, "the supervisor started it (no front end ran meanwhile)"
+    return w, w2, started_at(w2.pid) - killed
+
+
 def test_worker_restarts_after_sigkill_keeping_agr0_and_addresses(lab):
     a, b = host_pair(lab)
     for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
@@ -102,15 +129,10 @@ def test_worker_restarts_after_sigkill_keeping_agr0_and_addresses(lab):
         ok(lab, ns, "agr0", "inet", addr)
     for ns in (a, b):
         wait_distributing(lab, ns, ["re0", "re1"])
-    (w,) = worker_procs(lab, a)
     index = lab.ip(a, "-o", "link", "show", "agr0").stdout.split(":")[0]
-    w.send_signal(signal.SIGKILL)
-    w.wait(5)
-    killed = time.monotonic()
-    # The supervisor starts a new worker by itself, within a second.
-    (w2,) = lab.wait_for(lambda: worker_procs(lab, a), timeout=1.0, interval=0.02, what="a new worker")
-    assert time.monotonic() - killed < 1.0
-    assert w2.pid != w.pid
+    _w, _w2, latency = kill_worker(lab, a)
+    # The manual's claim: restarted within a second (the supervisor waits 0.05 s, then forks).
+    assert latency < 1.0, f"the new worker started {latency:.2f} s after the kill"
     assert lab.ip(a, "-o", "link", "show", "agr0").stdout.split(":")[0] == index, "the TAP survives"
     doc = status_json(lab, a)
     assert [p["ifname"] for p in doc["agrports"]] == ["re0", "re1"]
@@ -122,24 +144,48 @@ def test_worker_restarts_after_sigkill_keeping_agr0_and_addresses(lab):
 
 
 def test_restarted_worker_resumes_lacp_so_the_partner_sees_no_change(lab):
-    # Fast timeout: the partner would expire our ports 3 s after our last LACPDU.
+    # Fast timeout: the partner would expire our ports 3 s after our last LACPDU, and a worker
+    # that negotiated afresh would send Sync=0 at once; either shows in the partner's monitor.
     a, b = agr_pair(lab, words=("lacptimeout", "fast"))
-    mon = subprocess.Popen(["ip", "netns", "exec", b, *AGRCONFIG, "--json", "agr0", "monitor", "timeout", "6"],
-                           stdout=subprocess.PIPE, text=True)
+    # Counters every 0.5 s are the monitor's heartbeat: they show it watched the whole time.
+    mon = subprocess.Popen(["ip", "netns", "exec", b, *AGRCONFIG, "--json", "agr0", "monitor", "interval", "0.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+
+    def read():
+        for line in mon.stdout:
+            events.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(0.5)  # the monitor's first snapshot
-        (w,) = worker_procs(lab, a)
-        w.send_signal(signal.SIGKILL)
-        w.wait(5)
-        lab.wait_for(lambda: worker_procs(lab, a), timeout=1.0, interval=0.02, what="a new worker")
-        lab.wait_for(lambda: port_flags(lab, a) == {"re0": 3, "re1": 3}, timeout=5, interval=0.05,
+        lab.wait_for(lambda: [e for e in events if e["event"] == "counters"], timeout=15,
+                     what="the partner's monitor running (its first snapshot and heartbeat)")
+        _w, _w2, _latency = kill_worker(lab, a)
+        killed = time.time()
+        lab.wait_for(lambda: port_flags(lab, a) == {"re0": 3, "re1": 3}, timeout=15, interval=0.05,
                      what="re0 and re1 distributing again")
-        # What shows that it resumed rather than negotiated again: the partner saw nothing.
-        out, _ = mon.communicate(timeout=15)
+        # Watch on past one short timeout (3 s) after the kill: an expiry shows by then.
+        lab.wait_for(lambda: any(e["event"] == "counters" and e["time"] > killed + 4 for e in events),
+                     timeout=30, what="the partner's monitor 4 s past the kill")
     finally:
-        if mon.poll() is None:
+        mon.send_signal(signal.SIGINT)  # the monitor's clean stop
+        try:
+            mon.wait(15)
+        except subprocess.TimeoutExpired:
             mon.kill()
-    changes = [e for e in map(json.loads, out.splitlines()) if e["event"] == "port-changed"]
+            mon.wait()
+        reader.join(5)
+        err = mon.stderr.read()
+        mon.stdout.close()
+        mon.stderr.close()
+    assert mon.returncode == 0, err
+    seen = [e for e in events if e["event"] != "counters"]
+    first, changes = seen[:2], seen[2:]
+    assert [(e["event"], e["port"], e["flags"]) for e in first] == [("port-attached", "re0", 3),
+                                                                    ("port-attached", "re1", 3)], first
+    beats = [e["time"] for e in events if e["event"] == "counters"]
+    assert max(b2 - b1 for b1, b2 in zip(beats, beats[1:])) < 3.0, f"the monitor stalled: {beats}"
     assert changes == [], f"the partner saw our restart: {changes}"
     assert lab.ping(a, "192.0.2.2", count=2)
 
