@@ -119,3 +119,163 @@ def test_a_partner_out_of_sync_stops_distributing_at_once():
     assert a.distributing() == () and a.collecting() == ()
     assert [x for x in out if type(x).__name__ == "DistributingChanged"][-1].ports == ()
     assert lacpdus(out, 1) and not lacpdus(out, 1)[0].actor.state & P.COLLECTING, "we tell it at once"
+
+
+def test_status_is_the_whole_picture():
+    """status() and port_status() are what `agrconfig agr0` shows: every field, by value."""
+    a, peer = converged()
+    assert a.status() == {
+        "system": "02:00:00:00:00:01", "system_priority": 0x8000, "fast_timeout": True, "strict": True,
+        "aggregator": {"actor_key": 0x0100, "partner_system": "02:00:00:00:00:02", "partner_key": 0x0100,
+                       "ports": [1]},
+        "ports": [{
+            "port_id": 1, "actor_state": 0x3F,
+            "actor_state_str": ["ACTIVITY", "TIMEOUT", "AGGREGATION", "SYNC", "COLLECTING", "DISTRIBUTING"],
+            "partner_state": 0x3D,
+            "partner_state_str": ["ACTIVITY", "AGGREGATION", "SYNC", "COLLECTING", "DISTRIBUTING"],
+            "actor_key": 0x0100, "actor_port_priority": 0x8000,
+            "partner_system": "02:00:00:00:00:02", "partner_system_priority": 0x8000, "partner_key": 0x0100,
+            "partner_port": 101, "partner_port_priority": 0x8000, "selected": "SELECTED",
+            "mux_state": "COLLECTING_DISTRIBUTING", "rx_state": "CURRENT", "periodic_state": "SLOW_PERIODIC",
+            "actor_churn_state": "NO_ACTOR_CHURN", "partner_churn_state": "NO_PARTNER_CHURN",
+            "carrier": True, "collecting": True, "distributing": True, "standby": False, "aggregatable": True,
+            "looped": False,
+            "counters": {"lacpdu_rx": 6, "lacpdu_tx": 3, "lacpdu_err": 0, "marker_rx": 0, "marker_tx": 0,
+                         "marker_resp_rx": 0, "loop": 0},
+        }],
+    }
+
+
+def test_status_of_an_individual_aggregation_and_of_none():
+    a = LacpCore(mac(1), system_priority=7, fast_timeout=False, strict=False)
+    assert a.status() == {"system": "02:00:00:00:00:01", "system_priority": 7, "fast_timeout": False,
+                          "strict": False, "ports": [],
+                          "aggregator": {"actor_key": None, "partner_system": None, "partner_key": None,
+                                         "ports": []}}
+    a.add_port(0.0, 3, mac(13), speed=100, duplex_full=False, carrier=True)   # half duplex: individual
+    assert a.status()["aggregator"] == {"actor_key": 0x8102, "partner_system": "00:00:00:00:00:00",
+                                        "partner_key": 0, "ports": [3]}
+    st = a.port_status(3)
+    assert st["actor_key"] == 0x8102 and not st["aggregatable"] and st["selected"] == "SELECTED"
+
+
+def test_a_port_of_another_aggregation_is_standby_in_status():
+    a, peer = converged(ports=(1, 2))
+    Peer(a, system=mac(3)).say(5.5, 2)
+    assert a.port_status(2)["standby"] and a.port_status(2)["selected"] == "STANDBY"
+    assert not a.port_status(1)["standby"] and a.status()["aggregator"]["ports"] == [1]
+
+
+def test_marker_generator_and_responses():
+    """start_marker: a Marker Information from our port, numbered 1, 2, ...; its Response
+    (same number) settles it; counters count each PDU once."""
+    a = LacpCore(mac(1))
+    a.add_port(0.0, 4, mac(44), carrier=True)
+    sent = []
+    for t in (1.0, 2.0):
+        (x,) = a.start_marker(t, 4)
+        assert x.port_id == 4
+        src, payload = P.parse_frame(x.frame)
+        assert src == mac(44)
+        sent.append(P.decode(payload))
+    assert sent == [P.MarkerPdu(False, 4, mac(1), 1), P.MarkerPdu(False, 4, mac(1), 2)]
+    assert a.ports[4].marker_pending == {1: 1.0, 2: 2.0}
+    assert a.start_marker(3.0, 99) == [], "no such port"
+    a.receive(3.0, 4, P.build_frame(mac(99), P.encode(P.MarkerPdu(True, 4, mac(1), 2))))
+    assert a.ports[4].marker_pending == {1: 1.0}
+    for tid in (5, 6):
+        a.receive(3.0, 4, P.build_frame(mac(99), P.encode(P.MarkerPdu(False, 7, mac(9), tid))))
+    c = a.port_status(4)["counters"]
+    assert (c["marker_tx"], c["marker_rx"], c["marker_resp_rx"]) == (4, 2, 1)
+    a.ports[4].marker_tid = 0xFFFFFFFF
+    (x,) = a.start_marker(4.0, 4)
+    assert P.decode(P.parse_frame(x.frame)[1]).transaction_id == 0, "the number wraps at 32 bits"
+
+
+def test_defaulting_drops_the_partner_and_selects_afresh():
+    """recordDefault: the partner becomes the administrative default (a PartnerChanged), the
+    port is selected afresh (it detaches), and it says DEFAULTED, no longer EXPIRED."""
+    a, peer = converged(strict=False)
+    out = a.handle_timer(8.0) + a.handle_timer(11.0)   # the peer fell silent after t=5
+    assert a.port_status(1)["rx_state"] == "DEFAULTED"
+    changed = [x for x in out if type(x).__name__ == "PartnerChanged"]
+    assert [(x.port_id, x.system, x.key) for x in changed] == [(1, bytes(6), 0)]
+    mux = [(x.old, x.new) for x in out if type(x).__name__ == "Transition" and x.machine == "mux"]
+    assert ("ATTACHED", "DETACHED") in mux
+    state = a.port_status(1)["actor_state"]
+    assert state & P.DEFAULTED and not state & P.EXPIRED
+    # Defaulted again later (the default partner stays): no new PartnerChanged, no detaching.
+    a.handle_timer(13.0)
+    peer.say(13.0, 1, system=bytes(6), key=0, state=P.ACTIVITY)    # a partner that looks like the default
+    out = a.handle_timer(16.0) + a.handle_timer(19.0)
+    assert a.port_status(1)["rx_state"] == "DEFAULTED"
+    assert not [x for x in out if type(x).__name__ == "PartnerChanged"]
+
+
+def test_snapshot_keeps_attached_and_distributing_current_ports_only():
+    a, peer = converged(ports=(1, 2, 3), state=LIVE)
+    peer.say(5.5, 2, state=LIVE & ~P.SYNC)              # 2: attached, the partner not in sync
+    a.handle_timer(8.4)                                 # 3: silent since 5: EXPIRED, attached
+    peer.say(8.4, 1)
+    peer.say(8.4, 2, state=LIVE & ~P.SYNC)
+    assert [a.port_status(p)["mux_state"] for p in (1, 2, 3)] == ["COLLECTING_DISTRIBUTING", "ATTACHED", "ATTACHED"]
+    assert a.port_status(3)["rx_state"] == "EXPIRED"
+    snap = a.snapshot()
+    assert set(snap) == {"1", "2"}
+    assert snap["1"] == {"partner": [0x8000, "020000000002", 0x0100, 0x8000, 101, 0x3D],
+                         "mux": "COLLECTING_DISTRIBUTING"}
+    assert snap["2"]["mux"] == "ATTACHED"
+    b = LacpCore(mac(1))
+    b.add_port(0.0, 4, mac(14), carrier=True)           # WAITING: nothing to keep
+    assert b.snapshot() == {}
+
+
+def test_a_resumed_port_says_it_is_current_at_once():
+    a, peer = converged()
+    snap = a.snapshot()
+    a2 = LacpCore(mac(1), fast_timeout=True)
+    out = a2.add_port(10.0, 1, mac(11), carrier=True, resume=snap["1"])
+    (pdu,) = lacpdus(out, 1)
+    assert pdu.actor.state == LIVE | P.TIMEOUT, "in sync, collecting, distributing; not defaulted or expired"
+    assert pdu.partner == P.LacpInfo(0x8000, mac(2), 0x0100, 0x8000, 101, 0x3D)
+
+
+def test_a_new_system_mac_is_announced_and_selects_every_port_afresh():
+    a, peer = converged(ports=(1, 2))
+    out = a.set_system_mac(5.5, mac(9))
+    assert sorted(x.port_id for x in out if isinstance(x, Transmit)) == [1, 2]
+    assert all(p.actor.system == mac(9) for p in lacpdus(out))
+    for pid in (1, 2):
+        peer.say(5.5, pid)                               # the peer knows us by the new id at once
+    assert a.distributing() == (), "selected afresh: the aggregate wait again"
+    for t in (6.0, 7.0):
+        a.handle_timer(t)
+        for pid in (1, 2):
+            peer.say(t, pid)
+    a.handle_timer(7.4)
+    assert a.distributing() == ()
+    a.handle_timer(7.6)
+    assert a.distributing() == (1, 2)
+
+
+def test_a_new_system_mac_is_announced_on_detached_ports_too():
+    a = LacpCore(mac(1), fast_timeout=True)
+    a.add_port(0.0, 1, mac(11), carrier=True)
+    a.handle_timer(0.5)
+    a.receive(0.5, 1, P.build_frame(mac(11), P.encode(P.Lacpdu(a.ports[1].actor_info(), a.ports[1].actor_info()))))
+    assert a.port_status(1)["looped"] and a.port_status(1)["mux_state"] == "DETACHED"
+    out = a.set_system_mac(0.6, mac(9))
+    assert [p.actor.system for p in lacpdus(out, 1)] == [mac(9)]
+
+
+def test_optimistic_default_partner_is_one_aggregatable_fast_partner():
+    """-lacpstrict: every silent port distributes, all in one aggregation, and is polled fast."""
+    a = LacpCore(mac(1), fast_timeout=False, strict=False)
+    for pid in (1, 2):
+        a.add_port(0.0, pid, mac(10 + pid), carrier=True)
+    out = []
+    for t in range(1, 100):
+        out += a.handle_timer(float(t))
+    assert a.distributing() == (1, 2)
+    assert a.port_status(1)["partner_state"] == P.TIMEOUT | P.AGGREGATION | P.SYNC | P.COLLECTING | P.DISTRIBUTING
+    assert len(lacpdus(out, 1)) >= 98, "polled every second"

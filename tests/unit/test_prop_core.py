@@ -9,21 +9,24 @@ a few enormous ones). After every step the invariants below must hold.
 import copy
 import os
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 from agrconfig.lacp import LacpCore, Transmit, machines
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.events import DistributingChanged, Transition
 from agrconfig.lacp.port import FAST_PERIODIC_TIME, MAX_TX_PER_PERIOD, SELECTED
 
-# scripts/mutation sets AGRCONFIG_MUTATION: a few fixed examples per mutant, so that a run
-# ends in minutes and its verdicts do not depend on luck; the examples above do the killing.
+# scripts/mutation sets AGRCONFIG_MUTATION: a few fixed examples per mutant and no shrinking
+# (a mutant only needs to fail), so that a run ends in minutes and its verdicts do not depend
+# on luck; the example-based tests do most of the killing.
 MUTATION = bool(os.environ.get("AGRCONFIG_MUTATION"))
 
 
 def examples(n):
-    return settings(max_examples=max(10, n // 10) if MUTATION else n, deadline=None, derandomize=MUTATION,
-                    database=None if MUTATION else settings.default.database)
+    if not MUTATION:
+        return settings(max_examples=n, deadline=None)
+    return settings(max_examples=max(10, n // 10), deadline=None, derandomize=True, database=None,
+                    phases=[Phase.explicit, Phase.generate])
 
 
 OUR_MAC = bytes.fromhex("020000000001")
