@@ -8,7 +8,7 @@ import time
 
 import psutil
 
-from . import control, ifconfig, netlink, paths
+from . import __version__, control, ifconfig, netlink, paths
 from .errors import AgrError
 from .worker import daemon
 from .worker import state as statefile
@@ -81,19 +81,55 @@ def _revive_lock():
 
 
 def ensure_worker(name):
-    """A worker answers for `name`: start it again from its state file if it died."""
-    try:
-        control.request(name, "ping", timeout=5.0)
+    """A worker of this release answers for `name`: start it again from its state file if it
+    died, or restart it into this code if an older release runs it."""
+    if _current(name):
         return
-    except control.WorkerGone:
-        pass
     with _revive_lock():
-        try:  # someone else may have revived it (or destroyed it) while we waited
-            control.request(name, "ping", timeout=5.0)
-            return
+        # Someone else may have revived, upgraded or destroyed it while we waited.
+        try:
+            peer = control.ping(name)
         except control.WorkerGone:
-            pass
-        _revive(name)
+            _revive(name)
+            return
+        if peer.older:
+            _upgrade(name, peer)
+
+
+def _current(name):
+    """True when a worker answers and is not older than this front end."""
+    try:
+        peer = control.ping(name)
+    except control.WorkerGone:
+        return False
+    if peer.newer and name not in _warned:
+        _warned.add(name)
+        log.warning("agrconfig: %s: its worker runs a newer agrconfig (%s, protocol %d) than this "
+                    "command (%s, protocol %d); left alone", name, peer.release, peer.version,
+                    __version__, control.PROTOCOL_VERSION)
+    return not peer.older
+
+
+_warned = set()
+
+
+def _upgrade(name, peer):
+    """Restart an older release's worker into this code through the crash path: its supervisor
+    and worker are killed (the supervisor first, so it cannot start the old code again), and a
+    new pair resumes from the state file. agrN, its addresses and routes stay, the kernel fast
+    path forwards meanwhile, and the partner sees no LACP change."""
+    log.info("agrconfig: %s: restarting its worker (agrconfig %s) into %s", name,
+             peer.release or "before 0.2.0", __version__)
+    supervisor = _supervisor(name)
+    worker = psutil.Process(peer.pid) if peer.pid and psutil.pid_exists(peer.pid) else None
+    if worker is not None and f"agrconfig: worker {name}" not in " ".join(worker.cmdline()):
+        worker = None   # not ours (a reused pid): leave it be
+    _kill(supervisor)
+    if worker is not None:
+        with contextlib.suppress(psutil.Error):
+            worker.kill()
+            worker.wait(5)
+    daemon.spawn(name, resume=True)
 
 
 def _revive(name):
@@ -280,9 +316,12 @@ def worker_status(name):
     if not exists(name):
         return None
     try:
-        return control.request(name, "status")  # one round trip when the worker is there
+        result = control.request(name, "status")  # one round trip when the worker is there
     except control.WorkerGone:
         return request(name, "status")
+    if control.peer_of(name).older:
+        return request(name, "status")  # ensure_worker() restarts it into this release first
+    return result
 
 
 def worker_statuses(names):
@@ -304,7 +343,8 @@ def worker_statuses(names):
     with ThreadPoolExecutor(max_workers=min(len(names), 16)) as pool:
         out = dict(zip(names, pool.map(ask, names)))
     for name, result in out.items():
-        if isinstance(result, control.WorkerGone):
+        peer = control.peer_of(name)
+        if isinstance(result, control.WorkerGone) or (peer is not None and peer.older):
             try:
                 out[name] = worker_status(name)
             except AgrError as exc:

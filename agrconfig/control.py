@@ -11,9 +11,10 @@ import selectors
 import socket
 import struct
 import time
+from dataclasses import dataclass
 
+from . import __version__, options, paths
 from .errors import AgrError
-from . import options, paths
 from .words import valid_ifname
 
 MAX_REQUEST = 64 * 1024
@@ -66,8 +67,70 @@ def _connect(sock, address, name, timeout):
             delay = min(delay * 2, 0.1)
 
 
+# Every reply says which protocol and release answered. Requests carry no version: the
+# workers of releases before 0.2.0 refuse unknown request keys, and are known by replies
+# without one (protocol 0).
+PROTOCOL_VERSION = 1
+VERSION = {"version": PROTOCOL_VERSION, "release": __version__}
+
+
+def release_key(release):
+    """'0.2.0' -> (0, 2, 0), for comparing releases; anything odd sorts first."""
+    try:
+        return tuple(int(part) for part in str(release).split("."))
+    except ValueError:
+        return ()
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who answered a ping: a worker's protocol version, release and pid."""
+    version: int
+    release: str | None
+    pid: int | None
+
+    def _key(self):
+        return (self.version, release_key(self.release))
+
+    @property
+    def older(self):
+        return self._key() < (PROTOCOL_VERSION, release_key(__version__))
+
+    @property
+    def newer(self):
+        return self._key() > (PROTOCOL_VERSION, release_key(__version__))
+
+
+_peers = {}
+
+
+def peer_of(name):
+    """The Peer that last answered for `name` in this process, or None."""
+    return _peers.get(name)
+
+
+def _note_peer(name, reply):
+    result = reply.get("result")
+    pid = result.get("pid") if isinstance(result, dict) else None
+    version = reply.get("version", 0)
+    _peers[name] = Peer(version if type(version) is int else 0, reply.get("release"),
+                        pid if type(pid) is int else None)
+
+
+def ping(name, timeout=5.0):
+    """Ask the worker of `name` who it is (a Peer); raises WorkerGone when none answers."""
+    _exchange(name, "ping", timeout)
+    return _peers[name]
+
+
 def request(name, op, timeout=30.0, **args):
-    """Send one request to the worker of `name`; return its reply or raise AgrError."""
+    """Send one request to the worker of `name`; return its reply or raise AgrError. Who
+    answered is kept for peer_of()."""
+    return _exchange(name, op, timeout, **args).get("result")
+
+
+def _exchange(name, op, timeout, **args):
+    """One request, one reply (the whole reply object; an error raised as AgrError)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
@@ -94,10 +157,11 @@ def request(name, op, timeout=30.0, **args):
             raise ValueError("not a JSON object")
     except ValueError as exc:
         raise AgrError(errno.EIO, "control", f"worker for {name} sent a malformed reply: {exc}") from None
+    _note_peer(name, reply)
     if "error" in reply:
         err = reply["error"]
         raise AgrError.from_dict(err if isinstance(err, dict) else {"detail": str(err)})
-    return reply.get("result")
+    return reply
 
 
 def listen(name):
@@ -176,16 +240,16 @@ def parse_request(raw):
 
 def _answer(req, handler):
     try:
-        return {"result": handler(req)}
+        return {"result": handler(req), **VERSION}
     except AgrError as exc:
-        return {"error": exc.to_dict()}
+        return {"error": exc.to_dict(), **VERSION}
     except Exception as exc:  # a bug must not kill the worker; report it
         log.exception("error serving %r", req)
-        return {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict()}
+        return {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict(), **VERSION}
 
 
 def _error(code, detail):
-    return {"error": AgrError(code, "control", detail).to_dict()}
+    return {"error": AgrError(code, "control", detail).to_dict(), **VERSION}
 
 
 # -- the server: non-blocking, driven by the worker's event loop -------------------------------

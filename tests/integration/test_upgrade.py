@@ -1,0 +1,150 @@
+"""Upgrade in place: workers of the previous release are restarted into this code by the first
+command that meets them, through the crash path, while a ping crosses the aggregate."""
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from agrconfig import __version__, control
+from tests.integration.helpers import ok, port_flags, status_json, strip_addresses
+from tests.integration.helpers import host_pair
+from tests.lab import AGRCONFIG, ROOT
+
+# The last commit of the release before the protocol carried a version (0.1.0).
+OLD_RELEASE = "0fd4b0f"
+DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle")
+
+
+@pytest.fixture(scope="module")
+def old_release(tmp_path_factory):
+    """The previous release, installed in a virtual environment of its own: its source from
+    git, the libraries it needs linked from ours (no network). Returns its agrconfig command."""
+    top = tmp_path_factory.mktemp("old-release")
+    src, venv, deps = top / "src", top / "venv", top / "deps"
+    src.mkdir()
+    deps.mkdir()
+    archive = subprocess.run(["git", "-C", ROOT, "archive", OLD_RELEASE], capture_output=True)
+    assert archive.returncode == 0, f"the previous release {OLD_RELEASE} is not in this clone: " \
+                                    f"{archive.stderr.decode()} (a shallow clone? fetch its history)"
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    for name in DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+        os.symlink(origin, deps / os.path.basename(origin))
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "agrconfig-old.pth").write_text(f"{src}\n{deps}\n")
+    # -I: not the current directory (this checkout) first on the path, only the venv's own
+    command = [str(venv / "bin" / "python"), "-I", "-m", "agrconfig"]
+    version = subprocess.run(command + ["--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == "agrconfig 0.1.0", version
+    return command
+
+
+def old(lab, ns, command, *words):
+    proc = lab.run(ns, *command, *words, check=False)
+    assert proc.returncode == 0, f"old agrconfig {' '.join(words)}: {proc.stderr}"
+    return proc.stdout
+
+
+def agr_processes(lab, ns):
+    """Our supervisors and workers in `ns`."""
+    out = []
+    for pid in lab.run(ns, "ip", "netns", "pids", ns, check=False).stdout.split():
+        try:
+            proc = psutil.Process(int(pid))
+            if proc.status() != psutil.STATUS_ZOMBIE and " ".join(proc.cmdline()).startswith("agrconfig: "):
+                out.append(proc)
+        except psutil.Error:
+            pass
+    return out
+
+
+def peer(lab, ns):
+    code = "import json; from agrconfig import control; p = control.ping('agr0'); print(json.dumps(p.__dict__))"
+    out = lab.run(ns, "env", f"PYTHONPATH={ROOT}", sys.executable, "-c", code).stdout
+    return json.loads(out)
+
+
+def start_monitor(ns, command):
+    mon = subprocess.Popen(["ip", "netns", "exec", ns, *command, "--json", "agr0", "monitor", "interval", "0.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    threading.Thread(target=lambda: events.extend(json.loads(line) for line in mon.stdout), daemon=True).start()
+    return mon, events
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_release):
+    a, b = host_pair(lab)
+    for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
+        for port in ("re0", "re1"):
+            strip_addresses(lab, ns, port)
+        old(lab, ns, old_release, "agr0", "create")
+        old(lab, ns, old_release, "agr0", "agrport", "re0")
+        old(lab, ns, old_release, "agr0", "agrport", "re1")
+        old(lab, ns, old_release, "agr0", "inet", addr)
+    for ns in (a, b):
+        lab.wait_for(lambda: "agrport: re0, flags=0x3<" in old(lab, ns, old_release, "agr0")
+                     and "agrport: re1, flags=0x3<" in old(lab, ns, old_release, "agr0"),
+                     timeout=20, what=f"the old release distributing in {ns}")
+        assert peer(lab, ns)["version"] == 0, "the old release's replies carry no version"
+    old_procs = {ns: agr_processes(lab, ns) for ns in (a, b)}
+    assert all(len(procs) == 2 for procs in old_procs.values()), old_procs
+
+    ping = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.01", "-W", "1", "192.0.2.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        for ns, other in ((a, b), (b, a)):
+            # The partner watches with its own monitor (b's is still the old release's when a
+            # is upgraded): it must see no LACP change.
+            mon, events = start_monitor(other, old_release if other == b else AGRCONFIG)
+            lab.wait_for(lambda: any(e["event"] == "counters" for e in events), timeout=15,
+                         what="the partner's monitor running")
+            text = ok(lab, ns, "agr0")          # the new front end meets the old worker
+            assert "agrport: re0, flags=0x3<" in text and "agrport: re1, flags=0x3<" in text, text
+            assert peer(lab, ns)["release"] == __version__
+            assert peer(lab, ns)["version"] == control.PROTOCOL_VERSION
+            assert status_json(lab, ns)["linkinfo"]["info_data"]["datapath"] == "ebpf"
+            gone = psutil.wait_procs(old_procs[ns], timeout=5)[1]
+            assert not gone, f"old processes left in {ns}: {gone}"
+            time.sleep(4)       # a renegotiation (Sync off) shows at once; this covers aggregate wait
+            _out, err = stop(mon)
+            assert mon.returncode == 0, err
+            seen = [e for e in events if e["event"] != "counters"]
+            assert [(e["event"], e["flags"]) for e in seen[:2]] == [("port-attached", 3)] * 2, seen
+            assert seen[2:] == [], f"the partner saw the upgrade: {seen[2:]}"
+        for ns in (a, b):
+            ok(lab, ns, "agr0", "lacptimeout", "fast")
+        for ns in (a, b):
+            lab.wait_for(lambda: port_flags(lab, ns) == {"re0": 3, "re1": 3}, timeout=15,
+                         what="distributing with the fast timeout")
+            assert status_json(lab, ns)["linkinfo"]["info_data"]["ad_lacp_rate"] == "fast"
+        time.sleep(2)
+    finally:
+        out, _err = stop(ping)
+    sent, received = (int(out.split(" packets transmitted, ")[0].split()[-1]),
+                      int(out.split(" received")[0].split()[-1]))
+    assert sent > 500, out
+    print(f"upgrade under ping at 100/s: {sent - received} of {sent} lost")
+    assert sent - received < sent / 100, f"lost {sent - received} of {sent} pings"
+    for ns in (a, b):
+        ok(lab, ns, "agr0", "destroy")
+        assert agr_processes(lab, ns) == []
