@@ -322,13 +322,11 @@ def received(socks, marker, want, timeout=10.0):
             deadline = min(deadline, time.monotonic() + 0.3)
 
 
-def test_frame(dst, src, marker, i, tags=()):
+def tagged_frame(dst, src, marker, i, tags=()):
     """Ethernet frame of the local experimental EtherType with 802.1Q/802.1ad tags [(tpid, tci)]."""
     head = dst + src + b"".join(struct.pack("!HH", tpid, tci) for tpid, tci in tags)
     return head + struct.pack("!H", ETH_P_TEST) + marker + struct.pack("!I", i) + bytes(50)
 
-
-test_frame.__test__ = False     # a frame builder, not a test
 
 TAG_CASES = [
     (),                                              # untagged, for comparison
@@ -350,7 +348,7 @@ def test_tagged_frames_from_the_cable_reach_agr0_with_their_tags(pair):
     sent = {}
     with packet_sockets((p.a, "agr0")) as socks:
         for n, port in enumerate(PORTS):
-            frames = [test_frame(mac_a, src, marker, 10 * n + k, tags) for k, tags in enumerate(TAG_CASES)]
+            frames = [tagged_frame(mac_a, src, marker, 10 * n + k, tags) for k, tags in enumerate(TAG_CASES)]
             send_raw(p.b, port, frames)             # b's port directly: around b's agr0
             sent.update((f, port) for f in frames)
         got = received(socks, marker, len(sent))
@@ -374,8 +372,8 @@ def test_tagged_frames_from_agr0_leave_by_their_hash_with_their_tags(pair):
     assert policy & L2, "the default hash must include l2 (NetBSD's l2,l3)"
     dst, src = VLAN_MACS
     marker = secrets.token_bytes(8)
-    frames = [test_frame(dst, src, marker, vid, [(0x8100, 0x2000 | vid)]) for vid in range(1, 17)]
-    frames += [test_frame(dst, src, marker, 100 + k, tags) for k, tags in enumerate(TAG_CASES)]
+    frames = [tagged_frame(dst, src, marker, vid, [(0x8100, 0x2000 | vid)]) for vid in range(1, 17)]
+    frames += [tagged_frame(dst, src, marker, 100 + k, tags) for k, tags in enumerate(TAG_CASES)]
     want = {f: PORTS[flow_hash(f, policy) % 2] for f in frames}
     assert set(want.values()) == set(PORTS), "these frames all hash to one port: choose others"
     where = [(p.b, port) for port in PORTS]
@@ -397,9 +395,9 @@ def test_egress_program_hashes_the_vlan_tag():
     tag go to ports[flow_hash % n], as the relay sends them, and not all to the same port."""
     ports = [2001, 2002, 2003]
     dst, src = VLAN_MACS
-    frames = [test_frame(dst, src, b"vlanhash", 0, [(0x8100, 0x2000 | vid)]) for vid in range(1, 25)]
-    frames += [test_frame(dst, src, b"vlanhash", 0, [(0x8100, 5 << 13 | 7)]),      # priority differs
-               test_frame(dst, src, b"vlanhash", 0)]
+    frames = [tagged_frame(dst, src, b"vlanhash", 0, [(0x8100, 0x2000 | vid)]) for vid in range(1, 25)]
+    frames += [tagged_frame(dst, src, b"vlanhash", 0, [(0x8100, 5 << 13 | 7)]),      # priority differs
+               tagged_frame(dst, src, b"vlanhash", 0)]
     with fastpath.FastPath(1, L2 | L3, False) as fp:
         fp.set_ports(ports)
         picked = []
