@@ -1,0 +1,24 @@
+"""The worker of an agr interface: a supervised daemon that owns agrN's TAP, its ports' sockets,
+LACP and the data path.
+
+This module is the worker's entry point, and the only part of it the client imports: starting
+a worker, reading the state file it keeps, and giving back the ports of a dead one.
+"""
+from .state import all_names, load as load_state, members, owner_of, remove as remove_state  # noqa: F401
+
+
+def spawn(name, resume):
+    """Fork a daemonized, supervised worker for `name`; wait until it serves or fails."""
+    from .daemon import spawn as _spawn   # the daemon's imports are for the worker, not every command
+    return _spawn(name, resume)
+
+
+def restore_port(orig):
+    """Give a port back the original state saved in a state file (MAC, MTU, flags, sysctls),
+    if it still looks like ours: returns False, changing nothing, when it does not."""
+    from ..net import rtnl
+    from .port import PORT_SYSCTLS, Port
+    ours = all(rtnl.sysctl_get(fam, orig["name"], key) == value for fam, key, value in PORT_SYSCTLS)
+    if ours:
+        Port(orig).restore()
+    return ours

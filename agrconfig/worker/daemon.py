@@ -17,7 +17,9 @@ import signal
 import socket
 import time
 
-from .. import control, netlink, options, paths
+from .. import options, paths
+from ..ipc import server as control
+from ..net import rtnl
 from ..errors import AgrError
 from ..paths import is_agr_name
 from . import privs, state as statefile
@@ -29,9 +31,9 @@ from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
-RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = (netlink.RTM_NEWLINK, netlink.RTM_DELLINK,
-                                                    netlink.RTM_NEWADDR, netlink.RTM_DELADDR)
-NLMSG, IFINFO, IFADDR = netlink.NLMSG, netlink.IFINFOMSG, netlink.IFADDRMSG
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK,
+                                                    rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR)
+NLMSG, IFINFO, IFADDR = rtnl.NLMSG, rtnl.IFINFOMSG, rtnl.IFADDRMSG
 MCAST_RESYNC = 5.0
 ZERO_VNET = bytes(VNET_HDR_LEN)
 
@@ -87,7 +89,7 @@ class Worker:
     def start(self):
         """Create (or re-attach to) the TAP and restore saved membership."""
         if self.saved is None:
-            if netlink.link(self.name) is not None:
+            if rtnl.link(self.name) is not None:
                 raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
         if self.saved is not None and self.held_tap is not None and attached_name(self.held_tap) == self.name:
             self.tap_fd = self.held_tap  # the queue the dead worker read, with what waits in it
@@ -104,7 +106,7 @@ class Worker:
             except OSError as exc:
                 log.warning("%s: cannot hand the TAP to the supervisor: %s", self.name, exc)
         try:
-            link = netlink.link(self.name)
+            link = rtnl.link(self.name)
             self.tap_index = link.index
             self.mac = link.mac
             try:
@@ -134,7 +136,7 @@ class Worker:
                  "resumed" if self.saved else "created", len(self.ports))
 
     def _resume_port(self, orig):
-        link = netlink.link(index=orig["index"])
+        link = rtnl.link(index=orig["index"])
         if link is None or link.name != orig["name"]:
             log.warning("%s: port %s is gone; dropped", self.name, orig["name"])
             if link is not None:
@@ -142,7 +144,7 @@ class Worker:
             return
         port = Port(orig)
         try:
-            port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
+            port.configure(self.mac, rtnl.link(index=self.tap_index).mtu)
             port.open_socket()  # the relay's, until the data path is chosen
         except AgrError as exc:
             log.error("%s: cannot resume port %s: %s", self.name, port.name, exc)
@@ -169,7 +171,7 @@ class Worker:
             self.lacp = None  # static: no LACP and no Marker frames at all
         elif self.lacp is None:
             now = time.monotonic()
-            self.lacp = LacpCore(netlink.mac_bytes(self.mac), fast_timeout=self.flags["lacp_fast"],
+            self.lacp = LacpCore(rtnl.mac_bytes(self.mac), fast_timeout=self.flags["lacp_fast"],
                                  strict=self.flags["lacp_strict"], now=now)
             # After a crash, each port carries on with the partner and mux state the dead
             # worker saved, so the partner sees no change; its next LACPDU corrects any drift.
@@ -357,7 +359,7 @@ class Worker:
         return p.name if p else str(index)
 
     def add_port(self, name):
-        link = netlink.link(name)
+        link = rtnl.link(name)
         if link is None:
             raise AgrError(errno.ENOENT, "SIOCSETAGR", f"no such interface: {name}")
         if link.index == self.tap_index or (is_agr_name(name) and statefile.load(name)):
@@ -367,11 +369,11 @@ class Worker:
         owner = statefile.owner_of(name)
         if owner and owner != self.name:
             raise AgrError(errno.EBUSY, "SIOCSETAGR", f"{name} is already a port of {owner}")
-        ether = link.type == netlink.ARPHRD_ETHER and link.addrlen == 6
+        ether = link.type == rtnl.ARPHRD_ETHER and link.addrlen == 6
         if not ether:
             code = errno.EPROTONOSUPPORT if not self.ports else errno.EINVAL
             raise AgrError(code, "SIOCSETAGR", f"{name} is not an Ethernet interface")
-        addrs = netlink.addresses(link.index)
+        addrs = rtnl.addresses(link.index)
         if addrs:
             listed = ", ".join(f"{a.address}/{a.prefixlen}" for a in addrs)
             raise AgrError(errno.EBUSY, "SIOCSETAGR", f"{name} has addresses ({listed}); delete them first")
@@ -383,11 +385,11 @@ class Worker:
         self._save()
         try:
             if first and link.mac != self.mac:
-                netlink.set_mac(self.tap_index, link.mac)
+                rtnl.set_mac(self.tap_index, link.mac)
                 self.mac = link.mac
                 if self.lacp is not None:
-                    self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
-            port.configure(self.mac, netlink.link(index=self.tap_index).mtu)
+                    self._act(self.lacp.set_system_mac(time.monotonic(), rtnl.mac_bytes(self.mac)))
+            port.configure(self.mac, rtnl.link(index=self.tap_index).mtu)
             port.open_socket(slow_only=self.fast is not None)
             self._sync_memberships(port)
             if self.fast is not None:
@@ -399,7 +401,7 @@ class Worker:
             port.restore()
             if self.mac != old_mac:
                 try:
-                    netlink.set_mac(self.tap_index, old_mac)
+                    rtnl.set_mac(self.tap_index, old_mac)
                     self.mac = old_mac
                 except AgrError:
                     pass
@@ -438,29 +440,29 @@ class Worker:
 
     def set_mtu(self, mtu):
         done = []
-        old = netlink.link(index=self.tap_index).mtu
+        old = rtnl.link(index=self.tap_index).mtu
         try:
             for p in self.ports:
-                netlink.set_mtu(p.index, mtu)
+                rtnl.set_mtu(p.index, mtu)
                 done.append(p)
-            netlink.set_mtu(self.tap_index, mtu)
+            rtnl.set_mtu(self.tap_index, mtu)
         except AgrError:
             for p in done:
                 try:
-                    netlink.set_mtu(p.index, old)
+                    rtnl.set_mtu(p.index, old)
                 except AgrError:
                     pass
             raise
 
     def _sync_memberships(self, only=None):
         """Push agrN's multicast list and promiscuous/allmulti modes to the ports."""
-        tap = netlink.link(index=self.tap_index)
+        tap = rtnl.link(index=self.tap_index)
         if tap is None:
             return
-        wanted = {(PACKET_MR_MULTICAST, mac) for mac in netlink.mcast_addresses(self.name)}
-        if tap.flags & netlink.IFF_PROMISC:
+        wanted = {(PACKET_MR_MULTICAST, mac) for mac in rtnl.mcast_addresses(self.name)}
+        if tap.flags & rtnl.IFF_PROMISC:
             wanted.add((PACKET_MR_PROMISC, b""))
-        if tap.flags & netlink.IFF_ALLMULTI:
+        if tap.flags & rtnl.IFF_ALLMULTI:
             wanted.add((PACKET_MR_ALLMULTI, b""))
         for p in [only] if only else self.ports:
             p.sync_memberships(wanted)
@@ -506,7 +508,7 @@ class Worker:
         if not ours and not ports:
             return
         deleted = ours and kind == RTM_DELLINK and index is not None
-        tap = None if deleted else netlink.link(index=self.tap_index)
+        tap = None if deleted else rtnl.link(index=self.tap_index)
         if ours and tap is None:  # deleted: seen, or found after lost events
             log.warning("%s: deleted by someone else; giving the ports back", self.name)
             self.stopping = True
@@ -518,10 +520,10 @@ class Worker:
                 log.info("%s: link address changed to %s", self.name, tap.mac)
                 self.mac = tap.mac
                 if self.lacp is not None:
-                    self._act(self.lacp.set_system_mac(time.monotonic(), netlink.mac_bytes(self.mac)))
-        addrs = netlink.all_addresses() if ports else {}
+                    self._act(self.lacp.set_system_mac(time.monotonic(), rtnl.mac_bytes(self.mac)))
+        addrs = rtnl.all_addresses() if ports else {}
         for port in ports:
-            link = netlink.link(index=port.index)
+            link = rtnl.link(index=port.index)
             if link is None:
                 log.warning("%s: port %s went away", self.name, port.name)
                 self._drop_port(port, restore=False)
@@ -545,15 +547,15 @@ class Worker:
         try:
             if tap is not None and link.mac != self.mac:
                 log.warning("%s: %s's MAC was changed to %s; set back to %s", self.name, port.name, link.mac, self.mac)
-                netlink.set_mac(port.index, self.mac)
+                rtnl.set_mac(port.index, self.mac)
             if tap is not None and link.mtu != tap.mtu:
                 log.warning("%s: %s's MTU was changed to %d; set back to %d", self.name, port.name, link.mtu, tap.mtu)
-                netlink.set_mtu(port.index, tap.mtu)
+                rtnl.set_mtu(port.index, tap.mtu)
             for addr in addrs:
                 # A member's own stack must stay out of the way (see PORT_SYSCTLS).
                 log.warning("%s: address %s/%d added to port %s; removed (put it on %s)", self.name,
                             addr.address, addr.prefixlen, port.name, self.name)
-                netlink.del_address(port.index, addr)
+                rtnl.del_address(port.index, addr)
         except AgrError as exc:
             log.error("%s: cannot set port %s back: %s", self.name, port.name, exc)
 
@@ -639,6 +641,9 @@ class Worker:
                 deadline = min(deadline, timer)
             if self.join_deadline is not None:
                 deadline = min(deadline, self.join_deadline)
+            served = self.control.next_deadline()
+            if served is not None:
+                deadline = min(deadline, served)
             for key, _ in self.sel.select(max(0.0, deadline - now)):
                 try:
                     key.data()
@@ -647,6 +652,7 @@ class Worker:
                 if self.stopping:
                     break
             now = time.monotonic()
+            self.control.handle_timer(now)
             if self.lacp is not None:
                 timer = self.lacp.get_timer()
                 if timer is not None and timer <= now:
@@ -737,7 +743,7 @@ def _daemon_main(name, resume, ready_w):
     os.closerange(ready_w + 1, 65536)
     for sig in (signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    netlink.reset()
+    rtnl.reset()
     setup_logging(name)
     _supervise(name, resume, ready_w)
 
@@ -840,7 +846,7 @@ def _take_tap(keeper, held):
 
 def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
     _set_title(name)
-    netlink.reset()
+    rtnl.reset()
     worker = None
     try:
         saved = statefile.load(name) if resume else None

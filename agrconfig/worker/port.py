@@ -2,7 +2,7 @@
 import socket
 import struct
 
-from .. import netlink
+from ..net import rtnl
 from ..errors import AgrError
 from ..lacp.pdu import ETH_P_SLOW, SLOW_PROTOCOLS_MAC
 
@@ -37,8 +37,8 @@ def snapshot(link):
         "mac": link.mac,
         "mtu": link.mtu,
         "up": link.up,
-        "promisc": bool(link.flags & netlink.IFF_PROMISC),
-        "sysctl": {f"{fam}/{key}": netlink.sysctl_get(fam, link.name, key) for fam, key, _ in PORT_SYSCTLS},
+        "promisc": bool(link.flags & rtnl.IFF_PROMISC),
+        "sysctl": {f"{fam}/{key}": rtnl.sysctl_get(fam, link.name, key) for fam, key, _ in PORT_SYSCTLS},
     }
 
 
@@ -51,7 +51,7 @@ class Port:
         self.orig = orig
         self.name = orig["name"]
         self.index = orig["index"]
-        self.mac = netlink.mac_bytes(orig["mac"])  # LACPDUs leave from the original MAC
+        self.mac = rtnl.mac_bytes(orig["mac"])  # LACPDUs leave from the original MAC
         self.sock = None
         self.carrier = False
         self.memberships = set()
@@ -70,23 +70,23 @@ class Port:
     def configure(self, agr_mac, mtu):
         """Make the port a member. Raises AgrError; the caller restores on failure."""
         for fam, key, value in PORT_SYSCTLS:
-            netlink.sysctl_set(fam, self.name, key, value)
-        link = netlink.link(index=self.index)
+            rtnl.sysctl_set(fam, self.name, key, value)
+        link = rtnl.link(index=self.index)
         up = link.up
         # Down only for a MAC change (some drivers refuse it while up). A port that is
         # already right, as after a worker restart, is not bounced: its partner must
         # not see the carrier drop.
         if link.mac != agr_mac:
             if up:
-                netlink.set_up(self.index, False)
+                rtnl.set_up(self.index, False)
                 up = False
-            netlink.set_mac(self.index, agr_mac)
+            rtnl.set_mac(self.index, agr_mac)
         if link.mtu != mtu:
-            netlink.set_mtu(self.index, mtu)
+            rtnl.set_mtu(self.index, mtu)
         if not up:
-            netlink.set_up(self.index, True)
-        self.speed, self.duplex_full = netlink.link_mode(self.name)
-        self.carrier = netlink.link(index=self.index).carrier
+            rtnl.set_up(self.index, True)
+        self.speed, self.duplex_full = rtnl.link_mode(self.name)
+        self.carrier = rtnl.link(index=self.index).carrier
 
     def open_socket(self, slow_only=False):
         """Raw socket on the port: every frame (relay) or Slow Protocols only (fast path)."""
@@ -151,7 +151,7 @@ class Port:
     def restore(self):
         """Give the port back as we found it; best effort, every step tried."""
         self.close_socket()
-        link = netlink.link(index=self.index)
+        link = rtnl.link(index=self.index)
         if link is None:
             return  # the port is gone: nothing to give back
         errors = []
@@ -162,18 +162,18 @@ class Port:
             except AgrError as exc:
                 errors.append(exc)
 
-        attempt(netlink.set_up, self.index, False)
+        attempt(rtnl.set_up, self.index, False)
         if link.mac != self.orig["mac"]:
-            attempt(netlink.set_mac, self.index, self.orig["mac"])
+            attempt(rtnl.set_mac, self.index, self.orig["mac"])
         if link.mtu != self.orig["mtu"]:
-            attempt(netlink.set_mtu, self.index, self.orig["mtu"])
-        if bool(link.flags & netlink.IFF_PROMISC) != self.orig["promisc"]:
-            attempt(netlink.set_flag, self.index, netlink.IFF_PROMISC, self.orig["promisc"])
+            attempt(rtnl.set_mtu, self.index, self.orig["mtu"])
+        if bool(link.flags & rtnl.IFF_PROMISC) != self.orig["promisc"]:
+            attempt(rtnl.set_flag, self.index, rtnl.IFF_PROMISC, self.orig["promisc"])
         # addr_gen_mode before disable_ipv6: re-enabling IPv6 then makes the link-local again.
         for fam, key, _ in sorted(PORT_SYSCTLS, key=lambda s: s[1] == "disable_ipv6"):
             value = self.orig["sysctl"].get(f"{fam}/{key}")
             if value is not None:
-                attempt(netlink.sysctl_set, fam, self.name, key, value)
+                attempt(rtnl.sysctl_set, fam, self.name, key, value)
         if self.orig["up"]:
-            attempt(netlink.set_up, self.index, True)
+            attempt(rtnl.set_up, self.index, True)
         return errors

@@ -9,7 +9,8 @@ import logging
 import os
 import re
 
-from .. import control, paths
+from .. import paths
+from ..ipc import protocol
 from .port import PORT_SYSCTLS
 
 log = logging.getLogger("agrconfig")
@@ -39,7 +40,7 @@ def _int(value, what, low=0, high=2**31 - 1):
 def _port(orig):
     if not isinstance(orig, dict):
         raise BadState("a port is not an object")
-    _checked(control._ifname, orig.get("name"))
+    _checked(protocol.check_ifname, orig.get("name"))
     _int(orig.get("index"), "port index", 1)
     if not isinstance(orig.get("mac"), str) or not MAC_RE.match(orig["mac"]):
         raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
@@ -67,7 +68,7 @@ def validate(state, name):
     if not isinstance(flags, dict):
         raise BadState("flags is not an object")
     if flags:
-        _checked(control._flags, flags)
+        _checked(protocol.check_flags, flags)
     ports = state.get("ports")
     if not isinstance(ports, list):
         raise BadState("ports is not a list")

@@ -14,7 +14,7 @@ COMPARE = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[1])
     from pyroute2 import IPRoute
-    from agrconfig import netlink
+    from agrconfig.net import rtnl as netlink
     ours, theirs = {}, {}
     for l in netlink.links():
         ours[l.index] = [l.name, l.mac, l.mtu, l.flags, l.type, l.carrier, l.operstate, l.kind,

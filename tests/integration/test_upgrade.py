@@ -12,7 +12,8 @@ import time
 import psutil
 import pytest
 
-from agrconfig import __version__, control
+from agrconfig import __version__
+from agrconfig.ipc import protocol
 from tests.integration.helpers import ok, port_flags, status_json, strip_addresses
 from tests.integration.helpers import host_pair
 from tests.lab import AGRCONFIG, ROOT
@@ -68,7 +69,7 @@ def agr_processes(lab, ns):
 
 
 def peer(lab, ns):
-    code = "import json; from agrconfig import control; p = control.ping('agr0'); print(json.dumps(p.__dict__))"
+    code = "import json; from agrconfig.ipc import client; p = client.ping('agr0'); print(json.dumps(p.__dict__))"
     out = lab.run(ns, "env", f"PYTHONPATH={ROOT}", sys.executable, "-c", code).stdout
     return json.loads(out)
 
@@ -121,7 +122,7 @@ def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_re
             text = ok(lab, ns, "agr0")          # the new front end meets the old worker
             assert "agrport: re0, flags=0x3<" in text and "agrport: re1, flags=0x3<" in text, text
             assert peer(lab, ns)["release"] == __version__
-            assert peer(lab, ns)["version"] == control.PROTOCOL_VERSION
+            assert peer(lab, ns)["version"] == protocol.PROTOCOL_VERSION
             assert status_json(lab, ns)["linkinfo"]["info_data"]["datapath"] == "ebpf"
             gone = psutil.wait_procs(old_procs[ns], timeout=5)[1]
             assert not gone, f"old processes left in {ns}: {gone}"

@@ -2,8 +2,8 @@ import ipaddress
 
 import pytest
 
-from agrconfig.cli import main
-from agrconfig.words import Op, parse_words
+from agrconfig.cli.main import main
+from agrconfig.cli.grammar import Op, parse_words
 from agrconfig.errors import UsageError
 from agrconfig.worker.flowhash import L2, L3, L4
 

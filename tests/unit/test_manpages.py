@@ -4,7 +4,7 @@ import re
 import shutil
 import subprocess
 
-from agrconfig import cli
+from agrconfig.cli import main as cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AGR_4 = os.path.join(ROOT, "man", "agr.4")

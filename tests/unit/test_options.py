@@ -10,9 +10,11 @@ import re
 
 import pytest
 
-from agrconfig import control, options, provision, status
+from agrconfig import options
+from agrconfig.cli import provision, render as status
+from agrconfig.ipc import protocol as control
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.words import Op, parse_words
+from agrconfig.cli.grammar import Op, parse_words
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = [(o, v) for o in options.OPTIONS for v in o.kind.values()]

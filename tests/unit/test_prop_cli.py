@@ -8,9 +8,9 @@ from unittest import mock
 
 from hypothesis import example, given, settings, strategies as st
 
-from agrconfig import cli, provision
+from agrconfig.cli import main as cli, provision
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.words import FLAG_WORDS, SIMPLE_WORDS, Op, parse_words, valid_ifname
+from agrconfig.cli.grammar import FLAG_WORDS, SIMPLE_WORDS, Op, parse_words, valid_ifname
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -153,15 +153,16 @@ class Recorder:
 
 @contextlib.contextmanager
 def no_side_effects():
-    from agrconfig import agr, monitor, status
+    from agrconfig.cli import monitor, render
+    from agrconfig.client import commands, inspect, workers
     rec = Recorder()
     with contextlib.ExitStack() as stack:
-        for obj, name in ((cli, "apply"), (agr, "destroy_all"), (provision, "boot"), (provision, "halt"),
-                          (provision, "apply_file"), (provision, "plan"), (status, "render"),
-                          (status, "render_all"), (status, "names"), (status, "free_ports"),
+        for obj, name in ((commands, "apply"), (workers, "destroy_all"), (provision, "boot"), (provision, "halt"),
+                          (provision, "apply_file"), (provision, "plan"), (render, "render"),
+                          (render, "render_all"), (inspect, "names"), (inspect, "free_ports"),
                           (monitor, "run")):
             stack.enter_context(mock.patch.object(obj, name, rec(name)))
-        stack.enter_context(mock.patch.object(cli, "Namespace", contextlib.nullcontext))
+        stack.enter_context(mock.patch.object(commands, "Namespace", contextlib.nullcontext))
         yield rec
 
 

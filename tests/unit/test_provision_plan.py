@@ -1,15 +1,15 @@
 """Provisioning plans without root or namespaces: the interface's current state is a Model we
-build (provision.current is replaced), and applying is recorded instead of done."""
+build (provision.current is replaced), and the executor apply_file is given records instead of doing."""
 import copy
 import ipaddress
 import os
 
 import pytest
 
-from agrconfig import cli, provision
+from agrconfig.cli import provision
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.provision import Model, plan, undo, words_of
-from agrconfig.words import parse_words
+from agrconfig.cli.provision import Model, plan, undo, words_of
+from agrconfig.cli.grammar import parse_words
 from agrconfig.worker.flowhash import L2, L3, L4
 
 # The defaults as the manual states them, written out: a changed default must show here.
@@ -54,12 +54,15 @@ class Host:
             return copy.deepcopy(self.model)
 
         monkeypatch.setattr(provision, "current", current)
-        monkeypatch.setattr(cli, "apply", lambda n, ops: self.applied.append((n, said(ops, n))))
 
     def run(self, text, dry_run=False, mode=0o644):
         self.path.write_text(text)
         os.chmod(self.path, mode)
-        return provision.apply_file(str(self.path), self.name, dry_run=dry_run, out=self.printed.append)
+        return provision.apply_file(str(self.path), self.name, self.apply, dry_run=dry_run, out=self.printed.append)
+
+    def apply(self, name, ops):
+        """The executor apply_file is given: recorded, not done."""
+        self.applied.append((name, said(ops, name)))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 from agrconfig.errors import AgrError
-from agrconfig.status import bits_text, json_doc, render_text, BSD_FLAGS, PORT_FLAGS
+from agrconfig.cli.render import bits_text, json_doc, render_text, BSD_FLAGS, PORT_FLAGS
 import errno
 
 

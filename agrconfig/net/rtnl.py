@@ -6,7 +6,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
-from .errors import AgrError
+from ..errors import AgrError
 
 # pyroute2 takes ~0.2 s to import (its package imports all of it): the reads below (links,
 # addresses) speak rtnetlink directly, and pyroute2 is imported on the first change.

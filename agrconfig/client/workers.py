@@ -1,4 +1,4 @@
-"""Front-end side of agr interfaces: find (or revive) the worker and ask it."""
+"""Workers seen from the client: find, spawn, revive, upgrade and destroy them; ask them."""
 import contextlib
 import errno
 import fcntl
@@ -8,13 +8,14 @@ import time
 
 import psutil
 
-from . import __version__, control, ifconfig, netlink, paths
-from .errors import AgrError
-from .worker import daemon
-from .worker import state as statefile
+from .. import __version__, paths, worker
+from ..errors import AgrError
+from ..ipc import client as control
+from ..ipc.protocol import PROTOCOL_VERSION
+from ..net import rtnl
 
-owner_of = statefile.owner_of
-members = statefile.members
+owner_of = worker.owner_of
+members = worker.members
 log = logging.getLogger("agrconfig")
 
 
@@ -24,7 +25,7 @@ def exists(name):
     A worker that answers while its state file is missing or was set aside as corrupt is
     asked to write it again from what it knows (its ports' original state is in memory).
     """
-    if statefile.load(name) is not None:
+    if worker.load_state(name) is not None:
         return True
     try:
         control.request(name, "save", timeout=5.0)
@@ -41,7 +42,7 @@ def manages(name, op):
     if op.word == "create" or exists(name):
         return True
     # An agr-looking name that we did not create: plain words still work on it.
-    return op.word not in ("up", "down", "mtu", "address") or netlink.link(name) is None
+    return op.word not in ("up", "down", "mtu", "address") or rtnl.link(name) is None
 
 
 def _pid_from_file(name):
@@ -106,7 +107,7 @@ def _current(name):
         _warned.add(name)
         log.warning("agrconfig: %s: its worker runs a newer agrconfig (%s, protocol %d) than this "
                     "command (%s, protocol %d); left alone", name, peer.release, peer.version,
-                    __version__, control.PROTOCOL_VERSION)
+                    __version__, PROTOCOL_VERSION)
     return not peer.older
 
 
@@ -121,22 +122,22 @@ def _upgrade(name, peer):
     log.info("agrconfig: %s: restarting its worker (agrconfig %s) into %s", name,
              peer.release or "before 0.2.0", __version__)
     supervisor = _supervisor(name)
-    worker = psutil.Process(peer.pid) if peer.pid and psutil.pid_exists(peer.pid) else None
-    if worker is not None and f"agrconfig: worker {name}" not in " ".join(worker.cmdline()):
-        worker = None   # not ours (a reused pid): leave it be
-    _kill(supervisor)
-    if worker is not None:
+    old = psutil.Process(peer.pid) if peer.pid and psutil.pid_exists(peer.pid) else None
+    if old is not None and f"agrconfig: worker {name}" not in " ".join(old.cmdline()):
+        old = None   # not ours (a reused pid): leave it be
+    procs = [p for p in (supervisor, old) if p is not None]
+    for proc in procs:   # the supervisor first: it must not start the old code again
         with contextlib.suppress(psutil.Error):
-            worker.kill()
-            worker.wait(5)
-    daemon.spawn(name, resume=True)
+            proc.kill()
+    psutil.wait_procs(procs, timeout=5)
+    worker.spawn(name, resume=True)
 
 
 def _revive(name):
-    saved = statefile.load(name)
+    saved = worker.load_state(name)
     if saved is None:
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
-    tap = netlink.link(name)
+    tap = rtnl.link(name)
     if tap is None or (saved.get("ifindex") and tap.index != saved["ifindex"]):
         # The state belongs to an interface that no longer exists (namespace reused, or
         # agrN deleted while no worker ran): give the ports back and forget it. A supervisor
@@ -155,7 +156,7 @@ def _revive(name):
             except control.WorkerGone:
                 time.sleep(0.05)
         _kill(supervisor)
-    daemon.spawn(name, resume=True)
+    worker.spawn(name, resume=True)
 
 
 def _kill(supervisor):
@@ -182,31 +183,27 @@ def _restore_orphan(saved):
     """Give back the ports of a state whose agr is gone, but only ports that still look like
     ours (same index and name, and the sysctls we set on members): the state may be from an
     earlier namespace with the same inode, naming someone else's interfaces now."""
-    from .worker.port import PORT_SYSCTLS, Port
     for orig in saved["ports"]:
-        link = netlink.link(index=orig["index"])
+        link = rtnl.link(index=orig["index"])
         if link is None or link.name != orig["name"]:
             continue
-        ours = all(netlink.sysctl_get(fam, link.name, key) == value for fam, key, value in PORT_SYSCTLS)
-        if ours:
-            Port(orig).restore()
-        else:
+        if not worker.restore_port(orig):
             log.warning("agrconfig: %s: %s does not look like a port of ours; left alone",
                         saved["name"], link.name)
-    statefile.remove(saved["name"])
+    worker.remove_state(saved["name"])
 
 
 def _remove_leftover(name):
     """agrN with neither a trustworthy state file nor a worker: a TAP left behind (say, its
     state file was corrupt when the worker died). Its ports cannot be restored as we do not
     know their original state; remove the interface itself."""
-    link = netlink.link(name)
+    link = rtnl.link(name)
     if link is None or link.kind != "tun":
         raise AgrError(errno.ENXIO, "SIOCIFDESTROY", f"{name}: no such agr interface")
     log.warning("agrconfig: %s: no usable state and no worker; removing the interface "
                 "(its ports, if any, keep their current settings)", name)
-    netlink.delete_link(link.index)
-    statefile.remove(name)
+    rtnl.delete_link(link.index)
+    worker.remove_state(name)
 
 
 def require(name):
@@ -237,9 +234,9 @@ def create(name):
             pass  # its state was left by an agrN that is gone: create it afresh
         else:
             raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
-    if netlink.link(name) is not None:
+    if rtnl.link(name) is not None:
         raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
-    daemon.spawn(name, resume=False)
+    worker.spawn(name, resume=False)
 
 
 def destroy(name):
@@ -270,45 +267,18 @@ def _destroy(name):
         except psutil.Error:
             break
         time.sleep(0.02)
-    while netlink.link(name) is not None and time.monotonic() < deadline:
+    while rtnl.link(name) is not None and time.monotonic() < deadline:
         time.sleep(0.02)
-    if netlink.link(name) is not None:
+    if rtnl.link(name) is not None:
         raise AgrError(errno.EBUSY, "SIOCIFDESTROY", f"{name} is still there")
 
 
 def destroy_all():
-    for name in statefile.all_names():
+    for name in worker.all_names():
         try:
             destroy(name)
         except AgrError:
             pass
-
-
-def apply(name, op):
-    if op.word == "create":
-        create(name)
-    elif op.word == "destroy":
-        destroy(name)
-    elif op.word == "agrport":
-        request(name, "addport", port=op.arg)
-    elif op.word == "-agrport":
-        request(name, "delport", port=op.arg)
-    elif op.word == "flag":
-        key, value = op.arg
-        request(name, "setflags", flags={key: value})
-    elif op.word == "mtu":
-        request(name, "setmtu", mtu=op.arg)
-    elif op.word in ("up", "down"):
-        ensure_worker(name)
-        ifconfig.set_up(name, op.word == "up")
-    elif op.word == "address":
-        st = request(name, "status")
-        if not st["ports"]:
-            raise AgrError(errno.EINVAL, "SIOCAIFADDR",
-                           "no way to configure agr interfaces without attaching physical interfaces")
-        ifconfig.apply_address(name, op.arg)
-    else:
-        raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{op.word}: not supported")
 
 
 def worker_status(name):

@@ -17,9 +17,11 @@ import stat
 import subprocess
 from dataclasses import dataclass, field
 
-from . import agr, netlink, options, paths
-from .words import Op, parse_words
-from .errors import AgrError, UsageError
+from .. import options, paths
+from ..client import workers
+from ..errors import AgrError, UsageError
+from ..net import rtnl
+from .grammar import Op, parse_words
 
 CONF_PREFIX = "ifconfig."
 
@@ -37,13 +39,13 @@ class Model:
 
 
 def current(name):
-    link = netlink.link(name)
+    link = rtnl.link(name)
     if link is None:
         return Model(exists=False, agr=paths.is_agr_name(name))
     model = Model(exists=True, mtu=link.mtu, up=link.up,
-                  addrs={a.interface for a in netlink.addresses(link.index)})
-    if paths.is_agr_name(name) and agr.exists(name):
-        ws = agr.worker_status(name)
+                  addrs={a.interface for a in rtnl.addresses(link.index)})
+    if paths.is_agr_name(name) and workers.exists(name):
+        ws = workers.worker_status(name)
         model.agr = True
         model.ports = [p["name"] for p in ws["ports"]]
         model.flags = dict(ws["flags"])
@@ -187,9 +189,9 @@ def _safe_for_shell(path, line):
                        "file that nobody else may write")
 
 
-def apply_file(path, name, dry_run=False, out=print):
-    """Apply one configuration file to interface `name`; returns the planned changes."""
-    from .cli import apply as apply_ops
+def apply_file(path, name, apply_ops, dry_run=False, out=print):
+    """Apply one configuration file to interface `name` with `apply_ops(name, ops)` (the
+    executor: client.commands.apply); returns the planned changes."""
     lines = read_file(path)
     model = current(name)
     changes = []
@@ -240,12 +242,12 @@ def config_files(confdir):
     return sorted(found, key=key)
 
 
-def boot(confdir, dry_run=False, out=print, err=None):
+def boot(confdir, apply_ops, dry_run=False, out=print, err=None):
     """Apply every configuration file; go on past a failing one and report them all."""
     failures = []
     for name, path in config_files(confdir):
         try:
-            apply_file(path, name, dry_run=dry_run, out=out)
+            apply_file(path, name, apply_ops, dry_run=dry_run, out=out)
         except (AgrError, UsageError, OSError) as exc:
             failures.append(f"{path}: {exc}")
             if err:
@@ -256,6 +258,6 @@ def boot(confdir, dry_run=False, out=print, err=None):
 def halt(confdir):
     """Destroy the agr interfaces that configuration files describe (boot unit stop)."""
     for name, _path in reversed(config_files(confdir)):
-        if paths.is_agr_name(name) and agr.exists(name):
-            agr.destroy(name)
+        if paths.is_agr_name(name) and workers.exists(name):
+            workers.destroy(name)
 

@@ -1,8 +1,10 @@
 """ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
+import ipaddress
 from dataclasses import dataclass
 
-from . import options
-from .errors import UsageError
+from .. import options
+from ..checks import is_number, valid_ifname  # noqa: F401 (valid_ifname: for the command line)
+from ..errors import UsageError
 
 @dataclass(frozen=True)
 class Op:
@@ -24,8 +26,6 @@ ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
 
 def parse_words(words):
     """ifconfig words -> list of Op. Raises UsageError naming the bad word."""
-    from .ifconfig import parse_address, parse_netmask
-
     ops = []
     i = 0
 
@@ -100,29 +100,53 @@ def _say(word):
     return word if word and word.isprintable() and word.strip() == word else repr(word)
 
 
-def is_number(text, digits=10):
-    """A decimal number as a shell user writes one: ASCII digits, not too many of them."""
-    return isinstance(text, str) and 0 < len(text) <= digits and text.isascii() and text.isdigit()
-
-
-def valid_ifname(name):
-    """A name Linux would accept for an interface (net/core/dev.c dev_valid_name): 1 to 15
-    octets, not '.' or '..', no '/', ':', NUL or white space. Checked here so a name the
-    kernel would refuse or truncate (a NUL inside) is a usage error, not a surprise later."""
-    if not isinstance(name, str) or not name or name in (".", ".."):
-        return False
-    try:
-        if len(name.encode()) > 15:
-            return False
-    except UnicodeEncodeError:      # a lone surrogate from undecodable argv bytes
-        return False
-    return name.isprintable() and not any(ch in "/:" or ch.isspace() for ch in name)
-
-
 def _looks_like_address(word):
-    import ipaddress
     try:
         ipaddress.ip_interface(word.split("%", 1)[0])
         return True
     except ValueError:
         return False
+
+
+def classful_prefix(addr):
+    """BSD's default netmask when none is given: by the address's historic class."""
+    first = int(addr) >> 24
+    if first < 128:
+        return 8
+    if first < 192:
+        return 16
+    return 24
+
+
+def parse_netmask(text):
+    """'255.255.255.0', '0xffffff00' or '24' -> prefix length."""
+    try:
+        if text.lower().startswith("0x"):
+            mask = ipaddress.IPv4Address(int(text, 16))
+        elif is_number(text, 3):
+            return int(ipaddress.ip_network(f"0.0.0.0/{int(text)}").prefixlen)
+        else:
+            mask = ipaddress.IPv4Address(text)
+        return ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+    except ValueError as exc:
+        raise ValueError(f"bad netmask {text!r}") from exc
+
+
+def parse_address(family, text, prefix=None):
+    """ADDR[/LEN] (an IPv6 scope '%if' is accepted and dropped) -> (ip_interface, explicit)."""
+    addr, _, length = text.partition("/")
+    addr = addr.split("%", 1)[0]
+    ip = ipaddress.ip_address(addr)
+    want = 4 if family == "inet" else 6
+    if ip.version != want:
+        raise ValueError(f"{text!r} is not an {family} address")
+    if length:
+        if not is_number(length, 3):
+            raise ValueError(f"bad prefix length in {text!r}")
+        prefix = int(length)
+    explicit = prefix is not None
+    if prefix is None:
+        prefix = classful_prefix(ip) if want == 4 else 64
+    if not 0 <= prefix <= (32 if want == 4 else 128):
+        raise ValueError(f"bad prefix length {prefix}")
+    return ipaddress.ip_interface(f"{ip}/{prefix}"), explicit

@@ -4,8 +4,8 @@ import json
 import sys
 import time
 
-from . import agr
-from .errors import AgrError, UsageError
+from ..client import workers
+from ..errors import AgrError, UsageError
 
 POLL = 0.2
 
@@ -80,7 +80,7 @@ def satisfied(st, until):
 def run(name, words, as_json=False, out=None):
     out = out or (lambda line: (print(line), sys.stdout.flush()))
     opts = parse(words)
-    if not agr.exists(name):
+    if not workers.exists(name):
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such agr interface")
     start = time.monotonic()
     next_counters = start + opts["interval"]
@@ -89,7 +89,7 @@ def run(name, words, as_json=False, out=None):
         (lambda ev: out(fmt_text(ev)))
     try:
         while True:
-            st = agr.worker_status(name)
+            st = workers.worker_status(name)
             for ev in events(last, st):
                 emit(ev)
             last = st

@@ -48,68 +48,13 @@ Options:
 Exit status: 0 success, 1 usage error, 2 an operation failed.
 """
 import errno
-import fcntl
-import os
 import sys
 from docopt import DocoptExit, docopt
 
-from . import __version__
-from .errors import AgrError, UsageError
-from .words import parse_words, valid_ifname
-from .paths import is_agr_name
-
-AGR_ONLY = "valid only with agr(4) interfaces"
-
-
-# -- executing -------------------------------------------------------------------
-
-class Namespace:
-    """Serializes mutating commands within this network namespace."""
-
-    def __enter__(self):
-        from . import paths
-        self.fd = os.open(paths.lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-
-
-def apply(name, ops):
-    """Carry out the operations on interface `name`, left to right."""
-    from . import agr
-    agr_words = [op for op in ops if op.word in ("create", "destroy", "agrport", "-agrport", "flag")]
-    if not is_agr_name(name):
-        if any(op.word == "create" for op in ops):
-            raise AgrError(errno.EINVAL, "SIOCIFCREATE",
-                           f"{name!r}: only agr<N> interfaces can be created (at most 15 characters)")
-        if agr_words:
-            raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{agr_words[0].word_text}: {AGR_ONLY}")
-    with Namespace():
-        for op in ops:
-            if agr.manages(name, op):
-                agr.apply(name, op)
-            else:
-                apply_plain(name, op)
-
-
-def apply_plain(name, op):
-    """An ifconfig word on an interface that is not ours (a port, or any other)."""
-    from . import agr, ifconfig
-    member_of = agr.owner_of(name)
-    if member_of and op.word in ("mtu", "address"):
-        raise AgrError(errno.EBUSY, "SIOCSIFMTU" if op.word == "mtu" else "SIOCAIFADDR",
-                       f"{name} is a port of {member_of}; configure {member_of} instead")
-    if op.word in ("up", "down"):
-        ifconfig.set_up(name, op.word == "up")
-    elif op.word == "mtu":
-        ifconfig.set_mtu(name, op.arg)
-    elif op.word == "address":
-        ifconfig.apply_address(name, op.arg)
-    else:
-        raise AgrError(errno.ENXIO, "SIOCSETAGR", f"{name}: no such agr interface")
-
+from .. import __version__
+from ..checks import valid_ifname
+from ..errors import AgrError, UsageError
+from .grammar import parse_words
 
 def _docopt_message(exc):
     """docopt-ng's complaint as one 'agrconfig:' line, then the usage. Its own words for a
@@ -139,28 +84,29 @@ def main(argv=None):
     # Each branch imports what it needs: the front end's start-up is most of a status command.
     try:
         if args["-l"]:
-            from . import status
-            print(" ".join(status.free_ports() if args["--free"] else status.names()))
+            from ..client import inspect
+            print(" ".join(inspect.free_ports() if args["--free"] else inspect.names()))
             return 0
         if args["-C"]:
             print("agr")
             return 0
         if args["--destroy-all"]:
-            from . import agr
-            with Namespace():
-                agr.destroy_all()
+            from ..client import commands, workers
+            with commands.Namespace():
+                workers.destroy_all()
             return 0
         if args["-a"]:
-            from . import status
-            print(status.render_all(as_json=args["--json"]), end="")
+            from . import render
+            print(render.render_all(as_json=args["--json"]), end="")
             return 0
-        from . import provision, status
+        from . import provision, render
+        from ..client import commands
         if args["--boot"]:
-            failures = provision.boot(args["--confdir"], dry_run=args["-n"],
+            failures = provision.boot(args["--confdir"], commands.apply, dry_run=args["-n"],
                                       err=lambda m: print(m, file=sys.stderr))
             return 2 if failures else 0
         if args["--halt"]:
-            with Namespace():
+            with commands.Namespace():
                 provision.halt(args["--confdir"])
             return 0
         name = args["<interface>"]
@@ -168,10 +114,10 @@ def main(argv=None):
         if not valid_ifname(name):  # the kernel's rules, in octets: 'é' * 8 is too long
             raise UsageError(f"bad interface name {name!r}")
         if args["-f"]:
-            provision.apply_file(args["-f"], name, dry_run=args["-n"])
+            provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
             return 0
         if not words:
-            print(status.render(name, as_json=args["--json"]), end="")
+            print(render.render(name, as_json=args["--json"]), end="")
             return 0
         if words[0] == "monitor":
             from . import monitor
@@ -181,7 +127,7 @@ def main(argv=None):
             for op in provision.plan(name, ops):
                 print(" ".join(["agrconfig", name, *provision.words_of(op)]))
             return 0
-        apply(name, ops)
+        commands.apply(name, ops)
         return 0
     except UsageError as exc:
         print(f"agrconfig: {exc}", file=sys.stderr)

@@ -1,10 +1,10 @@
-"""ifconfig-style status, as text and as JSON."""
-import errno
+"""ifconfig-style status, as text and as JSON (iproute2's shapes and bond key names)."""
 import json
 
-from . import agr, netlink, options, paths
-from .errors import AgrError
-from .lacp.pdu import STATE_BITS
+from .. import options
+from ..client import inspect
+from ..lacp.pdu import STATE_BITS
+from ..net import rtnl
 
 # NetBSD's if_flags bits and names, in its order: what our users read every day.
 BSD_FLAGS = (
@@ -13,9 +13,9 @@ BSD_FLAGS = (
     (0x800, "SIMPLEX"), (0x1000, "LINK0"), (0x2000, "LINK1"), (0x4000, "LINK2"), (0x8000, "MULTICAST"),
 )
 LINUX_TO_BSD = {
-    netlink.IFF_UP: 0x1, netlink.IFF_BROADCAST: 0x2, netlink.IFF_DEBUG: 0x4, netlink.IFF_LOOPBACK: 0x8,
-    netlink.IFF_POINTOPOINT: 0x10, netlink.IFF_RUNNING: 0x40, netlink.IFF_NOARP: 0x80,
-    netlink.IFF_PROMISC: 0x100, netlink.IFF_ALLMULTI: 0x200, netlink.IFF_MULTICAST: 0x8000,
+    rtnl.IFF_UP: 0x1, rtnl.IFF_BROADCAST: 0x2, rtnl.IFF_DEBUG: 0x4, rtnl.IFF_LOOPBACK: 0x8,
+    rtnl.IFF_POINTOPOINT: 0x10, rtnl.IFF_RUNNING: 0x40, rtnl.IFF_NOARP: 0x80,
+    rtnl.IFF_PROMISC: 0x100, rtnl.IFF_ALLMULTI: 0x200, rtnl.IFF_MULTICAST: 0x8000,
 }
 PORT_FLAGS = ((0x1, "COLLECTING"), (0x2, "DISTRIBUTING"))
 
@@ -34,7 +34,7 @@ def bsd_flags(link, ws=None):
     for linux, bsd in LINUX_TO_BSD.items():
         if link.flags & linux:
             flags |= bsd
-    if link.type == netlink.ARPHRD_ETHER:
+    if link.type == rtnl.ARPHRD_ETHER:
         flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
     if ws:
         for option in options.OPTIONS:
@@ -43,28 +43,9 @@ def bsd_flags(link, ws=None):
     return flags
 
 
-def names():
-    return [l.name for l in netlink.links()]
-
-
-def free_ports():
-    """Ethernet interfaces that could become ports: not an agr, not in one already."""
-    members = agr.members()
-    return [l.name for l in netlink.links()
-            if l.type == netlink.ARPHRD_ETHER and l.addrlen == 6 and l.name not in members
-            and not (paths.is_agr_name(l.name) and agr.exists(l.name))]
-
-
-def describe(name):
-    """Everything we show about one interface, as a dict (the JSON document)."""
-    ws = agr.worker_status(name) if paths.is_agr_name(name) else None
-    link = netlink.link(name)
-    if link is None:
-        raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
-    return _doc(link, netlink.addresses(link.index), agr.owner_of(name), ws)
-
-
-def _doc(link, addrs, member_of, ws):
+def document(facts):
+    """What we show about one interface, as a dict (the JSON document, before json_doc)."""
+    link, addrs, member_of, ws = facts
     flags = bsd_flags(link, ws)
     doc = {
         "ifname": link.name, "ifindex": link.index, "flags": flags,
@@ -80,23 +61,6 @@ def _doc(link, addrs, member_of, ws):
     if ws:
         doc["agr"] = ws
     return doc
-
-
-def describe_all():
-    """describe() for every interface, from one dump of links and one of addresses, with the
-    workers asked at the same time (cost grows little with the number of agr interfaces)."""
-    links = netlink.links()
-    names = set(agr.statefile.all_names())
-    statuses = agr.worker_statuses([l.name for l in links if l.name in names])
-    members = agr.members()
-    addrs = netlink.all_addresses()
-    docs = []
-    for l in links:
-        ws = statuses.get(l.name)
-        if isinstance(ws, AgrError):
-            continue  # its worker cannot say (as describe() would have raised: skip it)
-        docs.append(_doc(l, addrs.get(l.index, []), members.get(l.name), ws))
-    return docs
 
 
 def render_text(doc):
@@ -148,14 +112,14 @@ def agr_lines(ws):
 
 
 def render(name, as_json=False):
-    doc = describe(name)
+    doc = document(inspect.describe(name))
     if as_json:
         return json.dumps(json_doc(doc), indent=2) + "\n"
     return render_text(doc)
 
 
 def render_all(as_json=False):
-    docs = describe_all()
+    docs = [document(facts) for facts in inspect.describe_all()]
     if as_json:
         return json.dumps([json_doc(d) for d in docs], indent=2) + "\n"
     return "".join(render_text(d) for d in docs)

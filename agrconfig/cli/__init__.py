@@ -1,0 +1,1 @@
+"""The command line: docopt usage, the ifconfig grammar, rendering, provisioning files."""

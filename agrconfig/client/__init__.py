@@ -1,0 +1,1 @@
+"""The client side: find, spawn, revive and upgrade workers; ifconfig operations on plain interfaces."""

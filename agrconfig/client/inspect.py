@@ -1,0 +1,54 @@
+"""What is there: interfaces, their addresses, and what their workers say, for status."""
+import errno
+from typing import NamedTuple
+
+from .. import paths, worker
+from ..errors import AgrError
+from ..net import rtnl
+from . import workers
+
+
+class Facts(NamedTuple):
+    """One interface as found: its link, addresses, the agr it is a port of, its worker's status."""
+    link: object
+    addrs: list
+    member_of: str | None
+    ws: dict | None
+
+
+def names():
+    return [l.name for l in rtnl.links()]
+
+
+def free_ports():
+    """Ethernet interfaces that could become ports: not an agr, not in one already."""
+    members = workers.members()
+    return [l.name for l in rtnl.links()
+            if l.type == rtnl.ARPHRD_ETHER and l.addrlen == 6 and l.name not in members
+            and not (paths.is_agr_name(l.name) and workers.exists(l.name))]
+
+
+def describe(name):
+    """Everything we know of one interface (Facts)."""
+    ws = workers.worker_status(name) if paths.is_agr_name(name) else None
+    link = rtnl.link(name)
+    if link is None:
+        raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
+    return Facts(link, rtnl.addresses(link.index), workers.owner_of(name), ws)
+
+
+def describe_all():
+    """describe() for every interface, from one dump of links and one of addresses, with the
+    workers asked at the same time (cost grows little with the number of agr interfaces)."""
+    links = rtnl.links()
+    names = set(worker.all_names())
+    statuses = workers.worker_statuses([l.name for l in links if l.name in names])
+    members = workers.members()
+    addrs = rtnl.all_addresses()
+    found = []
+    for l in links:
+        ws = statuses.get(l.name)
+        if isinstance(ws, AgrError):
+            continue  # its worker cannot say (as describe() would have raised: skip it)
+        found.append(Facts(l, addrs.get(l.index, []), members.get(l.name), ws))
+    return found

@@ -1,0 +1,1 @@
+"""The control protocol between the front end and a worker: typed requests, framing, version."""

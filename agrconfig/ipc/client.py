@@ -1,0 +1,117 @@
+"""The client end of the control socket: one JSON request, one JSON reply per connection."""
+import errno
+import json
+import socket
+import time
+
+from .. import paths
+from ..errors import AgrError
+from .protocol import Peer
+
+
+class WorkerGone(Exception):
+    """No worker answers on the control socket.
+
+    `sent` tells whether the request had left: then the worker may have carried it out
+    before it went away, and only a request that changes nothing may be sent again.
+    """
+
+    def __init__(self, name, sent=False):
+        super().__init__(name)
+        self.sent = sent
+
+
+def _recv_all(sock, limit):
+    chunks, size = [], 0
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("message too large")
+    return b"".join(chunks)
+
+
+def _connect(sock, address, name, timeout):
+    """Connect, waiting while the worker's backlog is full: with a timeout set, a Unix
+    socket fails at once with EAGAIN then, where a TCP one would wait."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            sock.connect(address)
+            return
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            raise WorkerGone(name) from exc
+        except (BlockingIOError, InterruptedError) as exc:
+            if time.monotonic() >= deadline:
+                raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} is too busy") from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+_peers = {}
+
+
+def peer_of(name):
+    """The Peer that last answered for `name` in this process, or None."""
+    return _peers.get(name)
+
+
+def _note_peer(name, reply):
+    result = reply.get("result")
+    pid = result.get("pid") if isinstance(result, dict) else None
+    version = reply.get("version", 0)
+    _peers[name] = Peer(version if type(version) is int else 0, reply.get("release"),
+                        pid if type(pid) is int else None)
+
+
+def ping(name, timeout=5.0):
+    """Ask the worker of `name` who it is (a Peer); raises WorkerGone when none answers."""
+    _exchange(name, "ping", timeout)
+    return _peers[name]
+
+
+def request(name, op, timeout=30.0, **args):
+    """Send one request to the worker of `name`; return its reply or raise AgrError. Who
+    answered is kept for peer_of()."""
+    return _exchange(name, op, timeout, **args).get("result")
+
+
+def _exchange(name, op, timeout, **args):
+    """One request, one reply (the whole reply object; an error raised as AgrError)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        _connect(sock, paths.control_address(name), name, timeout)
+        try:
+            sock.sendall(json.dumps({"op": op, **args}).encode())
+            sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker answered early (an error) and closed: read what it said
+        data = _recv_all(sock, 16 * 1024 * 1024)
+    except socket.timeout as exc:
+        raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} did not answer") from exc
+    except ConnectionResetError as exc:
+        raise WorkerGone(name, sent=True) from exc  # it exited with our request unread
+    except ValueError as exc:
+        raise AgrError(errno.EIO, "control", f"worker for {name}: {exc}") from exc
+    finally:
+        sock.close()
+    if not data:
+        raise WorkerGone(name, sent=True)
+    try:
+        reply = json.loads(data)
+        if not isinstance(reply, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        raise AgrError(errno.EIO, "control", f"worker for {name} sent a malformed reply: {exc}") from None
+    _note_peer(name, reply)
+    if "error" in reply:
+        err = reply["error"]
+        raise AgrError.from_dict(err if isinstance(err, dict) else {"detail": str(err)})
+    return reply
+
+

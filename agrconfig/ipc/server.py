@@ -1,0 +1,203 @@
+"""The worker's end of the control socket: non-blocking, driven by the worker's event loop.
+
+The socket lives in the abstract namespace, which Linux scopes per network namespace; only
+root peers (SO_PEERCRED) are served.
+"""
+import errno
+import json
+import logging
+import selectors
+import socket
+import struct
+import time
+
+from .. import paths
+from ..errors import AgrError
+from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request
+
+REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
+MAX_CONNECTIONS = 32       # pending at once; beyond that the oldest is dropped
+
+log = logging.getLogger("agrconfig")
+
+
+def listen(name):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.bind(paths.control_address(name))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def peer_uid(conn):
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+class _Conn:
+    __slots__ = ("sock", "buf", "deadline", "out", "eof", "refused", "events")
+
+    def __init__(self, sock, deadline):
+        self.sock, self.buf, self.deadline = sock, bytearray(), deadline
+        self.out = None          # the reply, once there is one (a memoryview of what is left)
+        self.eof = False         # the client has half-closed: its request is complete
+        self.refused = None      # an error to answer whatever the request (EPERM, EMSGSIZE)
+        self.events = 0
+
+
+class Server:
+    """Serve the control socket from a selector without ever blocking the loop.
+
+    Each accepted connection is registered in the selector; its bytes are
+    collected until EOF (the client's SHUT_WR), the size limit or its deadline;
+    then the request is handled and the reply written as the socket takes it.
+    A refused or oversized request is still read (and thrown away) to its end,
+    so that the client gets its error reply rather than a reset.
+    A slow or silent client costs one file descriptor until its deadline, never
+    the loop's time: LACP and other clients go on meanwhile. The loop asks
+    next_deadline() and calls handle_timer() then, as it does with the LACP core.
+    """
+
+    def __init__(self, listener, sel, handler, timeout=REQUEST_TIMEOUT, max_conns=MAX_CONNECTIONS):
+        self.listener, self.sel, self.handler = listener, sel, handler
+        self.timeout, self.max_conns = timeout, max_conns
+        self.conns = {}
+        sel.register(listener, selectors.EVENT_READ, self._on_accept)
+
+    def close(self):
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        try:
+            self.sel.unregister(self.listener)
+        except (KeyError, ValueError):
+            pass
+
+    # -- time, as the LACP core keeps it: the loop asks when, and calls back then ---------
+    def next_deadline(self):
+        """When the earliest connection runs out of time (monotonic seconds), or None."""
+        return min((c.deadline for c in self.conns.values()), default=None)
+
+    def handle_timer(self, now):
+        """Close the connections whose deadline has passed."""
+        for conn in [c for c in self.conns.values() if c.deadline <= now]:
+            if conn.out is None:
+                log.warning("control: request not received within %.1f s; connection closed", self.timeout)
+            self._close(conn)
+
+    # -- events ----------------------------------------------------------------------
+    def _on_accept(self):
+        now = time.monotonic()
+        self.handle_timer(now)
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:  # EMFILE and friends: try again on the next wakeup
+                log.warning("control: accept: %s", exc)
+                break
+            sock.setblocking(False)
+            conn = _Conn(sock, now + self.timeout)
+            try:
+                uid = peer_uid(sock)
+            except OSError:
+                sock.close()
+                continue
+            if uid != 0:
+                conn.refused = error_reply(errno.EPERM, "only root may control agr interfaces")
+            if len(self.conns) >= self.max_conns:
+                # Too many pending: the oldest one gives way (it has waited longest).
+                self._close(min(self.conns.values(), key=lambda c: c.deadline))
+            self.conns[sock.fileno()] = conn
+            self._watch(conn, selectors.EVENT_READ)
+            self._on_event(conn)
+
+    def _on_event(self, conn):
+        if conn.out is not None and not self._write(conn):
+            return
+        if not conn.eof and not self._read(conn):
+            return
+        if conn.out is None and conn.eof:
+            if conn.refused is not None:
+                reply = conn.refused
+            else:
+                try:
+                    reply = answer(parse_request(bytes(conn.buf)), self.handler)
+                except AgrError as exc:
+                    reply = {"error": exc.to_dict(), **VERSION}
+            self._reply(conn, reply)
+        elif conn.out is None and conn.refused is not None and conn.buf is None:
+            self._reply(conn, conn.refused)   # too large: answer now, drain the rest
+        if conn.out is not None and not conn.out and conn.eof:
+            self._close(conn)
+        elif conn.sock.fileno() >= 0:
+            self._watch(conn, (selectors.EVENT_WRITE if conn.out else 0) |
+                        (0 if conn.eof else selectors.EVENT_READ))
+
+    def _read(self, conn):
+        """Take what the client sent; False if the connection was closed."""
+        while True:
+            try:
+                chunk = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                self._close(conn)
+                return False
+            if not chunk:
+                conn.eof = True
+                return True
+            if conn.buf is None:
+                continue  # draining a refused request
+            conn.buf += chunk
+            if len(conn.buf) > MAX_REQUEST:
+                conn.buf = None
+                if conn.refused is None:
+                    conn.refused = error_reply(errno.EMSGSIZE, f"request larger than {MAX_REQUEST} bytes")
+
+    def _write(self, conn):
+        """Send what the socket takes of the reply; False if the connection was closed."""
+        try:
+            while conn.out:
+                sent = conn.sock.send(conn.out)
+                conn.out = conn.out[sent:]
+            conn.sock.shutdown(socket.SHUT_WR)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._close(conn)
+            return False
+        return True
+
+    def _reply(self, conn, reply):
+        conn.out = memoryview(json.dumps(reply).encode())
+        conn.deadline = time.monotonic() + self.timeout  # the client gets as long to read it
+        self._write(conn)
+
+    def _watch(self, conn, events):
+        if events == conn.events:
+            return
+        try:
+            if conn.events and events:
+                self.sel.modify(conn.sock, events, lambda c=conn: self._on_event(c))
+            elif events:
+                self.sel.register(conn.sock, events, lambda c=conn: self._on_event(c))
+            else:
+                self.sel.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            self._close(conn)
+            return
+        conn.events = events
+
+    def _close(self, conn):
+        if conn.sock.fileno() < 0:
+            return
+        self.conns.pop(conn.sock.fileno(), None)
+        if conn.events:
+            try:
+                self.sel.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+            conn.events = 0
+        conn.sock.close()
