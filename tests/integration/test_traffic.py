@@ -94,14 +94,18 @@ def assert_datapath(lab, ns, want, ports=PORTS, text=False):
     """`want` in force in ns by status JSON (and text), and by the tc filters on agr0; waits
     for `ports` to distribute and, on eBPF, for the "normal" mode ("pass" hands frames to the
     relay for the moment a port joins)."""
+    last = {}
+
     def settled():
         doc = status_json(lab, ns)
         info = doc["linkinfo"]["info_data"]
         assert info["datapath"] == want, f"{ns}: datapath {info['datapath']} in force, not {want}"
-        flags = {p["ifname"]: p["flags"] for p in doc["agrports"]}
-        return all(flags[p] == 3 for p in ports) and \
+        last.update(mode=info["datapath_mode"], ports={p["ifname"]: (p["flags"], p.get("mux_state"),
+                                                                      p.get("rx_state")) for p in doc["agrports"]})
+        return all(last["ports"][p][0] == 3 for p in ports) and \
             info["datapath_mode"] == ("normal" if want == "ebpf" else None)
-    lab.wait_for(settled, timeout=30, interval=0.5, what=f"{ns}: {ports} distributing on {want}")
+    lab.wait_for(settled, timeout=45, interval=0.5, what=Lazy(lambda: f"{ns}: {ports} distributing on {want}; "
+                                                                   f"last seen {last}"))
     if text:
         agr_line = next(line for line in ok(lab, ns, "agr0").splitlines() if line.startswith("\tagr: "))
         assert agr_line.endswith(f"; datapath {want}"), agr_line
@@ -110,6 +114,15 @@ def assert_datapath(lab, ns, want, ports=PORTS, text=False):
         assert "agrconfig_" in filters, f"{ns}: status says ebpf but agr0 has no egress program"
     else:
         assert "agrconfig_" not in filters, f"{ns}: status says relay but agr0 has an egress program"
+
+
+class Lazy:
+    """A message made when printed (after the wait, with what was last seen)."""
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __str__(self):
+        return self.fn()
 
 
 # -- counting -------------------------------------------------------------------------------------
