@@ -10,6 +10,7 @@ from agrconfig.lacp import machines
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.port import port_key
 from tests.unit.lacp_wire import Wire, mac, pair
+from tests.unit.test_lacp_timers import Clock, clocked_pair
 from tests.unit.test_prop_core import examples
 
 
@@ -255,9 +256,17 @@ def test_clock_going_backwards_is_harmless():
     assert a.port_status(1)["rx_state"] == "CURRENT"
 
 
+class _Jumping(Clock):
+    """The fake wire with the clock jumping from deadline to deadline: the same scenario,
+    a fraction of the steps (this test runs for nearly every mutant in scripts/mutation)."""
+
+    def run(self, seconds, cores, step=None):
+        self.until(round(self.now + seconds, 6), cores)
+
+
 def _walk(fast):
     """Scenarios that between them take every transition of the tables."""
-    a, b, w = pair(fast=fast)
+    a, b, w = clocked_pair(fast, wire=_Jumping)
     w.run(5, [a, b])                                       # converge
     silence(w, b, 102)
     w.run(100 if not fast else 8, [a, b], step=0.5)        # CURRENT -> EXPIRED -> DEFAULTED

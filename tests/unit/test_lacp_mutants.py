@@ -1,11 +1,13 @@
 """Behaviours of the LACP core that a mutation audit (and mutmut, tests/MUTATION.md) found
 unchecked: each test here fails when the product is changed in the way its docstring names."""
+import math
 from dataclasses import replace
 
 import pytest
 
-from agrconfig.lacp import LacpCore, Transmit
+from agrconfig.lacp import LacpCore, PartnerChanged, Transmit, machines
 from agrconfig.lacp import pdu as P
+from agrconfig.lacp.port import Timer, port_key
 from tests.unit.lacp_wire import mac
 from tests.unit.test_lacp_timers import LIVE, Peer
 
@@ -279,3 +281,82 @@ def test_optimistic_default_partner_is_one_aggregatable_fast_partner():
     assert a.distributing() == (1, 2)
     assert a.port_status(1)["partner_state"] == P.TIMEOUT | P.AGGREGATION | P.SYNC | P.COLLECTING | P.DISTRIBUTING
     assert len(lacpdus(out, 1)) >= 98, "polled every second"
+
+
+def test_an_illegal_transition_is_named():
+    a = LacpCore(mac(1))
+    a.add_port(0.0, 1, mac(11))
+    with pytest.raises(AssertionError, match="illegal rx transition PORT_DISABLED -> DEFAULTED"):
+        machines.enter(a.ports[1], "rx", "DEFAULTED", [])
+
+
+def test_an_individual_port_matches_a_partner_that_sees_it_individual():
+    """A half-duplex port is individual: a partner in sync that sees it so is in sync."""
+    a = LacpCore(mac(1), fast_timeout=True)
+    peer = Peer(a)
+    a.add_port(0.0, 1, mac(11), speed=100, duplex_full=False, carrier=True)
+    for t in range(6):
+        a.handle_timer(float(t))
+        peer.say(float(t), 1)
+    assert not a.ports[1].actor_info().state & P.AGGREGATION
+    assert a.port_status(1)["partner_state"] & P.SYNC and a.distributing() == (1,)
+
+
+def test_flags_are_false_not_just_falsy_in_status():
+    a, peer = converged()
+    a.set_carrier(5.5, 1, False)
+    st = a.port_status(1)
+    assert st["collecting"] is False and st["distributing"] is False and st["carrier"] is False
+
+
+def test_unknown_ports_are_ignored():
+    a = LacpCore(mac(1))
+    assert a.set_carrier(1.0, 9, True) == [] and a.remove_port(1.0, 9) == []
+    assert a.receive(1.0, 9, b"") == [] and a.start_marker(1.0, 9) == []
+
+
+def test_counters_count_each_lacpdu_and_each_echo_once():
+    a, peer = converged()                                  # six LACPDUs from the peer
+    assert a.port_status(1)["counters"]["lacpdu_rx"] == 6
+    me = a.ports[1].actor_info()
+    echo = P.build_frame(mac(11), P.encode(P.Lacpdu(me, me)))
+    for _ in range(3):
+        a.receive(5.5, 1, echo)
+    c = a.port_status(1)["counters"]
+    assert (c["lacpdu_rx"], c["loop"], c["lacpdu_err"]) == (9, 3, 0)
+
+
+def test_partner_changed_names_the_port_and_the_new_partner():
+    a = LacpCore(mac(1), fast_timeout=True)
+    a.add_port(0.0, 2, mac(12), carrier=True)
+    peer = Peer(a, system=mac(5), key=0x0123)
+    out = peer.say(0.5, 2)
+    assert [x for x in out if type(x).__name__ == "PartnerChanged"] == [PartnerChanged(2, mac(5), 0x0123)]
+    out = peer.say(0.7, 2, port=7, state=LIVE & ~P.SYNC)   # same system and key: no news
+    assert not [x for x in out if type(x).__name__ == "PartnerChanged"]
+
+
+def test_ports_to_an_individual_partner_do_not_aggregate():
+    """A partner that says it is individual is an aggregation of one link each: of two such
+    links to the same partner only one distributes (both would, as one aggregation, if the
+    Aggregation bit were ignored)."""
+    a, peer = converged(ports=(1, 2), state=LIVE & ~P.AGGREGATION)
+    assert len(a.distributing()) == 1
+    assert sorted(a.port_status(p)["selected"] for p in (1, 2)) == ["SELECTED", "STANDBY"]
+
+
+@pytest.mark.parametrize("speed,duplex,key", [
+    (None, None, 0x0100), (0, True, 0x0100), (-1, True, 0x0100), (0xFFFFFFFF, True, 0x0100),   # unknown
+    (1000.0, True, 0x0100), ("1000", True, 0x0100),       # not an integer: unknown too
+    (10, True, 0x0101), (1000, None, 0x0103), (100000, True, 0x010C), (800000, True, 0x010F),
+    (1, True, 0x4201), (12346, True, 0x723A), (16383, True, 0x4200), (16383, False, 0xC200),  # unusual
+])
+def test_port_keys(speed, duplex, key):
+    assert port_key(speed, duplex) == key
+
+
+def test_a_timer_started_at_a_huge_time_is_not_due_at_once():
+    t = Timer()
+    t.start(2.0 ** 53, 1.0)           # 2**53 + 1.0 == 2**53 in floating point
+    assert t.deadline == math.nextafter(2.0 ** 53, math.inf) and not t.expired
+    assert not t.advance(2.0 ** 53) and t.advance(t.deadline) and t.expired

@@ -52,10 +52,10 @@ class Clock(Wire):
         return out
 
 
-def clocked_pair(fast, ports=(1, 2)):
+def clocked_pair(fast, ports=(1, 2), wire=Clock):
     a = LacpCore(mac(1), fast_timeout=fast)
     b = LacpCore(mac(2), fast_timeout=fast)
-    w = Clock()
+    w = wire()
     for p in ports:
         w.join(a, p, b, p + 100)
     for p in ports:
@@ -220,6 +220,7 @@ def test_three_lacpdus_per_second_and_a_fourth_reason_waits_for_its_slot():
         w.deliver(a, a.set_fast_timeout(50.0, i % 2 == 0))
     sent = w.tx(a, 1)[start:]
     assert [t for t, _ in sent] == [50.0, 50.0, 50.0]
+    assert a.ports[1].ntt, "the fourth and fifth wait, as one"
     # The deferred one is due exactly when the first of the three leaves the window.
     assert a.get_timer() == 51.0
     w.until(50.999, [a, b])
@@ -253,3 +254,13 @@ def test_first_carrier_speaks_at_once():
     w.up[(id(b), 101)] = True
     w.deliver(a, a.set_carrier(10.0, 1, True))
     assert w.tx(a, 1) and w.tx(a, 1)[0][0] == 10.0
+
+
+def test_a_full_window_alone_is_no_reason_to_wake():
+    a, b, w = clocked_pair(fast=False, ports=(1,))
+    w.until(50, [a, b])
+    start = len(w.tx(a, 1))
+    for fast in (True, False, True):       # exactly three reasons: all sent, nothing waits
+        w.deliver(a, a.set_fast_timeout(50.0, fast))
+    assert len(w.tx(a, 1)) == start + 3 and not a.ports[1].ntt
+    assert a.get_timer() > 51.0, "no wake-up for a slot nobody needs"

@@ -10,7 +10,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from agrconfig.lacp import pdu as P
-from tests.unit.test_prop_core import examples
+from tests.unit.test_prop_core import MUTATION, examples
 
 A = P.LacpInfo(0x8000, bytes.fromhex("020000000001"), 0x0100, 0x8000, 7, 0x3D)
 B = P.LacpInfo(0xFFFE, bytes.fromhex("020000000002"), 0x0005, 0xFFFF, 3, 0x3F)
@@ -104,6 +104,7 @@ def test_scapy_reads_our_frames():
     assert mk[MarkerProtocol].marker_type == 2 and mk[MarkerProtocol].requester_transaction_id == 42
 
 
+@pytest.mark.skipif(MUTATION, reason="an outside oracle, 2 s a run: the layout tests above kill codec mutants")
 def test_tshark_decodes_our_frames_cleanly(tmp_path):
     tshark = shutil.which("tshark")
     assert tshark, "tshark is required (apt install tshark)"

@@ -25,7 +25,7 @@ MUTATION = bool(os.environ.get("AGRCONFIG_MUTATION"))
 def examples(n):
     if not MUTATION:
         return settings(max_examples=n, deadline=None)
-    return settings(max_examples=max(10, n // 10), deadline=None, derandomize=True, database=None,
+    return settings(max_examples=max(5, n // 20), deadline=None, derandomize=True, database=None,
                     phases=[Phase.explicit, Phase.generate])
 
 
