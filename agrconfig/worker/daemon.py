@@ -22,7 +22,7 @@ from ..ipc import server as control
 from ..net import rtnl
 from ..errors import AgrError
 from ..paths import is_agr_name
-from . import privs, state as statefile
+from . import privs, statefile
 from .dataplane import Relay
 from ..lacp import LacpCore
 from .port import Port, snapshot
