@@ -101,6 +101,20 @@ def _attrs(data, off, end):
     return out
 
 
+def messages(data):
+    """(type, bytes of the message) for each netlink message in one datagram: the framing
+    shared by requests (below) and the worker's event socket (worker/linkwatch.py). A header
+    too short to be one ends the datagram as NLMSG_DONE would."""
+    off = 0
+    while off + NLMSG.size <= len(data):
+        length, mtype, _f, _seq, _pid = NLMSG.unpack_from(data, off)
+        if length < NLMSG.size:
+            yield NLMSG_DONE, b""
+            return
+        yield mtype, data[off:off + length]
+        off += (length + 3) & ~3
+
+
 def _rtnl(kind, body, dump):
     """Send one rtnetlink request; the replies as (type, bytes of the message) until the end."""
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
@@ -110,28 +124,23 @@ def _rtnl(kind, body, dump):
         sock.send(NLMSG.pack(NLMSG.size + len(body), kind, flags, 1, 0) + body)
         out = []
         while True:
-            data = sock.recv(1 << 20)
-            off = 0
-            while off + NLMSG.size <= len(data):
-                length, mtype, _f, _seq, _pid = NLMSG.unpack_from(data, off)
-                if length < NLMSG.size:
-                    return out
+            for mtype, msg in messages(sock.recv(1 << 20)):
                 if mtype == NLMSG_DONE:
                     return out
                 if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, off + NLMSG.size)[0]
+                    code = -struct.unpack_from("=i", msg, NLMSG.size)[0]
                     if code:
                         raise OSError(code, os.strerror(code))
                     return out
-                out.append((mtype, data[off:off + length]))
-                off += (length + 3) & ~3
+                out.append((mtype, msg))
             if not dump:
                 return out
     finally:
         sock.close()
 
 
-def _link_from_msg(msg):
+def link_from_msg(msg):
+    """The Link in an RTM_NEWLINK/RTM_DELLINK message (a dump's reply or an event)."""
     _fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
     at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
     raw_mac = at.get(IFLA_ADDRESS)
@@ -173,12 +182,12 @@ def link(name=None, index=None):
         if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL, errno.ERANGE):
             return None
         raise
-    return _link_from_msg(msgs[0][1]) if msgs else None
+    return link_from_msg(msgs[0][1]) if msgs else None
 
 
 def links():
     msgs = _rtnl(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0), dump=True)
-    return sorted((_link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK), key=lambda l: l.index)
+    return sorted((link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK), key=lambda l: l.index)
 
 
 @dataclass
@@ -195,7 +204,8 @@ class Address:
         return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}")
 
 
-def _address_from_msg(msg):
+def address_from_msg(msg):
+    """(ifindex, Address) of an RTM_NEWADDR/RTM_DELADDR message (a dump's reply or an event)."""
     family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(msg, NLMSG.size)
     at = _attrs(msg, NLMSG.size + IFADDRMSG.size, len(msg))
     addr = at.get(IFA_LOCAL) or at.get(IFA_ADDRESS)
@@ -211,7 +221,7 @@ def all_addresses():
     out = {}
     for t, msg in _rtnl(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), dump=True):
         if t == RTM_NEWADDR:
-            index, addr = _address_from_msg(msg)
+            index, addr = address_from_msg(msg)
             out.setdefault(index, []).append(addr)
     return out
 

@@ -22,18 +22,12 @@ from ..ipc import server as control
 from ..net import rtnl
 from ..errors import AgrError
 from ..paths import is_agr_name
-from . import privs, statefile
+from . import linkwatch, privs, statefile
 from .dataplane import Relay
 from ..lacp import LacpCore
 from .port import Port, snapshot
 from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
 
-RTMGRP_LINK = 0x1
-RTMGRP_IPV4_IFADDR = 0x10
-RTMGRP_IPV6_IFADDR = 0x100
-RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK,
-                                                    rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR)
-NLMSG, IFINFO, IFADDR = rtnl.NLMSG, rtnl.IFINFOMSG, rtnl.IFADDRMSG
 MCAST_RESYNC = 5.0
 ZERO_VNET = bytes(VNET_HDR_LEN)
 
@@ -327,7 +321,7 @@ class Worker:
 
     def _on_tap_gone(self):
         if self._took(self.relay.tap_gone):
-            self._link_event(RTM_DELLINK, self.tap_index)
+            self._link_event(self.tap_index, gone=True)
 
     def _end_join(self):
         if self.fast is not None:
@@ -467,47 +461,18 @@ class Worker:
         for p in [only] if only else self.ports:
             p.sync_memberships(wanted)
 
-    # -- netlink ------------------------------------------------------------------------
-    def _open_netlink(self):
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
-                             socket.NETLINK_ROUTE)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
-        return sock
-
+    # -- link events ------------------------------------------------------------------------
     def _on_netlink(self):
-        events = []
-        while True:
-            try:
-                data = self.nl.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:  # we missed events: look at everything again
-                    events.append((RTM_NEWLINK, None))
-                    continue
-                raise
-            off = 0
-            while off + NLMSG.size <= len(data):
-                length, kind, _f, _s, _p = NLMSG.unpack_from(data, off)
-                if length < NLMSG.size:
-                    break
-                if kind in (RTM_NEWLINK, RTM_DELLINK) and off + NLMSG.size + IFINFO.size <= len(data):
-                    _fam, _type, index, _flags, _change = IFINFO.unpack_from(data, off + NLMSG.size)
-                    events.append((kind, index))
-                elif kind in (RTM_NEWADDR, RTM_DELADDR) and off + NLMSG.size + IFADDR.size <= len(data):
-                    index = IFADDR.unpack_from(data, off + NLMSG.size)[4]
-                    events.append((kind, index))
-                off += (length + 3) & ~3
-        for kind, index in events:
-            self._link_event(kind, index)
+        for event in self.linkwatch.read():
+            self._link_event(event.index, gone=isinstance(event, linkwatch.LinkGone))
 
-    def _link_event(self, kind, index):
+    def _link_event(self, index, gone=False):
+        """Something changed on link `index` (None: anything, events were lost)."""
         ours = index in (None, self.tap_index)  # agrN itself, or everything (events were lost)
         ports = [p for p in self.ports if ours or p.index == index]
         if not ours and not ports:
             return
-        deleted = ours and kind == RTM_DELLINK and index is not None
+        deleted = ours and gone and index is not None
         tap = None if deleted else rtnl.link(index=self.tap_index)
         if ours and tap is None:  # deleted: seen, or found after lost events
             log.warning("%s: deleted by someone else; giving the ports back", self.name)
@@ -619,7 +584,7 @@ class Worker:
     # -- loop ---------------------------------------------------------------------------------
     def run(self):
         self.sel = selectors.DefaultSelector()
-        self.nl = self._open_netlink()
+        self.linkwatch = linkwatch.LinkWatch()
         # Signals wake the loop: PEP 475 would otherwise resume select() and ignore them.
         sig_r, sig_w = socket.socketpair()
         sig_r.setblocking(False)
@@ -628,11 +593,11 @@ class Worker:
         self.sel.register(sig_r, selectors.EVENT_READ, lambda: sig_r.recv(4096))
         # Requests are read, handled and answered from this loop without blocking it.
         self.control = control.Server(self.listener, self.sel, self.handle)
-        self.sel.register(self.nl, selectors.EVENT_READ, self._on_netlink)
+        self.sel.register(self.linkwatch, selectors.EVENT_READ, self._on_netlink)
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
         self.sel.register(self.relay.drained, selectors.EVENT_READ, self._on_drained)
         self.sel.register(self.relay.tap_gone, selectors.EVENT_READ, self._on_tap_gone)
-        self._link_event(RTM_NEWLINK, None)  # catch up with anything missed while starting
+        self._link_event(None)  # catch up with anything missed while starting
         while not self.stopping:
             now = time.monotonic()
             deadline = self.next_mcast

@@ -1,0 +1,104 @@
+"""Link watching: rtnetlink's link and address multicast groups as typed events.
+
+The messages are parsed by net/rtnl.py, the parser the command line's reads use too.
+"""
+import errno
+import socket
+import struct
+from dataclasses import dataclass
+
+from ..net import rtnl
+
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+
+
+@dataclass(frozen=True)
+class LinkChanged:
+    """A link appeared or changed (name, MAC, MTU, flags, carrier...)."""
+    index: int
+    link: rtnl.Link
+
+
+@dataclass(frozen=True)
+class LinkGone:
+    index: int
+    link: rtnl.Link
+
+
+@dataclass(frozen=True)
+class AddressAdded:
+    index: int
+    address: rtnl.Address
+
+
+@dataclass(frozen=True)
+class AddressRemoved:
+    index: int
+    address: rtnl.Address
+
+
+@dataclass(frozen=True)
+class EventsLost:
+    """The socket overflowed (or a message made no sense): look at everything again."""
+    index: None = None
+
+
+_PARSERS = {
+    rtnl.RTM_NEWLINK: lambda msg: LinkChanged(*_link(msg)),
+    rtnl.RTM_DELLINK: lambda msg: LinkGone(*_link(msg)),
+    rtnl.RTM_NEWADDR: lambda msg: AddressAdded(*rtnl.address_from_msg(msg)),
+    rtnl.RTM_DELADDR: lambda msg: AddressRemoved(*rtnl.address_from_msg(msg)),
+}
+
+
+def _link(msg):
+    link = rtnl.link_from_msg(msg)
+    return link.index, link
+
+
+def events(data):
+    """The typed events in one datagram from the event socket."""
+    out = []
+    for kind, msg in rtnl.messages(data):
+        parse = _PARSERS.get(kind)
+        if parse is None:
+            continue
+        try:
+            out.append(parse(msg))
+        except (struct.error, ValueError, IndexError):
+            out.append(EventsLost())  # the safe reading of a message we cannot read
+    return out
+
+
+class LinkWatch:
+    """A non-blocking rtnetlink socket on the link and address groups."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK,
+                                  socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                                  socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def read(self):
+        """Every event waiting on the socket, in order."""
+        out = []
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return out
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # we missed events: look at everything again
+                    out.append(EventsLost())
+                    continue
+                raise
+            out += events(data)
+
+    def close(self):
+        self.sock.close()
