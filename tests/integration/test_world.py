@@ -89,8 +89,9 @@ def test_address_added_to_a_port_by_another_tool_is_removed(lab):
     lab.wait_for(lambda: "198.51.100.7" not in lab.ip(a, "-o", "addr", "show", "dev", "re0").stdout,
                  timeout=5, what="the address removed from re0")
     assert port_flags(lab, a) == {"re0": 3, "re1": 3}
-    log = worker_log(lab, a)
-    assert "198.51.100.7/24 added to port re0; removed" in log
+    # Logged just after the removal: waited for, not raced.
+    lab.wait_for(lambda: "198.51.100.7/24 added to port re0; removed" in worker_log(lab, a), timeout=5,
+                 what="the removal in the worker's log")
 
 
 def test_port_set_down_by_another_tool_leaves_and_comes_back(lab):
