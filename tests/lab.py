@@ -75,7 +75,10 @@ class Lab:
     def close(self):
         for ns in reversed(self.namespaces):
             # Stop agrconfig workers first so they restore ports and exit.
-            self.run(ns, *AGRCONFIG, "--destroy-all", check=False, timeout=30)
+            try:
+                self.run(ns, *AGRCONFIG, "--destroy-all", check=False, timeout=30)
+            except subprocess.TimeoutExpired:
+                pass  # the namespace is deleted anyway, its processes killed first
             pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
             for pid in pids:
                 try:
