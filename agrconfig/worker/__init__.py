@@ -9,7 +9,7 @@ from .statefile import all_names, load as load_state, members, owner_of, remove 
 
 def spawn(name, resume):
     """Fork a daemonized, supervised worker for `name`; wait until it serves or fails."""
-    from .daemon import spawn as _spawn   # the daemon's imports are for the worker, not every command
+    from .process import spawn as _spawn   # the worker's imports are for the worker, not every command
     return _spawn(name, resume)
 
 

@@ -131,9 +131,9 @@ def test_the_checks_can_fail():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     # A worker importing the command line is an upward import.
-    assert LAYERS.index(layer("agrconfig.worker.daemon")) > LAYERS.index(layer("agrconfig.cli.main"))
+    assert LAYERS.index(layer("agrconfig.worker.loop")) > LAYERS.index(layer("agrconfig.cli.main"))
     with pytest.raises(AssertionError, match="up from worker to cli"):
-        MODULES["agrconfig.worker.fake"] = MODULES["agrconfig.worker.daemon"]
+        MODULES["agrconfig.worker.fake"] = MODULES["agrconfig.worker.loop"]
         try:
             real = imports
             globals()["imports"] = lambda name: [("agrconfig.cli.main", 1)] if name.endswith("fake") else real(name)

@@ -95,8 +95,8 @@ def test_a_word_with_a_bad_or_missing_value_is_a_usage_error(option):
 
 
 def test_the_worker_starts_from_the_schema_defaults():
-    from agrconfig.worker import daemon
-    assert daemon.default_flags() == options.defaults()
+    from agrconfig.worker import loop
+    assert loop.default_flags() == options.defaults()
 
 
 def ws(**flags):

@@ -1,0 +1,200 @@
+"""How ports are chosen to carry agrN's frames: LACP (-link1) or static (link1).
+
+Two implementations of one interface. Lacp drives the sans-IO core (agrconfig.lacp) and hands
+its actions to the worker's `act`; Static speaks no protocol at all (no LACPDU, no Marker):
+every port with carrier collects and distributes. Not to be confused with ipc/protocol.py,
+the control socket's protocol.
+"""
+import abc
+
+from ..lacp import LacpCore
+
+
+def create(flags, mac, now, act):
+    """The aggregation the flags ask for; `mac` is agrN's as bytes."""
+    if flags["link1"]:
+        return Static()
+    return Lacp(LacpCore(mac, fast_timeout=flags["lacp_fast"], strict=flags["lacp_strict"], now=now), act)
+
+
+class Aggregation(abc.ABC):
+    kind = ""  # as status shows it
+
+    @abc.abstractmethod
+    def fits(self, flags):
+        """True if these flags keep this kind of aggregation (only its settings may change)."""
+
+    @abc.abstractmethod
+    def start(self, now, ports, resume):
+        """Take over agrN's ports when this aggregation replaces another; `resume` is the LACP
+        snapshot a dead worker saved. Returns what is left of it for a later start."""
+
+    @abc.abstractmethod
+    def configure(self, now, flags):
+        """New settings (timeout, strict) for the same kind of aggregation."""
+
+    @abc.abstractmethod
+    def add_port(self, now, port):
+        """A new port (worker/port.py's Port)."""
+
+    @abc.abstractmethod
+    def remove_port(self, now, index):
+        pass
+
+    @abc.abstractmethod
+    def set_carrier(self, now, index, up):
+        pass
+
+    @abc.abstractmethod
+    def set_system_mac(self, now, mac):
+        pass
+
+    @abc.abstractmethod
+    def receive(self, now, index, frame):
+        """A Slow Protocols frame that arrived on port `index`."""
+
+    @abc.abstractmethod
+    def get_timer(self):
+        """The next deadline, or None."""
+
+    @abc.abstractmethod
+    def handle_timer(self, now):
+        """Called after each turn of the loop: acts if the deadline has come."""
+
+    @abc.abstractmethod
+    def sets(self, ports):
+        """(distributing, collecting): frozensets of port indexes."""
+
+    @abc.abstractmethod
+    def port_status(self, index):
+        """What status adds to a port's entry."""
+
+    @abc.abstractmethod
+    def status(self):
+        """The aggregate's status (None: nothing to show)."""
+
+    @abc.abstractmethod
+    def snapshot(self):
+        """What a restarted worker resumes from (kept in the state file)."""
+
+
+def resume_entry(saved, index):
+    """A port's saved LACP state if it is well formed (the file may be damaged), else None."""
+    entry = saved.get(str(index)) if isinstance(saved, dict) else None
+    try:
+        prio, system, key, pprio, pnum, state = entry["partner"]
+        ok = (entry["mux"] in ("ATTACHED", "COLLECTING_DISTRIBUTING") and len(bytes.fromhex(system)) == 6
+              and all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in (prio, key, pprio, pnum, state)))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    return entry if ok else None
+
+
+class Lacp(Aggregation):
+    """IEEE 802.1AX LACP and Marker through agrconfig.lacp.LacpCore."""
+    kind = "lacp"
+
+    def __init__(self, core, act):
+        self.core = core
+        self.act = act  # the worker's handler of the core's actions
+
+    def fits(self, flags):
+        return not flags["link1"]
+
+    def start(self, now, ports, resume):
+        # After a crash, each port carries on with the partner and mux state the dead
+        # worker saved, so the partner sees no change; its next LACPDU corrects any drift.
+        for p in ports:
+            self._add(now, p, resume_entry(resume, p.index))
+        return {}
+
+    def configure(self, now, flags):
+        self.act(self.core.set_fast_timeout(now, flags["lacp_fast"]))
+        self.act(self.core.set_strict(now, flags["lacp_strict"]))
+
+    def add_port(self, now, port):
+        self._add(now, port, None)
+
+    def _add(self, now, port, resume):
+        self.act(self.core.add_port(now, port.index, port.mac, speed=port.speed, duplex_full=port.duplex_full,
+                                    carrier=port.carrier, resume=resume))
+
+    def remove_port(self, now, index):
+        self.act(self.core.remove_port(now, index))
+
+    def set_carrier(self, now, index, up):
+        self.act(self.core.set_carrier(now, index, up))
+
+    def set_system_mac(self, now, mac):
+        self.act(self.core.set_system_mac(now, mac))
+
+    def receive(self, now, index, frame):
+        self.act(self.core.receive(now, index, frame))
+
+    def get_timer(self):
+        return self.core.get_timer()
+
+    def handle_timer(self, now):
+        timer = self.core.get_timer()
+        if timer is not None and timer <= now:
+            self.act(self.core.handle_timer(now))
+
+    def sets(self, ports):
+        return frozenset(self.core.distributing()), frozenset(self.core.collecting())
+
+    def port_status(self, index):
+        return {"lacp": self.core.port_status(index)}
+
+    def status(self):
+        return self.core.status()
+
+    def snapshot(self):
+        return self.core.snapshot()
+
+
+class Static(Aggregation):
+    """link1: no LACP and no Marker frames at all; every port with carrier distributes."""
+    kind = "static"
+
+    def fits(self, flags):
+        return flags["link1"]
+
+    def start(self, now, ports, resume):
+        return resume  # kept for a later switch to LACP, as a dead worker saved it
+
+    def configure(self, now, flags):
+        pass
+
+    def add_port(self, now, port):
+        pass
+
+    def remove_port(self, now, index):
+        pass
+
+    def set_carrier(self, now, index, up):
+        pass
+
+    def set_system_mac(self, now, mac):
+        pass
+
+    def receive(self, now, index, frame):
+        pass  # a partner's LACPDUs and Markers go unanswered
+
+    def get_timer(self):
+        return None
+
+    def handle_timer(self, now):
+        pass
+
+    def sets(self, ports):
+        up = frozenset(p.index for p in ports if p.carrier)
+        return up, up
+
+    def port_status(self, index):
+        return {}
+
+    def status(self):
+        return None
+
+    def snapshot(self):
+        return {}
