@@ -9,7 +9,7 @@ from agrconfig.lacp import LacpCore, PartnerChanged, Transmit, machines
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.port import Timer, port_key
 from tests.unit.lacp_wire import mac
-from tests.unit.test_lacp_timers import LIVE, Peer
+from tests.unit.test_lacp_timers import LIVE, Peer, assert_settled
 
 
 def lacpdus(actions, pid=None):
@@ -25,8 +25,10 @@ def converged(fast=True, ports=(1,), state=LIVE, strict=True):
         a.add_port(0.0, pid, mac(10 + pid), carrier=True)
     for t in range(6):
         a.handle_timer(float(t))
+        assert_settled(a)
         for pid in ports:
             peer.say(float(t), pid)
+            assert_settled(a)
     return a, peer
 
 
@@ -42,6 +44,7 @@ def test_update_ntt_answers_a_stale_identifier_at_once(field, value):
     # The peer is not in sync, so a stale copy changes nothing else (no mux move speaks for us).
     a, peer = converged(fast=False, state=LIVE & ~P.SYNC)
     assert a.port_status(1)["mux_state"] == "ATTACHED"
+    assert a.collecting() == () and a.port_status(1)["collecting"] is False, "attached is not collecting"
     a.handle_timer(10.0)
     assert lacpdus(peer.say(10.0, 1)) == [], "a true copy of us asks for nothing"
     stale = replace(a.ports[1].actor_info(), **{field: value})
@@ -119,6 +122,7 @@ def test_a_partner_out_of_sync_stops_distributing_at_once():
     a, peer = converged()
     out = peer.say(5.5, 1, state=LIVE & ~P.SYNC)
     assert a.distributing() == () and a.collecting() == ()
+    assert a.port_status(1)["collecting"] is False and a.port_status(1)["distributing"] is False
     assert [x for x in out if type(x).__name__ == "DistributingChanged"][-1].ports == ()
     assert lacpdus(out, 1) and not lacpdus(out, 1)[0].actor.state & P.COLLECTING, "we tell it at once"
 
@@ -185,10 +189,12 @@ def test_marker_generator_and_responses():
     assert a.start_marker(3.0, 99) == [], "no such port"
     a.receive(3.0, 4, P.build_frame(mac(99), P.encode(P.MarkerPdu(True, 4, mac(1), 2))))
     assert a.ports[4].marker_pending == {1: 1.0}
+    a.receive(3.0, 4, P.build_frame(mac(99), P.encode(P.MarkerPdu(True, 4, mac(1), 1))))
+    assert a.ports[4].marker_pending == {}
     for tid in (5, 6):
         a.receive(3.0, 4, P.build_frame(mac(99), P.encode(P.MarkerPdu(False, 7, mac(9), tid))))
     c = a.port_status(4)["counters"]
-    assert (c["marker_tx"], c["marker_rx"], c["marker_resp_rx"]) == (4, 2, 1)
+    assert (c["marker_tx"], c["marker_rx"], c["marker_resp_rx"]) == (4, 2, 2)
     a.ports[4].marker_tid = 0xFFFFFFFF
     (x,) = a.start_marker(4.0, 4)
     assert P.decode(P.parse_frame(x.frame)[1]).transaction_id == 0, "the number wraps at 32 bits"
@@ -206,6 +212,9 @@ def test_defaulting_drops_the_partner_and_selects_afresh():
     assert ("ATTACHED", "DETACHED") in mux
     state = a.port_status(1)["actor_state"]
     assert state & P.DEFAULTED and not state & P.EXPIRED
+    # Partner_Admin_*: nobody, all zero, in sync and collecting (optimistic), short timeout.
+    (pdu,) = lacpdus(a.handle_timer(12.0), 1)
+    assert pdu.partner == P.LacpInfo(0, bytes(6), 0, 0, 0, 0x3E)
     # Defaulted again later (the default partner stays): no new PartnerChanged, no detaching.
     a.handle_timer(13.0)
     peer.say(13.0, 1, system=bytes(6), key=0, state=P.ACTIVITY)    # a partner that looks like the default
@@ -360,3 +369,17 @@ def test_a_timer_started_at_a_huge_time_is_not_due_at_once():
     t.start(2.0 ** 53, 1.0)           # 2**53 + 1.0 == 2**53 in floating point
     assert t.deadline == math.nextafter(2.0 ** 53, math.inf) and not t.expired
     assert not t.advance(2.0 ** 53) and t.advance(t.deadline) and t.expired
+
+
+def test_a_new_system_mac_restarts_the_aggregate_wait():
+    a = LacpCore(mac(1), fast_timeout=True)
+    peer = Peer(a)
+    a.add_port(0.0, 1, mac(11), carrier=True)
+    peer.say(0.0, 1)                                     # WAITING from 0: attached at 2 ...
+    a.set_system_mac(1.0, mac(9))
+    peer.say(1.0, 1)                                     # ... but a new id: waiting again from 1
+    a.handle_timer(2.5)
+    assert a.port_status(1)["mux_state"] == "WAITING"
+    peer.say(2.5, 1)
+    a.handle_timer(3.1)
+    assert a.port_status(1)["mux_state"] == "COLLECTING_DISTRIBUTING"

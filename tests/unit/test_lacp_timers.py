@@ -4,6 +4,7 @@ Every number here is the standard's, written out: never one of the product's con
 which a test relative to them could not check. The clock jumps from one deadline of the
 cores to the next, so a time is exact, not a multiple of a polling step.
 """
+import copy
 from dataclasses import replace
 
 from agrconfig.lacp import LacpCore, Transmit
@@ -13,6 +14,13 @@ from tests.unit.lacp_wire import Wire, mac, pair
 
 # A live partner's own state: active, aggregatable, in sync, collecting, distributing.
 LIVE = P.ACTIVITY | P.AGGREGATION | P.SYNC | P.COLLECTING | P.DISTRIBUTING
+
+
+def assert_settled(core):
+    """The core ran to a fixed point: running it again at the same time moves nothing."""
+    twin = copy.deepcopy(core)
+    again = [x for x in twin.handle_timer(core.now) if type(x).__name__ == "Transition"]
+    assert not again, f"not settled at {core.now}: {again}"
 
 
 class Clock(Wire):
@@ -39,6 +47,7 @@ class Clock(Wire):
                 t = c.get_timer()
                 if t is not None and t <= self.now:
                     self.deliver(c, c.handle_timer(self.now))
+                    assert_settled(c)
         raise AssertionError(f"the cores never settle before {end}")
 
     def tx(self, core, port, since=0.0):
