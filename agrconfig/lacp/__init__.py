@@ -1,6 +1,8 @@
 """Sans-IO IEEE 802.1AX LACP and Marker protocol core: no sockets, no clocks, no threads."""
-from .aggregator import LacpCore, port_key
-from .events import DistributingChanged, PartnerChanged, SelectionChanged, Transition, Transmit
+from .core import LacpCore, NotSettled
+from .events import DistributingChanged, Output, PartnerChanged, SelectionChanged, Transition, Transmit
+from .port import port_key
+from .snapshot import PortSnapshot
 
-__all__ = ["LacpCore", "port_key", "Transmit", "DistributingChanged", "Transition", "PartnerChanged",
-           "SelectionChanged"]
+__all__ = ["LacpCore", "NotSettled", "Output", "PortSnapshot", "port_key", "Transmit", "DistributingChanged",
+           "Transition", "PartnerChanged", "SelectionChanged"]

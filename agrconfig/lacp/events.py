@@ -1,7 +1,8 @@
 """Actions the LACP core asks its driver to perform or to log.
 
-Every entry point of :class:`~agrconfig.lacp.aggregator.LacpCore` returns a list
-of these, in the order they happened.
+Every entry point of :class:`~agrconfig.lacp.core.LacpCore` returns an :class:`Output`:
+the notifications (Transition, PartnerChanged, SelectionChanged, DistributingChanged) in the
+order they happened, and apart from them the frames to send (Transmit).
 """
 from __future__ import annotations
 
@@ -70,4 +71,40 @@ class SelectionChanged:
                 f"{format_mac(self.partner_system)} key {self.partner_key:#06x}, ports {list(self.ports)}")
 
 
-Action = Transmit | DistributingChanged | Transition | PartnerChanged | SelectionChanged
+Event = DistributingChanged | Transition | PartnerChanged | SelectionChanged
+Action = Transmit | Event
+
+
+class Output:
+    """What one call of the core produced: ``events`` (notifications, in order) and
+    ``frames`` (Transmit, in order). A driver should act on the events first (so the data
+    path follows the mux before a LACPDU announces it), then send the frames. Iterating
+    gives the events, then the frames; an Output equals the list of both."""
+    __slots__ = ("events", "frames")
+
+    def __init__(self, events=(), frames=()):
+        self.events: list[Event] = list(events)
+        self.frames: list[Transmit] = list(frames)
+
+    def __iter__(self):
+        yield from self.events
+        yield from self.frames
+
+    def __len__(self):
+        return len(self.events) + len(self.frames)
+
+    def __eq__(self, other):
+        if isinstance(other, (Output, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __add__(self, other):
+        if isinstance(other, Output):
+            return Output(self.events + other.events, self.frames + other.frames)
+        return list(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + list(self)
+
+    def __repr__(self):
+        return f"Output(events={self.events!r}, frames={self.frames!r})"

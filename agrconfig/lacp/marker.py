@@ -1,4 +1,6 @@
-"""Marker protocol (802.1AX-2014 §6.5): the responder, and a generator for port moves."""
+"""Marker protocol (802.1AX-2014 §6.5): the responder, and a generator for port moves.
+
+Both return the frames to send, as Transmit."""
 from __future__ import annotations
 
 from . import pdu as P

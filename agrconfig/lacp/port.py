@@ -1,13 +1,14 @@
 """Per-port LACP state: actor and partner information, machine states, timers.
 
-This module holds data and small helpers only; the state machines that act on
-it live in :mod:`agrconfig.lacp.machines`.
+This module holds data and small helpers only; the state machines that act on it
+are the modules rx, periodic, mux, tx, actor_churn and partner_churn.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from . import pdu as P
 
@@ -24,10 +25,14 @@ DEFAULT_SYSTEM_PRIORITY = 0x8000
 DEFAULT_PORT_PRIORITY = 0x8000
 COLLECTOR_MAX_DELAY = 0
 
-# Selected variable values (§6.4.8).
-SELECTED = "SELECTED"
-UNSELECTED = "UNSELECTED"
-STANDBY = "STANDBY"
+class Selected(StrEnum):
+    """The Selected variable (§6.4.8)."""
+    SELECTED = "SELECTED"
+    UNSELECTED = "UNSELECTED"
+    STANDBY = "STANDBY"
+
+
+SELECTED, UNSELECTED, STANDBY = Selected.SELECTED, Selected.UNSELECTED, Selected.STANDBY
 
 # Operational key from link speed: like links aggregate, unlike links do not.
 # Bit 15 marks a half-duplex (individual) port, as FreeBSD/NetBSD do.
@@ -144,7 +149,7 @@ class Port:
 
     partner: P.LacpInfo = field(default_factory=lambda: P.LacpInfo(0, bytes(6), 0, 0, 0, 0))
 
-    # Machine states, filled in by machines.begin().
+    # Machine states (each module's StrEnum), set by the core when the port is added.
     rx_state: str = ""
     periodic_state: str = ""
     mux_state: str = ""
@@ -153,7 +158,7 @@ class Port:
     actor_churn: bool = False
     partner_churn: bool = False
 
-    selected: str = UNSELECTED
+    selected: Selected = UNSELECTED
     selected_lag: tuple | None = None     # the aggregation the port was selected for
     ready: bool = False                   # Ready, computed by the selection logic
     port_moved: bool = False
@@ -164,7 +169,6 @@ class Port:
     timers: dict = field(default_factory=lambda: {name: Timer() for name in TIMER_NAMES})
     tx_times: deque = field(default_factory=deque)
     counters: dict = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
-    out: list = field(default_factory=list)   # actions queued by machine entry code
     marker_tid: int = 0
     marker_pending: dict = field(default_factory=dict)   # transaction id -> time sent
 
@@ -221,41 +225,12 @@ class Port:
     def looped(self, now: float) -> bool:
         return self.looped_until is not None and now < self.looped_until
 
-    # -- transmit machine -----------------------------------------------------------------
-    def _prune_tx(self, now: float) -> None:
-        while self.tx_times and self.tx_times[0] + FAST_PERIODIC_TIME <= now:
-            self.tx_times.popleft()
-
-    def may_transmit(self) -> bool:
-        """LACPDUs go out only on an enabled port whose periodic machine runs."""
-        return self.enabled and self.lacp_enabled and self.periodic_state != "NO_PERIODIC"
-
-    def tx_allowed_at(self, now: float) -> float:
-        """When the next LACPDU may leave under the three-per-second limit."""
-        self._prune_tx(now)
-        if len(self.tx_times) < MAX_TX_PER_PERIOD:
-            return now
-        return self.tx_times[-MAX_TX_PER_PERIOD] + FAST_PERIODIC_TIME
-
-    def take_tx_slot(self, now: float) -> bool:
-        if self.tx_allowed_at(now) > now:
-            return False
-        self.tx_times.append(now)
-        return True
-
-    def build_lacpdu(self) -> bytes:
-        lacpdu = P.Lacpdu(self.actor_info(), self.partner, COLLECTOR_MAX_DELAY)
-        return P.build_frame(self.mac, P.encode(lacpdu))
-
     # -- timers ---------------------------------------------------------------------------
-    def deadlines(self, now: float):
-        """Every absolute time at which this port needs handle_timer()."""
+    def deadlines(self):
+        """Every absolute time at which this port's timers need handle_timer() (the
+        Transmit machine's rate limit adds its own: tx.deadline)."""
         for timer in self.timers.values():
             if timer.deadline is not None:
                 yield timer.deadline
-        if self.ntt and self.may_transmit():
-            at = self.tx_allowed_at(now)
-            if at > now:
-                yield at
         if self.looped_until is not None:
             yield self.looped_until

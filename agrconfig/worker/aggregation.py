@@ -7,7 +7,7 @@ the control socket's protocol.
 """
 import abc
 
-from ..lacp import LacpCore
+from ..lacp import LacpCore, PortSnapshot
 
 
 def create(flags, mac, now, act):
@@ -81,13 +81,7 @@ class Aggregation(abc.ABC):
 def resume_entry(saved, index):
     """A port's saved LACP state if it is well formed (the file may be damaged), else None."""
     entry = saved.get(str(index)) if isinstance(saved, dict) else None
-    try:
-        prio, system, key, pprio, pnum, state = entry["partner"]
-        ok = (entry["mux"] in ("ATTACHED", "COLLECTING_DISTRIBUTING") and len(bytes.fromhex(system)) == 6
-              and all(isinstance(v, int) and 0 <= v <= 0xFFFF for v in (prio, key, pprio, pnum, state)))
-    except (KeyError, TypeError, ValueError):
-        ok = False
-    return entry if ok else None
+    return PortSnapshot.from_json(entry)
 
 
 class Lacp(Aggregation):
@@ -149,7 +143,7 @@ class Lacp(Aggregation):
         return self.core.status()
 
     def snapshot(self):
-        return self.core.snapshot()
+        return {str(pid): snap.to_json() for pid, snap in self.core.snapshot().items()}
 
 
 class Static(Aggregation):

@@ -17,7 +17,7 @@ import time
 from .. import options
 from ..errors import AgrError
 from ..ipc import server as control
-from ..lacp import DistributingChanged, Transition, Transmit
+from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
 from . import aggregation, datapath, linkwatch, statefile
 from .dataplane import Relay
@@ -130,22 +130,23 @@ class Worker:
             self.protocol = aggregation.create(self.flags, rtnl.mac_bytes(self.mac), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
 
-    def _act(self, actions):
-        """Carry out the LACP core's actions."""
+    def _act(self, out):
+        """Carry out the LACP core's Output: its events first, so the data path follows the
+        mux before the frames (LACPDUs announcing it) leave."""
         changed = False
-        for action in actions:
-            if isinstance(action, Transmit):
-                self._transmit(action)
-            elif isinstance(action, DistributingChanged):
+        for event in out.events:
+            if isinstance(event, DistributingChanged):
                 changed = True
-            elif isinstance(action, Transition):
+            elif isinstance(event, Transition):
                 if self.flags["debug"]:
-                    log.info("%s: %s %s: %s -> %s (%s)", self.name, self.members.name_of(action.port_id),
-                             action.machine, action.old, action.new, action.reason)
+                    log.info("%s: %s %s: %s -> %s (%s)", self.name, self.members.name_of(event.port_id),
+                             event.machine, event.old, event.new, event.reason)
             else:
-                log.info("%s: %s", self.name, action)
+                log.info("%s: %s", self.name, event)
         if changed:
             self._recompute()
+        for frame in out.frames:
+            self._transmit(frame)
         if self.protocol.snapshot() != self.lacp_saved:
             self._save()  # a restarted worker resumes from this
 

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from agrconfig.lacp import LacpCore, Transmit
-from agrconfig.lacp import machines
+from agrconfig.lacp import core as lacp_core
+from agrconfig.lacp.rx import Rx
+from agrconfig.lacp.snapshot import PortSnapshot
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.port import port_key
 from tests.unit.lacp_wire import Wire, mac, pair
@@ -301,8 +303,9 @@ def _walk(fast):
     _resume_scenario(w)
     a3 = LacpCore(mac(1), fast_timeout=True)
     w.deliver(a3, a3.add_port(w.now, 1, mac(11), carrier=True,
-                              resume={"partner": [0x8000, "020000000002", 0x100, 0x8000, 101, 0x3D],
-                                      "mux": "ATTACHED"}))
+                              resume=PortSnapshot.from_json(
+                                  {"partner": [0x8000, "020000000002", 0x100, 0x8000, 101, 0x3D],
+                                   "mux": "ATTACHED"})))
     return w
 
 
@@ -317,7 +320,7 @@ def _resume_scenario(w=None):
     w0.join(a2, 2, b, 102)
     mark = len(w0.actions)
     for pid in (1, 2):
-        w0.deliver(a2, a2.add_port(w0.now, pid, mac(10 + pid), carrier=True, resume=snap[str(pid)]))
+        w0.deliver(a2, a2.add_port(w0.now, pid, mac(10 + pid), carrier=True, resume=snap[pid]))
     immediate = a2.distributing()
     w0.run(5, [a2, b])
     if w is not w0:
@@ -330,7 +333,7 @@ def test_every_transition_in_the_tables_is_taken():
         for _c, action in _walk(fast).actions:
             if type(action).__name__ == "Transition":
                 taken.add((action.machine, action.old, action.new))
-    table = {(m, o, n) for m, t in machines.TRANSITIONS.items() for (o, n) in t}
+    table = {(m, o, n) for m, t in lacp_core.TABLES.items() for (o, n) in t}
     assert taken <= table
     # agr always runs LACP: LACP_DISABLED is in the table for completeness only.
     untaken = {t for t in table - taken if "LACP_DISABLED" not in t}
@@ -339,7 +342,7 @@ def test_every_transition_in_the_tables_is_taken():
 
 def test_resume_from_snapshot_needs_no_renegotiation():
     a2, b, w, mark, immediate, snap = _resume_scenario()
-    assert set(snap) == {"1", "2"} and snap["1"]["mux"] == "COLLECTING_DISTRIBUTING"
+    assert set(snap) == {1, 2} and snap[1].mux == "COLLECTING_DISTRIBUTING"
     assert immediate == (1, 2), "distributing again at once"
     assert a2.distributing() == (1, 2) and b.distributing() == (101, 102)
     b_mux = [x for c, x in w.actions[mark:] if c is b and type(x).__name__ == "Transition" and x.machine == "mux"]
@@ -350,12 +353,13 @@ def test_stale_snapshot_is_corrected_by_the_partner():
     a, b, w = pair(fast=True)
     w.run(5, [a, b])
     snap = a.snapshot()
-    snap["1"]["partner"][1] = "02000000aaaa"  # someone else, as far as we remember
+    entry = snap[1].to_json()
+    entry["partner"][1] = "02000000aaaa"  # someone else, as far as we remember
     silence(w, a, 1)
     silence(w, a, 2)  # the dead worker says nothing more
     a2 = LacpCore(mac(1), fast_timeout=True)
     w.join(a2, 1, b, 101)
-    w.deliver(a2, a2.add_port(w.now, 1, mac(11), carrier=True, resume=snap["1"]))
+    w.deliver(a2, a2.add_port(w.now, 1, mac(11), carrier=True, resume=PortSnapshot.from_json(entry)))
     w.run(10, [a2, b])
     assert a2.port_status(1)["partner_system"] == "02:00:00:00:00:02"
     assert a2.distributing() == (1,)
@@ -367,7 +371,7 @@ def test_illegal_transition_is_refused():
     port = a.ports[1]
     log = []
     with pytest.raises(AssertionError):
-        machines.enter(port, "rx", "DEFAULTED", log)
+        Rx.enter(port, "DEFAULTED", log)
     assert port.rx_state == "PORT_DISABLED" and log == [], "refused: nothing changed"
 
 

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from agrconfig.lacp import LacpCore, PartnerChanged, Transmit, machines
+from agrconfig.lacp import LacpCore, PartnerChanged, Transmit
+from agrconfig.lacp.rx import Rx
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.port import Timer, port_key
 from tests.unit.lacp_wire import mac
@@ -232,10 +233,10 @@ def test_snapshot_keeps_attached_and_distributing_current_ports_only():
     assert [a.port_status(p)["mux_state"] for p in (1, 2, 3)] == ["COLLECTING_DISTRIBUTING", "ATTACHED", "ATTACHED"]
     assert a.port_status(3)["rx_state"] == "EXPIRED"
     snap = a.snapshot()
-    assert set(snap) == {"1", "2"}
-    assert snap["1"] == {"partner": [0x8000, "020000000002", 0x0100, 0x8000, 101, 0x3D],
+    assert set(snap) == {1, 2}
+    assert snap[1].to_json() == {"partner": [0x8000, "020000000002", 0x0100, 0x8000, 101, 0x3D],
                          "mux": "COLLECTING_DISTRIBUTING"}
-    assert snap["2"]["mux"] == "ATTACHED"
+    assert snap[2].mux == "ATTACHED"
     b = LacpCore(mac(1))
     b.add_port(0.0, 4, mac(14), carrier=True)           # WAITING: nothing to keep
     assert b.snapshot() == {}
@@ -245,7 +246,7 @@ def test_a_resumed_port_says_it_is_current_at_once():
     a, peer = converged()
     snap = a.snapshot()
     a2 = LacpCore(mac(1), fast_timeout=True)
-    out = a2.add_port(10.0, 1, mac(11), carrier=True, resume=snap["1"])
+    out = a2.add_port(10.0, 1, mac(11), carrier=True, resume=snap[1])
     (pdu,) = lacpdus(out, 1)
     assert pdu.actor.state == LIVE | P.TIMEOUT, "in sync, collecting, distributing; not defaulted or expired"
     assert pdu.partner == P.LacpInfo(0x8000, mac(2), 0x0100, 0x8000, 101, 0x3D)
@@ -296,7 +297,7 @@ def test_an_illegal_transition_is_named():
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11))
     with pytest.raises(AssertionError, match="illegal rx transition PORT_DISABLED -> DEFAULTED"):
-        machines.enter(a.ports[1], "rx", "DEFAULTED", [])
+        Rx.enter(a.ports[1], "DEFAULTED", [])
 
 
 def test_an_individual_port_matches_a_partner_that_sees_it_individual():

@@ -11,7 +11,8 @@ import os
 
 from hypothesis import Phase, given, settings, strategies as st
 
-from agrconfig.lacp import LacpCore, Transmit, machines
+from agrconfig.lacp import LacpCore, Output, Transmit
+from agrconfig.lacp import core as lacp_core
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.events import DistributingChanged, Transition
 from agrconfig.lacp.port import FAST_PERIODIC_TIME, MAX_TX_PER_PERIOD, SELECTED
@@ -121,10 +122,10 @@ class Driver:
                 else:
                     raise AssertionError("adding a port twice must be refused")
                 assert c.status() == before, "a refused add_port changes nothing"
-                out = []
+                out = Output()
             else:
                 self.tx[pid] = []
-                # machines.begin() puts every machine in its initial state without a Transition.
+                # the core's BEGIN puts every machine in its initial state without a Transition.
                 self.states[pid] = {"rx": "INITIALIZE", "periodic": "NO_PERIODIC", "mux": "DETACHED",
                                     "actor_churn": "NO_ACTOR_CHURN", "partner_churn": "NO_PARTNER_CHURN"}
                 out = c.add_port(self.now, pid, bytes([2, 0, 0, 0, 1, pid]), speed=speed,
@@ -169,7 +170,9 @@ class Driver:
         self.check_invariants()
 
     def check_actions(self, out):
-        assert isinstance(out, list)
+        assert isinstance(out, Output)
+        assert all(isinstance(f, Transmit) for f in out.frames), "frames apart from notifications"
+        assert not any(isinstance(e, Transmit) for e in out.events)
         for action in out:
             if isinstance(action, Transmit):
                 assert action.port_id in self.core.ports
@@ -184,7 +187,7 @@ class Driver:
                 # ended and gives the table's reason (checked against the ports below).
                 states = self.states[action.port_id]
                 assert action.old == states[action.machine], (action, states)
-                assert action.reason == machines.TRANSITIONS[action.machine][(action.old, action.new)]
+                assert action.reason == lacp_core.TABLES[action.machine][(action.old, action.new)]
                 states[action.machine] = action.new
             elif isinstance(action, DistributingChanged):
                 self.last_dist = (action.ports, action.collecting)
@@ -198,7 +201,7 @@ class Driver:
                 del self.states[pid]
         for pid, states in self.states.items():
             p = c.ports[pid]
-            assert states == {m: getattr(p, machines.STATE_ATTR[m]) for m in states}, "a move without a Transition"
+            assert states == {m: getattr(p, {M.NAME: M.ATTR for M in lacp_core.MACHINES}[m]) for m in states}, "a move without a Transition"
         assert c.now == self.now or c.now >= self.now
         dist = c.distributing()
         lags = set()

@@ -1,23 +1,51 @@
 """LacpCore: the LACP and Marker protocol for one agr interface, sans I/O.
 
-The driver (the worker) feeds it frames, carrier changes and the clock, and
-carries out the actions it returns. Selection (§6.4.14) lives here: ports are
-grouped by Link Aggregation Group identifier; one aggregation distributes — the
-one with a live partner and the most bandwidth, ties keeping the current one —
-and ports of any other aggregation wait in STANDBY.
+The driver (the worker) feeds it frames, carrier changes and the clock, and carries out
+the Output each entry point returns. Each state machine is a module of its own (rx,
+periodic, mux, actor_churn, partner_churn; tx and selection have no states); this module
+runs them to a fixed point and holds the views.
 """
 from __future__ import annotations
 
-from . import machines, marker
+from . import marker, selection, tx
 from . import pdu as P
-from .events import DistributingChanged, PartnerChanged, SelectionChanged, Transition, Transmit
+from .actor_churn import ActorChurn
+from .events import DistributingChanged, Output, PartnerChanged, Transition, Transmit
+from .machine import Machine
+from .mux import Mux
+from .partner_churn import PartnerChurn
+from .periodic import Periodic
 from .port import (DEFAULT_PORT_PRIORITY, DEFAULT_SYSTEM_PRIORITY, FAST_PERIODIC_TIME, SELECTED,
-                   SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port, port_key)
+                   SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port)
+from .rx import Rx
+from .actor_churn import ActorChurnState
+from .mux import MuxState
+from .partner_churn import PartnerChurnState
+from .periodic import PeriodicState
+from .rx import RxState
+from .snapshot import PortSnapshot
+from .snapshot import resume as resume_port
 
-__all__ = ["LacpCore", "port_key"]
+__all__ = ["LacpCore", "NotSettled", "MACHINES", "TABLES"]
 
 LOOP_HOLD = SHORT_TIMEOUT_TIME + FAST_PERIODIC_TIME / 2  # a looped port stays out this long after the last echo
-MAX_ROUNDS = 64
+MAX_ROUNDS = 64    # rounds of every machine and Selection Logic before the core gives up
+MAX_STEPS = 16     # transitions of one machine in a row (the longest chain the standard draws is 3)
+
+# The order in which the core steps them, each until it stops moving, then Selection Logic.
+MACHINES: tuple[type[Machine], ...] = (Rx, Periodic, Mux, ActorChurn, PartnerChurn)
+TABLES = {m.NAME: m.TRANSITIONS for m in MACHINES}   # machine name -> (old, new) -> why
+
+
+def _begin(port: Port, log: list) -> None:
+    """BEGIN: every machine in its initial state, then the receive machine's PORT_DISABLED."""
+    port.rx_state, port.periodic_state, port.mux_state = RxState.INITIALIZE, PeriodicState.NO_PERIODIC, MuxState.DETACHED
+    port.actor_churn_state, port.partner_churn_state = ActorChurnState.NO_ACTOR_CHURN, PartnerChurnState.NO_PARTNER_CHURN
+    Rx.port_disabled(port, log)
+
+
+class NotSettled(RuntimeError):
+    """The machines kept moving for MAX_ROUNDS rounds: a bug in the core, never a state."""
 
 
 class LacpCore:
@@ -32,39 +60,34 @@ class LacpCore:
 
     # -- entry points ----------------------------------------------------------------------
     def add_port(self, now, port_id, mac, *, speed=None, duplex_full=None, carrier=False,
-                 port_priority=DEFAULT_PORT_PRIORITY, resume=None):
-        """Add a port; `resume` is its entry in snapshot() from a previous core (a restarted
-        worker), which puts it straight back in the state it had."""
+                 port_priority=DEFAULT_PORT_PRIORITY, resume: PortSnapshot | None = None) -> Output:
+        """Add a port; `resume` is its snapshot from a previous core (a restarted worker),
+        which puts it straight back in the state it had."""
         now = self._clock(now)
         if port_id in self.ports:
             raise KeyError(f"port {port_id} already added")
         port = Port(port_id, bytes(mac), self.system, speed, duplex_full, carrier, port_priority)
-        transitions = []
-        machines.begin(port, transitions)
+        log = []
+        _begin(port, log)
         self.ports[port_id] = port
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
-        if resume and carrier:
-            machines.resume(port, resume, now, transitions)
-            port.selected_lag = self._lag_id(port)
+        if resume is not None and carrier:
+            resume_port(port, resume, now, log)
+            port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag
-        return self._log(transitions) + self._run(now)
+        return self._run(now, log)
 
-    def snapshot(self):
+    def snapshot(self) -> dict[int, PortSnapshot]:
         """Per port, what a restarted worker needs to carry on without renegotiating."""
-        out = {}
-        for pid, p in self.ports.items():
-            if p.rx_state == "CURRENT" and p.mux_state in ("ATTACHED", "COLLECTING_DISTRIBUTING"):
-                q = p.partner
-                out[str(pid)] = {"partner": [q.system_priority, q.system.hex(), q.key, q.port_priority, q.port,
-                                             q.state], "mux": p.mux_state}
-        return out
+        snaps = {pid: PortSnapshot.of(p) for pid, p in self.ports.items()}
+        return {pid: s for pid, s in snaps.items() if s is not None}
 
-    def remove_port(self, now, port_id):
+    def remove_port(self, now, port_id) -> Output:
         now = self._clock(now)
         self.ports.pop(port_id, None)
         return self._run(now)
 
-    def set_carrier(self, now, port_id, up):
+    def set_carrier(self, now, port_id, up) -> Output:
         now = self._clock(now)
         port = self.ports.get(port_id)
         if port is not None and port.enabled != bool(up):
@@ -73,12 +96,15 @@ class LacpCore:
                 port.ntt = True
         return self._run(now)
 
-    def set_system_mac(self, now, mac):
+    def set_system_mac(self, now, mac) -> Output:
         now = self._clock(now)
         self.system.mac = bytes(mac)
-        return self._reselect_all(now)
+        for p in self.ports.values():
+            p.selected = UNSELECTED
+            p.ntt = True
+        return self._run(now)
 
-    def set_fast_timeout(self, now, fast):
+    def set_fast_timeout(self, now, fast) -> Output:
         now = self._clock(now)
         if self.system.fast_timeout != bool(fast):
             self.system.fast_timeout = bool(fast)
@@ -86,7 +112,7 @@ class LacpCore:
                 port.ntt = True  # tell the partner at once: its periodic rate follows our bit
         return self._run(now)
 
-    def set_strict(self, now, strict):
+    def set_strict(self, now, strict) -> Output:
         now = self._clock(now)
         if self.system.strict != bool(strict):
             self.system.strict = bool(strict)
@@ -95,20 +121,20 @@ class LacpCore:
                     port.partner = self.system.partner_admin()
         return self._run(now)
 
-    def receive(self, now, port_id, frame):
+    def receive(self, now, port_id, frame) -> Output:
         """A Slow Protocols frame arrived on a port. Never raises on bad input."""
         now = self._clock(now)
         port = self.ports.get(port_id)
         if port is None:
-            return []
+            return Output()
         try:
             _src, payload = P.parse_frame(frame)
             pdu = P.decode(payload)
         except P.PduError:
             port.counters["lacpdu_err"] += 1
-            return []
+            return Output()
         if isinstance(pdu, P.MarkerPdu):
-            return marker.receive(port, pdu) + self._run(now)
+            return self._run(now, frames=marker.receive(port, pdu))
         port.counters["lacpdu_rx"] += 1
         if pdu.actor.system == self.system.mac:
             # Our own LACPDU came back: a port cabled to another port of ours. Ignore it,
@@ -119,16 +145,17 @@ class LacpCore:
         port.rx_pdu = pdu
         return self._run(now)
 
-    def start_marker(self, now, port_id):
+    def start_marker(self, now, port_id) -> Output:
         now = self._clock(now)
         port = self.ports.get(port_id)
-        return marker.generate(port, now) if port is not None else []
+        return Output(frames=marker.generate(port, now) if port is not None else ())
 
     def get_timer(self):
-        deadlines = [d for port in self.ports.values() for d in port.deadlines(self.now)]
+        deadlines = [d for port in self.ports.values() for d in port.deadlines()]
+        deadlines += [d for d in (tx.deadline(p, self.now) for p in self.ports.values()) if d is not None]
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now):
+    def handle_timer(self, now) -> Output:
         return self._run(self._clock(now))
 
     # -- views -------------------------------------------------------------------------------
@@ -147,9 +174,9 @@ class LacpCore:
             "actor_key": actor.key, "actor_port_priority": actor.port_priority,
             "partner_system": P.format_mac(p.partner.system), "partner_system_priority": p.partner.system_priority,
             "partner_key": p.partner.key, "partner_port": p.partner.port,
-            "partner_port_priority": p.partner.port_priority, "selected": p.selected,
-            "mux_state": p.mux_state, "rx_state": p.rx_state, "periodic_state": p.periodic_state,
-            "actor_churn_state": p.actor_churn_state, "partner_churn_state": p.partner_churn_state,
+            "partner_port_priority": p.partner.port_priority, "selected": str(p.selected),
+            "mux_state": str(p.mux_state), "rx_state": str(p.rx_state), "periodic_state": str(p.periodic_state),
+            "actor_churn_state": str(p.actor_churn_state), "partner_churn_state": str(p.partner_churn_state),
             "carrier": p.enabled, "collecting": p.collecting, "distributing": self._is_distributing(p),
             "standby": p.selected == STANDBY, "aggregatable": p.aggregatable, "looped": p.looped(self.now),
             "counters": dict(p.counters),
@@ -172,6 +199,16 @@ class LacpCore:
             "ports": [self.port_status(pid) for pid in self.ports],
         }
 
+    # -- what the machines call back --------------------------------------------------------------
+    def partner_changed(self, port):
+        self.notify(PartnerChanged(port.port_id, port.partner.system, port.partner.key))
+
+    def notify(self, event):
+        self._pending.append(event)
+
+    def ready(self, port):
+        return selection.ready(self, port)
+
     # -- internals ---------------------------------------------------------------------------------
     def _clock(self, now):
         # A clock that steps back is treated as standing still: timers never run backwards.
@@ -183,62 +220,10 @@ class LacpCore:
         # Both ends in sync and collecting: only then may frames leave on the port.
         return p.distributing and p.partner_sync and p.partner_collecting
 
-    def partner_changed(self, port):
-        self._pending.append(PartnerChanged(port.port_id, port.partner.system, port.partner.key))
-
-    def ready(self, port):
-        """Ready: every port selected for this aggregation has waited out aggregate_wait."""
-        return all(p.ready_n or p.mux_state not in ("WAITING",) for p in self.ports.values()
-                   if p.selected == SELECTED and p.selected_lag == port.selected_lag)
-
-    def _lag_id(self, p):
-        partner = p.partner
-        if not p.aggregatable or not partner.state & P.AGGREGATION:
-            return ("individual", p.port_id)
-        return (p.key, partner.system_priority, partner.system, partner.key)
-
-    def _select(self):
-        """Selection Logic: choose one aggregation; the others wait in STANDBY."""
-        groups = {}
-        for p in self.ports.values():
-            if p.enabled and not p.looped(self.now):
-                groups.setdefault(self._lag_id(p), []).append(p)
-
-        def rank(item):
-            lag, ports = item
-            live = any(not p.defaulted for p in ports)
-            bandwidth = sum(p.known_speed or 1 for p in ports)
-            return (live, bandwidth, lag == self.selected_lag)
-
-        best = max(groups.items(), key=rank)[0] if groups else None
-        if best != self.selected_lag:
-            self.selected_lag = best
-            ids = tuple(p.port_id for p in groups.get(best, []))
-            if best is None or best[0] == "individual":
-                self._pending.append(SelectionChanged(None, None, None, ids))
-            else:
-                self._pending.append(SelectionChanged(best[0], best[2], best[3], ids))
-        changed = False
-        for p in self.ports.values():
-            lag = self._lag_id(p) if p.enabled and not p.looped(self.now) else None
-            want = SELECTED if lag is not None and lag == best else (STANDBY if lag is not None else UNSELECTED)
-            # A port whose partner changed was unselected by the receive machine; it must
-            # detach before it can be selected again (the standard's Selected = UNSELECTED).
-            if p.selected == UNSELECTED and p.mux_state != "DETACHED" and want != UNSELECTED:
-                continue
-            if p.selected != want or p.selected_lag != lag:
-                p.selected, p.selected_lag = want, lag
-                changed = True
-        return changed
-
-    def _reselect_all(self, now):
-        for p in self.ports.values():
-            p.selected = UNSELECTED
-            p.ntt = True
-        return self._run(now)
-
-    def _run(self, now):
-        transitions = []
+    def _run(self, now, log=None, frames=()) -> Output:
+        """Step every machine of every port, then Selection Logic, until nothing moves;
+        then let the Transmit machine send what NTT asks for."""
+        log = [] if log is None else log
         for _ in range(MAX_ROUNDS):
             moved = False
             for port in self.ports.values():
@@ -247,26 +232,28 @@ class LacpCore:
                 if port.looped_until is not None and port.looped_until <= now:
                     port.looped_until = None
                     moved = True
-                for step in machines.MACHINES:
-                    while step(port, self, now, transitions):
+                for machine in MACHINES:
+                    for _ in range(MAX_STEPS):
+                        if not machine.step(port, self, now, log):
+                            break
                         moved = True
-            if self._select():
+                    else:
+                        raise NotSettled(f"the {machine.NAME} machine of port {port.port_id} "
+                                         f"moved {MAX_STEPS} times in a row")
+            if selection.select(self):
                 moved = True
             if not moved:
                 break
-        out = self._log(transitions)
-        out += self._pending
+        else:
+            raise NotSettled(f"the LACP machines did not settle in {MAX_ROUNDS} rounds")
+        out = Output([Transition(*t) for t in log] + self._pending, frames)
         self._pending = []
         for port in self.ports.values():
-            if port.ntt and port.may_transmit() and port.take_tx_slot(now):
-                port.ntt = False
-                port.counters["lacpdu_tx"] += 1
-                out.append(Transmit(port.port_id, port.build_lacpdu()))
+            frame = tx.transmit(port, now)
+            if frame is not None:
+                out.frames.append(Transmit(port.port_id, frame))
         sets = (self.distributing(), self.collecting())
         if sets != self._last_sets:
             self._last_sets = sets
-            out.append(DistributingChanged(*sets))
+            out.events.append(DistributingChanged(*sets))
         return out
-
-    def _log(self, transitions):
-        return [Transition(*t) for t in transitions]

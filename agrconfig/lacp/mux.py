@@ -1,0 +1,89 @@
+"""Mux machine, coupled control (802.1AX-2014 §6.4.15).
+
+Attaches a selected port to the aggregator once the aggregate wait is over, and lets it
+collect and distribute while the partner is in sync.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .machine import Machine
+from .port import AGGREGATE_WAIT_TIME, SELECTED, STANDBY, UNSELECTED
+
+
+class MuxState(StrEnum):
+    DETACHED = "DETACHED"
+    WAITING = "WAITING"
+    ATTACHED = "ATTACHED"
+    COLLECTING_DISTRIBUTING = "COLLECTING_DISTRIBUTING"
+
+
+S = MuxState
+
+
+class Mux(Machine):
+    NAME = "mux"
+    ATTR = "mux_state"
+    State = MuxState
+    TRANSITIONS = {
+        (S.DETACHED, S.WAITING): "selected or standby",
+        (S.WAITING, S.DETACHED): "unselected",
+        (S.WAITING, S.ATTACHED): "selected and ready (aggregate wait over)",
+        (S.ATTACHED, S.DETACHED): "unselected or standby",
+        (S.ATTACHED, S.COLLECTING_DISTRIBUTING): "selected and partner in sync",
+        (S.COLLECTING_DISTRIBUTING, S.ATTACHED): "unselected, standby or partner out of sync",
+        (S.DETACHED, S.ATTACHED): "resumed after a worker restart",
+        (S.DETACHED, S.COLLECTING_DISTRIBUTING): "resumed after a worker restart",
+    }
+
+    @classmethod
+    def step(cls, port, core, now, log):
+        state = port.mux_state
+        if state == S.DETACHED:
+            if port.selected in (SELECTED, STANDBY):
+                # WAITING: start wait_while_timer
+                cls.enter(port, S.WAITING, log)
+                port.timers["wait_while"].start(now, AGGREGATE_WAIT_TIME)
+                return True
+            return False
+        if state == S.WAITING:
+            if port.selected == UNSELECTED:
+                port.timers["wait_while"].stop()
+                return cls.detached(port, log)
+            return port.selected == SELECTED and core.ready(port) and cls.attached(port, log)
+        if state == S.ATTACHED:
+            if port.selected != SELECTED:
+                return cls.detached(port, log)
+            return port.partner_sync and cls.collecting_distributing(port, log)
+        if state == S.COLLECTING_DISTRIBUTING:
+            if port.selected != SELECTED or not port.partner_sync:
+                return cls.attached(port, log)
+        return False
+
+    @classmethod
+    def detached(cls, port, log):
+        # Detach_Mux_From_Aggregator; Actor.Sync = FALSE; Disable_Distributing;
+        # Actor.Distributing = FALSE; Actor.Collecting = FALSE; Disable_Collecting; NTT = TRUE
+        cls.enter(port, S.DETACHED, log)
+        port.sync = port.collecting = port.distributing = False
+        port.ntt = True
+        return True
+
+    @classmethod
+    def attached(cls, port, log):
+        # Attach_Mux_To_Aggregator; Actor.Sync = TRUE; Actor.Collecting = FALSE;
+        # Disable_Collecting_Distributing; Actor.Distributing = FALSE; NTT = TRUE
+        cls.enter(port, S.ATTACHED, log)
+        port.sync = True
+        port.collecting = port.distributing = False
+        port.ntt = True
+        return True
+
+    @classmethod
+    def collecting_distributing(cls, port, log):
+        # Actor.Distributing = TRUE; Enable_Collecting_Distributing; Actor.Collecting = TRUE;
+        # NTT = TRUE
+        cls.enter(port, S.COLLECTING_DISTRIBUTING, log)
+        port.collecting = port.distributing = True
+        port.ntt = True
+        return True

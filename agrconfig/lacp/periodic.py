@@ -1,0 +1,76 @@
+"""Periodic Transmission machine (802.1AX-2014 §6.4.13).
+
+Fast LACPDUs (every second) while the partner asks for the short timeout, slow ones
+(every 30 s) otherwise; PERIODIC_TX only sets NTT for the Transmit machine.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .machine import Machine
+from .port import FAST_PERIODIC_TIME, SLOW_PERIODIC_TIME
+
+
+class PeriodicState(StrEnum):
+    NO_PERIODIC = "NO_PERIODIC"
+    FAST_PERIODIC = "FAST_PERIODIC"
+    SLOW_PERIODIC = "SLOW_PERIODIC"
+    PERIODIC_TX = "PERIODIC_TX"
+
+
+S = PeriodicState
+
+
+class Periodic(Machine):
+    NAME = "periodic"
+    ATTR = "periodic_state"
+    State = PeriodicState
+    TRANSITIONS = {
+        (S.NO_PERIODIC, S.FAST_PERIODIC): "port enabled",
+        (S.FAST_PERIODIC, S.PERIODIC_TX): "periodic timer expired",
+        (S.SLOW_PERIODIC, S.PERIODIC_TX): "periodic timer expired or partner asks for short timeout",
+        (S.PERIODIC_TX, S.FAST_PERIODIC): "partner uses short timeout",
+        (S.PERIODIC_TX, S.SLOW_PERIODIC): "partner uses long timeout",
+        (S.FAST_PERIODIC, S.SLOW_PERIODIC): "partner uses long timeout",
+        (S.FAST_PERIODIC, S.NO_PERIODIC): "port disabled",
+        (S.SLOW_PERIODIC, S.NO_PERIODIC): "port disabled",
+    }
+
+    @classmethod
+    def step(cls, port, core, now, log):
+        state = port.periodic_state
+        timer = port.timers["periodic"]
+        if state != S.NO_PERIODIC and not port.enabled:
+            # NO_PERIODIC: stop periodic_timer
+            cls.enter(port, S.NO_PERIODIC, log)
+            timer.stop()
+            return True
+        short = port.partner_short_timeout
+        if state == S.NO_PERIODIC:
+            return port.enabled and cls.fast(port, now, log)
+        if state == S.FAST_PERIODIC:
+            if timer.expired:
+                return cls.enter(port, S.PERIODIC_TX, log)
+            return not short and cls.slow(port, now, log)
+        if state == S.SLOW_PERIODIC:
+            return (timer.expired or short) and cls.enter(port, S.PERIODIC_TX, log)
+        if state == S.PERIODIC_TX:
+            # PERIODIC_TX: NTT = TRUE, then straight back to a periodic state
+            port.ntt = True
+            timer.expired = False
+            return cls.fast(port, now, log) if short else cls.slow(port, now, log)
+        return False
+
+    @classmethod
+    def fast(cls, port, now, log):
+        # FAST_PERIODIC: start periodic_timer(fast_periodic_time)
+        cls.enter(port, S.FAST_PERIODIC, log)
+        port.timers["periodic"].start(now, FAST_PERIODIC_TIME)
+        return True
+
+    @classmethod
+    def slow(cls, port, now, log):
+        # SLOW_PERIODIC: start periodic_timer(slow_periodic_time)
+        cls.enter(port, S.SLOW_PERIODIC, log)
+        port.timers["periodic"].start(now, SLOW_PERIODIC_TIME)
+        return True

@@ -1,0 +1,62 @@
+"""Selection Logic (802.1AX-2014 §6.4.14), for one aggregator.
+
+Ports are grouped by Link Aggregation Group identifier. One group is chosen: the one with
+a live partner and the most bandwidth, ties keeping the current one. Its ports are
+SELECTED; ports of any other group wait in STANDBY; disabled or looped ports are
+UNSELECTED.
+"""
+from __future__ import annotations
+
+from . import pdu as P
+from .events import SelectionChanged
+from .mux import MuxState
+from .port import SELECTED, STANDBY, UNSELECTED, Port
+
+
+def lag_id(port: Port) -> tuple:
+    """The port's LAG identifier: actor key and partner system and key, or individual."""
+    partner = port.partner
+    if not port.aggregatable or not partner.state & P.AGGREGATION:
+        return ("individual", port.port_id)
+    return (port.key, partner.system_priority, partner.system, partner.key)
+
+
+def ready(core, port: Port) -> bool:
+    """Ready: every port selected for this aggregation has waited out aggregate_wait."""
+    return all(p.ready_n or p.mux_state != MuxState.WAITING for p in core.ports.values()
+               if p.selected == SELECTED and p.selected_lag == port.selected_lag)
+
+
+def select(core) -> bool:
+    """Choose one aggregation and set every port's Selected; True when any changed."""
+    groups = {}
+    for p in core.ports.values():
+        if p.enabled and not p.looped(core.now):
+            groups.setdefault(lag_id(p), []).append(p)
+
+    def rank(item):
+        lag, ports = item
+        live = any(not p.defaulted for p in ports)
+        bandwidth = sum(p.known_speed or 1 for p in ports)
+        return (live, bandwidth, lag == core.selected_lag)
+
+    best = max(groups.items(), key=rank)[0] if groups else None
+    if best != core.selected_lag:
+        core.selected_lag = best
+        ids = tuple(p.port_id for p in groups.get(best, []))
+        if best is None or best[0] == "individual":
+            core.notify(SelectionChanged(None, None, None, ids))
+        else:
+            core.notify(SelectionChanged(best[0], best[2], best[3], ids))
+    changed = False
+    for p in core.ports.values():
+        lag = lag_id(p) if p.enabled and not p.looped(core.now) else None
+        want = SELECTED if lag is not None and lag == best else (STANDBY if lag is not None else UNSELECTED)
+        # A port whose partner changed was unselected by the receive machine; it must
+        # detach before it can be selected again (the standard's Selected = UNSELECTED).
+        if p.selected == UNSELECTED and p.mux_state != MuxState.DETACHED and want != UNSELECTED:
+            continue
+        if p.selected != want or p.selected_lag != lag:
+            p.selected, p.selected_lag = want, lag
+            changed = True
+    return changed
