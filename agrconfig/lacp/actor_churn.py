@@ -39,18 +39,10 @@ class ActorChurn(Machine):
                 # ACTOR_CHURN_MONITOR: actor_churn = FALSE; start actor_churn_timer
                 cls.enter(port, S.ACTOR_CHURN_MONITOR, log)
                 timer.start(now, CHURN_DETECTION_TIME)
-                return True
-            return False
-        if in_sync or not port.enabled:
+        elif in_sync or not port.enabled:
             # NO_ACTOR_CHURN: actor_churn = FALSE
             cls.enter(port, S.NO_ACTOR_CHURN, log)
             timer.stop()
-            port.actor_churn = False
-            return True
-        if state == S.ACTOR_CHURN_MONITOR and timer.expired:
-            # ACTOR_CHURN: actor_churn = TRUE
-            timer.expired = False
+        elif state == S.ACTOR_CHURN_MONITOR and timer.expired:
+            # ACTOR_CHURN: actor_churn = TRUE (the state says it: Port.actor_churn)
             cls.enter(port, S.ACTOR_CHURN, log)
-            port.actor_churn = True
-            return True
-        return False

@@ -234,7 +234,9 @@ class LacpCore:
                     moved = True
                 for machine in MACHINES:
                     for _ in range(MAX_STEPS):
-                        if not machine.step(port, self, now, log):
+                        before = len(log)
+                        machine.step(port, self, now, log)
+                        if len(log) == before:
                             break
                         moved = True
                     else:

@@ -25,7 +25,7 @@ class Machine:
         return getattr(port, cls.ATTR)
 
     @classmethod
-    def enter(cls, port, new, log: list) -> bool:
+    def enter(cls, port, new, log: list) -> None:
         """Move `port` to `new`, checked against TRANSITIONS; the move is logged."""
         old = getattr(port, cls.ATTR)
         reason = cls.TRANSITIONS.get((old, new))
@@ -33,9 +33,9 @@ class Machine:
             raise IllegalTransition(f"illegal {cls.NAME} transition {old} -> {new}")
         setattr(port, cls.ATTR, cls.State(new))
         log.append((port.port_id, cls.NAME, old, cls.State(new), reason))
-        return True
 
     @classmethod
-    def step(cls, port, core, now: float, log: list) -> bool:
-        """At most one transition; True when one was made (the core steps until none is)."""
+    def step(cls, port, core, now: float, log: list) -> None:
+        """At most one transition, logged; the core steps each machine until its log stays
+        the same, so a machine cannot misreport whether it moved."""
         raise NotImplementedError

@@ -44,21 +44,20 @@ class Mux(Machine):
                 # WAITING: start wait_while_timer
                 cls.enter(port, S.WAITING, log)
                 port.timers["wait_while"].start(now, AGGREGATE_WAIT_TIME)
-                return True
-            return False
-        if state == S.WAITING:
+        elif state == S.WAITING:
             if port.selected == UNSELECTED:
                 port.timers["wait_while"].stop()
-                return cls.detached(port, log)
-            return port.selected == SELECTED and core.ready(port) and cls.attached(port, log)
-        if state == S.ATTACHED:
+                cls.detached(port, log)
+            elif port.selected == SELECTED and core.ready(port):
+                cls.attached(port, log)
+        elif state == S.ATTACHED:
             if port.selected != SELECTED:
-                return cls.detached(port, log)
-            return port.partner_sync and cls.collecting_distributing(port, log)
-        if state == S.COLLECTING_DISTRIBUTING:
+                cls.detached(port, log)
+            elif port.partner_sync:
+                cls.collecting_distributing(port, log)
+        elif state == S.COLLECTING_DISTRIBUTING:
             if port.selected != SELECTED or not port.partner_sync:
-                return cls.attached(port, log)
-        return False
+                cls.attached(port, log)
 
     @classmethod
     def detached(cls, port, log):
@@ -67,7 +66,6 @@ class Mux(Machine):
         cls.enter(port, S.DETACHED, log)
         port.sync = port.collecting = port.distributing = False
         port.ntt = True
-        return True
 
     @classmethod
     def attached(cls, port, log):
@@ -77,7 +75,6 @@ class Mux(Machine):
         port.sync = True
         port.collecting = port.distributing = False
         port.ntt = True
-        return True
 
     @classmethod
     def collecting_distributing(cls, port, log):
@@ -86,4 +83,3 @@ class Mux(Machine):
         cls.enter(port, S.COLLECTING_DISTRIBUTING, log)
         port.collecting = port.distributing = True
         port.ntt = True
-        return True

@@ -39,18 +39,10 @@ class PartnerChurn(Machine):
                 # PARTNER_CHURN_MONITOR: partner_churn = FALSE; start partner_churn_timer
                 cls.enter(port, S.PARTNER_CHURN_MONITOR, log)
                 timer.start(now, CHURN_DETECTION_TIME)
-                return True
-            return False
-        if in_sync or not port.enabled:
+        elif in_sync or not port.enabled:
             # NO_PARTNER_CHURN: partner_churn = FALSE
             cls.enter(port, S.NO_PARTNER_CHURN, log)
             timer.stop()
-            port.partner_churn = False
-            return True
-        if state == S.PARTNER_CHURN_MONITOR and timer.expired:
-            # PARTNER_CHURN: partner_churn = TRUE
-            timer.expired = False
+        elif state == S.PARTNER_CHURN_MONITOR and timer.expired:
+            # PARTNER_CHURN: partner_churn = TRUE (the state says it: Port.partner_churn)
             cls.enter(port, S.PARTNER_CHURN, log)
-            port.partner_churn = True
-            return True
-        return False

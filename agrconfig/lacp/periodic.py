@@ -40,37 +40,39 @@ class Periodic(Machine):
     def step(cls, port, core, now, log):
         state = port.periodic_state
         timer = port.timers["periodic"]
+        short = port.partner_short_timeout
         if state != S.NO_PERIODIC and not port.enabled:
             # NO_PERIODIC: stop periodic_timer
             cls.enter(port, S.NO_PERIODIC, log)
             timer.stop()
-            return True
-        short = port.partner_short_timeout
-        if state == S.NO_PERIODIC:
-            return port.enabled and cls.fast(port, now, log)
-        if state == S.FAST_PERIODIC:
+        elif state == S.NO_PERIODIC:
+            if port.enabled:
+                cls.fast(port, now, log)
+        elif state == S.FAST_PERIODIC:
             if timer.expired:
-                return cls.enter(port, S.PERIODIC_TX, log)
-            return not short and cls.slow(port, now, log)
-        if state == S.SLOW_PERIODIC:
-            return (timer.expired or short) and cls.enter(port, S.PERIODIC_TX, log)
-        if state == S.PERIODIC_TX:
-            # PERIODIC_TX: NTT = TRUE, then straight back to a periodic state
+                cls.enter(port, S.PERIODIC_TX, log)
+            elif not short:
+                cls.slow(port, now, log)
+        elif state == S.SLOW_PERIODIC:
+            if timer.expired or short:
+                cls.enter(port, S.PERIODIC_TX, log)
+        elif state == S.PERIODIC_TX:
+            # PERIODIC_TX: NTT = TRUE, then straight back to a periodic state (whose
+            # start of periodic_timer clears its expiry)
             port.ntt = True
-            timer.expired = False
-            return cls.fast(port, now, log) if short else cls.slow(port, now, log)
-        return False
+            if short:
+                cls.fast(port, now, log)
+            else:
+                cls.slow(port, now, log)
 
     @classmethod
     def fast(cls, port, now, log):
         # FAST_PERIODIC: start periodic_timer(fast_periodic_time)
         cls.enter(port, S.FAST_PERIODIC, log)
         port.timers["periodic"].start(now, FAST_PERIODIC_TIME)
-        return True
 
     @classmethod
     def slow(cls, port, now, log):
         # SLOW_PERIODIC: start periodic_timer(slow_periodic_time)
         cls.enter(port, S.SLOW_PERIODIC, log)
         port.timers["periodic"].start(now, SLOW_PERIODIC_TIME)
-        return True

@@ -155,8 +155,6 @@ class Port:
     mux_state: str = ""
     actor_churn_state: str = ""
     partner_churn_state: str = ""
-    actor_churn: bool = False
-    partner_churn: bool = False
 
     selected: Selected = UNSELECTED
     selected_lag: tuple | None = None     # the aggregation the port was selected for
@@ -201,6 +199,14 @@ class Port:
     def actor_info(self) -> P.LacpInfo:
         return P.LacpInfo(self.system.priority, self.system.mac, self.key, self.port_priority,
                           self.port_id & 0xFFFF, self.actor_state)
+
+    @property
+    def actor_churn(self) -> bool:
+        return self.actor_churn_state == "ACTOR_CHURN"
+
+    @property
+    def partner_churn(self) -> bool:
+        return self.partner_churn_state == "PARTNER_CHURN"
 
     @property
     def partner_sync(self) -> bool:

@@ -106,18 +106,16 @@ class Rx(Machine):
         state = port.rx_state
         cw = port.timers["current_while"]
         if state != S.PORT_DISABLED and not port.enabled:
-            return cls.port_disabled(port, log)
-        if state == S.PORT_DISABLED:
-            return port.enabled and cls.expired(port, now, log)
-        if port.rx_pdu is not None:
-            return cls.current(port, core, now, log)
-        if cw.expired:
-            cw.expired = False
-            if state == S.CURRENT:
-                return cls.expired(port, now, log)
-            if state == S.EXPIRED:
-                return cls.defaulted(port, core, log)
-        return False
+            cls.port_disabled(port, log)
+        elif state == S.PORT_DISABLED:
+            if port.enabled:
+                cls.expired(port, now, log)
+        elif port.rx_pdu is not None:
+            cls.current(port, core, now, log)
+        elif cw.expired and state == S.CURRENT:
+            cls.expired(port, now, log)
+        elif cw.expired and state == S.EXPIRED:
+            cls.defaulted(port, core, log)
 
     @classmethod
     def port_disabled(cls, port, log):
@@ -126,7 +124,6 @@ class Rx(Machine):
         port.set_partner_state(clear_bits=P.SYNC)
         port.timers["current_while"].stop()
         port.rx_pdu = None
-        return True
 
     @classmethod
     def expired(cls, port, now, log):
@@ -137,7 +134,6 @@ class Rx(Machine):
         port.set_partner_state(set_bits=P.TIMEOUT, clear_bits=P.SYNC)
         port.timers["current_while"].start(now, SHORT_TIMEOUT_TIME)
         port.expired = True
-        return True
 
     @classmethod
     def defaulted(cls, port, core, log):
@@ -145,7 +141,6 @@ class Rx(Machine):
         cls.enter(port, S.DEFAULTED, log)
         record_default(port, core)
         port.expired = False
-        return True
 
     @classmethod
     def current(cls, port, core, now, log):
@@ -161,4 +156,3 @@ class Rx(Machine):
             core.partner_changed(port)
         port.timers["current_while"].start(now, actor_timeout(port))
         port.expired = False
-        return True

@@ -21,13 +21,14 @@ OLD_ENTRY = {"partner": [0x8000, "020000000002", 0x0100, 0x8000, 101, 0x3D], "mu
 
 
 class Restless(Machine):
-    """A buggy machine: `moves` says, call by call, whether it moves."""
+    """A buggy machine: `moves` says, call by call, whether it moves (logs a transition)."""
     NAME, ATTR = "restless", "rx_state"
     moves = None
 
     @classmethod
     def step(cls, port, core, now, log):
-        return next(cls.moves)
+        if next(cls.moves):
+            log.append((port.port_id, cls.NAME, "A", "B", "restless"))
 
 
 def test_a_machine_that_never_stops_raises(monkeypatch):
