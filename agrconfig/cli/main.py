@@ -150,6 +150,9 @@ def main(argv=None):
     except PermissionError as exc:
         print(f"agrconfig: {AgrError(errno.EPERM, '', f'{exc.strerror}; run as root')}", file=sys.stderr)
         return 2
+    except OSError as exc:   # a configuration file that is missing or unreadable, say
+        print(f"agrconfig: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -74,3 +74,11 @@ def test_usage_error_and_status_keep_their_meanings(world, monkeypatch):
 
 def test_usage_text_says_it():
     assert "3 when something would" in " ".join(cli.__doc__.split())
+
+
+def test_missing_file_is_an_operation_failure(world, tmp_path):
+    _models, run = world
+    missing = tmp_path / "ifconfig.agr0"
+    for argv in (("-n", "-f", str(missing), "agr0"), ("-f", str(missing), "agr0")):
+        code, out = run(*argv)
+        assert code == 2 and out.err == f"agrconfig: {missing}: No such file or directory\n", out
