@@ -136,6 +136,7 @@ class Option:
     summary: str              # one line, as agrconfig(8) lists it
     scope: str = "agr"        # "agr", or "port" for a setting of one attached port
     ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
+    stanza: str = ""          # ifupdown's agr-STANZA option; "" for the key with '-' for '_'
 
     def words(self):
         return self.kind.words()
@@ -146,6 +147,10 @@ class Option:
     def file_words(self, value):
         return self.kind.file_words(value)
 
+    def stanza_option(self):
+        """Its option in an /etc/network/interfaces stanza (cli/ifupdown.py)."""
+        return "agr-" + (self.stanza or self.key.replace("_", "-"))
+
 
 OPTIONS = (
     Option("link0", Switch("link0", "-link0"), False,
@@ -155,7 +160,8 @@ OPTIONS = (
     Option("link2", Switch("link2", "-link2"), False, "unused, kept as NetBSD's flag", ifflag=0x4000),
     Option("debug", Switch("debug", "-debug"), False, "log every LACP state transition", ifflag=0x4),
     Option("lacp_fast", Choice("lacptimeout", (("fast", True), ("slow", False))), False,
-           "LACP timeout: PDUs every second and a 3 s timeout, or every 30 s and 90 s"),
+           "LACP timeout: PDUs every second and a 3 s timeout, or every 30 s and 90 s",
+           stanza="lacp-timeout"),
     Option("lacp_strict", Switch("lacpstrict", "-lacpstrict"), True,
            "require a live partner before a port distributes"),
     Option("hash", HashPolicy("agrhash"), DEFAULT_POLICY, "fields of the flow hash: l2, l3, l4"),

@@ -4,18 +4,24 @@ Every name starts with a per-run prefix so that parallel or aborted runs never
 meet, and Lab.close() removes whatever was made even after a failed test.
 """
 import os
+import shlex
 import subprocess
 import sys
 import time
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-AGRCONFIG = [sys.executable, os.path.join(ROOT, "bin", "agrconfig")]
+# AGRCONFIG_CMD runs the tests against an installed command (scripts/package-test: the .deb's
+# /usr/sbin/agrconfig); by default, the checkout's code under this interpreter.
+AGRCONFIG = (shlex.split(os.environ["AGRCONFIG_CMD"]) if os.environ.get("AGRCONFIG_CMD")
+             else [sys.executable, os.path.join(ROOT, "bin", "agrconfig")])
 
 
 def unique_prefix():
-    # 't' + 5 hex digits: short enough to leave room in 15-character link names.
-    return "t" + uuid.uuid4().hex[:5]
+    # 6 characters ('t' + 5 hex digits by default; AGRCONFIG_TEST_PREFIX sets the start):
+    # short enough to leave room in 15-character link names.
+    start = os.environ.get("AGRCONFIG_TEST_PREFIX", "t")[:5]
+    return start + uuid.uuid4().hex[:6 - len(start)]
 
 
 def sh(*argv, check=True, timeout=60, input=None):

@@ -45,7 +45,8 @@ Options:
   -h --help      Show this text.
   --version      Show the version.
 
-Exit status: 0 success, 1 usage error, 2 an operation failed.
+Exit status: 0 success, 1 usage error, 2 an operation failed; with -n, 0 when nothing would
+change and 3 when something would.
 """
 import errno
 import sys
@@ -55,6 +56,10 @@ from .. import __version__
 from ..checks import valid_ifname
 from ..errors import AgrError, UsageError
 from .grammar import parse_words
+
+# -n's answer when something would change (0: nothing would), as terraform plan
+# -detailed-exitcode: fleet tools tell "changed" from the status alone.
+WOULD_CHANGE = 3
 
 def _docopt_message(exc):
     """docopt-ng's complaint as one 'agrconfig:' line, then the usage. Its own words for a
@@ -70,6 +75,10 @@ def _docopt_message(exc):
     elif not message:
         message = "an interface or an option is needed"
     return f"agrconfig: {message}\n{usage}" if usage else f"agrconfig: {message}"
+
+
+def _status(args, changes):
+    return WOULD_CHANGE if args["-n"] and changes else 0
 
 
 def main(argv=None):
@@ -102,9 +111,10 @@ def main(argv=None):
         from . import provision, render
         from ..client import commands
         if args["--boot"]:
+            changes = []
             failures = provision.boot(args["--confdir"], commands.apply, dry_run=args["-n"],
-                                      err=lambda m: print(m, file=sys.stderr))
-            return 2 if failures else 0
+                                      err=lambda m: print(m, file=sys.stderr), changes=changes)
+            return 2 if failures else _status(args, changes)
         if args["--halt"]:
             with commands.Namespace():
                 provision.halt(args["--confdir"])
@@ -114,8 +124,8 @@ def main(argv=None):
         if not valid_ifname(name):  # the kernel's rules, in octets: 'é' * 8 is too long
             raise UsageError(f"bad interface name {name!r}")
         if args["-f"]:
-            provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
-            return 0
+            changes = provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
+            return _status(args, changes)
         if not words:
             print(render.render(name, as_json=args["--json"]), end="")
             return 0
@@ -124,9 +134,10 @@ def main(argv=None):
             return monitor.run(name, words[1:], as_json=args["--json"])
         ops = parse_words(words)
         if args["-n"]:
-            for op in provision.plan(name, ops):
+            planned = provision.plan(name, ops)
+            for op in planned:
                 print(" ".join(["agrconfig", name, *provision.words_of(op)]))
-            return 0
+            return _status(args, planned)
         commands.apply(name, ops)
         return 0
     except UsageError as exc:
@@ -138,6 +149,9 @@ def main(argv=None):
         return 2
     except PermissionError as exc:
         print(f"agrconfig: {AgrError(errno.EPERM, '', f'{exc.strerror}; run as root')}", file=sys.stderr)
+        return 2
+    except OSError as exc:   # a configuration file that is missing or unreadable, say
+        print(f"agrconfig: {exc.filename or ''}{': ' if exc.filename else ''}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -242,12 +242,15 @@ def config_files(confdir):
     return sorted(found, key=key)
 
 
-def boot(confdir, apply_ops, dry_run=False, out=print, err=None):
-    """Apply every configuration file; go on past a failing one and report them all."""
+def boot(confdir, apply_ops, dry_run=False, out=print, err=None, changes=None):
+    """Apply every configuration file; go on past a failing one and report them all. The
+    planned changes are added to `changes` when given."""
     failures = []
     for name, path in config_files(confdir):
         try:
-            apply_file(path, name, apply_ops, dry_run=dry_run, out=out)
+            done = apply_file(path, name, apply_ops, dry_run=dry_run, out=out)
+            if changes is not None:
+                changes.extend(done)
         except (AgrError, UsageError, OSError) as exc:
             failures.append(f"{path}: {exc}")
             if err:
