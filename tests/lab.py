@@ -15,7 +15,10 @@ AGRCONFIG = [sys.executable, os.path.join(ROOT, "bin", "agrconfig")]
 
 def unique_prefix():
     # 't' + 5 hex digits: short enough to leave room in 15-character link names.
-    return "t" + uuid.uuid4().hex[:5]
+    # AGRCONFIG_LAB_PREFIX (at most 5 characters) takes the place of the 't', so one run's
+    # namespaces can be told from another's (and cleaned up) by name.
+    base = os.environ.get("AGRCONFIG_LAB_PREFIX", "t")[:5] or "t"
+    return base + uuid.uuid4().hex[:max(2, 6 - len(base))]
 
 
 def sh(*argv, check=True, timeout=60, input=None):
