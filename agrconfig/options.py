@@ -2,8 +2,8 @@
 
 An option has a key (how the control protocol, the worker, the state file and the JSON status
 name it), its words (NetBSD's first, then aliases), its type and range, its default, how
-status shows it and how a configuration file says it. The grammar (words.py), the control
-protocol's checks (control.py), the worker's defaults, provisioning's plan and undo
+status shows it and how a configuration file says it. The grammar (cli/grammar.py), the control
+protocol's checks (ipc/protocol.py), the worker's defaults, provisioning's plan and undo
 (provision.py), status text and JSON, bash completion and the man page all take it from here
 or are held to it by tests/unit/test_options.py. Adding an option is one entry below plus its
 behaviour.
@@ -12,9 +12,12 @@ This module is at the bottom of the layers: it imports nothing of the project.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MTU_MIN, MTU_MAX = 68, 65535
+PRIORITY_MAX = 0xFFFF
+DEFAULT_PRIORITY = 0x8000     # 802.1AX's and NetBSD agr's system and port priority
 
 # Flow hash layers (FreeBSD lagghash names; NetBSD agr hashes l2 and l3).
 L2, L3, L4 = 1, 2, 4
@@ -129,6 +132,95 @@ class HashPolicy:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A word and an integer in a range: `lacpsysprio 100`, decimal or 0x hexadecimal (as
+    status shows priorities)."""
+    word: str
+    low: int
+    high: int
+    samples: tuple = ()   # what the tests enumerate: the ends of the range and a few between
+
+    def words(self):
+        return {self.word: None}
+
+    def takes_arg(self, word):
+        return True
+
+    def arg_help(self):
+        return f"a number {self.low}-{self.high}"
+
+    def value(self, word, arg):
+        text = arg.lower()
+        hexa = text.startswith("0x")
+        digits = text[2:] if hexa else text
+        alphabet = "0123456789abcdef" if hexa else "0123456789"
+        # ASCII digits only ('²' and other digits int() may or may not take), not too many.
+        if not (0 < len(digits) <= 10 and all(c in alphabet for c in digits)) \
+                or not self.low <= int(digits, 16 if hexa else 10) <= self.high:
+            raise ValueError(f"bad value {arg!r} ({self.low}-{self.high})")
+        return int(digits, 16 if hexa else 10)
+
+    def check(self, value):
+        return type(value) is int and self.low <= value <= self.high
+
+    def file_words(self, value):
+        return [self.word, str(value)]
+
+    def values(self):
+        return self.samples or (self.low, self.high)
+
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def parse_unicast_mac(text):
+    """'02:00:5E:10:00:01' (or with '-') -> '02:00:5e:10:00:01'; ValueError unless it is six
+    octets of a unicast address other than all zeros (bonding's ad_actor_system rule)."""
+    mac = text.strip().lower().replace("-", ":")
+    if not MAC_RE.match(mac):
+        raise ValueError(f"bad MAC address {text!r} (six octets: 02:00:00:00:00:01)")
+    if int(mac[:2], 16) & 1:
+        raise ValueError(f"{text!r} is a multicast address: the system id must be unicast")
+    if mac == "00:00:00:00:00:00":
+        raise ValueError(f"{text!r}: the system id must not be all zeros")
+    return mac
+
+
+@dataclass(frozen=True)
+class MacAddress:
+    """`lacpsysid MAC` sets a unicast MAC address, `-lacpsysid` goes back to the default
+    (None: follow agrN's own address)."""
+    word: str
+    off: str
+
+    def words(self):
+        return {self.word: None, self.off: None}
+
+    def takes_arg(self, word):
+        return word == self.word
+
+    def arg_help(self):
+        return "a MAC address"
+
+    def value(self, word, arg=None):
+        return None if word == self.off else parse_unicast_mac(arg)
+
+    def check(self, value):
+        if value is None:
+            return True
+        try:
+            return isinstance(value, str) and parse_unicast_mac(value) == value
+        except ValueError:
+            return False
+
+    def file_words(self, value):
+        return [self.off] if value is None else [self.word, value]
+
+    def values(self):
+        return (None, "02:00:00:00:13:01")
+
+
+@dataclass(frozen=True)
 class Option:
     key: str                  # control protocol, worker, state file and JSON name
     kind: object              # Switch, Choice or HashPolicy: words, type and range
@@ -144,8 +236,11 @@ class Option:
     def check(self, value):
         return self.kind.check(value)
 
-    def file_words(self, value):
-        return self.kind.file_words(value)
+    def file_words(self, value, port=None):
+        """The words that set this option to `value`; a port option names its port first,
+        as `agrportpri re0 100`."""
+        words = self.kind.file_words(value)
+        return [words[0], port, *words[1:]] if self.scope == "port" else words
 
     def stanza_option(self):
         """Its option in an /etc/network/interfaces stanza (cli/ifupdown.py)."""
@@ -167,6 +262,14 @@ OPTIONS = (
     Option("hash", HashPolicy("agrhash"), DEFAULT_POLICY, "fields of the flow hash: l2, l3, l4"),
     Option("datapath", Choice("datapath", (("auto", "auto"), ("relay", "relay"), ("ebpf", "ebpf"))),
            "auto", "kernel fast path when possible, never, or required"),
+    Option("lacp_active", Choice("lacpmode", (("active", True), ("passive", False))), True,
+           "LACP activity: speak first, or only once the partner has spoken", stanza="lacp-mode"),
+    Option("lacp_sysprio", Number("lacpsysprio", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
+           DEFAULT_PRIORITY, "the LACP system priority (lower is preferred)"),
+    Option("lacp_sysid", MacAddress("lacpsysid", "-lacpsysid"), None,
+           "the LACP system id: a unicast MAC address, or agrN's own address (the default)"),
+    Option("port_priority", Number("agrportpri", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
+           DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}
@@ -179,12 +282,13 @@ def defaults(scope="agr"):
     return {o.key: o.default for o in OPTIONS if o.scope == scope}
 
 
-def check(key, value):
-    """Is `value` a valid setting for option `key`? (the control protocol's check)"""
+def check(key, value, scope="agr"):
+    """Is `value` a valid setting for option `key` of this scope? (the control protocol's check)"""
     option = BY_KEY.get(key)
-    return option is not None and option.check(value)
+    return option is not None and option.scope == scope and option.check(value)
 
 
-def file_words(key, value):
-    """The words that set option `key` to `value`, as a configuration file says it."""
-    return BY_KEY[key].file_words(value)
+def file_words(key, value, port=None):
+    """The words that set option `key` to `value` (on `port`, for a port option), as a
+    configuration file says it."""
+    return BY_KEY[key].file_words(value, port)

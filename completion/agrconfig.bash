@@ -5,22 +5,25 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath debug -debug monitor"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri debug -debug monitor"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
             COMPREPLY=($(compgen -W "$(agrconfig -l --free 2>/dev/null)" -- "$cur")); return ;;
-        -agrport)
+        -agrport|agrportpri)
             local ports
             ports=$(agrconfig "${words[1]}" 2>/dev/null | sed -n 's/^\tagrport: \([^,]*\),.*/\1/p')
             COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
         lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
+        lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        mtu|interval|timeout|inet|inet6|netmask|prefixlen) return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid) return ;;
     esac
+    # agrportpri PORT N: the number is the user's
+    [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return
     if [ "$cword" -eq 1 ]; then
         COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt --json --destroy-all --help --version" -- "$cur"))
         return

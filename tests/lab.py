@@ -18,10 +18,11 @@ AGRCONFIG = (shlex.split(os.environ["AGRCONFIG_CMD"]) if os.environ.get("AGRCONF
 
 
 def unique_prefix():
-    # 6 characters ('t' + 5 hex digits by default; AGRCONFIG_TEST_PREFIX sets the start):
-    # short enough to leave room in 15-character link names.
-    start = os.environ.get("AGRCONFIG_TEST_PREFIX", "t")[:5]
-    return start + uuid.uuid4().hex[:6 - len(start)]
+    # 't' + 5 hex digits: short enough to leave room in 15-character link names.
+    # AGRCONFIG_TEST_PREFIX (at most 5 characters) takes the place of the 't', so one run's
+    # namespaces can be told from another's (and cleaned up) by name.
+    base = os.environ.get("AGRCONFIG_TEST_PREFIX", "t")[:5] or "t"
+    return base + uuid.uuid4().hex[:max(2, 6 - len(base))]
 
 
 def sh(*argv, check=True, timeout=60, input=None):

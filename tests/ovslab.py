@@ -68,14 +68,14 @@ class OvsPartner:
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
 
     # -- building ------------------------------------------------------------------------
-    def add_bond(self, name, ports, lacp_time="fast", mode="balance-tcp"):
+    def add_bond(self, name, ports, lacp_time="fast", mode="balance-tcp", lacp="active"):
         for port in ports:
             # The kernel must not answer on OVS's ports itself (it would answer ARP for
             # int0's address with the veth's MAC): OVS owns them.
             self.lab.run(self.ns, "sysctl", "-qw", f"net.ipv4.conf.{port}.arp_ignore=8",
                          f"net.ipv6.conf.{port}.disable_ipv6=1")
             self.lab.ip(self.ns, "link", "set", port, "up")
-        self.vsctl("add-bond", "br0", name, *ports, "lacp=active", f"bond_mode={mode}",
+        self.vsctl("add-bond", "br0", name, *ports, f"lacp={lacp}", f"bond_mode={mode}",
                    f"other_config:lacp-time={lacp_time}")
 
     def add_internal(self, name, address_cidr):

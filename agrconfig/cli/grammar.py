@@ -44,11 +44,21 @@ def parse_words(words):
         elif word in options.BY_WORD:
             option = options.BY_WORD[word]
             kind = option.kind
+            port = None
+            if option.scope == "port":   # `agrportpri PORT N`: the port first
+                port = arg("interface name")
+                if not valid_ifname(port):
+                    raise UsageError(f"{word}: bad interface name {port!r}")
+                if i >= len(words):
+                    raise UsageError(f"{word}: missing {kind.arg_help()}")
             try:
                 value = kind.value(word, arg(kind.arg_help())) if kind.takes_arg(word) else kind.value(word)
             except ValueError as exc:
                 raise UsageError(f"{word}: {exc}") from None
-            ops.append(Op("flag", (option.key, value), word))
+            if port is None:
+                ops.append(Op("flag", (option.key, value), word))
+            else:
+                ops.append(Op("portflag", (port, option.key, value), word))
         elif word in ("agrport", "-agrport"):
             port = arg("interface name")
             if not valid_ifname(port):

@@ -53,6 +53,13 @@ def _value_words(option, text):
         raise UsageError(f"{option.stanza_option()} {text!r}: use yes or no")
     if isinstance(kind, options.HashPolicy):
         return [kind.word, text.replace(" ", ",")]   # `agr-hash l2 l3 l4` or `l2,l3,l4`
+    if isinstance(kind, options.MacAddress) and text in (kind.off, "default"):
+        return [kind.off]                           # back to agrN's own address
+    if option.scope == "port":                      # `agr-port-priority re0 100 re1 200`
+        pairs = text.split()
+        if not pairs or len(pairs) % 2:
+            raise UsageError(f"{option.stanza_option()} {text!r}: give PORT VALUE pairs")
+        return [w for port, value in zip(pairs[::2], pairs[1::2]) for w in (kind.word, port, value)]
     return [kind.word, text]
 
 
@@ -98,6 +105,8 @@ def up(name, ports, words, apply_ops):
     """Create `name` if it is not there, set its options, attach the ports not attached yet.
     Planned against what is there, so the pre-up of a second (inet6) stanza changes nothing."""
     ops = parse_words(["create", *words, *[w for p in ports for w in ("agrport", p)]])
+    # A port's settings name an attached port: after the agrport operations.
+    ops = [op for op in ops if op.word != "portflag"] + [op for op in ops if op.word == "portflag"]
     for attempt in range(3):
         planned = provision.plan(name, ops)
         if not planned:

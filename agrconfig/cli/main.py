@@ -25,6 +25,10 @@ Words (applied left to right, as ifconfig does):
   lacpstrict | -lacpstrict          distribute only with a live partner (default) | optimistic
   agrhash l2,l3,l4                  fields of the flow hash (default l2,l3)
   datapath auto|relay|ebpf          kernel eBPF fast path when possible (default) or not
+  lacpmode active|passive           speak LACP first (default) | only once the partner has
+  lacpsysprio N                     LACP system priority, 0-65535 (default 0x8000)
+  lacpsysid MAC | -lacpsysid        LACP system id | agr's own MAC address (default)
+  agrportpri PORT N                 an attached port's LACP priority, 0-65535 (default 0x8000)
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

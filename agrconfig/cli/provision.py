@@ -7,8 +7,9 @@ shell command (run only from a root-owned file nobody else may write).
 Applying is planned against the interface's current state: words that would
 change nothing are dropped, so applying the same file twice does nothing the
 second time. For an agr interface the file is the whole truth: ports it does
-not name are detached, flags it does not set go back to their defaults, and,
-if it names any address, addresses it does not name are removed.
+not name are detached, flags it does not set go back to their defaults (and so
+do the settings of its ports, such as agrportpri), and, if it names any
+address, addresses it does not name are removed.
 """
 import errno
 import os
@@ -33,6 +34,7 @@ class Model:
     agr: bool = False
     ports: list = field(default_factory=list)
     flags: dict = field(default_factory=dict)
+    port_flags: dict = field(default_factory=dict)   # port -> its settings (agrportpri)
     mtu: int | None = None
     up: bool = False
     addrs: set = field(default_factory=set)
@@ -49,6 +51,7 @@ def current(name):
         model.agr = True
         model.ports = [p["name"] for p in ws["ports"]]
         model.flags = dict(ws["flags"])
+        model.port_flags = {p["name"]: {**options.defaults("port"), **p.get("options", {})} for p in ws["ports"]}
     return model
 
 
@@ -69,11 +72,24 @@ def _step(model, op):
         if op.arg in model.ports:
             return False
         model.ports.append(op.arg)
+        model.port_flags[op.arg] = options.defaults("port")
         return True
     if op.word == "-agrport":
         if op.arg not in model.ports:
             return False
         model.ports.remove(op.arg)
+        model.port_flags.pop(op.arg, None)
+        return True
+    if op.word == "portflag":
+        port, key, value = op.arg
+        if model.agr and model.exists and port not in model.ports:
+            # As the worker would answer: the word names an attached port (in a file, it
+            # follows that port's agrport line).
+            raise AgrError(errno.ENOENT, "SIOCSETAGR", f"{port} is not a port of this interface")
+        settings = model.port_flags.setdefault(port, options.defaults("port"))
+        if settings.get(key) == value:
+            return False
+        settings[key] = value
         return True
     if op.word == "flag":
         key, value = op.arg
@@ -125,6 +141,10 @@ def undo(file_ops, model):
     set_keys = {op.arg[0] for op in file_ops if op.word == "flag"}
     out += [flag_op(key, value) for key, value in options.defaults().items()
             if key not in set_keys and model.flags.get(key, value) != value]
+    port_keys = {(op.arg[0], op.arg[1]) for op in file_ops if op.word == "portflag"}
+    out += [port_flag_op(port, key, value) for port in model.ports if port in wanted_ports
+            for key, value in options.defaults("port").items()
+            if (port, key) not in port_keys and model.port_flags.get(port, {}).get(key, value) != value]
     listed = [op.arg[1] for op in file_ops if op.word == "address" and op.arg[0] != "delete"]
     if listed:
         out += [Op("address", ("delete", a, True)) for a in sorted(model.addrs, key=str)
@@ -137,6 +157,11 @@ def flag_op(key, value):
     return Op("flag", (key, value), words[0])
 
 
+def port_flag_op(port, key, value):
+    words = options.file_words(key, value, port)
+    return Op("portflag", (port, key, value), words[0])
+
+
 def words_of(op):
     """The agrconfig words that say `op` (for dry runs and logs)."""
     if op.word in ("create", "destroy", "up", "down"):
@@ -145,6 +170,9 @@ def words_of(op):
         return [op.word, str(op.arg)]
     if op.word == "flag":
         return options.file_words(*op.arg)
+    if op.word == "portflag":
+        port, key, value = op.arg
+        return options.file_words(key, value, port)
     if op.word == "address":
         action, iface, _explicit = op.arg
         words = ["inet" if iface.version == 4 else "inet6", str(iface)]

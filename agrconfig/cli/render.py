@@ -88,8 +88,10 @@ def agr_lines(ws):
     out = []
     f = ws["flags"]
     proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
-        f"lacp active, timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
-        f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}")
+        f"lacp {'active' if f.get('lacp_active', True) else 'passive'}, "
+        f"timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
+        f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
+        f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
     for p in ws["ports"]:
@@ -109,6 +111,17 @@ def agr_lines(ws):
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")
     return out
+
+
+def _system_text(ws):
+    """Our LACP System ID as status shows it: priority,MAC; '(lacpsysid)' when the MAC is set
+    rather than agrN's own."""
+    f = ws["flags"]
+    prio = f.get("lacp_sysprio", options.DEFAULT_PRIORITY)
+    if f.get("lacp_sysid"):
+        return f"{prio:#06x},{f['lacp_sysid']} (lacpsysid)"
+    mac = (ws.get("lacp") or {}).get("system") or ws.get("mac") or "?"
+    return f"{prio:#06x},{mac}"
 
 
 def render(name, as_json=False):
@@ -134,7 +147,10 @@ def json_doc(doc):
             "mode": "802.3ad" if ws["protocol"] == "lacp" else "static",
             "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
             "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
-            "ad_lacp_active": "on", "datapath": ws.get("datapath"), "datapath_mode": ws.get("datapath_mode"),
+            "ad_lacp_active": "on" if ws["flags"].get("lacp_active", True) else "off",
+            "ad_actor_sys_prio": ws["flags"].get("lacp_sysprio", options.DEFAULT_PRIORITY),
+            "ad_actor_system": ws["flags"].get("lacp_sysid") or (ws.get("lacp") or {}).get("system"),
+            "datapath": ws.get("datapath"), "datapath_mode": ws.get("datapath_mode"),
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}
@@ -156,7 +172,9 @@ def _ad_info(ws):
 def _port_json(p):
     out = {"ifname": p["name"], "ifindex": p["index"], "flags": p["flags"],
            "flags_str": [n for bit, n in PORT_FLAGS if p["flags"] & bit],
-           "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {})}
+           "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {}),
+           "options": p.get("options", options.defaults("port")),
+           "actor_port_prio": p.get("options", options.defaults("port"))["port_priority"]}
     lacp = p.get("lacp")
     if lacp:
         out.update({
@@ -168,6 +186,7 @@ def _port_json(p):
             "actor_key": lacp["actor_key"], "partner_mac": lacp["partner_system"],
             "partner_key": lacp["partner_key"], "partner_port": lacp["partner_port"],
             "partner_system_priority": lacp["partner_system_priority"],
+            "partner_port_priority": lacp["partner_port_priority"],
             "selected": lacp["selected"], "standby": lacp.get("standby", False),
             "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
             "lacp_counters": lacp.get("counters", {}),

@@ -9,7 +9,7 @@ from ..errors import AgrError
 from . import ifconfig, workers
 
 AGR_ONLY = "valid only with agr(4) interfaces"
-AGR_WORDS = ("create", "destroy", "agrport", "-agrport", "flag")
+AGR_WORDS = ("create", "destroy", "agrport", "-agrport", "flag", "portflag")
 
 
 class Namespace:
@@ -60,6 +60,7 @@ AGR_OPS = {
     "agrport": lambda name, arg: workers.request(name, "addport", port=arg),
     "-agrport": lambda name, arg: workers.request(name, "delport", port=arg),
     "flag": lambda name, arg: workers.request(name, "setflags", flags={arg[0]: arg[1]}),
+    "portflag": lambda name, arg: workers.request(name, "setport", port=arg[0], flags={arg[1]: arg[2]}),
     "mtu": lambda name, arg: workers.request(name, "setmtu", mtu=arg),
     "up": lambda name, arg: _up_down_on_agr(name, True),
     "down": lambda name, arg: _up_down_on_agr(name, False),

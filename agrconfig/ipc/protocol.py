@@ -17,7 +17,7 @@ log = logging.getLogger("agrconfig")
 # Every reply says which protocol and release answered. Requests carry no version: the
 # workers of releases before 0.2.0 refuse unknown request keys, and are known by replies
 # without one (protocol 0).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2   # 2: setport, and the flags lacp_active, lacp_sysprio, lacp_sysid
 VERSION = {"version": PROTOCOL_VERSION, "release": __version__}
 
 
@@ -64,15 +64,20 @@ def check_mtu(value):
     return value
 
 
-def check_flags(value):
+def check_flags(value, scope="agr"):
+    """Settings of the agr interface (scope "agr") or of one port ("port"), by option key."""
     if not isinstance(value, dict) or not value:
         raise ValueError("flags must be a non-empty object")
     for key, v in value.items():
-        if key not in options.BY_KEY:
+        if key not in options.BY_KEY or options.BY_KEY[key].scope != scope:
             raise ValueError(f"unknown flag {key!r}")
-        if not options.check(key, v):
+        if not options.check(key, v, scope):
             raise ValueError(f"bad value {v!r} for flag {key!r}")
     return value
+
+
+def check_port_flags(value):
+    return check_flags(value, scope="port")
 
 
 # op -> {argument: checker}. Nothing here names a file or a command: ports are interface names.
@@ -80,6 +85,7 @@ REQUESTS = {
     "status": {}, "ping": {}, "shutdown": {}, "save": {},
     "addport": {"port": check_ifname}, "delport": {"port": check_ifname},
     "setflags": {"flags": check_flags}, "setmtu": {"mtu": check_mtu},
+    "setport": {"port": check_ifname, "flags": check_port_flags},
 }
 
 

@@ -50,8 +50,8 @@ class NotSettled(RuntimeError):
 
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
-                 fast_timeout: bool = False, strict: bool = True, now: float = 0.0):
-        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict)
+                 fast_timeout: bool = False, strict: bool = True, active: bool = True, now: float = 0.0):
+        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active)
         self.ports: dict[int, Port] = {}
         self.now = now
         self.selected_lag = None
@@ -97,12 +97,49 @@ class LacpCore:
         return self._run(now)
 
     def set_system_mac(self, now, mac) -> Output:
+        """A new actor System ID (agrN's MAC, or lacpsysid): the LAG ID changes, so every
+        port is selected afresh, and the partner is told at once."""
         now = self._clock(now)
         self.system.mac = bytes(mac)
+        self._reselect_all()
+        return self._run(now)
+
+    def set_system_priority(self, now, priority) -> Output:
+        """lacpsysprio: the System ID's priority, part of the LAG ID like the MAC. No change,
+        no effect."""
+        now = self._clock(now)
+        if self.system.priority != priority:
+            self.system.priority = priority
+            self._reselect_all()
+        return self._run(now)
+
+    def set_active(self, now, active) -> Output:
+        """lacpmode: LACP_Activity. A passive port stops sending periodically once its
+        partner is passive too (or defaulted); going active, it speaks at once."""
+        now = self._clock(now)
+        if self.system.active != bool(active):
+            self.system.active = bool(active)
+            for port in self.ports.values():
+                port.ntt = True  # our Activity bit changed: tell a partner that listens
+        return self._run(now)
+
+    def set_port_priority(self, now, port_id, priority) -> Output:
+        """agrportpri: the Port Identifier's priority. The partner sees it in our next
+        LACPDU (sent at once). It is part of the LAG ID of an individual port only, which
+        is then selected afresh."""
+        now = self._clock(now)
+        port = self.ports.get(port_id)
+        if port is not None and port.port_priority != priority:
+            port.port_priority = priority
+            port.ntt = True
+            if selection.lag_id(port)[0] == "individual":
+                port.selected = UNSELECTED
+        return self._run(now)
+
+    def _reselect_all(self):
         for p in self.ports.values():
             p.selected = UNSELECTED
             p.ntt = True
-        return self._run(now)
 
     def set_fast_timeout(self, now, fast) -> Output:
         now = self._clock(now)
@@ -190,6 +227,7 @@ class LacpCore:
         return {
             "system": P.format_mac(self.system.mac), "system_priority": self.system.priority,
             "fast_timeout": self.system.fast_timeout, "strict": self.system.strict,
+            "active": self.system.active,
             "aggregator": {
                 "actor_key": lag[0] if lag else None,
                 "partner_system": P.format_mac(lag[2]) if lag else None,

@@ -1,7 +1,9 @@
 """Periodic Transmission machine (802.1AX-2014 §6.4.13).
 
 Fast LACPDUs (every second) while the partner asks for the short timeout, slow ones
-(every 30 s) otherwise; PERIODIC_TX only sets NTT for the Transmit machine.
+(every 30 s) otherwise; PERIODIC_TX only sets NTT for the Transmit machine. Nothing is
+sent periodically while both ends are passive (lacpmode passive and a passive or defaulted
+partner), so a passive port speaks only once an active partner has spoken.
 """
 from __future__ import annotations
 
@@ -26,27 +28,32 @@ class Periodic(Machine):
     ATTR = "periodic_state"
     State = PeriodicState
     TRANSITIONS = {
-        (S.NO_PERIODIC, S.FAST_PERIODIC): "port enabled",
+        (S.NO_PERIODIC, S.FAST_PERIODIC): "port enabled, actor or partner active",
         (S.FAST_PERIODIC, S.PERIODIC_TX): "periodic timer expired",
         (S.SLOW_PERIODIC, S.PERIODIC_TX): "periodic timer expired or partner asks for short timeout",
         (S.PERIODIC_TX, S.FAST_PERIODIC): "partner uses short timeout",
         (S.PERIODIC_TX, S.SLOW_PERIODIC): "partner uses long timeout",
         (S.FAST_PERIODIC, S.SLOW_PERIODIC): "partner uses long timeout",
-        (S.FAST_PERIODIC, S.NO_PERIODIC): "port disabled",
-        (S.SLOW_PERIODIC, S.NO_PERIODIC): "port disabled",
+        (S.FAST_PERIODIC, S.NO_PERIODIC): "port disabled, or actor and partner both passive",
+        (S.SLOW_PERIODIC, S.NO_PERIODIC): "port disabled, or actor and partner both passive",
     }
 
     @classmethod
     def step(cls, port, core, now, log):
         state = port.periodic_state
         timer = port.timers["periodic"]
+        # (BEGIN ||) !LACP_Enabled || !port_enabled ||
+        # ((Actor_Oper_Port_State.LACP_Activity == PASSIVE) &&
+        #  (Partner_Oper_Port_State.LACP_Activity == PASSIVE))  ->  NO_PERIODIC
+        no_periodic = not port.enabled or port.both_passive  # LACP_Enabled: always
         short = port.partner_short_timeout
-        if state != S.NO_PERIODIC and not port.enabled:
+        if state != S.NO_PERIODIC and no_periodic:
             # NO_PERIODIC: stop periodic_timer
             cls.enter(port, S.NO_PERIODIC, log)
             timer.stop()
         elif state == S.NO_PERIODIC:
-            if port.enabled:
+            # NO_PERIODIC -> FAST_PERIODIC: UCT, once the global condition no longer holds
+            if not no_periodic:
                 cls.fast(port, now, log)
         elif state == S.FAST_PERIODIC:
             if timer.expired:

@@ -75,6 +75,7 @@ class ActorSystem:
     priority: int = DEFAULT_SYSTEM_PRIORITY
     fast_timeout: bool = False
     strict: bool = True
+    active: bool = True          # LACP_Activity: active (speak first) or passive (lacpmode)
 
     def partner_admin(self) -> P.LacpInfo:
         """Default partner (Partner_Admin_*) used by recordDefault.
@@ -186,7 +187,7 @@ class Port:
 
     @property
     def actor_state(self) -> int:
-        bits = P.ACTIVITY                                   # always active LACP
+        bits = P.ACTIVITY if self.system.active else 0      # lacpmode active | passive
         bits |= P.TIMEOUT if self.system.fast_timeout else 0
         bits |= P.AGGREGATION if self.aggregatable else 0
         bits |= P.SYNC if self.sync else 0
@@ -227,6 +228,14 @@ class Port:
 
     def set_partner_state(self, set_bits: int = 0, clear_bits: int = 0) -> None:
         self.partner = replace(self.partner, state=(self.partner.state | set_bits) & ~clear_bits & 0xFF)
+
+    @property
+    def both_passive(self) -> bool:
+        """(Actor_Oper_Port_State.LACP_Activity == PASSIVE) and
+        (Partner_Oper_Port_State.LACP_Activity == PASSIVE): the periodic machine's
+        NO_PERIODIC condition. A defaulted partner is passive (Partner_Admin_Port_State),
+        so a passive port speaks only while it hears an active partner."""
+        return not self.system.active and not self.partner.state & P.ACTIVITY
 
     def looped(self, now: float) -> bool:
         return self.looped_until is not None and now < self.looped_until

@@ -53,10 +53,16 @@ def update_ntt(port: Port, pdu: P.Lacpdu) -> None:
 
 
 def record_pdu(port: Port, pdu: P.Lacpdu) -> None:
-    """recordPDU: take the partner from the PDU's actor; decide partner Synchronization."""
+    """recordPDU: take the partner from the PDU's actor; decide partner Synchronization.
+
+    Partner Synchronization holds only if one end is active: "((Partner_Oper_Port_State.
+    LACP_Activity == ACTIVE) || ((Actor_Oper_Port_State.LACP_Activity == ACTIVE) &&
+    (PDU's Partner_State.LACP_Activity == ACTIVE)))", as OpenBSD's aggr_recordpdu."""
     partner = pdu.actor
     individual = not partner.state & P.AGGREGATION
-    in_sync = bool(partner.state & P.SYNC) and (partner_matches_us(port, pdu) or individual)
+    active = bool(partner.state & P.ACTIVITY) or (port.system.active and bool(pdu.partner.state & P.ACTIVITY))
+    in_sync = (bool(partner.state & P.SYNC) and (partner_matches_us(port, pdu) or individual)
+               and active)
     state = partner.state | P.SYNC if in_sync else partner.state & ~P.SYNC
     port.partner = P.LacpInfo(partner.system_priority, partner.system, partner.key,
                               partner.port_priority, partner.port, state & 0xFF)

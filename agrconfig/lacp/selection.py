@@ -14,11 +14,13 @@ from .port import SELECTED, STANDBY, UNSELECTED, Port
 
 
 def lag_id(port: Port) -> tuple:
-    """The port's LAG identifier: actor key and partner system and key, or individual."""
-    partner = port.partner
+    """The port's LAG identifier (6.3.6): actor key, partner System ID (priority, MAC) and
+    key, then our own System ID (priority, MAC), the same for every port of ours; an
+    individual port's also carries its Port Identifier (its number and priority)."""
+    partner, system = port.partner, port.system
     if not port.aggregatable or not partner.state & P.AGGREGATION:
-        return ("individual", port.port_id)
-    return (port.key, partner.system_priority, partner.system, partner.key)
+        return ("individual", port.port_id, port.port_priority, system.priority, system.mac)
+    return (port.key, partner.system_priority, partner.system, partner.key, system.priority, system.mac)
 
 
 def ready(core, port: Port) -> bool:

@@ -14,7 +14,8 @@ def create(flags, mac, now, act):
     """The aggregation the flags ask for; `mac` is agrN's as bytes."""
     if flags["link1"]:
         return Static()
-    return Lacp(LacpCore(mac, fast_timeout=flags["lacp_fast"], strict=flags["lacp_strict"], now=now), act)
+    return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
+                         strict=flags["lacp_strict"], active=flags["lacp_active"], now=now), act)
 
 
 class Aggregation(abc.ABC):
@@ -31,7 +32,11 @@ class Aggregation(abc.ABC):
 
     @abc.abstractmethod
     def configure(self, now, flags):
-        """New settings (timeout, strict) for the same kind of aggregation."""
+        """New settings (timeout, strict, mode, system priority) for the same kind of aggregation."""
+
+    @abc.abstractmethod
+    def configure_port(self, now, port):
+        """New settings of one port (port.options: its priority)."""
 
     @abc.abstractmethod
     def add_port(self, now, port):
@@ -105,13 +110,19 @@ class Lacp(Aggregation):
     def configure(self, now, flags):
         self.act(self.core.set_fast_timeout(now, flags["lacp_fast"]))
         self.act(self.core.set_strict(now, flags["lacp_strict"]))
+        self.act(self.core.set_active(now, flags["lacp_active"]))
+        self.act(self.core.set_system_priority(now, flags["lacp_sysprio"]))
+
+    def configure_port(self, now, port):
+        self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))
 
     def add_port(self, now, port):
         self._add(now, port, None)
 
     def _add(self, now, port, resume):
         self.act(self.core.add_port(now, port.index, port.mac, speed=port.speed, duplex_full=port.duplex_full,
-                                    carrier=port.carrier, resume=resume))
+                                    carrier=port.carrier, port_priority=port.options["port_priority"],
+                                    resume=resume))
 
     def remove_port(self, now, index):
         self.act(self.core.remove_port(now, index))
@@ -120,7 +131,8 @@ class Lacp(Aggregation):
         self.act(self.core.set_carrier(now, index, up))
 
     def set_system_mac(self, now, mac):
-        self.act(self.core.set_system_mac(now, mac))
+        if bytes(mac) != self.core.system.mac:   # the same id: nothing to select afresh
+            self.act(self.core.set_system_mac(now, mac))
 
     def receive(self, now, index, frame):
         self.act(self.core.receive(now, index, frame))
@@ -158,6 +170,9 @@ class Static(Aggregation):
 
     def configure(self, now, flags):
         pass
+
+    def configure_port(self, now, port):
+        pass  # kept for LACP; link1 ranks no port
 
     def add_port(self, now, port):
         pass

@@ -127,8 +127,14 @@ class Worker:
         if self.protocol.fits(self.flags):
             self.protocol.configure(now, self.flags)
         else:
-            self.protocol = aggregation.create(self.flags, rtnl.mac_bytes(self.mac), now, self._act)
+            self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
+        self.protocol.set_system_mac(now, self._system_mac())  # lacpsysid set or cleared
+
+    def _system_mac(self):
+        """The LACP System ID's MAC: lacpsysid when set, else agrN's own address (which
+        follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
+        return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
 
     def _act(self, out):
         """Carry out the LACP core's Output: its events first, so the data path follows the
@@ -225,7 +231,7 @@ class Worker:
             if first and link.mac != self.mac:
                 rtnl.set_mac(self.tap_index, link.mac)
                 self.mac = link.mac
-                self.protocol.set_system_mac(time.monotonic(), rtnl.mac_bytes(self.mac))
+                self.protocol.set_system_mac(time.monotonic(), self._system_mac())
             self.members.attach(port, self.mac, slow_only=self.path.slow_only)
             self.path.attach_port(port.index)
         except Exception:
@@ -243,6 +249,16 @@ class Worker:
         self.protocol.add_port(time.monotonic(), port)
         self._recompute()
         log.info("%s: port %s attached", self.name, name)
+
+    def set_port(self, name, flags):
+        """A port's own settings (agrportpri): only of a port attached to us."""
+        port = self.members.by_name(name)
+        if port is None:
+            raise AgrError(errno.ENOENT, "SIOCSETAGR", f"{name} is not a port of {self.name}")
+        port.options.update(flags)
+        self.protocol.configure_port(time.monotonic(), port)
+        log.info("%s: port %s: %s", self.name, name,
+                 ", ".join(f"{k} {v}" for k, v in sorted(flags.items())))
 
     def del_port(self, name):
         self._drop_port(self.members.check_leaving(name), restore=True)
@@ -279,7 +295,7 @@ class Worker:
                 # `ip link set agrN address ...`: the ports and the LACP system follow.
                 log.info("%s: link address changed to %s", self.name, tap.mac)
                 self.mac = tap.mac
-                self.protocol.set_system_mac(time.monotonic(), rtnl.mac_bytes(self.mac))
+                self.protocol.set_system_mac(time.monotonic(), self._system_mac())
         addrs = rtnl.all_addresses() if ports else {}
         for port in ports:
             link = rtnl.link(index=port.index)
@@ -320,6 +336,8 @@ class Worker:
                 self._apply_flags()
                 raise
             self._recompute()
+        elif op == "setport":
+            self.set_port(str(req["port"]), req["flags"])
         elif op == "setmtu":
             self.members.set_mtu(int(req["mtu"]))
         elif op == "shutdown":
@@ -339,7 +357,7 @@ class Worker:
             bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
             entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
-                     "counters": port_counters[p.index]}
+                     "counters": port_counters[p.index], "options": dict(p.options)}
             entry.update(self.protocol.port_status(p.index))
             ports.append(entry)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),

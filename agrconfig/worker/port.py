@@ -2,6 +2,7 @@
 import socket
 import struct
 
+from .. import options
 from ..net import rtnl
 from ..errors import AgrError
 from ..lacp.pdu import ETH_P_SLOW, SLOW_PROTOCOLS_MAC
@@ -48,6 +49,9 @@ def _mreq(index, kind, mac=b""):
 
 class Port:
     def __init__(self, orig):
+        # The port's settings (agrportpri) travel in the state file beside its original state.
+        self.options = {**options.defaults("port"), **(orig.get("options") or {})}
+        orig = {k: v for k, v in orig.items() if k != "options"}
         self.orig = orig
         self.name = orig["name"]
         self.index = orig["index"]
@@ -64,7 +68,7 @@ class Port:
         self.orig = dict(self.orig, name=name)
 
     def to_state(self):
-        return dict(self.orig)
+        return {**self.orig, "options": dict(self.options)}
 
     # -- configuring --------------------------------------------------------
     def configure(self, agr_mac, mtu):

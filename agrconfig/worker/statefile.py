@@ -48,6 +48,11 @@ def _port(orig):
     for key in ("up", "promisc"):
         if type(orig.get(key)) is not bool:
             raise BadState(f"port {orig['name']}: {key} is not a boolean")
+    if "options" in orig:   # a port's settings (agrportpri); absent in files before them
+        if orig["options"]:
+            _checked(protocol.check_port_flags, orig["options"])
+        elif not isinstance(orig["options"], dict):
+            raise BadState(f"port {orig['name']}: options is not an object")
     sysctl = orig.get("sysctl")
     if not isinstance(sysctl, dict) or not set(sysctl) <= SYSCTL_KEYS:
         raise BadState(f"port {orig['name']}: bad sysctl table")

@@ -78,3 +78,47 @@ def test_silent_partner_expires_the_port(lab):
         assert lab.ping(a, "192.0.2.2", count=3)
         ovs.allow_lacp("ov1")
         wait_distributing(lab, a, ["re0", "re1"], timeout=30)
+
+
+def test_ovs_reports_our_system_and_port_priorities(lab):
+    """lacpsysprio and agrportpri reach an independent partner: OVS's lacp/show lists them as
+    its partner's (ours)."""
+    a, ovs = ovs_pair(lab, "fast")
+    with ovs:
+        ok(lab, a, "agr0", "lacpsysprio", "4660", "agrportpri", "re1", "0x42")
+        wait_distributing(lab, a, ["re0", "re1"], timeout=30)
+        ovs.wait_member_enabled("bond0", ["ov0", "ov1"], timeout=30)
+
+        def partner_priorities():
+            members = ovs.lacp_show("bond0")["members"]
+            return {m: (int(members[m]["partner_sys_priority"]), int(members[m]["partner_port_priority"]))
+                    for m in ("ov0", "ov1")}
+
+        lab.wait_for(lambda: partner_priorities() == {"ov0": (4660, 0x8000), "ov1": (4660, 0x42)},
+                     timeout=10, what="OVS showing our priorities")
+        show = ovs.lacp_show("bond0")
+        assert show["members"]["ov1"]["partner_sys_id"].lower() == status_json(lab, a)["address"].lower()
+        assert lab.ping(a, "192.0.2.2", count=2)
+
+
+def test_an_ovs_passive_bond_aggregates_with_our_active_end(lab):
+    a = lab.netns("a")
+    ovs = OvsPartner(lab, ns_suffix="o")
+    with ovs:
+        for i, port in enumerate(("re0", "re1")):
+            lab.veth(a, port, ovs.ns, f"ov{i}")
+        ovs.add_bond("bond0", ["ov0", "ov1"], lacp_time="fast", lacp="passive")
+        ovs.add_internal("int0", "192.0.2.2/24")
+        for port in ("re0", "re1"):
+            strip_addresses(lab, a, port)
+        ok(lab, a, "agr0", "create", "lacptimeout", "fast", "agrport", "re0", "agrport", "re1")
+        ok(lab, a, "agr0", "inet", "192.0.2.1/24")
+        wait_distributing(lab, a, ["re0", "re1"], timeout=30)
+        ovs.wait_member_enabled("bond0", ["ov0", "ov1"], timeout=30)
+        for name, member in ovs.lacp_show("bond0")["members"].items():
+            assert "activity" not in {w.lower() for w in member["actor_state"]}, (name, member)
+            assert "activity" in {w.lower() for w in member["partner_state"]}, (name, member)
+        for p in status_json(lab, a)["agrports"]:
+            assert "ACTIVITY" not in p["ad_partner_oper_port_state_str"], "OVS is passive"
+            assert {"SYNC", "COLLECTING", "DISTRIBUTING"} <= set(p["ad_partner_oper_port_state_str"])
+        assert lab.ping(a, "192.0.2.2", count=3)

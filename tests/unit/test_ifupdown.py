@@ -21,7 +21,9 @@ def stanza_value(option, value):
     """How a stanza says `value` of `option`."""
     if isinstance(option.kind, options.Switch):
         return "yes" if value else "no"
-    return option.file_words(value)[1]
+    if option.scope == "port":
+        return " ".join(option.file_words(value, "re0")[1:])
+    return (option.file_words(value) + ["default"])[1]
 
 
 def test_every_schema_option_has_a_stanza_option():
@@ -38,7 +40,10 @@ def test_every_value_means_what_the_words_mean(option):
     for value in option.kind.values():
         _ports, words = ifupdown.stanza({ifupdown.env_name(option.stanza_option()): stanza_value(option, value)})
         [op] = parse_words(words)
-        assert op.word == "flag" and op.arg == (option.key, value), (words, op)
+        if option.scope == "port":
+            assert op.word == "portflag" and op.arg == ("re0", option.key, value), (words, op)
+        else:
+            assert op.word == "flag" and op.arg == (option.key, value), (words, op)
 
 
 def test_switch_spellings_and_hash_lists():
@@ -50,6 +55,22 @@ def test_switch_spellings_and_hash_lists():
         ifupdown.stanza({link0: "maybe"})
     for text in ("l2 l3 l4", "l2,l3,l4", " l2,l3,l4 "):
         assert ifupdown.stanza({"IF_AGR_HASH": text}) == ([], ["agrhash", "l2,l3,l4"])
+
+
+def test_port_settings_come_in_pairs_after_the_ports():
+    name = ifupdown.env_name("agr-port-priority")
+    assert ifupdown.stanza({name: "re0 100  re1 200"}) == ([], ["agrportpri", "re0", "100", "agrportpri", "re1", "200"])
+    with pytest.raises(UsageError, match="PORT VALUE pairs"):
+        ifupdown.stanza({name: "re0"})
+    planned = []
+    ifupdown.provision.plan, saved = (lambda name, ops: ops), ifupdown.provision.plan
+    try:
+        ifupdown._strip_port, strip = (lambda port: None), ifupdown._strip_port
+        ifupdown.up("agr0", ["re0"], ["agrportpri", "re0", "9", "lacptimeout", "fast"],
+                    lambda name, ops: planned.extend(ops))
+    finally:
+        ifupdown.provision.plan, ifupdown._strip_port = saved, strip
+    assert [op.word for op in planned] == ["create", "flag", "agrport", "portflag"]
 
 
 def test_the_issue_stanza():

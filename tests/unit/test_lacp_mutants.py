@@ -133,6 +133,7 @@ def test_status_is_the_whole_picture():
     a, peer = converged()
     assert a.status() == {
         "system": "02:00:00:00:00:01", "system_priority": 0x8000, "fast_timeout": True, "strict": True,
+        "active": True,
         "aggregator": {"actor_key": 0x0100, "partner_system": "02:00:00:00:00:02", "partner_key": 0x0100,
                        "ports": [1]},
         "ports": [{
@@ -154,9 +155,9 @@ def test_status_is_the_whole_picture():
 
 
 def test_status_of_an_individual_aggregation_and_of_none():
-    a = LacpCore(mac(1), system_priority=7, fast_timeout=False, strict=False)
+    a = LacpCore(mac(1), system_priority=7, fast_timeout=False, strict=False, active=False)
     assert a.status() == {"system": "02:00:00:00:00:01", "system_priority": 7, "fast_timeout": False,
-                          "strict": False, "ports": [],
+                          "strict": False, "active": False, "ports": [],
                           "aggregator": {"actor_key": None, "partner_system": None, "partner_key": None,
                                          "ports": []}}
     a.add_port(0.0, 3, mac(13), speed=100, duplex_full=False, carrier=True)   # half duplex: individual

@@ -31,45 +31,83 @@ def test_the_schema_is_whole():
 
 
 def test_netbsd_defaults():
-    # NetBSD agr: hash distribution, LACP, slow timeout; plus our strict partner check and auto path.
+    # NetBSD agr: hash distribution, active LACP, slow timeout, priorities 0x8000, agr0's MAC as
+    # the system id; plus our strict partner check and auto path.
     assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
-                                  "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto"}
+                                  "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
+                                  "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None}
+    assert options.defaults("port") == {"port_priority": 0x8000}
+    assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
+
+
+def request_for(option, value, port="re0"):
+    """The control request that sets `option` to `value` (a port option names its port)."""
+    if option.scope == "port":
+        return {"op": "setport", "port": port, "flags": {option.key: value}}
+    return {"op": "setflags", "flags": {option.key: value}}
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)
 def test_words_round_trip(option, value):
     """value -> file words -> grammar -> the same (key, value); and back to the same words."""
-    words = option.file_words(value)
-    (op,) = parse_words(words)
-    assert op == Op("flag", (option.key, value), words[0])
+    if option.scope == "port":
+        words = option.file_words(value, "re0")
+        assert words[:2] == [option.kind.word, "re0"], "a port option names its port first"
+        (op,) = parse_words(words)
+        assert op == Op("portflag", ("re0", option.key, value), words[0])
+        assert provision.words_of(provision.port_flag_op("re0", option.key, value)) == words
+    else:
+        words = option.file_words(value)
+        (op,) = parse_words(words)
+        assert op == Op("flag", (option.key, value), words[0])
+        assert provision.words_of(provision.flag_op(option.key, value)) == words
     assert provision.words_of(op) == words
-    assert provision.words_of(provision.flag_op(option.key, value)) == words
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)
 def test_the_control_protocol_takes_every_value(option, value):
-    req = control.parse_request(json.dumps({"op": "setflags", "flags": {option.key: value}}).encode())
+    req = control.parse_request(json.dumps(request_for(option, value)).encode())
     assert req["flags"] == {option.key: value}
+    # ... in its own request only: a port option is no flag of agrN, nor the reverse.
+    other = dict(request_for(option, value), op="setflags" if option.scope == "port" else "setport",
+                 port="re0")
+    if other["op"] == "setflags":
+        del other["port"]
+    with pytest.raises(AgrError):
+        control.parse_request(json.dumps(other).encode())
 
 
 # What each option takes, written out (not asked of the product).
 VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True], "debug": [False, True],
          "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
-         "datapath": ["auto", "relay", "ebpf"]}
-CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0x10000, True, False,
-              "auto", "relay", "ebpf"]
+         "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
+         "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),
+         "lacp_sysid": [None, "02:00:00:00:13:01", "00:00:5e:00:53:01"]}
+SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
+           "lacp_sysid": [None, "02:00:00:00:13:01"]}
+CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
+              False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
+              "02:00:00:00:13:01", "00:00:5e:00:53:01", "02:00:00:00:13:01".upper(), "02-00-00-00-13-01",
+              "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g"]
 
 
 def same(a, b):
     return a == b and type(a) is type(b)
 
 
+def valid(key, value):
+    if isinstance(VALID[key], range):
+        return type(value) is int and value in VALID[key]
+    return any(same(value, v) for v in VALID[key])
+
+
 @pytest.mark.parametrize("option", options.OPTIONS, ids=lambda o: o.key)
 def test_the_control_protocol_takes_exactly_the_valid_values(option):
-    assert sorted(option.kind.values(), key=repr) == sorted(VALID[option.key], key=repr)
+    want = SAMPLED.get(option.key, VALID[option.key])
+    assert sorted(option.kind.values(), key=repr) == sorted(want, key=repr)
     for value in CANDIDATES:
-        raw = json.dumps({"op": "setflags", "flags": {option.key: value}}).encode()
-        if any(same(value, v) for v in VALID[option.key]):
+        raw = json.dumps(request_for(option, value)).encode()
+        if valid(option.key, value):
             assert control.parse_request(raw)["flags"] == {option.key: value}
         else:
             with pytest.raises(AgrError):
@@ -87,11 +125,17 @@ def test_bools_are_not_numbers():
 
 @pytest.mark.parametrize("option", [o for o in options.OPTIONS if o.kind.takes_arg(None)], ids=lambda o: o.key)
 def test_a_word_with_a_bad_or_missing_value_is_a_usage_error(option):
-    (word,) = option.words()
+    word = option.kind.word
+    port = ["re0"] if option.scope == "port" else []
     with pytest.raises(UsageError, match=f"^{word}: "):
-        parse_words([word, "nonsense"])
+        parse_words([word, *port, "nonsense"])
     with pytest.raises(UsageError, match=f"^{word}: missing "):
-        parse_words([word])
+        parse_words([word, *port])
+    if port:
+        with pytest.raises(UsageError, match=f"^{word}: missing interface name"):
+            parse_words([word])
+        with pytest.raises(UsageError, match=f"^{word}: bad interface name"):
+            parse_words([word, "a/b", "1"])
 
 
 def test_the_worker_starts_from_the_schema_defaults():
@@ -104,10 +148,30 @@ def ws(**flags):
             "flags": {**options.defaults(), **flags}, "ports": []}
 
 
+def ws_port(key, value):
+    """agr0 with one LACP port whose setting `key` is `value` (the core reports it as in force)."""
+    lacp = {"actor_state": 0x3D, "actor_key": 0x100, "actor_port_priority": value,
+            "partner_state": 0x3D, "partner_system_priority": 0x8000, "partner_system": "02:00:00:00:00:02",
+            "partner_key": 0x100, "partner_port_priority": 0x8000, "partner_port": 3, "selected": "SELECTED",
+            "mux_state": "COLLECTING_DISTRIBUTING", "rx_state": "CURRENT", "counters": {},
+            "actor_state_str": [], "partner_state_str": []}
+    port = {"name": "re0", "index": 2, "flags": 3, "carrier": True, "original_mac": "02:00:00:00:00:09",
+            "counters": {}, "options": {**options.defaults("port"), key: value}, "lacp": lacp}
+    return dict(ws(), ports=[port])
+
+
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)
 def test_status_shows_every_setting(option, value):
-    """Text status tells every value apart: by an interface flag or in the agr line. (The
-    datapath setting shows as the path in force; JSON carries the setting itself.)"""
+    """Text status tells every value apart: by an interface flag or in the agr line, a port's
+    setting in its port's lines. (The datapath setting shows as the path in force; JSON carries
+    the setting itself.)"""
+    if option.scope == "port":
+        text = status.agr_lines(ws_port(option.key, value))
+        others = {tuple(status.agr_lines(ws_port(option.key, v))) for v in option.kind.values() if v != value}
+        assert tuple(text) not in others
+        doc = status.json_doc({"ifname": "agr0", "agr": ws_port(option.key, value)})
+        assert doc["agrports"][0]["options"][option.key] == value
+        return
     link = type("Link", (), {"flags": 0, "type": 1})()
     text = (status.bsd_flags(link, ws(**{option.key: value})), status.agr_lines(ws(**{option.key: value})))
     others = {(status.bsd_flags(link, ws(**{option.key: v})), tuple(status.agr_lines(ws(**{option.key: v}))))
