@@ -213,3 +213,32 @@ def test_marker_tlvs_are_checked():
 def test_frame_errors_say_what_is_wrong(frame, message):
     with pytest.raises(P.PduError, match=message):
         P.parse_frame(frame)
+
+
+@pytest.mark.parametrize("payload,message", [
+    (None, "^not bytes: "),
+    (bytes([3, 1]) + bytes(108), "^unknown Slow Protocols subtype 3$"),
+    (bytes([1, 1]) + bytes(50), "^short PDU: 52 octets, need 110$"),
+    (_lacp(o1=0), "^bad version 0$"),
+    (_lacp(o42=9), "^bad Collector Information TLV: type 9 length 16$"),
+])
+def test_more_decode_errors_say_what_is_wrong(payload, message):
+    with pytest.raises(P.PduError, match=message):
+        P.decode(payload)
+
+
+def test_encode_and_parse_frame_name_what_they_refuse():
+    with pytest.raises(TypeError, match="^not a PDU: 'x'$"):
+        P.encode("x")
+    with pytest.raises(P.PduError, match="^not bytes: "):
+        P.parse_frame(None)
+
+
+def test_a_carrier_loss_clears_only_the_partners_sync():
+    """port_disabled clears the partner's Synchronization and leaves its other bits (a passive
+    partner stays passive)."""
+    a, peer = converged(state=LIVE & ~P.ACTIVITY)
+    before = a.port_status(1)["partner_state"]
+    assert not before & P.ACTIVITY
+    a.set_carrier(6.0, 1, False)
+    assert a.port_status(1)["partner_state"] == before & ~P.SYNC
