@@ -160,7 +160,9 @@ def test_the_words_from_a_configuration_directory_at_boot(lab, tmp_path):
     (tmp_path / "ifconfig.agr0").write_text(
         "create\nlacptimeout fast\nlacpmode passive\nlacpsysprio 100\n"
         f"lacpsysid {SYSID}\nagrport re0\nagrportpri re0 7\nagrport re1\n")
-    dry = ok(lab, a, "-n", "--boot", f"--confdir={tmp_path}").splitlines()
+    proc = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
+    assert proc.returncode == 3, proc.stderr    # -n: something would change
+    dry = proc.stdout.splitlines()
     assert dry == ["agrconfig agr0 create", "agrconfig agr0 lacptimeout fast", "agrconfig agr0 lacpmode passive",
                    "agrconfig agr0 lacpsysprio 100", f"agrconfig agr0 lacpsysid {SYSID}",
                    "agrconfig agr0 agrport re0", "agrconfig agr0 agrportpri re0 7", "agrconfig agr0 agrport re1"]
@@ -176,7 +178,8 @@ def test_the_words_from_a_configuration_directory_at_boot(lab, tmp_path):
     (tmp_path / "ifconfig.agr0").write_text(
         "create\nlacptimeout fast\nlacpmode passive\nlacpsysprio 100\n"
         f"lacpsysid {SYSID}\nagrport re0\nagrport re1\n")
-    assert ok(lab, a, "-n", "--boot", f"--confdir={tmp_path}").splitlines() == ["agrconfig agr0 agrportpri re0 32768"]
+    proc = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
+    assert proc.returncode == 3 and proc.stdout.splitlines() == ["agrconfig agr0 agrportpri re0 32768"], proc
     ok(lab, a, "--boot", f"--confdir={tmp_path}")
     assert ports_of(status_json(lab, a))["re0"]["options"] == {"port_priority": 0x8000}
     lab.wait_for(lambda: ports_of(status_json(lab, b))["re0"]["partner_port_priority"] == 0x8000,

@@ -43,8 +43,9 @@ def test_files():
                  "/etc/network/if-pre-up.d/agrconfig", "/etc/network/if-post-down.d/agrconfig",
                  "/usr/share/doc/agrconfig/README.Debian"):
         assert os.path.exists(path), path
-    assert sh("man", "-w", "agrconfig").stdout.strip() == "/usr/share/man/man8/agrconfig.8.gz"
-    assert sh("man", "-w", "4", "agr").stdout.strip() == "/usr/share/man/man4/agr.4.gz"
+    # -M: a checkout's bootstrap links its pages into /usr/local/share/man, which man reads first.
+    assert sh("man", "-M", "/usr/share/man", "-w", "agrconfig").stdout.strip() == "/usr/share/man/man8/agrconfig.8.gz"
+    assert sh("man", "-M", "/usr/share/man", "-w", "4", "agr").stdout.strip() == "/usr/share/man/man4/agr.4.gz"
     unit = open("/lib/systemd/system/agrconfig.service").read()
     assert "ExecStart=/usr/sbin/agrconfig --boot" in unit and "ExecStop=/usr/sbin/agrconfig --halt" in unit
     assert "unmanaged-devices+=interface-name:agr*" in open("/usr/lib/NetworkManager/conf.d/agrconfig.conf").read()
