@@ -260,3 +260,214 @@ def test_restore_vlan_uses_the_buffer_to_its_last_octet():
     data = VNET + frame(1)
     got = restore(data, [(*AUXDATA, auxdata(TP_STATUS_VLAN_VALID, 5))], size=len(data) + 4)
     assert got == VNET + tagged(frame(1), 0x8100, 5)
+
+
+# -- the loop, one turn per scripted poll --------------------------------------------------------
+
+class Stop(Exception):
+    pass
+
+
+class ScriptedPoller:
+    """select.poll() for the relay loop: each poll() runs the next step of the script (a list of
+    (fd, events), or a function of the poller returning one) and records its timeout; when the
+    script is done, the loop is stopped. register/modify/unregister behave as poll's do."""
+
+    def __init__(self, script):
+        self.script, self.timeouts, self.registered = list(script), [], {}
+
+    def register(self, fd, mask=select.POLLIN | select.POLLPRI | select.POLLOUT):
+        self.registered[fd] = mask
+
+    def modify(self, fd, mask):
+        if fd not in self.registered:
+            raise FileNotFoundError(errno.ENOENT, "not registered")
+        self.registered[fd] = mask
+
+    def unregister(self, fd):
+        del self.registered[fd]
+
+    def poll(self, timeout=None):
+        if not self.script:
+            raise Stop
+        self.timeouts.append(timeout)
+        step = self.script.pop(0)
+        return step(self) if callable(step) else step
+
+
+def run_loop(monkeypatch, relay, script):
+    poller = ScriptedPoller(script)
+    fake = types.SimpleNamespace(**{k: getattr(select, k) for k in dir(select) if k.startswith("POLL")})
+    fake.poll = lambda: poller
+    monkeypatch.setattr(dataplane, "select", fake)
+    relay._running = True
+    with pytest.raises(Stop):
+        relay._loop()
+    return poller
+
+
+def signalled(fd):
+    """An eventfd's count, 0 if nothing was signalled (never blocks)."""
+    assert not os.get_blocking(fd)
+    try:
+        return os.eventfd_read(fd)
+    except BlockingIOError:
+        return 0
+
+
+def test_loop_before_any_tables_and_a_drain_asked_before_the_start(n, clock, monkeypatch):
+    """The relay may start before the first tables and be asked to drain at once: request()
+    without a quiet time is answered in the first turn, which polls without waiting."""
+    gen = n.relay.request_drain()
+    poller = run_loop(monkeypatch, n.relay, [[]])
+    assert poller.timeouts == [0]
+    assert set(poller.registered) == {n.relay._wake_r, n.tap_fd}
+    assert poller.registered[n.relay._wake_r] & select.POLLIN
+    assert n.relay.drained_gen == gen and signalled(n.relay.drained) == 1
+
+
+def test_loop_a_quiet_time_is_waited_for_in_poll(n, clock, monkeypatch):
+    n.set({0})
+    gen = n.relay.request_drain(0.05)
+    seen = []
+
+    def quiet_over(poller):
+        seen.append(signalled(n.relay.drained))
+        clock.now += 0.05
+        return []
+
+    poller = run_loop(monkeypatch, n.relay, [[], quiet_over, []])
+    assert poller.timeouts[:2] == [0, pytest.approx(50, abs=1e-6)]
+    assert seen == [0], "not answered before the quiet time was over"
+    assert n.relay.drained_gen == gen and signalled(n.relay.drained) == 1
+    assert poller.timeouts[2] is None, "answered: nothing to wait for"
+
+
+def test_loop_a_request_during_the_answer_to_another_is_answered_too(n, clock, monkeypatch):
+    n.set({0})
+    n.relay.request_drain()
+    gens = []
+
+    def ask_again(poller):
+        gens.append(n.relay.request_drain())
+        return []
+
+    poller = run_loop(monkeypatch, n.relay, [ask_again, []])
+    assert poller.timeouts == [0, 0]
+    assert n.relay.drained_gen == gens[0] == 2
+    assert signalled(n.relay.drained) == 2
+
+
+def test_loop_a_hold_keeps_frames_in_agr_until_it_ends_to_the_instant(n, clock, monkeypatch):
+    n.set({0})
+    n.set({0, 1})                                  # a join: held until now + HOLD
+    hold_until = n.relay.hold_until
+    n.tap_far.send(VNET + frame(1))
+    gen = n.relay.request_drain()
+    seen = []
+
+    def hold_ends(poller):
+        seen.append((poller.registered[n.tap_fd], signalled(n.relay.drained)))
+        clock.now = hold_until                     # the hold ends exactly now
+        return []
+
+    def tap_ready(poller):
+        seen.append((poller.registered[n.tap_fd], signalled(n.relay.drained)))
+        return [(n.tap_fd, select.POLLIN)]
+
+    poller = run_loop(monkeypatch, n.relay, [hold_ends, tap_ready, []])
+    assert poller.timeouts[0] == pytest.approx(dataplane.HOLD * 1000, abs=1e-6)
+    assert poller.timeouts[1:] == [0, 0]
+    assert seen == [(0, 0), (select.POLLIN, 0)], "agrN not polled while held, polled after"
+    assert len(n.received(0, 0.01) + n.received(1, 0.01)) == 1
+    assert n.relay.drained_gen == gen and signalled(n.relay.drained) == 1
+
+
+@pytest.mark.parametrize("ev", [select.POLLHUP, select.POLLERR, select.POLLNVAL, select.POLLERR | select.POLLHUP])
+def test_loop_a_tap_that_reports_an_error_is_given_up_without_a_read(n, clock, monkeypatch, ev):
+    n.set({0})
+    readv_script(monkeypatch, [OSError(errno.EIO, "io")] * 2)
+    poller = run_loop(monkeypatch, n.relay, [[(n.tap_fd, ev)]])
+    assert signalled(n.relay.tap_gone) == 1
+    assert n.tap_fd not in poller.registered
+    assert n.relay.counters == {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
+
+
+def test_loop_a_tap_with_frames_and_an_error_is_read_and_kept(n, clock, monkeypatch):
+    n.set({0})
+    readv_script(monkeypatch, [VNET + frame(1), BlockingIOError(errno.EAGAIN, "again")])
+    poller = run_loop(monkeypatch, n.relay, [[(n.tap_fd, select.POLLIN | select.POLLERR)]])
+    assert n.received(0, 0.01) == [VNET + frame(1)]
+    assert signalled(n.relay.tap_gone) == 0
+    assert n.tap_fd in poller.registered
+
+
+def test_loop_after_the_tap_is_lost_a_join_still_holds_and_drains(n, clock, monkeypatch):
+    """agrN's TAP is gone (no longer polled): a port joining then must not touch it, and a
+    drain asked meanwhile is answered once the hold is over, not before."""
+    n.set({0})
+    seen = []
+
+    def join(poller):
+        n.set({0, 1})
+        seen.append(n.relay.request_drain())
+        return []
+
+    def still_held(poller):
+        seen.append(signalled(n.relay.drained))
+        return []
+
+    def hold_over(poller):
+        seen.append(signalled(n.relay.drained))
+        clock.now = n.relay.hold_until + 0.001
+        return []
+
+    poller = run_loop(monkeypatch, n.relay, [[(n.tap_fd, select.POLLHUP)], join, still_held, hold_over])
+    assert signalled(n.relay.tap_gone) == 1
+    assert n.tap_fd not in poller.registered
+    assert seen == [1, 0, 0]
+    assert signalled(n.relay.drained) == 1
+
+
+def test_loop_a_port_closed_under_it_is_no_longer_polled(n, clock, monkeypatch):
+    n.set({0, 1})
+    fd1 = n.ports[1].sock.fileno()
+    poller = run_loop(monkeypatch, n.relay, [[(fd1, select.POLLNVAL)], []])
+    assert set(poller.registered) == {n.relay._wake_r, n.tap_fd, n.ports[0].sock.fileno(), n.ports[2].sock.fileno()}
+
+
+# -- descriptors, the thread, the log -------------------------------------------------------
+
+def test_the_relays_descriptors_never_block_and_are_not_inherited():
+    r = Relay(-1, lambda index, data: None)
+    try:
+        for fd in (r._wake_r, r._wake_w, r.drained, r.tap_gone):
+            assert not os.get_blocking(fd), fd
+            assert not os.get_inheritable(fd), fd
+            assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert signalled(r.drained) == 0 and signalled(r.tap_gone) == 0, "nothing signalled yet"
+    finally:
+        for fd in (r._wake_r, r._wake_w, r.drained, r.tap_gone):
+            os.close(fd)
+
+
+def test_the_relay_thread_never_keeps_the_worker_alive(n):
+    n.relay.start()
+    assert n.relay._thread.daemon is True
+
+
+def test_a_failing_loop_logs_its_traceback_then_exits_70(n, monkeypatch, caplog):
+    exits = []
+    monkeypatch.setattr(dataplane.os, "_exit", exits.append)
+    monkeypatch.setattr(dataplane.logging, "shutdown", lambda: None)
+
+    def broken():
+        raise ZeroDivisionError("boom")
+
+    n.relay._loop = broken
+    n.relay._run()
+    assert exits == [70]
+    rec = [r for r in caplog.records if r.name == "agrconfig"][-1]
+    assert rec.levelname == "CRITICAL"
+    assert rec.getMessage() == "relay thread failed; the worker exits to be restarted"
+    assert rec.exc_info and rec.exc_info[0] is ZeroDivisionError
