@@ -393,6 +393,16 @@ def test_loop_a_tap_that_reports_an_error_is_given_up_without_a_read(n, clock, m
     assert n.relay.counters == {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
 
 
+def test_loop_a_lost_tap_counts_as_empty_for_a_pending_drain(n, clock, monkeypatch):
+    """Nothing more can come from a TAP that is gone: the drain pending is answered in the
+    turn that gave the TAP up."""
+    n.set({0})
+    gen = n.relay.request_drain()
+    run_loop(monkeypatch, n.relay, [[(n.tap_fd, select.POLLHUP)]])
+    assert signalled(n.relay.tap_gone) == 1
+    assert n.relay.drained_gen == gen and signalled(n.relay.drained) == 1
+
+
 def test_loop_a_tap_with_frames_and_an_error_is_read_and_kept(n, clock, monkeypatch):
     n.set({0})
     readv_script(monkeypatch, [VNET + frame(1), BlockingIOError(errno.EAGAIN, "again")])
