@@ -6,15 +6,14 @@ import errno
 import fcntl
 import os
 import select
-import socket
 import types
 
 import pytest
 
 from agrconfig.worker import dataplane
 from agrconfig.worker.dataplane import BATCH, Relay
-from tests.unit.test_relay import (AUXDATA, TP_STATUS_VLAN_VALID, VNET, AuxPort, Net, auxdata,
-                                   frame, tagged)
+from tests.unit.test_relay import AUXDATA, TP_STATUS_VLAN_VALID, VNET, Net, auxdata, frame, restore, tagged
+from tests.unit.test_relay_mutants import FailingSend
 
 
 class OsWith:
@@ -105,7 +104,6 @@ def test_send_from_tap_moves_one_batch_then_yields(n, monkeypatch):
 
 
 def test_send_from_tap_a_frame_that_cannot_be_sent_does_not_end_the_batch(n, monkeypatch):
-    from tests.unit.test_relay_mutants import FailingSend
     n.ports[0].sock = FailingSend(n.ports[0].sock)
     n.relay.round_robin = True
     n.set({0, 1})
@@ -256,7 +254,6 @@ def test_receive_each_frame_agr_refuses_is_counted_once(n, monkeypatch):
 
 
 def test_restore_vlan_uses_the_buffer_to_its_last_octet():
-    from tests.unit.test_relay import restore
     data = VNET + frame(1)
     got = restore(data, [(*AUXDATA, auxdata(TP_STATUS_VLAN_VALID, 5))], size=len(data) + 4)
     assert got == VNET + tagged(frame(1), 0x8100, 5)
