@@ -1,11 +1,11 @@
 """agrconfig — configure agr(4) link aggregation interfaces, with ifconfig's words.
 
 Usage:
-  agrconfig [-n] [--json] <interface> [<word>...]
+  agrconfig [-n] [-v] [--json] <interface> [<word>...]
   agrconfig [-n] -f <file> <interface>
   agrconfig [-n] --boot [--confdir=<dir>]
   agrconfig --halt [--confdir=<dir>]
-  agrconfig [--json] -a
+  agrconfig [-v] [--json] -a
   agrconfig -l [--free]
   agrconfig -C
   agrconfig --destroy-all
@@ -44,6 +44,7 @@ Options:
   -a             Show every interface.
   -l             List interface names.
   -C             List interface cloners (agr).
+  -v             Verbose status: traffic counters (as ifconfig -v).
   --json         Status as a JSON document.
   --destroy-all  Destroy every agr interface of this network namespace.
   -h --help      Show this text.
@@ -110,7 +111,7 @@ def main(argv=None):
             return 0
         if args["-a"]:
             from . import render
-            print(render.render_all(as_json=args["--json"]), end="")
+            print(render.render_all(as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
         from . import provision, render
         from ..client import commands
@@ -131,7 +132,7 @@ def main(argv=None):
             changes = provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
             return _status(args, changes)
         if not words:
-            print(render.render(name, as_json=args["--json"]), end="")
+            print(render.render(name, as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
         if words[0] == "monitor":
             from . import monitor

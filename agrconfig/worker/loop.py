@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, datapath, linkwatch, statefile
+from . import aggregation, counters, datapath, linkwatch, statefile
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -352,19 +352,21 @@ class Worker:
 
     def status(self):
         ports = []
-        counters, port_counters = self.path.counters([p.index for p in self.members])
+        totals, port_counters = self.path.counters([p.index for p in self.members])
         for p in self.members:
             bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
             entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
-                     "counters": port_counters[p.index], "options": dict(p.options)}
+                     "counters": port_counters[p.index], "options": dict(p.options),
+                     "stats64": counters.port_stats64(port_counters[p.index])}
             entry.update(self.protocol.port_status(p.index))
             ports.append(entry)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
                 "protocol": self.protocol.kind,
                 "datapath": self.path.name, "datapath_note": self.datapath_note,
                 "datapath_mode": self.path.mode,
-                "ports": ports, "counters": counters,
+                "ports": ports, "counters": totals,
+                "stats64": counters.agr_stats64(totals, port_counters),
                 "lacp": self.protocol.status()}
 
     # -- loop ---------------------------------------------------------------------------------
