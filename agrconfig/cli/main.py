@@ -6,6 +6,8 @@ Usage:
   agrconfig [-n] --boot [--confdir=<dir>]
   agrconfig --halt [--confdir=<dir>]
   agrconfig [-v] [--json] -a
+  agrconfig --metrics
+  agrconfig --metrics-file=<path>
   agrconfig -l [--free]
   agrconfig -C
   agrconfig --destroy-all
@@ -47,6 +49,8 @@ Options:
   -v             Verbose status: traffic counters (as ifconfig -v).
   --json         Status as a JSON document.
   --destroy-all  Destroy every agr interface of this network namespace.
+  --metrics      Print every agr interface's metrics (Prometheus text format 0.0.4).
+  --metrics-file=<path>  Write them to a file atomically (node_exporter's textfile collector).
   -h --help      Show this text.
   --version      Show the version.
 
@@ -100,6 +104,13 @@ def main(argv=None):
         if args["-l"]:
             from ..client import inspect
             print(" ".join(inspect.free_ports() if args["--free"] else inspect.names()))
+            return 0
+        if args["--metrics"] or args["--metrics-file"]:
+            from . import metrics
+            if args["--metrics-file"]:
+                metrics.write_file(args["--metrics-file"])
+            else:
+                print(metrics.text(), end="")
             return 0
         if args["-C"]:
             print("agr")
