@@ -101,6 +101,8 @@ def agr_lines(ws, verbose=False):
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        if p.get("reason"):
+            out.append(f"\t\tnot distributing: {p['reason']}")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -117,6 +119,7 @@ def agr_lines(ws, verbose=False):
                        f" tx {c.get('marker_tx', 0)}")
         if verbose:
             out += stats.lines(p.get("stats64"), "\t\t")
+            out += stats.transition_lines((p.get("history") or {}).get("transitions", ()), "\t\t")
     return out
 
 
@@ -180,7 +183,8 @@ def _port_json(p):
     out = {"ifname": p["name"], "ifindex": p["index"], "flags": p["flags"],
            "flags_str": [n for bit, n in PORT_FLAGS if p["flags"] & bit],
            "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {}),
-           "stats64": p.get("stats64", {}),
+           "stats64": p.get("stats64", {}), "reason": p.get("reason"),
+           "history": p.get("history", {}),
            "options": p.get("options", options.defaults("port")),
            "actor_port_prio": p.get("options", options.defaults("port"))["port_priority"]}
     lacp = p.get("lacp")

@@ -7,9 +7,10 @@ Kept by the worker only: it starts empty when the worker starts.
 import collections
 import time
 
-KEEP = 8   # transitions kept per port: enough to explain a flap after the fact
-# The periodic machine moves every second and says nothing about the bundle: not kept.
-WATCHED = ("rx", "mux", "actor_churn", "partner_churn")
+KEEP = 12  # transitions kept per port: enough to explain a flap after the fact (~6 each way)
+# The receive and mux machines tell the story; the churn machines move to and from MONITOR at
+# every flap, so only their entering CHURN is kept; the periodic machine is never kept.
+WATCHED = ("rx", "mux")
 # (machine, state entered) -> the count it adds to
 COUNTED = {("rx", "EXPIRED"): "expired", ("rx", "DEFAULTED"): "defaulted",
            ("actor_churn", "ACTOR_CHURN"): "actor_churn", ("partner_churn", "PARTNER_CHURN"): "partner_churn"}
@@ -39,11 +40,13 @@ class History:
         new = str(event.new)
         if event.machine == "rx" and new == "CURRENT":
             rec.last_lacpdu = self.clock()
-        if event.machine not in WATCHED or str(event.old) == new:
+        if str(event.old) == new:
             return
         counted = COUNTED.get((event.machine, new))
         if counted:
             rec.counts[counted] += 1
+        elif event.machine not in WATCHED:
+            return
         rec.last_change = self.wall()
         rec.transitions.append({"time": rec.last_change, "machine": event.machine,
                                 "old": str(event.old), "new": new, "cause": event.reason})

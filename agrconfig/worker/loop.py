@@ -367,7 +367,7 @@ class Worker:
             ports.append(entry)
         lacp = self.protocol.status()
         for entry in ports:
-            entry["reason"] = reasons.reason(entry, lacp)
+            entry["reason_kind"], entry["reason"] = reasons.explain(entry, lacp)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
                 "protocol": self.protocol.kind,
                 "datapath": self.path.name, "datapath_note": self.datapath_note,

@@ -39,8 +39,9 @@ def defaulted(port, agg):
 
 
 def individual(port, agg):
+    """An individual link is an aggregation of its own: it says so only when another won."""
     lacp = port.get("lacp") or {}
-    if not lacp:
+    if not lacp or lacp.get("selected") == "SELECTED":
         return None
     if not lacp.get("aggregatable", True):
         return "individual: half duplex"
@@ -88,13 +89,19 @@ def partner_not_ready(port, agg):
 RULES = [no_carrier, looped, expired, defaulted, individual, other_aggregation, mux_waiting, partner_not_ready]
 
 
-def reason(port, agg=None, rules=None):
-    """None for a distributing port, else the first rule's words (or the mux state)."""
+def explain(port, agg=None, rules=None):
+    """(kind, words): (None, None) for a distributing port, else the first rule that speaks:
+    its name (stable while its words count seconds: what monitor compares) and its words."""
     if port.get("flags", 0) & DISTRIBUTING:
-        return None
+        return None, None
     for rule in RULES if rules is None else rules:
         said = rule(port, agg)
         if said:
-            return said
+            return rule.__name__, said
     lacp = port.get("lacp") or {}
-    return f"mux {lacp['mux_state']}" if lacp.get("mux_state") else "not distributing"
+    return "other", f"mux {lacp['mux_state']}" if lacp.get("mux_state") else "not distributing"
+
+
+def reason(port, agg=None, rules=None):
+    """None for a distributing port, else one line saying why it is not."""
+    return explain(port, agg, rules)[1]
