@@ -25,7 +25,7 @@ _agrconfig() {
     # agrportpri PORT N: the number is the user's
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return
     if [ "$cword" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt --json --destroy-all --help --version" -- "$cur"))
+        COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt -v --json --metrics --metrics-file= --destroy-all --help --version" -- "$cur"))
         return
     fi
     local name=${words[1]}

@@ -1,11 +1,13 @@
 """agrconfig — configure agr(4) link aggregation interfaces, with ifconfig's words.
 
 Usage:
-  agrconfig [-n] [--json] <interface> [<word>...]
+  agrconfig [-n] [-v] [--json] <interface> [<word>...]
   agrconfig [-n] -f <file> <interface>
   agrconfig [-n] --boot [--confdir=<dir>]
   agrconfig --halt [--confdir=<dir>]
-  agrconfig [--json] -a
+  agrconfig [-v] [--json] -a
+  agrconfig --metrics
+  agrconfig --metrics-file=<path>
   agrconfig -l [--free]
   agrconfig -C
   agrconfig --destroy-all
@@ -44,8 +46,11 @@ Options:
   -a             Show every interface.
   -l             List interface names.
   -C             List interface cloners (agr).
+  -v             Verbose status: traffic counters (as ifconfig -v).
   --json         Status as a JSON document.
   --destroy-all  Destroy every agr interface of this network namespace.
+  --metrics      Print every agr interface's metrics (Prometheus text format 0.0.4).
+  --metrics-file=<path>  Write them to a file atomically (node_exporter's textfile collector).
   -h --help      Show this text.
   --version      Show the version.
 
@@ -100,6 +105,13 @@ def main(argv=None):
             from ..client import inspect
             print(" ".join(inspect.free_ports() if args["--free"] else inspect.names()))
             return 0
+        if args["--metrics"] or args["--metrics-file"]:
+            from . import metrics
+            if args["--metrics-file"]:
+                metrics.write_file(args["--metrics-file"])
+            else:
+                print(metrics.text(), end="")
+            return 0
         if args["-C"]:
             print("agr")
             return 0
@@ -110,7 +122,7 @@ def main(argv=None):
             return 0
         if args["-a"]:
             from . import render
-            print(render.render_all(as_json=args["--json"]), end="")
+            print(render.render_all(as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
         from . import provision, render
         from ..client import commands
@@ -131,7 +143,7 @@ def main(argv=None):
             changes = provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
             return _status(args, changes)
         if not words:
-            print(render.render(name, as_json=args["--json"]), end="")
+            print(render.render(name, as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
         if words[0] == "monitor":
             from . import monitor

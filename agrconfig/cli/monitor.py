@@ -6,6 +6,7 @@ import time
 
 from ..client import workers
 from ..errors import AgrError, UsageError
+from . import stats
 
 POLL = 0.2
 
@@ -39,22 +40,28 @@ def port_view(p):
     return {"flags": p["flags"], "carrier": p["carrier"],
             "selected": lacp.get("selected"), "mux": lacp.get("mux_state"), "rx": lacp.get("rx_state"),
             "actor_state": lacp.get("actor_state"), "partner_state": lacp.get("partner_state"),
-            "partner": f"{lacp.get('partner_system')}/{lacp.get('partner_key')}" if lacp else None}
+            "partner": f"{lacp.get('partner_system')}/{lacp.get('partner_key')}" if lacp else None,
+            # the kind, not the words: "partner silent for 3.1 s" changes every poll
+            "reason": p.get("reason_kind")}
 
 
 def events(old, new):
     """Differences between two status snapshots, as event dicts."""
     out = []
-    old_ports = {p["name"]: port_view(p) for p in (old or {}).get("ports", [])}
-    new_ports = {p["name"]: port_view(p) for p in new["ports"]}
+    old_entries = {p["name"]: p for p in (old or {}).get("ports", [])}
+    new_entries = {p["name"]: p for p in new["ports"]}
+    old_ports = {n: port_view(p) for n, p in old_entries.items()}
+    new_ports = {n: port_view(p) for n, p in new_entries.items()}
     for name in old_ports.keys() - new_ports.keys():
         out.append({"event": "port-detached", "port": name})
     for name, view in new_ports.items():
         before = old_ports.get(name)
         if before is None:
-            out.append({"event": "port-attached", "port": name, **view})
+            out.append({"event": "port-attached", "port": name, **view, "reason": new_entries[name].get("reason")})
             continue
         changed = {k: {"old": before[k], "new": v} for k, v in view.items() if before[k] != v}
+        if "reason" in changed:
+            changed["reason"] = {"old": old_entries[name].get("reason"), "new": new_entries[name].get("reason")}
         if changed:
             out.append({"event": "port-changed", "port": name, "changes": changed})
     return out
@@ -63,11 +70,17 @@ def events(old, new):
 def fmt_text(ev):
     stamp = time.strftime("%H:%M:%S")
     if ev["event"] == "port-changed":
-        parts = ", ".join(f"{k} {c['old']} -> {c['new']}" for k, c in ev["changes"].items())
+        parts = ", ".join(f"{k} {c['old']} -> {c['new']}" for k, c in ev["changes"].items() if k != "reason")
+        why = ev["changes"].get("reason")
+        if why:  # the new reason in words, or that the port distributes again
+            parts += f"{'; ' if parts else ''}{'not distributing: ' + why['new'] if why['new'] else 'distributing'}"
         return f"{stamp} {ev['port']}: {parts}"
     if ev["event"] == "counters":
-        return f"{stamp} counters: " + "; ".join(
+        line = f"{stamp} counters: " + "; ".join(
             f"{p}: " + " ".join(f"{k} {v}" for k, v in c.items()) for p, c in ev["ports"].items())
+        if ev.get("rates"):
+            line += "\n" + "\n".join(f"{stamp} rate {p}: {stats.rate_text(r)}" for p, r in ev["rates"].items())
+        return line
     rest = " ".join(f"{k}={v}" for k, v in ev.items() if k not in ("event", "port"))
     return f"{stamp} {ev.get('port', '')}: {ev['event']} {rest}".rstrip()
 
@@ -85,6 +98,7 @@ def run(name, words, as_json=False, out=None):
     start = time.monotonic()
     next_counters = start + opts["interval"]
     last = None
+    sampled = None   # (time, {port: stats64}) of the last counters event: rates are since then
     emit = (lambda ev: out(json.dumps({"time": time.time(), "interface": name, **ev}))) if as_json else \
         (lambda ev: out(fmt_text(ev)))
     try:
@@ -101,10 +115,17 @@ def run(name, words, as_json=False, out=None):
                     return 0
                 raise AgrError(errno.ETIMEDOUT, "monitor",
                                f"{name}: not every port {opts['until']} after {opts['timeout']:g} s")
+            if sampled is None:
+                sampled = (now, {p["name"]: p.get("stats64") for p in st["ports"]})
             if now >= next_counters:
+                taken = {p["name"]: p.get("stats64") for p in st["ports"]}
+                span = now - sampled[0]
+                rates = {n: stats.rates(sampled[1].get(n), s64, span) for n, s64 in taken.items()
+                         if s64 and n in sampled[1] and span > 0}
                 emit({"event": "counters", "ports": {p["name"]: {**p["counters"],
                       **{k: v for k, v in (p.get("lacp") or {}).get("counters", {}).items()}}
-                      for p in st["ports"]}})
+                      for p in st["ports"]}, "rates": rates})
+                sampled = (now, taken)
                 next_counters = now + opts["interval"]
             time.sleep(POLL)
     except KeyboardInterrupt:

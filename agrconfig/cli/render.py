@@ -5,6 +5,7 @@ from .. import options
 from ..client import inspect
 from ..lacp.pdu import STATE_BITS
 from ..net import rtnl
+from . import stats
 
 # NetBSD's if_flags bits and names, in its order: what our users read every day.
 BSD_FLAGS = (
@@ -54,7 +55,9 @@ def document(facts):
         "addr_info": [{"family": "inet" if a.family == 2 else "inet6", "local": a.address,
                        "prefixlen": a.prefixlen, "broadcast": a.broadcast, "scope": a.scope,
                        "flags": a.flags} for a in addrs],
-        "stats64": link.stats,
+        # agrN's own: its worker counts what the data path carries (the kernel's stay 0 on
+        # the fast path); an older worker that does not count falls back to the kernel's.
+        "stats64": ws["stats64"] if ws and "stats64" in ws else stats.from_kernel(link.stats),
     }
     if member_of:
         doc["master"] = member_of
@@ -63,11 +66,11 @@ def document(facts):
     return doc
 
 
-def render_text(doc):
+def render_text(doc, verbose=False):
     lines = [f"{doc['ifname']}: flags={bits_text(doc['flags'], BSD_FLAGS)} mtu {doc['mtu']}"]
     ws = doc.get("agr")
     if ws:
-        lines += agr_lines(ws)
+        lines += agr_lines(ws, verbose)
     if doc["address"] and doc["address"] != "00:00:00:00:00:00":
         lines.append(f"\taddress: {doc['address']}")
     if "master" in doc:
@@ -81,10 +84,12 @@ def render_text(doc):
             scope = f"%{doc['ifname']}" if a["local"].lower().startswith("fe80") else ""
             sid = f" scopeid {doc['ifindex']:#x}" if scope else ""
             lines.append(f"\tinet6 {a['local']}{scope}/{a['prefixlen']} flags {a['flags'] & 0xff:#x}{sid}")
+    if verbose:
+        lines += stats.lines(doc["stats64"])
     return "\n".join(lines) + "\n"
 
 
-def agr_lines(ws):
+def agr_lines(ws, verbose=False):
     out = []
     f = ws["flags"]
     proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
@@ -96,6 +101,8 @@ def agr_lines(ws):
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        if p.get("reason"):
+            out.append(f"\t\tnot distributing: {p['reason']}")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -110,6 +117,9 @@ def agr_lines(ws):
                        f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")
+        if verbose:
+            out += stats.lines(p.get("stats64"), "\t\t")
+            out += stats.transition_lines((p.get("history") or {}).get("transitions", ()), "\t\t")
     return out
 
 
@@ -124,18 +134,18 @@ def _system_text(ws):
     return f"{prio:#06x},{mac}"
 
 
-def render(name, as_json=False):
+def render(name, as_json=False, verbose=False):
     doc = document(inspect.describe(name))
     if as_json:
         return json.dumps(json_doc(doc), indent=2) + "\n"
-    return render_text(doc)
+    return render_text(doc, verbose)
 
 
-def render_all(as_json=False):
+def render_all(as_json=False, verbose=False):
     docs = [document(facts) for facts in inspect.describe_all()]
     if as_json:
         return json.dumps([json_doc(d) for d in docs], indent=2) + "\n"
-    return "".join(render_text(d) for d in docs)
+    return "".join(render_text(d, verbose) for d in docs)
 
 
 def json_doc(doc):
@@ -173,6 +183,8 @@ def _port_json(p):
     out = {"ifname": p["name"], "ifindex": p["index"], "flags": p["flags"],
            "flags_str": [n for bit, n in PORT_FLAGS if p["flags"] & bit],
            "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {}),
+           "stats64": p.get("stats64", {}), "reason": p.get("reason"),
+           "history": p.get("history", {}),
            "options": p.get("options", options.defaults("port")),
            "actor_port_prio": p.get("options", options.defaults("port"))["port_priority"]}
     lacp = p.get("lacp")

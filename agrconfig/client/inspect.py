@@ -52,3 +52,9 @@ def describe_all():
             continue  # its worker cannot say (as describe() would have raised: skip it)
         found.append(Facts(l, addrs.get(l.index, []), members.get(l.name), ws))
     return found
+
+
+def agr_statuses():
+    """{name: worker status} of every agr interface of this namespace whose worker answers."""
+    names = sorted(worker.all_names())
+    return {n: ws for n, ws in workers.worker_statuses(names).items() if isinstance(ws, dict)}

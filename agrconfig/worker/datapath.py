@@ -137,6 +137,7 @@ class RelayPath(DataPath):
         for index in indexes:
             c = self.relay.port_counters.get(index, [0, 0, 0, 0])
             ports[index] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3],
+                            "rx_dropped": self.relay.rx_discarded.get(index, 0),
                             "rx_slow_limited": self.relay.slow_limited.get(index, 0)}
         return totals, ports
 
@@ -234,7 +235,9 @@ class EbpfPath(RelayPath):
     def counters(self, indexes):
         totals, ports = super().counters(indexes)
         fast = self.fast.counters()
-        totals.update({k: v for k, v in fast.items() if k != "ports"})
+        for key, value in fast.items():  # both count while a port joins (frames held by the relay)
+            if key != "ports":
+                totals[key] = totals.get(key, 0) + value
         for index in indexes:
             for key, value in fast.get("ports", {}).get(index, {}).items():
                 ports[index][key] = ports[index].get(key, 0) + value

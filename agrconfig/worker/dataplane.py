@@ -47,6 +47,7 @@ class Relay:
         self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
         self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
         self.slow_limited = {}      # port index -> Slow Protocols frames dropped by the rate limit
+        self.rx_discarded = {}      # port index -> frames dropped: the port was not collecting
         self._slow_bucket = {}      # port index -> [tokens, last refill]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # tables, drain, stop
         self.drained = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)       # relay -> main: drain done
@@ -264,8 +265,9 @@ class Relay:
                 if self._slow_allowed(index):
                     self.on_slow_frame(index, bytes(view[VNET_HDR_LEN:n]))
                 continue
-            if fd not in self.rx_table:
-                continue  # not collecting: the standard says discard
+            if fd not in self.rx_table:  # not collecting: the standard says discard
+                self.rx_discarded[index] = self.rx_discarded.get(index, 0) + 1
+                continue
             try:
                 os.write(fd_tap, view[:n])
             except OSError:

@@ -229,7 +229,13 @@ def _count(a, field, by=None):
     a.stx(8, R0, field, R1)
 
 
-def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
+def counting():
+    """Count frames in the maps (agrN's totals come from them). Off only for bench/throughput's
+    comparison (AGRCONFIG_BPF_COUNTERS=0): it is what the counters cost."""
+    return os.environ.get("AGRCONFIG_BPF_COUNTERS", "1") != "0"
+
+
+def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True):
     slots = conf_slot_offset(max_ports)
     a = Asm().mov(R6, src=R1)
     _active_conf(a, conf_fd, "shot")
@@ -248,10 +254,11 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
     a.alu("lsh", R5, 2).mov(R1, src=R9).alu("add", R1, src=R5)
     a.ldx(4, R8, R1, CONF_IFINDEX).ldx(4, R7, R1, slots)
     a.jmp("jeq", R8, "drop", 0)
-    _lookup(a, stats_fd, key_reg=R7, null="send")       # no counter slot: send uncounted
-    a.ldx(4, R2, R6, SKB_LEN)
-    _count(a, TX_PACKETS)
-    _count(a, TX_BYTES, by=R2)
+    if count:
+        _lookup(a, stats_fd, key_reg=R7, null="send")   # no counter slot: send uncounted
+        a.ldx(4, R2, R6, SKB_LEN)
+        _count(a, TX_PACKETS)
+        _count(a, TX_BYTES, by=R2)
     a.label("send").mov(R1, src=R8).mov(R2, 0).call(bpf.BPF_FUNC_redirect).exit()
     a.label("drop")
     _lookup(a, stats_fd, key_imm=max_ports, null="shot")
@@ -261,7 +268,7 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS):
     return a.assemble()
 
 
-def ingress_program(conf_fd, stats_fd, slot, tap_ifindex):
+def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True):
     """The program for the port whose counters are in `slot`."""
     a = Asm().mov(R6, src=R1)
     a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
@@ -274,10 +281,11 @@ def ingress_program(conf_fd, stats_fd, slot, tap_ifindex):
     a.label("data")
     _active_conf(a, conf_fd, "shot")
     a.ldx(4, R1, R0, CONF_COLLECTING).alu32("and", R1, 1 << slot).jmp("jeq", R1, "discard", 0)
-    _lookup(a, stats_fd, key_imm=slot, null="redirect")
-    a.ldx(4, R2, R6, SKB_LEN)
-    _count(a, RX_PACKETS)
-    _count(a, RX_BYTES, by=R2)
+    if count:
+        _lookup(a, stats_fd, key_imm=slot, null="redirect")
+        a.ldx(4, R2, R6, SKB_LEN)
+        _count(a, RX_PACKETS)
+        _count(a, RX_BYTES, by=R2)
     a.label("redirect").mov(R1, tap_ifindex).mov(R2, bpf.BPF_F_INGRESS).call(bpf.BPF_FUNC_redirect).exit()
     a.label("discard")
     _lookup(a, stats_fd, key_imm=slot, null="shot")
@@ -313,7 +321,9 @@ class FastPath:
             self.conf = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, self.conf_struct.size, 3, "agr_conf")
             self.stats = bpf.Map(bpf.BPF_MAP_TYPE_PERCPU_ARRAY, 4, STATS.size, max_ports + 1, "agr_stats")
             self._write_conf()
-            self.egress_fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, max_ports), "agr_egress")
+            self.count = counting()
+            self.egress_fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, max_ports, self.count),
+                                           "agr_egress")
         except BaseException:
             self._close_fds()
             raise
@@ -348,7 +358,8 @@ class FastPath:
         dropped, Slow Protocols excepted) until set_collecting() names it."""
         ifindex = self._index(ifindex)
         slot = self._slot(ifindex)
-        fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex), "agr_ingress")
+        fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count),
+                           "agr_ingress")
         try:
             _attach(self.ipr, ifindex, INGRESS, fd, INGRESS_NAME)
         except BaseException:

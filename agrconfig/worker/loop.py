@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, datapath, linkwatch, statefile
+from . import aggregation, counters, datapath, history, linkwatch, reasons, statefile
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -59,6 +59,7 @@ class Worker:
         self.lacp_saved = {}       # the LACP snapshot last written to the state file
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
+        self.history = history.History()  # per port: transitions, counts, last LACPDU
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -144,6 +145,7 @@ class Worker:
             if isinstance(event, DistributingChanged):
                 changed = True
             elif isinstance(event, Transition):
+                self.history.record(event)
                 if self.flags["debug"]:
                     log.info("%s: %s %s: %s -> %s (%s)", self.name, self.members.name_of(event.port_id),
                              event.machine, event.old, event.new, event.reason)
@@ -266,6 +268,7 @@ class Worker:
     def _drop_port(self, port, restore):
         self.members.remove(port)
         self.protocol.remove_port(time.monotonic(), port.index)
+        self.history.forget(port.index)
         self._recompute()
         self.path.detach_port(port.index)
         self.members.release(port, restore)
@@ -352,20 +355,26 @@ class Worker:
 
     def status(self):
         ports = []
-        counters, port_counters = self.path.counters([p.index for p in self.members])
+        totals, port_counters = self.path.counters([p.index for p in self.members])
         for p in self.members:
             bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
             entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
-                     "counters": port_counters[p.index], "options": dict(p.options)}
+                     "counters": port_counters[p.index], "options": dict(p.options),
+                     "stats64": counters.port_stats64(port_counters[p.index])}
             entry.update(self.protocol.port_status(p.index))
+            entry["history"] = self.history.view(p.index)
             ports.append(entry)
+        lacp = self.protocol.status()
+        for entry in ports:
+            entry["reason_kind"], entry["reason"] = reasons.explain(entry, lacp)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
                 "protocol": self.protocol.kind,
                 "datapath": self.path.name, "datapath_note": self.datapath_note,
                 "datapath_mode": self.path.mode,
-                "ports": ports, "counters": counters,
-                "lacp": self.protocol.status()}
+                "ports": ports, "counters": totals,
+                "stats64": counters.agr_stats64(totals, port_counters),
+                "lacp": lacp}
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self):

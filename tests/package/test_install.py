@@ -31,7 +31,8 @@ def test_the_tests_run_the_installed_command():
 def test_command_runs_debians_python_and_libraries():
     assert open(SBIN).readline().strip() == "#!/usr/bin/python3"
     assert sh(SBIN, "--version").stdout.strip() == f"agrconfig {__version__}"
-    code = "import agrconfig, docopt, pyroute2; print(agrconfig.__file__, docopt.__file__, pyroute2.__file__)"
+    code = ("import agrconfig, docopt, pyroute2, prometheus_client; print(agrconfig.__file__, docopt.__file__,"
+            " pyroute2.__file__, prometheus_client.__file__)")
     files = sh("/usr/bin/python3", "-I", "-c", code).stdout.split()
     assert files and all(f.startswith(DIST + "/") for f in files), files
     changelog = open(os.path.join(ROOT, "debian", "changelog")).readline()
@@ -41,7 +42,9 @@ def test_command_runs_debians_python_and_libraries():
 def test_files():
     for path in ("/usr/share/bash-completion/completions/agrconfig", "/usr/lib/NetworkManager/conf.d/agrconfig.conf",
                  "/etc/network/if-pre-up.d/agrconfig", "/etc/network/if-post-down.d/agrconfig",
-                 "/usr/share/doc/agrconfig/README.Debian"):
+                 "/usr/share/doc/agrconfig/README.Debian",
+                 "/usr/share/doc/agrconfig/examples/agrconfig-metrics.timer",
+                 "/usr/share/doc/agrconfig/examples/agrconfig-metrics.service"):
         assert os.path.exists(path), path
     # -M: a checkout's bootstrap links its pages into /usr/local/share/man, which man reads first.
     assert sh("man", "-M", "/usr/share/man", "-w", "agrconfig").stdout.strip() == "/usr/share/man/man8/agrconfig.8.gz"

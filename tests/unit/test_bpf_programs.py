@@ -148,3 +148,22 @@ def test_close_is_idempotent_and_releases_the_fds():
     for fd in fds:
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def test_counters_off_for_the_benchmark_only(monkeypatch):
+    """AGRCONFIG_BPF_COUNTERS=0 (bench/throughput's comparison) moves frames the same way and
+    counts none of them; by default they are counted."""
+    monkeypatch.setenv("AGRCONFIG_BPF_COUNTERS", "0")
+    with fastpath.FastPath(TAP, L2, False) as f:
+        f.set_ports([5])
+        f.set_collecting([5])
+        prog = bpf.prog_load(fastpath.ingress_program(f.conf.fd, f.stats.fd, f.slots[5], TAP, f.count), "t_in")
+        try:
+            assert bpf.prog_test_run(f.egress_fd, DATA) == bpf.TC_ACT_REDIRECT
+            assert bpf.prog_test_run(prog, DATA) == bpf.TC_ACT_REDIRECT
+        finally:
+            os.close(prog)
+        c = f.counters()["ports"][5]
+        assert (c["tx_packets"], c["rx_packets"]) == (0, 0)
+    monkeypatch.delenv("AGRCONFIG_BPF_COUNTERS")
+    assert fastpath.counting()

@@ -68,7 +68,7 @@ def test_usage_error_and_status_keep_their_meanings(world, monkeypatch):
     _models, run = world
     assert run("-n", "agr0", "frobnicate")[0] == 1
     from agrconfig.cli import render
-    monkeypatch.setattr(render, "render", lambda name, as_json=False: "status\n")
+    monkeypatch.setattr(render, "render", lambda name, as_json=False, verbose=False: "status\n")
     assert run("-n", "agr0") == (0, ("status\n", ""))
 
 

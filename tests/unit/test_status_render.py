@@ -53,3 +53,24 @@ def test_error_text_is_bsd_like():
     assert str(e) == "SIOCSETAGR: Device busy (EBUSY: re0 has addresses)"
     assert str(AgrError(errno.ENXIO, "SIOCGIFFLAGS")) == "SIOCGIFFLAGS: Device not configured (ENXIO)"
     assert AgrError.from_dict(e.to_dict()).errno == errno.EBUSY
+
+
+def test_reason_line_and_verbose_transitions_and_counters():
+    re1 = {**port("re1", 0), "reason": "no carrier", "stats64": {"rx": {"packets": 4, "bytes": 400},
+                                                                  "tx": {"packets": 1, "bytes": 60}},
+           "history": {"transitions": [{"time": 1700000000.25, "machine": "rx", "old": "CURRENT",
+                                        "new": "PORT_DISABLED", "cause": "port disabled"}]}}
+    d = doc([port("re0", 3), re1])
+    d["stats64"] = {"rx": {"packets": 9, "bytes": 900, "errors": 0, "dropped": 1},
+                    "tx": {"packets": 2, "bytes": 120, "errors": 0, "dropped": 0}}
+    lines = render_text(d).splitlines()
+    at = lines.index("\tagrport: re1, flags=0x0")
+    assert lines[at + 1] == "\t\tnot distributing: no carrier"
+    assert not any(l.startswith("\tinput:") or "port disabled" in l for l in lines)
+    verbose = render_text(d, verbose=True).splitlines()
+    assert "\tinput: 9 packets, 900 bytes, 0 errors, 1 drops" in verbose
+    assert "\t\toutput: 1 packets, 60 bytes, 0 errors, 0 drops" in verbose
+    assert any(l.startswith("\t\t") and l.endswith("rx CURRENT -> PORT_DISABLED (port disabled)") for l in verbose)
+    j = json_doc(d)
+    assert [p["reason"] for p in j["agrports"]] == [None, "no carrier"]
+    assert j["stats64"]["rx"]["packets"] == 9

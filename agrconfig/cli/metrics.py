@@ -1,0 +1,132 @@
+"""`agrconfig --metrics`: every agr interface of the namespace in the Prometheus text format
+0.0.4, written by prometheus_client (generate_latest), for node_exporter's textfile collector.
+
+Counter families get prometheus_client's `_total` suffix on their samples, and the info
+family its `_info` suffix: agr_port_lacpdu_rx is sampled as agr_port_lacpdu_rx_total.
+"""
+from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+from ..client import inspect
+from ..lacp.pdu import STATE_BITS
+
+AGR, PORT = ["agr"], ["agr", "port"]
+
+# (family, help, key in the worker's stats64 direction)
+AGR_TRAFFIC = (
+    ("agr_rx_bytes", "Octets agrN received, counted by its data path (LACPDUs not included)", "rx", "bytes"),
+    ("agr_tx_bytes", "Octets agrN sent, counted by its data path (LACPDUs not included)", "tx", "bytes"),
+    ("agr_rx_packets", "Frames agrN received, counted by its data path", "rx", "packets"),
+    ("agr_tx_packets", "Frames agrN sent, counted by its data path", "tx", "packets"),
+    ("agr_rx_dropped", "Frames dropped on the way into agrN (port not collecting)", "rx", "dropped"),
+    ("agr_tx_dropped", "Frames agrN could not send (no distributing port)", "tx", "dropped"),
+    ("agr_rx_errors", "Frames the relay could not write into agrN", "rx", "errors"),
+    ("agr_tx_errors", "Frames the relay could not send on a port", "tx", "errors"),
+)
+PORT_TRAFFIC = (
+    ("agr_port_rx_bytes", "Octets the port carried into agrN", "rx", "bytes"),
+    ("agr_port_tx_bytes", "Octets the port carried out of agrN", "tx", "bytes"),
+    ("agr_port_rx_packets", "Frames the port carried into agrN", "rx", "packets"),
+    ("agr_port_tx_packets", "Frames the port carried out of agrN", "tx", "packets"),
+)
+# (family, help, key of the LACP core's per-port counters)
+LACP_COUNTERS = (
+    ("agr_port_lacpdu_rx", "LACPDUs received (802.1AX lacpdu-rx)", "lacpdu_rx"),
+    ("agr_port_lacpdu_tx", "LACPDUs sent (802.1AX lacpdu-tx)", "lacpdu_tx"),
+    ("agr_port_lacpdu_err", "Slow Protocols frames that did not decode (802.1AX illegal-rx)", "lacpdu_err"),
+    ("agr_port_marker_rx", "Marker PDUs received (802.1AX marker-pdus-rx)", "marker_rx"),
+    ("agr_port_marker_tx", "Marker Response PDUs sent (802.1AX marker-response-pdus-tx)", "marker_tx"),
+    ("agr_port_marker_response_rx", "Marker Response PDUs received (802.1AX marker-response-pdus-rx)",
+     "marker_resp_rx"),
+    ("agr_port_loop", "Our own LACPDUs received back (a loop)", "loop"),
+)
+# (family, help, key of history.py's counts)
+HISTORY_COUNTS = (
+    ("agr_port_expired", "Times the receive machine entered EXPIRED (partner silent)", "expired"),
+    ("agr_port_defaulted", "Times the receive machine entered DEFAULTED", "defaulted"),
+    ("agr_port_actor_churn", "Times the actor churn machine entered ACTOR_CHURN (802.1AX actor-churn-count)",
+     "actor_churn"),
+    ("agr_port_partner_churn", "Times the partner churn machine entered PARTNER_CHURN "
+     "(802.1AX partner-churn-count)", "partner_churn"),
+)
+
+
+def families(statuses):
+    """Prometheus metric families for {agr name: worker status}."""
+    def new(kind, name, doc, labels):
+        return kind(name, doc, labels=labels)
+
+    agr_traffic = [new(CounterMetricFamily, n, d, AGR) for n, d, _, _ in AGR_TRAFFIC]
+    port_traffic = [new(CounterMetricFamily, n, d, PORT) for n, d, _, _ in PORT_TRAFFIC]
+    lacp = [new(CounterMetricFamily, n, d, PORT) for n, d, _ in LACP_COUNTERS]
+    counts = [new(CounterMetricFamily, n, d, PORT) for n, d, _ in HISTORY_COUNTS]
+    ports_dist = new(GaugeMetricFamily, "agr_ports_distributing", "Ports of agrN distributing", AGR)
+    ports_n = new(GaugeMetricFamily, "agr_ports", "Ports attached to agrN", AGR)
+    dist = new(GaugeMetricFamily, "agr_port_distributing", "1 if the port distributes agrN's frames", PORT)
+    coll = new(GaugeMetricFamily, "agr_port_collecting", "1 if the port collects frames for agrN", PORT)
+    carrier = new(GaugeMetricFamily, "agr_port_carrier", "1 if the port has carrier", PORT)
+    actor = new(GaugeMetricFamily, "agr_port_actor_state",
+                "Actor_Oper_Port_State bit (802.1AX actor-oper-port-state), 1 if set", PORT + ["bit"])
+    partner = new(GaugeMetricFamily, "agr_port_partner_state",
+                  "Partner_Oper_Port_State bit (802.1AX partner-oper-port-state), 1 if set", PORT + ["bit"])
+    partner_info = InfoMetricFamily("agr_port_partner", "The partner's System ID, key and port (802.1AX "
+                                    "partner-oper-system, -key, -port-number and priorities)", labels=PORT)
+    changed = new(GaugeMetricFamily, "agr_port_last_change_timestamp_seconds",
+                  "Unix time of the port's last LACP state change (receive, mux or churn machine)", PORT)
+    for name, ws in sorted(statuses.items()):
+        s64 = ws.get("stats64") or {}
+        for fam, (_, _, direction, key) in zip(agr_traffic, AGR_TRAFFIC):
+            fam.add_metric([name], s64.get(direction, {}).get(key, 0))
+        ports_dist.add_metric([name], sum(1 for p in ws["ports"] if p["flags"] & 2))
+        ports_n.add_metric([name], len(ws["ports"]))
+        for p in ws["ports"]:
+            labels = [name, p["name"]]
+            ps64 = p.get("stats64") or {}
+            for fam, (_, _, direction, key) in zip(port_traffic, PORT_TRAFFIC):
+                fam.add_metric(labels, ps64.get(direction, {}).get(key, 0))
+            dist.add_metric(labels, 1 if p["flags"] & 2 else 0)
+            coll.add_metric(labels, 1 if p["flags"] & 1 else 0)
+            carrier.add_metric(labels, 1 if p["carrier"] else 0)
+            hist = p.get("history") or {}
+            for fam, (_, _, key) in zip(counts, HISTORY_COUNTS):
+                fam.add_metric(labels, hist.get("counts", {}).get(key, 0))
+            if hist.get("last_change") is not None:
+                changed.add_metric(labels, hist["last_change"])
+            lp = p.get("lacp")
+            if not lp:
+                continue  # link1: no LACP
+            for fam, (_, _, key) in zip(lacp, LACP_COUNTERS):
+                fam.add_metric(labels, lp.get("counters", {}).get(key, 0))
+            for bit, bit_name in STATE_BITS:
+                actor.add_metric(labels + [bit_name.lower()], 1 if lp["actor_state"] & bit else 0)
+                partner.add_metric(labels + [bit_name.lower()], 1 if lp["partner_state"] & bit else 0)
+            partner_info.add_metric(labels, {
+                "partner_system": lp["partner_system"],
+                "partner_system_priority": f"{lp['partner_system_priority']:#06x}",
+                "partner_key": f"{lp['partner_key']:#06x}", "partner_port": str(lp["partner_port"]),
+                "partner_port_priority": f"{lp['partner_port_priority']:#06x}"})
+    return [*agr_traffic, ports_dist, ports_n, dist, coll, carrier, *port_traffic, *lacp, actor, partner,
+            partner_info, *counts, changed]
+
+
+class _Collector:
+    def __init__(self, statuses):
+        self.statuses = statuses
+
+    def collect(self):
+        return families(self.statuses)
+
+
+def registry(statuses=None):
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_Collector(inspect.agr_statuses() if statuses is None else statuses))
+    return reg
+
+
+def text(statuses=None):
+    return generate_latest(registry(statuses)).decode()
+
+
+def write_file(path, statuses=None):
+    """Atomically (a temporary file renamed into place), as the textfile collector needs."""
+    write_to_textfile(path, registry(statuses))

@@ -1,0 +1,156 @@
+"""Why a port is not distributing (worker/reasons.py), from states the LACP core reaches, and
+the per-port history (worker/history.py) that feeds it."""
+from agrconfig.lacp import LacpCore, pdu as P
+from agrconfig.lacp.events import Transition
+from agrconfig.worker import history, reasons
+from tests.unit.lacp_wire import Wire, mac, pair
+
+
+def entry(core, pid, carrier=True, hist=None):
+    """A port's status entry as the worker builds it."""
+    lacp = core.port_status(pid)
+    flags = (1 if lacp["collecting"] else 0) | (2 if pid in core.distributing() else 0)
+    return {"flags": flags, "carrier": carrier, "lacp": lacp, "history": hist or {}}
+
+
+def why(core, pid, **kw):
+    return reasons.reason(entry(core, pid, **kw), core.status())
+
+
+def test_distributing_has_no_reason():
+    a, b, w = pair()
+    w.run(5, [a, b])
+    assert why(a, 1) is None and reasons.explain(entry(a, 1), a.status()) == (None, None)
+
+
+def test_no_carrier():
+    a, b, w = pair()
+    w.run(5, [a, b])
+    w.deliver(a, a.set_carrier(w.now, 2, False))
+    assert why(a, 2, carrier=False) == "no carrier"
+
+
+def test_no_lacpdu_ever_received():
+    a = LacpCore(mac(1), fast_timeout=True)
+    w = Wire()
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    w.run(7, [a])
+    assert a.port_status(1)["rx_state"] == "DEFAULTED"
+    assert why(a, 1) == "no LACPDU ever received (defaulted)"
+
+
+def test_partner_silent_expired_then_defaulted():
+    a, b, w = pair()
+    w.run(5, [a, b])
+    w.up[(id(b), 102)] = False          # b's LACPDUs on this link no longer reach a
+    w.run(3.2, [a, b])
+    assert a.port_status(2)["rx_state"] == "EXPIRED"
+    assert why(a, 2, hist={"lacpdu_age": 3.04}) == "partner silent for 3.0 s (expired)"
+    assert why(a, 2) == "partner silent (expired)"            # the worker restarted meanwhile
+    w.run(3.2, [a, b])
+    assert why(a, 2, hist={"lacpdu_age": 6.3}) == "partner silent for 6.3 s (defaulted)"
+
+
+def test_loop():
+    a = LacpCore(mac(1), fast_timeout=True)
+    w = Wire()
+    w.join(a, 1, a, 2)
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    w.deliver(a, a.add_port(0.0, 2, mac(12), carrier=True))
+    w.run(3, [a])
+    assert why(a, 1) == "loop: our own LACPDU came back"
+
+
+def test_partner_individual():
+    # b's port 101 is half duplex (individual); 102 and 103 aggregate, and win on bandwidth.
+    a = LacpCore(mac(1), fast_timeout=True)
+    b = LacpCore(mac(2), fast_timeout=True)
+    w = Wire()
+    for p in (1, 2, 3):
+        w.join(a, p, b, 100 + p)
+        w.deliver(a, a.add_port(0.0, p, mac(10 + p), carrier=True))
+        w.deliver(b, b.add_port(0.0, 100 + p, mac(50 + p), carrier=True, duplex_full=p != 1))
+    w.run(6, [a, b])
+    assert not a.port_status(1)["partner_state"] & P.AGGREGATION
+    assert a.distributing() == (2, 3)
+    assert why(a, 1) == "partner individual"
+    assert why(b, 101) == "individual: half duplex"
+
+
+def three(b_speeds=(None, None), split=False):
+    """a's ports 1 and 2 cabled to b (or port 2 to a third system c when split)."""
+    a, b = LacpCore(mac(1), fast_timeout=True), LacpCore(mac(2), fast_timeout=True)
+    c = LacpCore(mac(3), fast_timeout=True) if split else b
+    w = Wire()
+    w.join(a, 1, b, 101)
+    w.join(a, 2, c, 102)
+    for p in (1, 2):
+        w.deliver(a, a.add_port(0.0, p, mac(10 + p), carrier=True))
+    w.deliver(b, b.add_port(0.0, 101, mac(51), carrier=True, speed=b_speeds[0]))
+    w.deliver(c, c.add_port(0.0, 102, mac(52), carrier=True, speed=b_speeds[1]))
+    w.run(6, [a, b, c] if split else [a, b])
+    return a
+
+
+def test_partner_key_differs():
+    # b's links differ in speed, so in key: a selects one (equal bandwidth to a, whose veth
+    # speed is unknown), b the faster; a's selected port then waits for a partner in sync.
+    a = three(b_speeds=(1000, 10000))
+    (standby,) = [p for p in (1, 2) if a.port_status(p)["selected"] == "STANDBY"]
+    (chosen,) = {1, 2} - {standby}
+    agg_key = a.status()["aggregator"]["partner_key"]
+    other = a.port_status(standby)["partner_key"]
+    assert why(a, standby) == f"partner key {other:#x} differs from the aggregation's {agg_key:#x}"
+    assert why(a, chosen) == "partner not in sync"
+
+
+def test_partner_system_differs():
+    a = three(split=True)
+    (p,) = [p for p in (1, 2) if why(a, p)]
+    chosen = a.status()["aggregator"]["partner_system"]
+    assert why(a, p) == f"partner system {a.port_status(p)['partner_system']} differs from the aggregation's {chosen}"
+
+
+def test_partner_not_collecting_or_not_in_sync():
+    a, b, w = pair()
+    w.run(5, [a, b])
+    e = entry(a, 1)
+    e["flags"] = 1
+    e["lacp"]["partner_state"] &= ~P.COLLECTING
+    assert reasons.reason(e, a.status()) == "partner not collecting"
+    e["lacp"]["partner_state"] &= ~P.SYNC
+    assert reasons.reason(e, a.status()) == "partner not in sync"
+
+
+def test_rules_are_extensible_and_fall_back_to_the_mux():
+    a, b, w = pair()
+    w.run(5, [a, b])
+    e = entry(a, 1)
+    e["flags"] = 0
+    standby = lambda port, agg: "standby (agrmaxports)"  # noqa: E731
+    assert reasons.reason(e, a.status(), rules=[reasons.no_carrier, standby]) == "standby (agrmaxports)"
+    assert reasons.reason(e, a.status(), rules=[]) == "mux COLLECTING_DISTRIBUTING"
+    assert reasons.explain({"flags": 0, "carrier": True}, None) == ("other", "not distributing")
+
+
+def test_history_counts_keeps_the_last_transitions_and_the_last_lacpdu():
+    clock = [100.0]
+    h = history.History(clock=lambda: clock[0], wall=lambda: 1e9 + clock[0])
+    h.record(Transition(1, "rx", "PORT_DISABLED", "EXPIRED", "port enabled, LACP enabled"))
+    h.record(Transition(1, "rx", "EXPIRED", "CURRENT", "LACPDU received"))
+    h.record(Transition(1, "periodic", "FAST_PERIODIC", "PERIODIC_TX", "periodic expired"))  # not kept
+    clock[0] = 103.5
+    h.record(Transition(1, "rx", "CURRENT", "CURRENT", "LACPDU received"))                    # not kept
+    clock[0] = 105.0
+    h.record(Transition(1, "rx", "CURRENT", "EXPIRED", "current_while expired"))
+    v = h.view(1)
+    assert v["counts"] == {"expired": 2, "defaulted": 0, "actor_churn": 0, "partner_churn": 0}
+    assert v["lacpdu_age"] == 1.5 and v["last_change"] == 1e9 + 105.0
+    assert [(t["old"], t["new"], t["cause"]) for t in v["transitions"]] == [
+        ("PORT_DISABLED", "EXPIRED", "port enabled, LACP enabled"), ("EXPIRED", "CURRENT", "LACPDU received"),
+        ("CURRENT", "EXPIRED", "current_while expired")]
+    for i in range(20):
+        h.record(Transition(1, "mux", "A", f"B{i}", "x"))
+    assert len(h.view(1)["transitions"]) == history.KEEP
+    h.forget(1)
+    assert h.view(1)["counts"]["expired"] == 0 and h.view(1)["lacpdu_age"] is None
