@@ -1,8 +1,12 @@
 """Carry out parsed operations: agr words through the interface's worker, plain ifconfig words
-through rtnetlink, serialized per network namespace."""
+through rtnetlink, serialized per network namespace. One command is all or nothing: when a word
+fails, what the words before it changed is undone."""
 import errno
 import fcntl
 import os
+from dataclasses import dataclass, field
+
+from ..net import rtnl
 
 from .. import paths
 from ..errors import AgrError
@@ -34,11 +38,95 @@ def apply(name, ops):
         if agr_words:
             raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{agr_words[0].word_text}: {AGR_ONLY}")
     with Namespace():
-        for op in ops:
-            if workers.manages(name, op):
-                apply_agr(name, op)
-            else:
-                apply_plain(name, op)
+        before = Snapshot.of(name)
+        for done, op in enumerate(ops):
+            try:
+                if workers.manages(name, op):
+                    apply_agr(name, op)
+                else:
+                    apply_plain(name, op)
+            except AgrError as exc:
+                if done:
+                    failed = roll_back(name, before, ops[:done])
+                    if failed:
+                        exc.detail += f"; the words before it could not all be undone: {failed}"
+                raise
+
+
+@dataclass
+class Snapshot:
+    """What the words of one command may change on its interface, as it was before them."""
+    exists: bool = False
+    mtu: int = 0
+    up: bool = False
+    addrs: set = field(default_factory=set)
+    agr: bool = False
+    flags: dict = field(default_factory=dict)
+    ports: list = field(default_factory=list)
+    port_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name):
+        link = rtnl.link(name)
+        if link is None:
+            return cls()
+        snap = cls(True, link.mtu, link.up, {a.interface for a in rtnl.addresses(link.index)})
+        if workers.exists(name):
+            ws = workers.worker_status(name) or {}
+            snap.agr = True
+            snap.flags = dict(ws.get("flags", {}))
+            snap.ports = [p["name"] for p in ws.get("ports", [])]
+            snap.port_options = {p["name"]: dict(p.get("options", {})) for p in ws.get("ports", [])}
+        return snap
+
+
+def roll_back(name, before, done_ops):
+    """Undo what `done_ops` changed on `name` since `before`; returns what could not be undone."""
+    failures = []
+
+    def attempt(what, action, *args, **kwargs):
+        try:
+            action(*args, **kwargs)
+        except (AgrError, OSError) as exc:
+            failures.append(f"{what}: {exc.detail if isinstance(exc, AgrError) else exc}")
+
+    now = Snapshot.of(name)
+    if not before.exists:
+        if now.exists and now.agr:
+            attempt("destroy", workers.destroy, name)
+        return "; ".join(failures)
+    if now.agr and before.agr:
+        for port in now.ports:
+            if port not in before.ports:
+                attempt(f"-agrport {port}", workers.request, name, "delport", port=port)
+        for port in before.ports:
+            if port not in now.ports:
+                attempt(f"agrport {port}", workers.request, name, "addport", port=port)
+        changed = {k: v for k, v in before.flags.items() if now.flags.get(k) != v}
+        if changed:
+            attempt("flags", workers.request, name, "setflags", flags=changed)
+        for port, opts in before.port_options.items():
+            for key, value in opts.items():
+                if now.port_options.get(port, {}).get(key) != value:
+                    attempt(f"{key} of {port}", workers.request, name, "setport", port=port, flags={key: value})
+    if now.exists and now.mtu != before.mtu:
+        if now.agr:
+            attempt("mtu", workers.request, name, "setmtu", mtu=before.mtu)
+        else:
+            attempt("mtu", ifconfig.set_mtu, name, before.mtu)
+    # Only the addresses the words named (or an inet replaced): the kernel's own, such as a
+    # link-local address that came with `up`, are not ours to take away.
+    named = {op.arg[1].ip for op in done_ops if op.word == "address"}
+    replaced_v4 = any(op.word == "address" and op.arg[0] == "set" and op.arg[1].version == 4 for op in done_ops)
+    for iface in sorted(now.addrs - before.addrs, key=str):
+        if iface.ip in named:
+            attempt(f"delete {iface}", ifconfig.delete_address, name, iface, True)
+    for iface in sorted(before.addrs - now.addrs, key=str):
+        if iface.ip in named or (replaced_v4 and iface.version == 4):
+            attempt(f"add {iface}", ifconfig.add_address, name, iface, True)
+    if now.exists and now.up != before.up:
+        attempt("up" if before.up else "down", ifconfig.set_up, name, before.up)
+    return "; ".join(failures)
 
 
 def _address_on_agr(name, arg):

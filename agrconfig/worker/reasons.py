@@ -24,16 +24,23 @@ def _silence(port):
     return f"partner silent for {age:.1f} s" if age is not None else "partner silent"
 
 
+def _never_heard(port, lacp):
+    return not (lacp.get("counters") or {}).get("lacpdu_rx") and (port.get("history") or {}).get("lacpdu_age") is None
+
+
 def expired(port, agg):
+    # A new port starts in EXPIRED (802.1AX 6.4.12): it has not heard a partner fall silent.
     lacp = port.get("lacp") or {}
-    return f"{_silence(port)} (expired)" if lacp.get("rx_state") == "EXPIRED" else None
+    if lacp.get("rx_state") != "EXPIRED":
+        return None
+    return "no LACPDU received yet (expired)" if _never_heard(port, lacp) else f"{_silence(port)} (expired)"
 
 
 def defaulted(port, agg):
     lacp = port.get("lacp") or {}
     if lacp.get("rx_state") != "DEFAULTED":
         return None
-    if not (lacp.get("counters") or {}).get("lacpdu_rx") and (port.get("history") or {}).get("lacpdu_age") is None:
+    if _never_heard(port, lacp):
         return "no LACPDU ever received (defaulted)"
     return f"{_silence(port)} (defaulted)"
 

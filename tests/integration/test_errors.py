@@ -1,7 +1,9 @@
 """Errors as NetBSD agr returns them: errno, message, exit status, nothing changed."""
+import re
+
 import pytest
 
-from tests.integration.helpers import aggregate, host_pair, ok
+from tests.integration.helpers import aggregate, host_pair, ok, status_json
 
 pytestmark = pytest.mark.integration
 
@@ -20,8 +22,9 @@ def fails(lab, ns, *words, code=2, errno_name=None, text=None):
 
 
 def snapshot(lab, ns):
-    """Links (name, MAC, MTU, flags) and addresses: what a failed command must not change."""
-    links = lab.ip(ns, "-o", "link", "show").stdout
+    """Links (name, MAC, MTU, flags) and addresses: what a failed command must not change.
+    Not the qdisc: the kernel gives a device its default one the first time it is up."""
+    links = re.sub(r"qdisc \S+ ", "", lab.ip(ns, "-o", "link", "show").stdout)
     addrs = lab.ip(ns, "-o", "addr", "show").stdout
     strip = lambda s: sorted(" ".join(w for w in l.split() if w not in ("tentative", "dadfailed")) for l in s.splitlines())
     return strip(links), strip(addrs)
@@ -117,3 +120,27 @@ def test_failed_attach_rolls_back(lab):
                    "net.ipv6.conf.mv0.disable_ipv6").stdout == sysctls
     assert lab.ip(a, "-o", "link", "show", "agr0").stdout.split("link/ether ")[1].split()[0] == tap_mac
     assert "agrport" not in ok(lab, a, "agr0")
+
+
+def _settings(lab, ns):
+    """What a command's words can change on agr0, from its JSON status."""
+    d = status_json(lab, ns)
+    return (d["mtu"], d["flags"], d["linkinfo"]["info_data"]["flags"],
+            sorted((a["local"], a["prefixlen"]) for a in d["addr_info"]),
+            [(p["ifname"], p["options"]) for p in d["agrports"]])
+
+
+def test_a_failing_word_undoes_the_words_before_it(lab):
+    """One command is all or nothing: a word that fails undoes the words before it."""
+    a, _b = host_pair(lab)
+    lab.wait_for(lambda: "fe80" in lab.ip(a, "-6", "addr", "show", "dev", "re1").stdout, what="link-local")
+    # No agr0 is left behind by a create whose port is refused (a re-run would hit EEXIST).
+    fails(lab, a, "agr0", "create", "agrport", "re1", errno_name="EBUSY")
+    assert "ENXIO" in lab.agr(a, "agr0").stderr
+    aggregate(lab, a, ports=("re0",))
+    before = _settings(lab, a)
+    fails(lab, a, "agr0", "lacptimeout", "fast", "mtu", "1400", "inet", "192.0.2.9/24", "down",
+          "agrportpri", "re0", "7", "agrport", "re1", errno_name="EBUSY")
+    assert _settings(lab, a) == before
+    # Plain interfaces too: the mtu comes back when the address to delete is not there.
+    fails(lab, a, "re1", "mtu", "1400", "inet6", "2001:db8::5", "delete", errno_name="EADDRNOTAVAIL")

@@ -39,6 +39,16 @@ def test_no_lacpdu_ever_received():
     assert why(a, 1) == "no LACPDU ever received (defaulted)"
 
 
+def test_a_new_port_has_heard_nothing_yet():
+    """802.1AX starts a port in EXPIRED: it is not a partner falling silent."""
+    a = LacpCore(mac(1), fast_timeout=True)
+    w = Wire()
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    w.run(1, [a])
+    assert a.port_status(1)["rx_state"] == "EXPIRED"
+    assert why(a, 1) == "no LACPDU received yet (expired)"
+
+
 def test_partner_silent_expired_then_defaulted():
     a, b, w = pair()
     w.run(5, [a, b])
