@@ -50,8 +50,10 @@ class NotSettled(RuntimeError):
 
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
-                 fast_timeout: bool = False, strict: bool = True, active: bool = True, now: float = 0.0):
+                 fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
+                 now: float = 0.0):
         self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active)
+        self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
         self.ports: dict[int, Port] = {}
         self.now = now
         self.selected_lag = None
@@ -136,6 +138,13 @@ class LacpCore:
                 port.selected = UNSELECTED
         return self._run(now)
 
+    def set_max_ports(self, now, max_ports) -> Output:
+        """agrmaxports: Selection Logic puts the ports beyond the limit in STANDBY (the next
+        round of the machines does it)."""
+        now = self._clock(now)
+        self.max_ports = max_ports
+        return self._run(now)
+
     def _reselect_all(self):
         for p in self.ports.values():
             p.selected = UNSELECTED
@@ -215,7 +224,7 @@ class LacpCore:
             "mux_state": str(p.mux_state), "rx_state": str(p.rx_state), "periodic_state": str(p.periodic_state),
             "actor_churn_state": str(p.actor_churn_state), "partner_churn_state": str(p.partner_churn_state),
             "carrier": p.enabled, "collecting": p.collecting, "distributing": self._is_distributing(p),
-            "standby": p.selected == STANDBY, "aggregatable": p.aggregatable, "looped": p.looped(self.now),
+            "standby": p.selected == STANDBY, "limited": p.limited, "aggregatable": p.aggregatable, "looped": p.looped(self.now),
             "counters": dict(p.counters),
         }
 

@@ -159,6 +159,7 @@ class Port:
 
     selected: Selected = UNSELECTED
     selected_lag: tuple | None = None     # the aggregation the port was selected for
+    limited: bool = False                 # STANDBY because of agrmaxports (not another group)
     ready: bool = False                   # Ready, computed by the selection logic
     port_moved: bool = False
     ntt: bool = False
