@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 MTU_MIN, MTU_MAX = 68, 65535
 PRIORITY_MAX = 0xFFFF
+MAX_PORTS_MAX = 1024          # agrmaxports: far above any host's ports; 0 is no limit
 DEFAULT_PRIORITY = 0x8000     # 802.1AX's and NetBSD agr's system and port priority
 
 # Flow hash layers (FreeBSD lagghash names; NetBSD agr hashes l2 and l3).
@@ -270,6 +271,8 @@ OPTIONS = (
            "the LACP system id: a unicast MAC address, or agrN's own address (the default)"),
     Option("port_priority", Number("agrportpri", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
            DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
+    Option("max_ports", Number("agrmaxports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 0,
+           "at most N ports distribute, the others are standby (0: no limit)"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

@@ -93,7 +93,8 @@ def agr_lines(ws):
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
         f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
-    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
+    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}"
+               f"{_limits_text(f)}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
         lacp = p.get("lacp")
@@ -106,11 +107,22 @@ def agr_lines(ws):
                        f"{lacp['partner_port']}")
             c = lacp.get("counters", {})
             # selected, standby (attached, another aggregation distributes) or unselected
-            out.append(f"\t\t{lacp['selected'].lower()}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
+            out.append(f"\t\t{_selected_text(lacp)}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
                        f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")
     return out
+
+
+def _limits_text(f):
+    """The port limits, when set: '; maxports 1'."""
+    return f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
+
+
+def _selected_text(lacp):
+    # standby (agrmaxports) is a spare of the distributing aggregation, not another one
+    text = lacp["selected"].lower()
+    return text + " (agrmaxports)" if lacp.get("limited") else text
 
 
 def _system_text(ws):
@@ -191,4 +203,5 @@ def _port_json(p):
             "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
             "lacp_counters": lacp.get("counters", {}),
         })
+        out["standby_maxports"] = lacp.get("limited", False)
     return out

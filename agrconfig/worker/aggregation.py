@@ -15,7 +15,8 @@ def create(flags, mac, now, act):
     if flags["link1"]:
         return Static()
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
-                         strict=flags["lacp_strict"], active=flags["lacp_active"], now=now), act)
+                         strict=flags["lacp_strict"], active=flags["lacp_active"],
+                         max_ports=flags["max_ports"], now=now), act)
 
 
 class Aggregation(abc.ABC):
@@ -112,6 +113,8 @@ class Lacp(Aggregation):
         self.act(self.core.set_strict(now, flags["lacp_strict"]))
         self.act(self.core.set_active(now, flags["lacp_active"]))
         self.act(self.core.set_system_priority(now, flags["lacp_sysprio"]))
+        if self.core.max_ports != flags["max_ports"]:
+            self.act(self.core.set_max_ports(now, flags["max_ports"]))
 
     def configure_port(self, now, port):
         self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))
