@@ -273,6 +273,8 @@ OPTIONS = (
            DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
     Option("max_ports", Number("agrmaxports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 0,
            "at most N ports distribute, the others are standby (0: no limit)"),
+    Option("min_ports", Number("agrminports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 1,
+           "agrN has carrier only while at least N ports distribute (0: always)"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

@@ -115,8 +115,9 @@ def agr_lines(ws):
 
 
 def _limits_text(f):
-    """The port limits, when set: '; maxports 1'."""
-    return f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
+    """The port limits, when not the defaults: '; maxports 1; minports 2'."""
+    text = f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
+    return text + (f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else "")
 
 
 def _selected_text(lacp):
@@ -166,6 +167,7 @@ def json_doc(doc):
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}
+        out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
