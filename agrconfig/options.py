@@ -275,6 +275,8 @@ OPTIONS = (
            "at most N ports distribute, the others are standby (0: no limit)"),
     Option("min_ports", Number("agrminports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 1,
            "agrN has carrier only while at least N ports distribute (0: always)"),
+    Option("lacp_fallback", Switch("lacpfallback", "-lacpfallback"), False,
+           "while no port hears LACP, one port carries traffic as a plain link"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

@@ -115,15 +115,22 @@ def agr_lines(ws):
 
 
 def _limits_text(f):
-    """The port limits, when not the defaults: '; maxports 1; minports 2'."""
+    """The port limits and lacpfallback, when not the defaults: '; maxports 1; minports 2'."""
     text = f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
-    return text + (f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else "")
+    text += f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else ""
+    return text + ("; lacpfallback" if f.get("lacp_fallback") else "")
+
+
+def _fallback_port(ws):
+    """The name of the port carrying traffic in lacpfallback, or None."""
+    return next((p["name"] for p in ws["ports"] if (p.get("lacp") or {}).get("fallback")), None)
 
 
 def _selected_text(lacp):
     # standby (agrmaxports) is a spare of the distributing aggregation, not another one
     text = lacp["selected"].lower()
-    return text + " (agrmaxports)" if lacp.get("limited") else text
+    text = text + " (agrmaxports)" if lacp.get("limited") else text
+    return text + ", fallback" if lacp.get("fallback") else text
 
 
 def _system_text(ws):
@@ -168,6 +175,7 @@ def json_doc(doc):
             "ad_info": _ad_info(ws),
         }}
         out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
+        out["linkinfo"]["info_data"]["fallback_port"] = _fallback_port(ws)
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
@@ -206,4 +214,5 @@ def _port_json(p):
             "lacp_counters": lacp.get("counters", {}),
         })
         out["standby_maxports"] = lacp.get("limited", False)
+        out["fallback"] = lacp.get("fallback", False)
     return out

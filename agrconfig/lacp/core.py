@@ -51,9 +51,10 @@ class NotSettled(RuntimeError):
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
                  fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
-                 now: float = 0.0):
+                 fallback: bool = False, now: float = 0.0):
         self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active)
         self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
+        self.fallback = fallback     # lacpfallback: one plain port while every port is defaulted
         self.ports: dict[int, Port] = {}
         self.now = now
         self.selected_lag = None
@@ -145,6 +146,28 @@ class LacpCore:
         self.max_ports = max_ports
         return self._run(now)
 
+    def set_fallback(self, now, on) -> Output:
+        """lacpfallback (Open vSwitch's lacp-fallback-ab)."""
+        now = self._clock(now)
+        self.fallback = bool(on)
+        return self._run(now)
+
+    def fallback_port(self):
+        """The one port that carries traffic as a plain link while lacpfallback is on and no
+        port hears a partner (no LACPDU within the timeout on any): of the DEFAULTED ports,
+        the best port priority, then the lowest port number. None when not in fallback.
+        A port coming back is EXPIRED for a short timeout before it defaults: it does not
+        end fallback meanwhile, nor take part in it."""
+        if not self.fallback:
+            return None
+        live = [p for p in self.ports.values() if p.enabled]
+        if any(p.rx_state == RxState.CURRENT for p in live):
+            return None
+        candidates = [p for p in live if p.rx_state == RxState.DEFAULTED and not p.looped(self.now)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda p: (p.port_priority, p.port_id)).port_id
+
     def _reselect_all(self):
         for p in self.ports.values():
             p.selected = UNSELECTED
@@ -206,9 +229,15 @@ class LacpCore:
 
     # -- views -------------------------------------------------------------------------------
     def distributing(self):
+        fallback = self.fallback_port()
+        if fallback is not None:   # that port alone, whatever lacpstrict says of defaulted ones
+            return (fallback,)
         return tuple(pid for pid, p in self.ports.items() if self._is_distributing(p))
 
     def collecting(self):
+        fallback = self.fallback_port()
+        if fallback is not None:   # the idle ports deliver nothing either
+            return (fallback,)
         return tuple(pid for pid, p in self.ports.items() if p.collecting)
 
     def port_status(self, port_id):
@@ -223,8 +252,10 @@ class LacpCore:
             "partner_port_priority": p.partner.port_priority, "selected": str(p.selected),
             "mux_state": str(p.mux_state), "rx_state": str(p.rx_state), "periodic_state": str(p.periodic_state),
             "actor_churn_state": str(p.actor_churn_state), "partner_churn_state": str(p.partner_churn_state),
-            "carrier": p.enabled, "collecting": p.collecting, "distributing": self._is_distributing(p),
-            "standby": p.selected == STANDBY, "limited": p.limited, "aggregatable": p.aggregatable, "looped": p.looped(self.now),
+            "carrier": p.enabled, "collecting": port_id in self.collecting(),
+            "distributing": port_id in self.distributing(),
+            "standby": p.selected == STANDBY, "limited": p.limited,
+            "fallback": port_id == self.fallback_port(), "aggregatable": p.aggregatable, "looped": p.looped(self.now),
             "counters": dict(p.counters),
         }
 
@@ -236,7 +267,7 @@ class LacpCore:
         return {
             "system": P.format_mac(self.system.mac), "system_priority": self.system.priority,
             "fast_timeout": self.system.fast_timeout, "strict": self.system.strict,
-            "active": self.system.active,
+            "active": self.system.active, "fallback_port": self.fallback_port(),
             "aggregator": {
                 "actor_key": lag[0] if lag else None,
                 "partner_system": P.format_mac(lag[2]) if lag else None,

@@ -16,7 +16,7 @@ def create(flags, mac, now, act):
         return Static()
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
                          strict=flags["lacp_strict"], active=flags["lacp_active"],
-                         max_ports=flags["max_ports"], now=now), act)
+                         max_ports=flags["max_ports"], fallback=flags["lacp_fallback"], now=now), act)
 
 
 class Aggregation(abc.ABC):
@@ -115,6 +115,8 @@ class Lacp(Aggregation):
         self.act(self.core.set_system_priority(now, flags["lacp_sysprio"]))
         if self.core.max_ports != flags["max_ports"]:
             self.act(self.core.set_max_ports(now, flags["max_ports"]))
+        if self.core.fallback != flags["lacp_fallback"]:
+            self.act(self.core.set_fallback(now, flags["lacp_fallback"]))
 
     def configure_port(self, now, port):
         self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))

@@ -36,7 +36,7 @@ def test_netbsd_defaults():
     assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
                                   "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None,
-                                  "max_ports": 0, "min_ports": 1}
+                                  "max_ports": 0, "min_ports": 1, "lacp_fallback": False}
     assert options.defaults("port") == {"port_priority": 0x8000}
     assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
 
@@ -84,7 +84,7 @@ VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True],
          "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
          "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),
          "lacp_sysid": [None, "02:00:00:00:13:01", "00:00:5e:00:53:01"],
-         "max_ports": range(0, 1025), "min_ports": range(0, 1025)}
+         "max_ports": range(0, 1025), "min_ports": range(0, 1025), "lacp_fallback": [False, True]}
 SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
            "lacp_sysid": [None, "02:00:00:00:13:01"],
            "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024]}
