@@ -18,6 +18,7 @@ from .periodic import Periodic
 from .port import (DEFAULT_PORT_PRIORITY, DEFAULT_SYSTEM_PRIORITY, FAST_PERIODIC_TIME, SELECTED,
                    SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port)
 from .rx import Rx
+from .wtr import Wtr, WtrState
 from .actor_churn import ActorChurnState
 from .mux import MuxState
 from .partner_churn import PartnerChurnState
@@ -33,7 +34,7 @@ MAX_ROUNDS = 64    # rounds of every machine and Selection Logic before the core
 MAX_STEPS = 16     # transitions of one machine in a row (the longest chain the standard draws is 3)
 
 # The order in which the core steps them, each until it stops moving, then Selection Logic.
-MACHINES: tuple[type[Machine], ...] = (Rx, Periodic, Mux, ActorChurn, PartnerChurn)
+MACHINES: tuple[type[Machine], ...] = (Rx, Periodic, Wtr, Mux, ActorChurn, PartnerChurn)
 TABLES = {m.NAME: m.TRANSITIONS for m in MACHINES}   # machine name -> (old, new) -> why
 
 
@@ -41,6 +42,7 @@ def _begin(port: Port, log: list) -> None:
     """BEGIN: every machine in its initial state, then the receive machine's PORT_DISABLED."""
     port.rx_state, port.periodic_state, port.mux_state = RxState.INITIALIZE, PeriodicState.NO_PERIODIC, MuxState.DETACHED
     port.actor_churn_state, port.partner_churn_state = ActorChurnState.NO_ACTOR_CHURN, PartnerChurnState.NO_PARTNER_CHURN
+    port.wtr_state = WtrState.DOWN
     Rx.port_disabled(port, log)
 
 
@@ -51,8 +53,8 @@ class NotSettled(RuntimeError):
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
                  fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
-                 fallback: bool = False, now: float = 0.0):
-        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active)
+                 fallback: bool = False, wtr_time: float = 0.0, now: float = 0.0):
+        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active, wtr_time)
         self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
         self.fallback = fallback     # lacpfallback: one plain port while every port is defaulted
         self.ports: dict[int, Port] = {}
@@ -76,6 +78,8 @@ class LacpCore:
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
         if resume is not None and carrier:
             resume_port(port, resume, now, log)
+            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING:
+                Wtr.enter(port, WtrState.RESTORED, log)   # it distributed: no new wait
             port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag
         return self._run(now, log)
@@ -144,6 +148,19 @@ class LacpCore:
         round of the machines does it)."""
         now = self._clock(now)
         self.max_ports = max_ports
+        return self._run(now)
+
+    def set_wtr_time(self, now, seconds) -> Output:
+        """agrwtr. A port waiting goes on with the new time from the start of its wait; 0
+        ends every wait."""
+        now = self._clock(now)
+        old, self.system.wtr_time = self.system.wtr_time, seconds
+        for port in self.ports.values():
+            timer = port.timers["wtr"]
+            if timer.running and seconds > 0:
+                timer.deadline += seconds - old
+            if (old > 0) != (seconds > 0):
+                port.ntt = True   # whether our Synchronization is held may change
         return self._run(now)
 
     def set_fallback(self, now, on) -> Output:
@@ -255,7 +272,8 @@ class LacpCore:
             "carrier": p.enabled, "collecting": port_id in self.collecting(),
             "distributing": port_id in self.distributing(),
             "standby": p.selected == STANDBY, "limited": p.limited,
-            "fallback": port_id == self.fallback_port(), "aggregatable": p.aggregatable, "looped": p.looped(self.now),
+            "fallback": port_id == self.fallback_port(), "wtr_state": str(p.wtr_state),
+            "wtr_left": self._wtr_left(p), "aggregatable": p.aggregatable, "looped": p.looped(self.now),
             "counters": dict(p.counters),
         }
 
@@ -293,6 +311,10 @@ class LacpCore:
         if now > self.now:
             self.now = now
         return self.now
+
+    def _wtr_left(self, p):
+        deadline = p.timers["wtr"].deadline
+        return max(0.0, deadline - self.now) if deadline is not None and p.wtr_hold else None
 
     def _is_distributing(self, p):
         # Both ends in sync and collecting: only then may frames leave on the port.

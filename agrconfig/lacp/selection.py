@@ -85,4 +85,6 @@ def over_limit(core, ports) -> set:
     limit = core.max_ports
     if not limit or len(ports) <= limit:
         return set()
-    return set(sorted(ports, key=lambda p: port_rank(core, p))[limit:])
+    # A port still waiting to restore (agrwtr) ranks after those ready: it must not push a
+    # distributing port out before its wait is over.
+    return set(sorted(ports, key=lambda p: (p.wtr_hold, port_rank(core, p)))[limit:])

@@ -147,7 +147,7 @@ def test_status_is_the_whole_picture():
             "mux_state": "COLLECTING_DISTRIBUTING", "rx_state": "CURRENT", "periodic_state": "SLOW_PERIODIC",
             "actor_churn_state": "NO_ACTOR_CHURN", "partner_churn_state": "NO_PARTNER_CHURN",
             "carrier": True, "collecting": True, "distributing": True, "standby": False, "limited": False,
-            "fallback": False, "aggregatable": True,
+            "fallback": False, "wtr_state": "RESTORED", "wtr_left": None, "aggregatable": True,
             "looped": False,
             "counters": {"lacpdu_rx": 6, "lacpdu_tx": 3, "lacpdu_err": 0, "marker_rx": 0, "marker_tx": 0,
                          "marker_resp_rx": 0, "loop": 0},
