@@ -97,6 +97,8 @@ def agr_lines(ws):
                f"{_limits_text(f)}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        if not p.get("lacp") and p.get("wtr_left") is not None:   # link1: the wait is all there is
+            out.append(f"\t\twait-to-restore {p['wtr_left']:.1f} s left")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -118,7 +120,8 @@ def _limits_text(f):
     """The port limits and lacpfallback, when not the defaults: '; maxports 1; minports 2'."""
     text = f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
     text += f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else ""
-    return text + ("; lacpfallback" if f.get("lacp_fallback") else "")
+    text += "; lacpfallback" if f.get("lacp_fallback") else ""
+    return text + (f"; wtr {f['wtr_time']} s" if f.get("wtr_time") else "")
 
 
 def _fallback_port(ws):
@@ -130,7 +133,9 @@ def _selected_text(lacp):
     # standby (agrmaxports) is a spare of the distributing aggregation, not another one
     text = lacp["selected"].lower()
     text = text + " (agrmaxports)" if lacp.get("limited") else text
-    return text + ", fallback" if lacp.get("fallback") else text
+    text = text + ", fallback" if lacp.get("fallback") else text
+    left = lacp.get("wtr_left")
+    return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
 
 
 def _system_text(ws):
@@ -176,6 +181,7 @@ def json_doc(doc):
         }}
         out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
         out["linkinfo"]["info_data"]["fallback_port"] = _fallback_port(ws)
+        out["linkinfo"]["info_data"]["updelay"] = ws["flags"].get("wtr_time", 0) * 1000   # bonding's, ms
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
@@ -215,4 +221,5 @@ def _port_json(p):
         })
         out["standby_maxports"] = lacp.get("limited", False)
         out["fallback"] = lacp.get("fallback", False)
+    out["wtr_left"] = (lacp or p).get("wtr_left")
     return out

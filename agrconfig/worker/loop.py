@@ -46,7 +46,7 @@ class Worker:
         self.tap_fd = None
         self.tap_index = None
         self.mac = None
-        self.protocol = aggregation.Static()  # until the flags are applied
+        self.protocol = aggregation.Static(self._act)  # until the flags are applied
         self.relay = None
         self.path = None           # the data path: relay or eBPF
         self.sel = None
