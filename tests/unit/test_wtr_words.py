@@ -129,3 +129,17 @@ def test_status_shows_the_time_left():
 def test_completion_knows_the_word():
     assert "agrwtr" in complete("agr0", "")
     assert complete("agr0", "agrwtr", "") == []
+
+
+def test_the_stanza_options_of_issue_13s_second_slice():
+    from agrconfig.cli import ifupdown
+    env = {"IF_AGR_PORTS": "re0 re1", "IF_AGR_MAX_PORTS": "1", "IF_AGR_MIN_PORTS": "2",
+           "IF_AGR_LACP_FALLBACK": "yes", "IF_AGR_WTR": "30"}
+    ports, words = ifupdown.stanza(env)
+    assert ports == ["re0", "re1"]
+    assert parse_words(words) == [Op("flag", ("max_ports", 1), "agrmaxports"),
+                                  Op("flag", ("min_ports", 2), "agrminports"),
+                                  Op("flag", ("lacp_fallback", True), "lacpfallback"),
+                                  Op("flag", ("wtr_time", 30), "agrwtr")]
+    _ports, words = ifupdown.stanza({"IF_AGR_LACP_FALLBACK": "no"})
+    assert words == ["-lacpfallback"]
