@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 MTU_MIN, MTU_MAX = 68, 65535
 PRIORITY_MAX = 0xFFFF
+MAX_PORTS_MAX = 1024          # agrmaxports: far above any host's ports; 0 is no limit
+WTR_MAX = 3600                # agrwtr: seconds (802.1AX-2014 allows up to 12 minutes; room above)
 DEFAULT_PRIORITY = 0x8000     # 802.1AX's and NetBSD agr's system and port priority
 
 # Flow hash layers (FreeBSD lagghash names; NetBSD agr hashes l2 and l3).
@@ -270,6 +272,14 @@ OPTIONS = (
            "the LACP system id: a unicast MAC address, or agrN's own address (the default)"),
     Option("port_priority", Number("agrportpri", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
            DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
+    Option("max_ports", Number("agrmaxports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 0,
+           "at most N ports distribute, the others are standby (0: no limit)"),
+    Option("min_ports", Number("agrminports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 1,
+           "agrN has carrier only while at least N ports distribute (0: always)"),
+    Option("lacp_fallback", Switch("lacpfallback", "-lacpfallback"), False,
+           "while no port hears LACP, one port carries traffic as a plain link"),
+    Option("wtr_time", Number("agrwtr", 0, WTR_MAX, (0, 1, 30, WTR_MAX)), 0,
+           "wait-to-restore: seconds a port that comes back waits before it distributes", stanza="wtr"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

@@ -31,6 +31,10 @@ Words (applied left to right, as ifconfig does):
   lacpsysprio N                     LACP system priority, 0-65535 (default 0x8000)
   lacpsysid MAC | -lacpsysid        LACP system id | agr's own MAC address (default)
   agrportpri PORT N                 an attached port's LACP priority, 0-65535 (default 0x8000)
+  agrmaxports N                     at most N ports distribute, the others standby (default 0: no limit)
+  agrminports N                     no carrier while fewer than N ports distribute (default 1)
+  lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
+  agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

@@ -98,11 +98,14 @@ def agr_lines(ws, verbose=False):
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
         f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
-    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
+    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}"
+               f"{_limits_text(f)}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
         if p.get("reason"):
             out.append(f"\t\tnot distributing: {p['reason']}")
+        if not p.get("lacp") and p.get("wtr_left") is not None:   # link1: the wait is all there is
+            out.append(f"\t\twait-to-restore {p['wtr_left']:.1f} s left")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -113,7 +116,7 @@ def agr_lines(ws, verbose=False):
                        f"{lacp['partner_port']}")
             c = lacp.get("counters", {})
             # selected, standby (attached, another aggregation distributes) or unselected
-            out.append(f"\t\t{lacp['selected'].lower()}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
+            out.append(f"\t\t{_selected_text(lacp)}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
                        f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")
@@ -121,6 +124,28 @@ def agr_lines(ws, verbose=False):
             out += stats.lines(p.get("stats64"), "\t\t")
             out += stats.transition_lines((p.get("history") or {}).get("transitions", ()), "\t\t")
     return out
+
+
+def _limits_text(f):
+    """The port limits and lacpfallback, when not the defaults: '; maxports 1; minports 2'."""
+    text = f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
+    text += f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else ""
+    text += "; lacpfallback" if f.get("lacp_fallback") else ""
+    return text + (f"; wtr {f['wtr_time']} s" if f.get("wtr_time") else "")
+
+
+def _fallback_port(ws):
+    """The name of the port carrying traffic in lacpfallback, or None."""
+    return next((p["name"] for p in ws["ports"] if (p.get("lacp") or {}).get("fallback")), None)
+
+
+def _selected_text(lacp):
+    # standby (agrmaxports) is a spare of the distributing aggregation, not another one
+    text = lacp["selected"].lower()
+    text = text + " (agrmaxports)" if lacp.get("limited") else text
+    text = text + ", fallback" if lacp.get("fallback") else text
+    left = lacp.get("wtr_left")
+    return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
 
 
 def _system_text(ws):
@@ -164,6 +189,9 @@ def json_doc(doc):
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}
+        out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
+        out["linkinfo"]["info_data"]["fallback_port"] = _fallback_port(ws)
+        out["linkinfo"]["info_data"]["updelay"] = ws["flags"].get("wtr_time", 0) * 1000   # bonding's, ms
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
@@ -203,4 +231,7 @@ def _port_json(p):
             "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
             "lacp_counters": lacp.get("counters", {}),
         })
+        out["standby_maxports"] = lacp.get("limited", False)
+        out["fallback"] = lacp.get("fallback", False)
+    out["wtr_left"] = (lacp or p).get("wtr_left")
     return out

@@ -18,6 +18,7 @@ from .periodic import Periodic
 from .port import (DEFAULT_PORT_PRIORITY, DEFAULT_SYSTEM_PRIORITY, FAST_PERIODIC_TIME, SELECTED,
                    SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port)
 from .rx import Rx
+from .wtr import Wtr, WtrState
 from .actor_churn import ActorChurnState
 from .mux import MuxState
 from .partner_churn import PartnerChurnState
@@ -33,7 +34,7 @@ MAX_ROUNDS = 64    # rounds of every machine and Selection Logic before the core
 MAX_STEPS = 16     # transitions of one machine in a row (the longest chain the standard draws is 3)
 
 # The order in which the core steps them, each until it stops moving, then Selection Logic.
-MACHINES: tuple[type[Machine], ...] = (Rx, Periodic, Mux, ActorChurn, PartnerChurn)
+MACHINES: tuple[type[Machine], ...] = (Rx, Periodic, Wtr, Mux, ActorChurn, PartnerChurn)
 TABLES = {m.NAME: m.TRANSITIONS for m in MACHINES}   # machine name -> (old, new) -> why
 
 
@@ -41,6 +42,7 @@ def _begin(port: Port, log: list) -> None:
     """BEGIN: every machine in its initial state, then the receive machine's PORT_DISABLED."""
     port.rx_state, port.periodic_state, port.mux_state = RxState.INITIALIZE, PeriodicState.NO_PERIODIC, MuxState.DETACHED
     port.actor_churn_state, port.partner_churn_state = ActorChurnState.NO_ACTOR_CHURN, PartnerChurnState.NO_PARTNER_CHURN
+    port.wtr_state = WtrState.DOWN
     Rx.port_disabled(port, log)
 
 
@@ -50,8 +52,11 @@ class NotSettled(RuntimeError):
 
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
-                 fast_timeout: bool = False, strict: bool = True, active: bool = True, now: float = 0.0):
-        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active)
+                 fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
+                 fallback: bool = False, wtr_time: float = 0.0, now: float = 0.0):
+        self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active, wtr_time)
+        self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
+        self.fallback = fallback     # lacpfallback: one plain port while every port is defaulted
         self.ports: dict[int, Port] = {}
         self.now = now
         self.selected_lag = None
@@ -73,6 +78,8 @@ class LacpCore:
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
         if resume is not None and carrier:
             resume_port(port, resume, now, log)
+            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING:
+                Wtr.enter(port, WtrState.RESTORED, log)   # it distributed: no new wait
             port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag
         return self._run(now, log)
@@ -136,6 +143,48 @@ class LacpCore:
                 port.selected = UNSELECTED
         return self._run(now)
 
+    def set_max_ports(self, now, max_ports) -> Output:
+        """agrmaxports: Selection Logic puts the ports beyond the limit in STANDBY (the next
+        round of the machines does it)."""
+        now = self._clock(now)
+        self.max_ports = max_ports
+        return self._run(now)
+
+    def set_wtr_time(self, now, seconds) -> Output:
+        """agrwtr. A port waiting goes on with the new time from the start of its wait; 0
+        ends every wait."""
+        now = self._clock(now)
+        old, self.system.wtr_time = self.system.wtr_time, seconds
+        for port in self.ports.values():
+            timer = port.timers["wtr"]
+            if timer.running and seconds > 0:
+                timer.deadline += seconds - old
+            if (old > 0) != (seconds > 0):
+                port.ntt = True   # whether our Synchronization is held may change
+        return self._run(now)
+
+    def set_fallback(self, now, on) -> Output:
+        """lacpfallback (Open vSwitch's lacp-fallback-ab)."""
+        now = self._clock(now)
+        self.fallback = bool(on)
+        return self._run(now)
+
+    def fallback_port(self):
+        """The one port that carries traffic as a plain link while lacpfallback is on and no
+        port hears a partner (no LACPDU within the timeout on any): of the DEFAULTED ports,
+        the best port priority, then the lowest port number. None when not in fallback.
+        A port coming back is EXPIRED for a short timeout before it defaults: it does not
+        end fallback meanwhile, nor take part in it."""
+        if not self.fallback:
+            return None
+        live = [p for p in self.ports.values() if p.enabled]
+        if any(p.rx_state == RxState.CURRENT for p in live):
+            return None
+        candidates = [p for p in live if p.rx_state == RxState.DEFAULTED and not p.looped(self.now)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda p: (p.port_priority, p.port_id)).port_id
+
     def _reselect_all(self):
         for p in self.ports.values():
             p.selected = UNSELECTED
@@ -197,9 +246,15 @@ class LacpCore:
 
     # -- views -------------------------------------------------------------------------------
     def distributing(self):
+        fallback = self.fallback_port()
+        if fallback is not None:   # that port alone, whatever lacpstrict says of defaulted ones
+            return (fallback,)
         return tuple(pid for pid, p in self.ports.items() if self._is_distributing(p))
 
     def collecting(self):
+        fallback = self.fallback_port()
+        if fallback is not None:   # the idle ports deliver nothing either
+            return (fallback,)
         return tuple(pid for pid, p in self.ports.items() if p.collecting)
 
     def port_status(self, port_id):
@@ -214,8 +269,11 @@ class LacpCore:
             "partner_port_priority": p.partner.port_priority, "selected": str(p.selected),
             "mux_state": str(p.mux_state), "rx_state": str(p.rx_state), "periodic_state": str(p.periodic_state),
             "actor_churn_state": str(p.actor_churn_state), "partner_churn_state": str(p.partner_churn_state),
-            "carrier": p.enabled, "collecting": p.collecting, "distributing": self._is_distributing(p),
-            "standby": p.selected == STANDBY, "aggregatable": p.aggregatable, "looped": p.looped(self.now),
+            "carrier": p.enabled, "collecting": port_id in self.collecting(),
+            "distributing": port_id in self.distributing(),
+            "standby": p.selected == STANDBY, "limited": p.limited,
+            "fallback": port_id == self.fallback_port(), "wtr_state": str(p.wtr_state),
+            "wtr_left": self._wtr_left(p), "aggregatable": p.aggregatable, "looped": p.looped(self.now),
             "counters": dict(p.counters),
         }
 
@@ -227,7 +285,7 @@ class LacpCore:
         return {
             "system": P.format_mac(self.system.mac), "system_priority": self.system.priority,
             "fast_timeout": self.system.fast_timeout, "strict": self.system.strict,
-            "active": self.system.active,
+            "active": self.system.active, "fallback_port": self.fallback_port(),
             "aggregator": {
                 "actor_key": lag[0] if lag else None,
                 "partner_system": P.format_mac(lag[2]) if lag else None,
@@ -253,6 +311,10 @@ class LacpCore:
         if now > self.now:
             self.now = now
         return self.now
+
+    def _wtr_left(self, p):
+        deadline = p.timers["wtr"].deadline
+        return max(0.0, deadline - self.now) if deadline is not None and p.wtr_hold else None
 
     def _is_distributing(self, p):
         # Both ends in sync and collecting: only then may frames leave on the port.

@@ -2,7 +2,7 @@
 transitions the standard draws, and one way to enter a state.
 
 Each machine is a class in a module of its own (rx, periodic, mux, actor_churn,
-partner_churn); the Transmit machine (tx) and Selection Logic (selection) have no states.
+partner_churn, wtr); the Transmit machine (tx) and Selection Logic (selection) have no states.
 """
 from __future__ import annotations
 

@@ -53,10 +53,10 @@ class Mux(Machine):
         elif state == S.ATTACHED:
             if port.selected != SELECTED:
                 cls.detached(port, log)
-            elif port.partner_sync:
+            elif port.partner_sync and not port.wtr_hold:
                 cls.collecting_distributing(port, log)
         elif state == S.COLLECTING_DISTRIBUTING:
-            if port.selected != SELECTED or not port.partner_sync:
+            if port.selected != SELECTED or not port.partner_sync or port.wtr_hold:
                 cls.attached(port, log)
 
     @classmethod

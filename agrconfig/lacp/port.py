@@ -76,6 +76,7 @@ class ActorSystem:
     fast_timeout: bool = False
     strict: bool = True
     active: bool = True          # LACP_Activity: active (speak first) or passive (lacpmode)
+    wtr_time: float = 0.0        # agrwtr: wait-to-restore, seconds (0: none)
 
     def partner_admin(self) -> P.LacpInfo:
         """Default partner (Partner_Admin_*) used by recordDefault.
@@ -124,7 +125,7 @@ class Timer:
         return False
 
 
-TIMER_NAMES = ("current_while", "periodic", "wait_while", "actor_churn", "partner_churn")
+TIMER_NAMES = ("current_while", "periodic", "wait_while", "actor_churn", "partner_churn", "wtr")
 COUNTER_NAMES = ("lacpdu_rx", "lacpdu_tx", "lacpdu_err", "marker_rx", "marker_tx", "marker_resp_rx",
                  "loop")
 
@@ -156,9 +157,11 @@ class Port:
     mux_state: str = ""
     actor_churn_state: str = ""
     partner_churn_state: str = ""
+    wtr_state: str = ""
 
     selected: Selected = UNSELECTED
     selected_lag: tuple | None = None     # the aggregation the port was selected for
+    limited: bool = False                 # STANDBY because of agrmaxports (not another group)
     ready: bool = False                   # Ready, computed by the selection logic
     port_moved: bool = False
     ntt: bool = False
@@ -190,7 +193,7 @@ class Port:
         bits = P.ACTIVITY if self.system.active else 0      # lacpmode active | passive
         bits |= P.TIMEOUT if self.system.fast_timeout else 0
         bits |= P.AGGREGATION if self.aggregatable else 0
-        bits |= P.SYNC if self.sync else 0
+        bits |= P.SYNC if self.sync and not self.wtr_hold else 0
         bits |= P.COLLECTING if self.collecting else 0
         bits |= P.DISTRIBUTING if self.distributing else 0
         bits |= P.DEFAULTED if self.defaulted else 0
@@ -236,6 +239,12 @@ class Port:
         NO_PERIODIC condition. A defaulted partner is passive (Partner_Admin_Port_State),
         so a passive port speaks only while it hears an active partner."""
         return not self.system.active and not self.partner.state & P.ACTIVITY
+
+    @property
+    def wtr_hold(self) -> bool:
+        """agrwtr: not restored yet, so our Synchronization stays off and the port does not
+        collect or distribute."""
+        return self.system.wtr_time > 0 and self.wtr_state != "RESTORED"
 
     def looped(self, now: float) -> bool:
         return self.looped_until is not None and now < self.looped_until

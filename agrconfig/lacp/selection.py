@@ -3,7 +3,8 @@
 Ports are grouped by Link Aggregation Group identifier. One group is chosen: the one with
 a live partner and the most bandwidth, ties keeping the current one. Its ports are
 SELECTED; ports of any other group wait in STANDBY; disabled or looped ports are
-UNSELECTED.
+UNSELECTED. With a port limit (agrmaxports, 802.1AX-2014 §6.7.1), only the best ranked ports
+of the chosen group are SELECTED and the rest of it waits in STANDBY.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def select(core) -> bool:
         return (live, bandwidth, lag == core.selected_lag)
 
     best = max(groups.items(), key=rank)[0] if groups else None
+    limited = over_limit(core, groups.get(best, []))
     if best != core.selected_lag:
         core.selected_lag = best
         ids = tuple(p.port_id for p in groups.get(best, []))
@@ -54,6 +56,9 @@ def select(core) -> bool:
     for p in core.ports.values():
         lag = lag_id(p) if p.enabled and not p.looped(core.now) else None
         want = SELECTED if lag is not None and lag == best else (STANDBY if lag is not None else UNSELECTED)
+        if p in limited:
+            want = STANDBY
+        p.limited = p in limited
         # A port whose partner changed was unselected by the receive machine; it must
         # detach before it can be selected again (the standard's Selected = UNSELECTED).
         if p.selected == UNSELECTED and p.mux_state != MuxState.DETACHED and want != UNSELECTED:
@@ -62,3 +67,24 @@ def select(core) -> bool:
             p.selected, p.selected_lag = want, lag
             changed = True
     return changed
+
+
+def port_rank(core, port: Port) -> tuple:
+    """Lower ranks first. The System with the better (lower) System ID ranks by its port
+    priorities and numbers (6.7.1), so two ends that both limit their ports pick the same
+    links; our own priority and number break the ties."""
+    partner, system = port.partner, port.system
+    ours = (port.port_priority, port.port_id)
+    if (partner.system_priority, partner.system) < (system.priority, system.mac):
+        return (partner.port_priority, partner.port, *ours)
+    return ours
+
+
+def over_limit(core, ports) -> set:
+    """The ports of the chosen group beyond agrmaxports (0: no limit)."""
+    limit = core.max_ports
+    if not limit or len(ports) <= limit:
+        return set()
+    # A port still waiting to restore (agrwtr) ranks after those ready: it must not push a
+    # distributing port out before its wait is over.
+    return set(sorted(ports, key=lambda p: (p.wtr_hold, port_rank(core, p)))[limit:])

@@ -7,15 +7,17 @@ the control socket's protocol.
 """
 import abc
 
-from ..lacp import LacpCore, PortSnapshot
+from ..lacp import DistributingChanged, LacpCore, Output, PortSnapshot
 
 
 def create(flags, mac, now, act):
     """The aggregation the flags ask for; `mac` is agrN's as bytes."""
     if flags["link1"]:
-        return Static()
+        return Static(act, flags["wtr_time"])
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
-                         strict=flags["lacp_strict"], active=flags["lacp_active"], now=now), act)
+                         strict=flags["lacp_strict"], active=flags["lacp_active"],
+                         max_ports=flags["max_ports"], fallback=flags["lacp_fallback"],
+                         wtr_time=flags["wtr_time"], now=now), act)
 
 
 class Aggregation(abc.ABC):
@@ -112,6 +114,12 @@ class Lacp(Aggregation):
         self.act(self.core.set_strict(now, flags["lacp_strict"]))
         self.act(self.core.set_active(now, flags["lacp_active"]))
         self.act(self.core.set_system_priority(now, flags["lacp_sysprio"]))
+        if self.core.max_ports != flags["max_ports"]:
+            self.act(self.core.set_max_ports(now, flags["max_ports"]))
+        if self.core.fallback != flags["lacp_fallback"]:
+            self.act(self.core.set_fallback(now, flags["lacp_fallback"]))
+        if self.core.system.wtr_time != flags["wtr_time"]:
+            self.act(self.core.set_wtr_time(now, flags["wtr_time"]))
 
     def configure_port(self, now, port):
         self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))
@@ -159,8 +167,15 @@ class Lacp(Aggregation):
 
 
 class Static(Aggregation):
-    """link1: no LACP and no Marker frames at all; every port with carrier distributes."""
+    """link1: no LACP and no Marker frames at all; every port with carrier distributes, once
+    its wait-to-restore (agrwtr) is over."""
     kind = "static"
+
+    def __init__(self, act=None, wtr_time=0):
+        self.act = act                # the worker's handler: told when a wait ends
+        self.wtr_time = wtr_time
+        self.restoring = {}           # port index -> when its wait-to-restore ends
+        self.now = 0.0
 
     def fits(self, flags):
         return flags["link1"]
@@ -169,19 +184,26 @@ class Static(Aggregation):
         return resume  # kept for a later switch to LACP, as a dead worker saved it
 
     def configure(self, now, flags):
-        pass
+        # A running wait goes on with the new time from its start; 0 ends every wait.
+        shift, self.wtr_time = flags["wtr_time"] - self.wtr_time, flags["wtr_time"]
+        self.restoring = {i: t + shift for i, t in self.restoring.items()} if self.wtr_time else {}
 
     def configure_port(self, now, port):
         pass  # kept for LACP; link1 ranks no port
 
     def add_port(self, now, port):
-        pass
+        self.set_carrier(now, port.index, port.carrier)
 
     def remove_port(self, now, index):
-        pass
+        self.restoring.pop(index, None)
 
     def set_carrier(self, now, index, up):
-        pass
+        # Carrier back: wait; lost (a flap during the wait): the wait starts over next time.
+        self.now = max(self.now, now)
+        if up and self.wtr_time:
+            self.restoring[index] = now + self.wtr_time
+        else:
+            self.restoring.pop(index, None)
 
     def set_system_mac(self, now, mac):
         pass
@@ -190,17 +212,23 @@ class Static(Aggregation):
         pass  # a partner's LACPDUs and Markers go unanswered
 
     def get_timer(self):
-        return None
+        return min(self.restoring.values(), default=None)
 
     def handle_timer(self, now):
-        pass
+        self.now = max(self.now, now)
+        done = tuple(i for i, t in self.restoring.items() if t <= now)
+        for i in done:
+            del self.restoring[i]
+        if done and self.act is not None:
+            self.act(Output([DistributingChanged(done)]))   # the worker reads the sets again
 
     def sets(self, ports):
-        up = frozenset(p.index for p in ports if p.carrier)
+        up = frozenset(p.index for p in ports if p.carrier and p.index not in self.restoring)
         return up, up
 
     def port_status(self, index):
-        return {}
+        end = self.restoring.get(index)
+        return {"wtr_left": max(0.0, end - self.now)} if end is not None else {}
 
     def status(self):
         return None

@@ -23,7 +23,7 @@ from . import aggregation, counters, datapath, history, linkwatch, reasons, stat
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
-from .tap import VNET_HDR_LEN, attached_name, open_tap, unpersist
+from .tap import VNET_HDR_LEN, attached_name, open_tap, set_carrier, unpersist
 
 MCAST_RESYNC = 5.0
 ZERO_VNET = bytes(VNET_HDR_LEN)
@@ -46,7 +46,7 @@ class Worker:
         self.tap_fd = None
         self.tap_index = None
         self.mac = None
-        self.protocol = aggregation.Static()  # until the flags are applied
+        self.protocol = aggregation.Static(self._act)  # until the flags are applied
         self.relay = None
         self.path = None           # the data path: relay or eBPF
         self.sel = None
@@ -60,6 +60,7 @@ class Worker:
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
         self.history = history.History()  # per port: transitions, counts, last LACPDU
+        self.carrier = None        # agrN's carrier as we last set it (agrminports)
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -81,6 +82,7 @@ class Worker:
                 socket.send_fds(self.keeper, [b"tap"], [self.tap_fd])
             except OSError as exc:
                 log.warning("%s: cannot hand the TAP to the supervisor: %s", self.name, exc)
+        self._restore_carrier()
         try:
             link = rtnl.link(self.name)
             self.tap_index = link.index
@@ -118,7 +120,7 @@ class Worker:
         self.lacp_saved = self.protocol.snapshot()
         statefile.save({"name": self.name, "ifindex": self.tap_index, "pid": os.getpid(),
                         "flags": self.flags, "ports": [p.to_state() for p in self.members],
-                        "lacp": self.lacp_saved})
+                        "lacp": self.lacp_saved, "carrier": self.carrier})
 
     # -- aggregation --------------------------------------------------------------
     def _apply_flags(self):
@@ -211,6 +213,31 @@ class Worker:
                      ", ".join(self.members.name_of(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
         self.path.set_ports(list(self.members), distributing, collecting)
+        self._update_carrier()
+
+    def _restore_carrier(self):
+        """A restarted worker's attach turned agrN's carrier on: put back what the dead one
+        had set, before anything else can see it."""
+        saved = (self.saved or {}).get("carrier")
+        if isinstance(saved, bool):
+            self._set_carrier(saved)
+
+    def _update_carrier(self):
+        """agrminports: agrN has carrier while at least min_ports ports distribute (0: always)."""
+        wanted = len(self.distributing) >= self.flags["min_ports"]
+        if wanted != self.carrier:
+            log.info("%s: carrier %s (%d of agrminports %d distributing)", self.name,
+                     "on" if wanted else "off", len(self.distributing), self.flags["min_ports"])
+            self._set_carrier(wanted)
+            self._save()
+
+    def _set_carrier(self, on):
+        try:
+            set_carrier(self.tap_fd, on)
+            self.carrier = on
+        except OSError as exc:   # a kernel without TUNSETCARRIER (before 5.0): carrier stays on
+            log.warning("%s: cannot set the carrier: %s", self.name, exc)
+            self.carrier = True
 
     def _on_drained(self):
         if datapath.took(self.relay.drained):

@@ -74,6 +74,8 @@ def validate(state, name):
         raise BadState("flags is not an object")
     if flags:
         _checked(protocol.check_flags, flags)
+    if type(state.get("carrier", False)) is not bool and state.get("carrier") is not None:
+        raise BadState("carrier is not a boolean")
     ports = state.get("ports")
     if not isinstance(ports, list):
         raise BadState("ports is not a list")

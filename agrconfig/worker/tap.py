@@ -8,6 +8,7 @@ TUNSETPERSIST = 0x400454CB
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUNGETIFF = 0x800454D2
+TUNSETCARRIER = 0x400454E2
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
@@ -51,3 +52,9 @@ def attached_name(fd):
     except OSError:
         return None
     return ifr[:16].split(b"\0", 1)[0].decode()
+
+
+def set_carrier(fd, on):
+    """agrN's carrier (agrminports). Attaching an fd (TUNSETIFF) turns it on: set it after
+    every attach."""
+    fcntl.ioctl(fd, TUNSETCARRIER, struct.pack("i", 1 if on else 0))

@@ -333,6 +333,8 @@ def test_every_transition_in_the_tables_is_taken():
         for _c, action in _walk(fast).actions:
             if type(action).__name__ == "Transition":
                 taken.add((action.machine, action.old, action.new))
+    from tests.unit.test_lacp_wtr import flap_walk   # agrwtr's waits, which need a wtr time
+    taken |= {(x.machine, x.old, x.new) for _c, x in flap_walk().actions if type(x).__name__ == "Transition"}
     table = {(m, o, n) for m, t in lacp_core.TABLES.items() for (o, n) in t}
     assert taken <= table
     # agr always runs LACP: LACP_DISABLED is in the table for completeness only.

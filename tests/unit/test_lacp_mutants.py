@@ -133,7 +133,7 @@ def test_status_is_the_whole_picture():
     a, peer = converged()
     assert a.status() == {
         "system": "02:00:00:00:00:01", "system_priority": 0x8000, "fast_timeout": True, "strict": True,
-        "active": True,
+        "active": True, "fallback_port": None,
         "aggregator": {"actor_key": 0x0100, "partner_system": "02:00:00:00:00:02", "partner_key": 0x0100,
                        "ports": [1]},
         "ports": [{
@@ -146,7 +146,8 @@ def test_status_is_the_whole_picture():
             "partner_port": 101, "partner_port_priority": 0x8000, "selected": "SELECTED",
             "mux_state": "COLLECTING_DISTRIBUTING", "rx_state": "CURRENT", "periodic_state": "SLOW_PERIODIC",
             "actor_churn_state": "NO_ACTOR_CHURN", "partner_churn_state": "NO_PARTNER_CHURN",
-            "carrier": True, "collecting": True, "distributing": True, "standby": False, "aggregatable": True,
+            "carrier": True, "collecting": True, "distributing": True, "standby": False, "limited": False,
+            "fallback": False, "wtr_state": "RESTORED", "wtr_left": None, "aggregatable": True,
             "looped": False,
             "counters": {"lacpdu_rx": 6, "lacpdu_tx": 3, "lacpdu_err": 0, "marker_rx": 0, "marker_tx": 0,
                          "marker_resp_rx": 0, "loop": 0},
@@ -157,7 +158,7 @@ def test_status_is_the_whole_picture():
 def test_status_of_an_individual_aggregation_and_of_none():
     a = LacpCore(mac(1), system_priority=7, fast_timeout=False, strict=False, active=False)
     assert a.status() == {"system": "02:00:00:00:00:01", "system_priority": 7, "fast_timeout": False,
-                          "strict": False, "active": False, "ports": [],
+                          "strict": False, "active": False, "fallback_port": None, "ports": [],
                           "aggregator": {"actor_key": None, "partner_system": None, "partner_key": None,
                                          "ports": []}}
     a.add_port(0.0, 3, mac(13), speed=100, duplex_full=False, carrier=True)   # half duplex: individual

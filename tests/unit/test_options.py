@@ -35,7 +35,9 @@ def test_netbsd_defaults():
     # the system id; plus our strict partner check and auto path.
     assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
-                                  "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None}
+                                  "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None,
+                                  "max_ports": 0, "min_ports": 1, "lacp_fallback": False,
+                                  "wtr_time": 0}
     assert options.defaults("port") == {"port_priority": 0x8000}
     assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
 
@@ -82,13 +84,17 @@ VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True],
          "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
          "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
          "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),
-         "lacp_sysid": [None, "02:00:00:00:13:01", "00:00:5e:00:53:01"]}
+         "lacp_sysid": [None, "02:00:00:00:13:01", "00:00:5e:00:53:01"],
+         "max_ports": range(0, 1025), "min_ports": range(0, 1025), "lacp_fallback": [False, True],
+         "wtr_time": range(0, 3601)}
 SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
-           "lacp_sysid": [None, "02:00:00:00:13:01"]}
+           "lacp_sysid": [None, "02:00:00:00:13:01"],
+           "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024], "wtr_time": [0, 1, 30, 3600]}
 CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
               False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
               "02:00:00:00:13:01", "00:00:5e:00:53:01", "02:00:00:00:13:01".upper(), "02-00-00-00-13-01",
-              "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g"]
+              "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g",
+              1024, 1025, 3600, 3601]
 
 
 def same(a, b):

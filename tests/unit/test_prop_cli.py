@@ -153,14 +153,14 @@ class Recorder:
 
 @contextlib.contextmanager
 def no_side_effects():
-    from agrconfig.cli import monitor, render
+    from agrconfig.cli import metrics, monitor, render
     from agrconfig.client import commands, inspect, workers
     rec = Recorder()
     with contextlib.ExitStack() as stack:
         for obj, name in ((commands, "apply"), (workers, "destroy_all"), (provision, "boot"), (provision, "halt"),
                           (provision, "apply_file"), (provision, "plan"), (render, "render"),
                           (render, "render_all"), (inspect, "names"), (inspect, "free_ports"),
-                          (monitor, "run")):
+                          (monitor, "run"), (metrics, "text"), (metrics, "write_file")):
             stack.enter_context(mock.patch.object(obj, name, rec(name)))
         stack.enter_context(mock.patch.object(commands, "Namespace", contextlib.nullcontext))
         yield rec
@@ -200,11 +200,13 @@ def test_main_any_argv(opts, name, ws):
 @given(st.sampled_from(ODD_NAMES) | st.text(max_size=18))
 @example("-h")
 @example("--vers")
+@example("--metrics-")
 def test_main_interface_names(name):
     code, out, err, calls = run_main([name, "up"])
     if name.startswith("-"):    # an option to docopt, or "--" ending the options
         # -h/--help and --version (or a prefix of them) print and change nothing, as usual
         helped = code == 0 and not calls and not err and out.startswith("agrconfig")
+        # (a prefix of --metrics-file takes the next word as its path: a call, recorded)
         assert code == 1 and err.startswith("agrconfig: ") or code == 0 and calls or helped
     elif valid_ifname(name):
         assert code == 0 and calls == [("apply", (name, [Op("up")]))]

@@ -127,7 +127,7 @@ class Driver:
                 self.tx[pid] = []
                 # the core's BEGIN puts every machine in its initial state without a Transition.
                 self.states[pid] = {"rx": "INITIALIZE", "periodic": "NO_PERIODIC", "mux": "DETACHED",
-                                    "actor_churn": "NO_ACTOR_CHURN", "partner_churn": "NO_PARTNER_CHURN"}
+                                    "actor_churn": "NO_ACTOR_CHURN", "partner_churn": "NO_PARTNER_CHURN", "wtr": "DOWN"}
                 out = c.add_port(self.now, pid, bytes([2, 0, 0, 0, 1, pid]), speed=speed,
                                  duplex_full=duplex, carrier=carrier)
         elif kind == "remove":

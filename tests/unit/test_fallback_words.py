@@ -1,0 +1,64 @@
+"""lacpfallback / -lacpfallback outside the LACP core: grammar, provisioning, the worker's
+aggregation, status and completion. No root, no namespaces."""
+import pytest
+
+from agrconfig import options
+from agrconfig.cli import main as cli, provision, render
+from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.provision import plan
+from agrconfig.errors import UsageError
+from agrconfig.worker import aggregation
+from tests.unit.test_controls_words import agr, complete, said
+from tests.unit.test_maxports_words import ws
+
+
+def test_the_words_parse():
+    assert parse_words(["lacpfallback"]) == [Op("flag", ("lacp_fallback", True), "lacpfallback")]
+    assert parse_words(["-lacpfallback"]) == [Op("flag", ("lacp_fallback", False), "-lacpfallback")]
+    with pytest.raises(UsageError):
+        parse_words(["lacpfallback", "on"])
+
+
+def test_a_bad_word_after_it_exits_1_and_changes_nothing(monkeypatch, capsys):
+    from agrconfig.client import commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("something was applied or planned")
+
+    monkeypatch.setattr(commands, "apply", never)
+    monkeypatch.setattr(provision, "plan", never)
+    assert cli.main(["agr0", "lacpfallback", "agrmaxports", "2000"]) == 1
+    assert capsys.readouterr().err.startswith("agrconfig: ")
+
+
+def test_plan_and_undo():
+    model = agr(["re0"])
+    assert said(plan("agr0", parse_words(["lacpfallback"]), model)) == ["agrconfig agr0 lacpfallback"]
+    assert said(provision.undo(parse_words(["agrport", "re0"]), model)) == ["agrconfig agr0 -lacpfallback"]
+
+
+def test_the_worker_hands_it_to_the_core():
+    flags = options.defaults() | {"lacp_fallback": True}
+    agg = aggregation.create(flags, b"\x02\0\0\0\0\x01", 0.0, lambda out: None)
+    assert agg.core.fallback is True
+    agg.configure(1.0, flags | {"lacp_fallback": False})
+    assert agg.core.fallback is False
+
+
+def test_status_shows_the_setting_and_the_port_in_use():
+    w = ws(0, False)
+    w["flags"]["lacp_fallback"] = True
+    w["ports"][0]["lacp"].update(selected="SELECTED", mux_state="ATTACHED", rx_state="DEFAULTED", fallback=True)
+    lines = render.agr_lines(w)
+    assert lines[0].endswith("datapath relay; lacpfallback")
+    assert "\t\tselected, fallback, mux ATTACHED, receive DEFAULTED;" in "\n".join(lines)
+    doc = render.json_doc({"ifname": "agr0", "agr": w})
+    assert doc["linkinfo"]["info_data"]["fallback_port"] == "re1"
+    assert doc["agrports"][0]["fallback"] is True
+    w["ports"][0]["lacp"]["fallback"] = False
+    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["fallback_port"] is None
+    assert "fallback," not in "\n".join(render.agr_lines(w))
+
+
+def test_completion_knows_both_words():
+    assert {"lacpfallback", "-lacpfallback"} <= set(complete("agr0", ""))

@@ -1,0 +1,141 @@
+"""agrminports: grammar and limits, exit status, provisioning, state file, status, completion,
+and the worker's carrier decision (the TAP ioctl faked). No root, no namespaces."""
+import pytest
+
+from agrconfig import options
+from agrconfig.cli import main as cli, provision, render
+from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.provision import plan
+from agrconfig.errors import UsageError
+from agrconfig.worker import loop, statefile, tap
+from tests.unit.test_controls_words import agr, complete, said, state
+from tests.unit.test_maxports_words import ws
+
+
+@pytest.mark.parametrize("words, n", [(["agrminports", "0"], 0), (["agrminports", "2"], 2),
+                                      (["agrminports", "1024"], 1024)])
+def test_agrminports_parses(words, n):
+    assert parse_words(words) == [Op("flag", ("min_ports", n), "agrminports")]
+
+
+@pytest.mark.parametrize("words, message", [
+    (["agrminports", "1025"], r"^agrminports: bad value '1025' \(0-1024\)"),
+    (["agrminports", "-1"], "^agrminports: bad value"),
+    (["agrminports"], "^agrminports: missing a number 0-1024"),
+])
+def test_bad_values_are_usage_errors(words, message):
+    with pytest.raises(UsageError, match=message):
+        parse_words(words)
+
+
+@pytest.mark.parametrize("words", [["agr0", "agrminports", "1025"], ["agr0", "create", "agrminports", "x"],
+                                   ["-n", "agr0", "agrminports", "-3"]])
+def test_out_of_range_exits_1_and_changes_nothing(words, monkeypatch, capsys):
+    from agrconfig.client import commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("something was applied or planned")
+
+    monkeypatch.setattr(commands, "apply", never)
+    monkeypatch.setattr(provision, "plan", never)
+    assert cli.main(words) == 1
+    assert capsys.readouterr().err.startswith("agrconfig: agrminports: bad value")
+
+
+def test_plan_and_undo():
+    model = agr(["re0"])
+    assert said(plan("agr0", parse_words(["agrminports", "2"]), model)) == ["agrconfig agr0 agrminports 2"]
+    assert said(provision.undo(parse_words(["agrport", "re0"]), model)) == ["agrconfig agr0 agrminports 1"]
+
+
+def test_the_state_file_keeps_the_carrier_and_refuses_bad_values():
+    statefile.validate(state([], {"min_ports": 2}), "agr0")
+    statefile.validate(dict(state([]), carrier=False), "agr0")
+    statefile.validate(dict(state([]), carrier=None), "agr0")   # never set (no port yet)
+    for bad in ({"carrier": 1}, {"carrier": "on"}):
+        with pytest.raises(statefile.BadState):
+            statefile.validate(dict(state([]), **bad), "agr0")
+    for bad in (-1, 1025, False):
+        with pytest.raises(statefile.BadState):
+            statefile.validate(state([], {"min_ports": bad}), "agr0")
+
+
+def test_status_shows_a_limit_other_than_1():
+    def first_line(**flags):
+        w = ws(0, False)
+        w["flags"].update(flags)
+        return render.agr_lines(w)[0]
+    assert first_line().endswith("datapath relay")
+    assert first_line(min_ports=2).endswith("datapath relay; minports 2")
+    assert first_line(min_ports=0, max_ports=1).endswith("; maxports 1; minports 0")
+    w = ws(0, False)
+    w["flags"]["min_ports"] = 3
+    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["min_links"] == 3
+
+
+def test_completion_knows_the_word():
+    assert "agrminports" in complete("agr0", "")
+    assert complete("agr0", "agrminports", "") == []
+
+
+class FakeWorker(loop.Worker):
+    """Only what the carrier decision touches: the flags, the sets, the TAP fd and _save."""
+
+    def __init__(self, saved=None):
+        self.name, self.flags, self.saved = "agr0", options.defaults(), saved
+        self.tap_fd, self.carrier, self.distributing = 99, None, frozenset()
+        self.saves = 0
+
+    def _save(self):
+        self.saves += 1
+
+
+@pytest.fixture
+def ioctls(monkeypatch):
+    calls = []
+    monkeypatch.setattr(loop, "set_carrier", lambda fd, on: calls.append((fd, on)))
+    return calls
+
+
+def test_carrier_follows_the_number_of_distributing_ports(ioctls):
+    w = FakeWorker()
+    w._update_carrier()
+    assert ioctls == [(99, False)] and w.carrier is False, "no port: no carrier by default"
+    w.distributing = frozenset({3})
+    w._update_carrier()
+    assert ioctls[-1] == (99, True) and w.carrier is True
+    w._update_carrier()
+    assert len(ioctls) == 2, "no change, no ioctl"
+    w.flags["min_ports"] = 2
+    w._update_carrier()
+    assert ioctls[-1] == (99, False)
+    w.distributing = frozenset({3, 4})
+    w._update_carrier()
+    assert ioctls[-1] == (99, True)
+    w.flags["min_ports"] = 0
+    w.distributing = frozenset()
+    w._update_carrier()
+    assert ioctls[-1] == (99, True) and len(ioctls) == 4, "0: carrier whatever the ports"
+    assert w.saves == 4, "every change is saved for a restarted worker"
+
+
+@pytest.mark.parametrize("saved, want", [({"carrier": False}, [(99, False)]), ({"carrier": True}, [(99, True)]),
+                                         ({}, []), ({"carrier": None}, []), (None, [])])
+def test_a_restarted_worker_puts_back_the_saved_carrier(ioctls, saved, want):
+    w = FakeWorker(saved)
+    w._restore_carrier()
+    assert ioctls == want
+
+
+def test_no_tunsetcarrier_leaves_the_carrier_on(monkeypatch):
+    def refuse(fd, on):
+        raise OSError(25, "Inappropriate ioctl for device")
+    monkeypatch.setattr(loop, "set_carrier", refuse)
+    w = FakeWorker()
+    w._update_carrier()
+    assert w.carrier is True
+
+
+def test_the_ioctl_number_is_tunsetcarrier():
+    # _IOW('T', 226, int)
+    assert tap.TUNSETCARRIER == (1 << 30) | (4 << 16) | (ord("T") << 8) | 226
