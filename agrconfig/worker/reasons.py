@@ -45,6 +45,25 @@ def defaulted(port, agg):
     return f"{_silence(port)} (defaulted)"
 
 
+def fallback_idle(port, agg):
+    """lacpfallback: every port is defaulted, and another one carries the traffic."""
+    lacp = port.get("lacp") or {}
+    if lacp and (agg or {}).get("fallback_port") is not None and not lacp.get("fallback"):
+        return "idle: lacpfallback carries the traffic on another port"
+    return None
+
+
+def standby_maxports(port, agg):
+    lacp = port.get("lacp") or {}
+    return "standby (agrmaxports)" if lacp.get("limited") else None
+
+
+def waiting_to_restore(port, agg):
+    """agrwtr: back (carrier, partner heard), and waiting before it distributes."""
+    left = (port.get("lacp") or port).get("wtr_left")
+    return f"waiting to restore, {left:.1f} s left" if left else None
+
+
 def individual(port, agg):
     """An individual link is an aggregation of its own: it says so only when another won."""
     lacp = port.get("lacp") or {}
@@ -93,7 +112,8 @@ def partner_not_ready(port, agg):
     return None
 
 
-RULES = [no_carrier, looped, expired, defaulted, individual, other_aggregation, mux_waiting, partner_not_ready]
+RULES = [no_carrier, looped, fallback_idle, expired, defaulted, standby_maxports, waiting_to_restore, individual,
+         other_aggregation, mux_waiting, partner_not_ready]
 
 
 def explain(port, agg=None, rules=None):

@@ -1,5 +1,7 @@
 """Why a port is not distributing (worker/reasons.py), from states the LACP core reaches, and
 the per-port history (worker/history.py) that feeds it."""
+import pytest
+
 from agrconfig.lacp import LacpCore, pdu as P
 from agrconfig.lacp.events import Transition
 from agrconfig.worker import history, reasons
@@ -164,3 +166,38 @@ def test_history_counts_keeps_the_last_transitions_and_the_last_lacpdu():
     assert len(h.view(1)["transitions"]) == history.KEEP
     h.forget(1)
     assert h.view(1)["counts"]["expired"] == 0 and h.view(1)["lacpdu_age"] is None
+
+
+def test_standby_by_agrmaxports():
+    from tests.unit.test_lacp_maxports import wired
+    a, b, w = wired({"max_ports": 1}, {})
+    w.run(6, [a, b])
+    assert why(a, 1) is None
+    assert why(a, 2) == why(a, 3) == "standby (agrmaxports)"
+
+
+def test_waiting_to_restore_counts_down():
+    a = LacpCore(mac(1), fast_timeout=True, wtr_time=10.0)
+    b = LacpCore(mac(2), fast_timeout=True)
+    w = Wire()
+    w.join(a, 1, b, 101)
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    w.deliver(b, b.add_port(0.0, 101, mac(51), carrier=True))
+    w.run(4, [a, b])
+    assert why(a, 1).startswith("waiting to restore, ") and why(a, 1).endswith(" s left")
+    left = float(why(a, 1).split(", ")[1].split()[0])
+    w.run(2, [a, b])
+    assert float(why(a, 1).split(", ")[1].split()[0]) == pytest.approx(left - 2, abs=0.11)
+    w.run(10, [a, b])
+    assert why(a, 1) is None
+    # link1 keeps its wait at the port's top level (no LACP)
+    assert reasons.reason({"flags": 0, "carrier": True, "wtr_left": 1.25}) == "waiting to restore, 1.2 s left"
+
+
+def test_fallback_idle_ports_say_another_carries_the_traffic():
+    from tests.unit.test_lacp_fallback import alone
+    from tests.unit.test_lacp_controls import run_clock
+    a = alone()
+    run_clock(a, 4.0)
+    assert a.distributing() == (1,)
+    assert why(a, 2) == why(a, 3) == "idle: lacpfallback carries the traffic on another port"
