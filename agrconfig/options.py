@@ -105,6 +105,24 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Proto(Choice):
+    """`agrproto lacp|loadbalance|failover` (NetBSD lagg's laggproto), with NetBSD agr's
+    `link1` and `-link1` as aliases of loadbalance and lacp: one setting, so a file, status
+    and JSON can never say link1 and failover at once."""
+    aliases: tuple = ()   # (word, value) pairs that take no argument
+
+    def words(self):
+        return {self.word: None, **{w: None for w, _v in self.aliases}}
+
+    def takes_arg(self, word):
+        return word not in dict(self.aliases)
+
+    def value(self, word, arg=None):
+        aliases = dict(self.aliases)
+        return aliases[word] if word in aliases else super().value(word, arg)
+
+
+@dataclass(frozen=True)
 class HashPolicy:
     """`agrhash l2,l3,l4`: a set of layers, kept as a bitmask."""
     word: str
@@ -228,6 +246,7 @@ class Option:
     summary: str              # one line, as agrconfig(8) lists it
     scope: str = "agr"        # "agr", or "port" for a setting of one attached port
     ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
+    ifflag_value: object = True   # ... "on": while the option has this value
     stanza: str = ""          # ifupdown's agr-STANZA option; "" for the key with '-' for '_'
 
     def words(self):
@@ -250,8 +269,11 @@ class Option:
 OPTIONS = (
     Option("link0", Switch("link0", "-link0"), False,
            "round-robin distribution (breaks frame order) instead of the flow hash", ifflag=0x1000),
-    Option("link1", Switch("link1", "-link1"), False,
-           "static configuration: no LACP, every port with carrier distributes", ifflag=0x2000),
+    Option("proto", Proto("agrproto", (("lacp", "lacp"), ("loadbalance", "loadbalance"),
+                                        ("failover", "failover")),
+                          (("link1", "loadbalance"), ("-link1", "lacp"))), "lacp",
+           "LACP; static (no LACP, every port with carrier distributes); or one active port, "
+           "the others standby", ifflag=0x2000, ifflag_value="loadbalance", stanza="proto"),
     Option("link2", Switch("link2", "-link2"), False, "unused, kept as NetBSD's flag", ifflag=0x4000),
     Option("debug", Switch("debug", "-debug"), False, "log every LACP state transition", ifflag=0x4),
     Option("lacp_fast", Choice("lacptimeout", (("fast", True), ("slow", False))), False,
@@ -275,6 +297,14 @@ BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}
 AGR_OPTIONS = tuple(o for o in OPTIONS if o.scope == "agr")
 PORT_OPTIONS = tuple(o for o in OPTIONS if o.scope == "port")
+
+
+def upgrade_flags(flags):
+    """Settings as releases before agrproto saved them (link1 true/false) -> today's."""
+    flags = dict(flags)
+    if "link1" in flags and "proto" not in flags and type(flags["link1"]) is bool:
+        flags["proto"] = "loadbalance" if flags.pop("link1") else "lacp"
+    return flags
 
 
 def defaults(scope="agr"):

@@ -17,6 +17,7 @@ Words (applied left to right, as ifconfig does):
   agrport PORT | -agrport PORT      attach or detach a physical Ethernet interface
   link0 | -link0                    round-robin distribution | hash of MACs, VLAN, IP
   link1 | -link1                    static configuration without LACP | LACP (default)
+  agrproto lacp|loadbalance|failover  LACP (default, -link1) | static (link1) | one active port
   up | down                         bring the interface up or down
   mtu N                             set the MTU (on agr: also on every port)
   inet ADDR[/LEN] [netmask MASK] [alias | -alias | delete]
@@ -28,7 +29,7 @@ Words (applied left to right, as ifconfig does):
   lacpmode active|passive           speak LACP first (default) | only once the partner has
   lacpsysprio N                     LACP system priority, 0-65535 (default 0x8000)
   lacpsysid MAC | -lacpsysid        LACP system id | agr's own MAC address (default)
-  agrportpri PORT N                 an attached port's LACP priority, 0-65535 (default 0x8000)
+  agrportpri PORT N                 an attached port's priority, 0-65535 (default 0x8000)
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

@@ -17,6 +17,8 @@ LINUX_TO_BSD = {
     rtnl.IFF_POINTOPOINT: 0x10, rtnl.IFF_RUNNING: 0x40, rtnl.IFF_NOARP: 0x80,
     rtnl.IFF_PROMISC: 0x100, rtnl.IFF_ALLMULTI: 0x200, rtnl.IFF_MULTICAST: 0x8000,
 }
+# Aggregation kinds as bonding's mode names (static keeps the name it had before agrproto).
+MODES = {"lacp": "802.3ad", "static": "static", "failover": "active-backup"}
 PORT_FLAGS = ((0x1, "COLLECTING"), (0x2, "DISTRIBUTING"))
 
 
@@ -38,7 +40,7 @@ def bsd_flags(link, ws=None):
         flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
     if ws:
         for option in options.OPTIONS:
-            if option.ifflag and ws["flags"].get(option.key):
+            if option.ifflag and ws["flags"].get(option.key, option.default) == option.ifflag_value:
                 flags |= option.ifflag
     return flags
 
@@ -87,7 +89,8 @@ def render_text(doc):
 def agr_lines(ws):
     out = []
     f = ws["flags"]
-    proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
+    proto = "loadbalance (link1: no LACP)" if ws["protocol"] == "static" else (
+        f"failover (no LACP), active {_active_text(ws)}" if ws["protocol"] == "failover" else
         f"lacp {'active' if f.get('lacp_active', True) else 'passive'}, "
         f"timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
@@ -96,6 +99,11 @@ def agr_lines(ws):
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        fo = p.get("failover")
+        if fo:   # agrproto failover: the port's role and what ranks it
+            wait = f", wait-to-restore {fo['wtr_left']:.1f}s" if fo.get("wtr_left") else ""
+            out.append(f"\t\t{fo['role']}, priority "
+                       f"{p.get('options', options.defaults('port'))['port_priority']:#06x},{p['index']}{wait}")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -111,6 +119,12 @@ def agr_lines(ws):
                        f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
                        f" tx {c.get('marker_tx', 0)}")
     return out
+
+
+def _active_text(ws):
+    """agrproto failover's active port, or 'none'."""
+    active = (ws.get("failover") or {}).get("active")
+    return next((p["name"] for p in ws["ports"] if p["index"] == active), "none")
 
 
 def _system_text(ws):
@@ -144,7 +158,7 @@ def json_doc(doc):
     ws = doc.get("agr")
     if ws:
         out["linkinfo"] = {"info_kind": "agr", "info_data": {
-            "mode": "802.3ad" if ws["protocol"] == "lacp" else "static",
+            "mode": MODES.get(ws["protocol"], ws["protocol"]),
             "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
             "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
             "ad_lacp_active": "on" if ws["flags"].get("lacp_active", True) else "off",
@@ -154,6 +168,8 @@ def json_doc(doc):
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}
+        if ws["protocol"] == "failover":    # bonding's active_slave
+            out["linkinfo"]["info_data"]["active_slave"] = _active_text(ws) if _active_text(ws) != "none" else None
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
@@ -191,4 +207,7 @@ def _port_json(p):
             "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
             "lacp_counters": lacp.get("counters", {}),
         })
+    if p.get("failover"):   # bonding's sysfs slave state: active or backup
+        out["state"] = "active" if p["failover"]["role"] == "active" else "backup"
+        out["failover"] = p["failover"]
     return out

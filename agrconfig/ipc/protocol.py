@@ -17,7 +17,7 @@ log = logging.getLogger("agrconfig")
 # Every reply says which protocol and release answered. Requests carry no version: the
 # workers of releases before 0.2.0 refuse unknown request keys, and are known by replies
 # without one (protocol 0).
-PROTOCOL_VERSION = 2   # 2: setport, and the flags lacp_active, lacp_sysprio, lacp_sysid
+PROTOCOL_VERSION = 3   # 2: setport, and the flags lacp_active, lacp_sysprio, lacp_sysid; 3: proto (link1 gone)
 VERSION = {"version": PROTOCOL_VERSION, "release": __version__}
 
 

@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, datapath, linkwatch, statefile
+from . import aggregation, announce, datapath, failover, linkwatch, statefile
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -127,7 +127,11 @@ class Worker:
         if self.protocol.fits(self.flags):
             self.protocol.configure(now, self.flags)
         else:
-            self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
+            if self.flags["proto"] == "failover":
+                self.protocol = failover.Failover(self._act, self._announcements,
+                                                  self.flags.get(failover.WTR_KEY, 0))
+            else:
+                self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
         self.protocol.set_system_mac(now, self._system_mac())  # lacpsysid set or cleared
 
@@ -135,6 +139,15 @@ class Worker:
         """The LACP System ID's MAC: lacpsysid when set, else agrN's own address (which
         follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
         return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
+
+    def _announcements(self):
+        """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
+        try:
+            addrs = rtnl.addresses(self.tap_index)
+        except (AgrError, OSError) as exc:
+            log.warning("%s: no addresses to announce: %s", self.name, exc)
+            return []
+        return announce.frames(rtnl.mac_bytes(self.mac), [a.address for a in addrs])
 
     def _act(self, out):
         """Carry out the LACP core's Output: its events first, so the data path follows the
@@ -365,7 +378,7 @@ class Worker:
                 "datapath": self.path.name, "datapath_note": self.datapath_note,
                 "datapath_mode": self.path.mode,
                 "ports": ports, "counters": counters,
-                "lacp": self.protocol.status()}
+                "lacp": self.protocol.status(), **self.protocol.status_extra()}
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self):

@@ -33,7 +33,7 @@ def test_the_schema_is_whole():
 def test_netbsd_defaults():
     # NetBSD agr: hash distribution, active LACP, slow timeout, priorities 0x8000, agr0's MAC as
     # the system id; plus our strict partner check and auto path.
-    assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
+    assert options.defaults() == {"link0": False, "proto": "lacp", "link2": False, "debug": False,
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
                                   "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None}
     assert options.defaults("port") == {"port_priority": 0x8000}
@@ -78,7 +78,7 @@ def test_the_control_protocol_takes_every_value(option, value):
 
 
 # What each option takes, written out (not asked of the product).
-VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True], "debug": [False, True],
+VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover"], "link2": [False, True], "debug": [False, True],
          "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
          "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
          "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),
@@ -87,6 +87,7 @@ SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x800
            "lacp_sysid": [None, "02:00:00:00:13:01"]}
 CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
               False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
+              "lacp", "loadbalance", "failover", "LACP", "static", "link1",
               "02:00:00:00:13:01", "00:00:5e:00:53:01", "02:00:00:00:13:01".upper(), "02-00-00-00-13-01",
               "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g"]
 
@@ -144,7 +145,8 @@ def test_the_worker_starts_from_the_schema_defaults():
 
 
 def ws(**flags):
-    return {"protocol": "static" if flags.get("link1") else "lacp", "datapath": "relay",
+    kind = {"loadbalance": "static"}.get(flags.get("proto", "lacp"), flags.get("proto", "lacp"))
+    return {"protocol": kind, "datapath": "relay",
             "flags": {**options.defaults(), **flags}, "ports": []}
 
 
