@@ -12,6 +12,7 @@ This module is at the bottom of the layers: it imports nothing of the project.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -238,6 +239,81 @@ class MacAddress:
         return (None, "02:00:00:00:13:01")
 
 
+LINKCHECK_TARGETS_MAX = 16          # bonding's arp_ip_target and ns_ip6_target limit
+LINKCHECK_INTERVAL = (10, 60000)     # milliseconds
+LINKCHECK_DEFAULT_INTERVAL = 1000
+
+
+def parse_targets(text):
+    """'192.0.2.1,2001:db8::1' -> canonical unicast addresses, in order, no repeats."""
+    out = []
+    for word in text.split(","):
+        try:
+            ip = ipaddress.ip_address(word.strip())
+        except ValueError:
+            raise ValueError(f"bad address {word.strip()!r}") from None
+        if ip.is_multicast or ip.is_unspecified or ip.is_loopback or str(ip) == "255.255.255.255":
+            raise ValueError(f"{word.strip()!r} is not a unicast address")
+        if str(ip) not in out:
+            out.append(str(ip))
+    if not 1 <= len(out) <= LINKCHECK_TARGETS_MAX:
+        raise ValueError(f"1 to {LINKCHECK_TARGETS_MAX} addresses")
+    return out
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """`agrlinkcheck IP[,IP...] [interval MS]` (bonding's arp_ip_target/ns_ip6_target with
+    arp_interval), `-agrlinkcheck` off: {"targets": [...], "interval": ms} or None."""
+    word: str
+    off: str
+    more: tuple = ("interval",)   # optional `KEY VALUE` words after the addresses
+
+    def words(self):
+        return {self.word: None, self.off: None}
+
+    def takes_arg(self, word):
+        return word == self.word
+
+    def arg_help(self):
+        return "IP addresses"
+
+    def value(self, word, arg=None, more=None):
+        if word == self.off:
+            return None
+        interval = (more or {}).get("interval")
+        if interval is None:
+            interval = LINKCHECK_DEFAULT_INTERVAL
+        else:
+            try:
+                interval = Number("interval", *LINKCHECK_INTERVAL).value("interval", interval)
+            except ValueError as exc:
+                raise ValueError(f"interval: {exc}") from None
+        return {"targets": parse_targets(arg), "interval": interval}
+
+    def check(self, value):
+        if value is None:
+            return True
+        if not isinstance(value, dict) or set(value) != {"targets", "interval"}:
+            return False
+        targets, interval = value["targets"], value["interval"]
+        try:
+            ok = isinstance(targets, list) and all(isinstance(t, str) for t in targets) \
+                and parse_targets(",".join(targets)) == targets
+        except ValueError:
+            return False
+        return ok and type(interval) is int and LINKCHECK_INTERVAL[0] <= interval <= LINKCHECK_INTERVAL[1]
+
+    def file_words(self, value):
+        if value is None:
+            return [self.off]
+        return [self.word, ",".join(value["targets"]), "interval", str(value["interval"])]
+
+    def values(self):
+        return (None, {"targets": ["192.0.2.1"], "interval": 1000},
+                {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10})
+
+
 @dataclass(frozen=True)
 class Option:
     key: str                  # control protocol, worker, state file and JSON name
@@ -290,6 +366,8 @@ OPTIONS = (
            DEFAULT_PRIORITY, "the LACP system priority (lower is preferred)"),
     Option("lacp_sysid", MacAddress("lacpsysid", "-lacpsysid"), None,
            "the LACP system id: a unicast MAC address, or agrN's own address (the default)"),
+    Option("linkcheck", LinkCheck("agrlinkcheck", "-agrlinkcheck"), None,
+           "loadbalance and failover: a port is up only while these addresses answer on it"),
     Option("port_priority", Number("agrportpri", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
            DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
 )

@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri debug -debug monitor"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrlinkcheck -agrlinkcheck debug -debug monitor"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -21,7 +21,7 @@ _agrconfig() {
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid) return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrlinkcheck) return ;;
     esac
     # agrportpri PORT N: the number is the user's
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return

@@ -54,6 +54,12 @@ def _value_words(option, text):
         raise UsageError(f"{option.stanza_option()} {text!r}: use yes or no")
     if isinstance(kind, options.HashPolicy):
         return [kind.word, text.replace(" ", ",")]   # `agr-hash l2 l3 l4` or `l2,l3,l4`
+    if isinstance(kind, options.LinkCheck):         # `agr-linkcheck 192.0.2.1 192.0.2.9 interval 500`
+        if text in (kind.off, "none", "off"):
+            return [kind.off]
+        words = text.split()
+        cut = words.index("interval") if "interval" in words else len(words)
+        return [kind.word, ",".join(w.strip(",") for w in words[:cut]), *words[cut:]]
     if isinstance(kind, options.MacAddress) and text in (kind.off, "default"):
         return [kind.off]                           # back to agrN's own address
     if option.scope == "port":                      # `agr-port-priority re0 100 re1 200`

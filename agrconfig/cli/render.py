@@ -97,8 +97,16 @@ def agr_lines(ws):
         f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}")
+    check = f.get("linkcheck")
+    if check:   # agrlinkcheck: which addresses vouch for a port, and how often they are asked
+        applies = "" if ws["protocol"] != "lacp" else " (not with lacp)"
+        out.append(f"\tlinkcheck: {','.join(check['targets'])} interval {check['interval']} ms{applies}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
+        if "linkcheck" in p:   # agrlinkcheck's verdict on this port
+            lc = p["linkcheck"]
+            heard = "never" if lc["heard_ago"] is None else f"{lc['heard_ago']:.1f}s ago"
+            out.append(f"\t\tlinkcheck {'up' if lc['up'] else 'down'}, target last heard {heard}")
         fo = p.get("failover")
         if fo:   # agrproto failover: the port's role and what ranks it
             wait = f", wait-to-restore {fo['wtr_left']:.1f}s" if fo.get("wtr_left") else ""
@@ -168,6 +176,12 @@ def json_doc(doc):
             "flags": ws["flags"],
             "ad_info": _ad_info(ws),
         }}
+        check = ws["flags"].get("linkcheck")
+        if check:   # bonding's names
+            out["linkinfo"]["info_data"].update(
+                arp_interval=check["interval"],
+                arp_ip_target=[t for t in check["targets"] if ":" not in t],
+                ns_ip6_target=[t for t in check["targets"] if ":" in t])
         if ws["protocol"] == "failover":    # bonding's active_slave
             out["linkinfo"]["info_data"]["active_slave"] = _active_text(ws) if _active_text(ws) != "none" else None
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
@@ -207,6 +221,8 @@ def _port_json(p):
             "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
             "lacp_counters": lacp.get("counters", {}),
         })
+    if "linkcheck" in p:
+        out["linkcheck"] = p["linkcheck"]
     if p.get("failover"):   # bonding's sysfs slave state: active or backup
         out["state"] = "active" if p["failover"]["role"] == "active" else "backup"
         out["failover"] = p["failover"]

@@ -201,7 +201,7 @@ class Static(Aggregation):
         pass
 
     def sets(self, ports):
-        up = frozenset(p.index for p in ports if p.carrier)
+        up = frozenset(p.index for p in ports if p.up)   # carrier (and agrlinkcheck)
         return up, up
 
     def port_status(self, index):

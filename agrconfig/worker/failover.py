@@ -115,7 +115,7 @@ class Failover(Aggregation):
         return flags["proto"] == "failover"
 
     def start(self, now, ports, resume):
-        change = self.selector.start(now, [(p.index, p.options["port_priority"], p.carrier) for p in ports])
+        change = self.selector.start(now, [(p.index, p.options["port_priority"], p.up) for p in ports])
         self._moved(change, force=True)
         return resume   # kept for a later switch back to LACP
 
@@ -134,7 +134,7 @@ class Failover(Aggregation):
         self._moved(self.selector.set_priority(now, port.index, port.options["port_priority"]))
 
     def add_port(self, now, port):
-        self._moved(self.selector.add(now, port.index, port.options["port_priority"], port.carrier))
+        self._moved(self.selector.add(now, port.index, port.options["port_priority"], port.up))
 
     def remove_port(self, now, index):
         self._moved(self.selector.remove(now, index))

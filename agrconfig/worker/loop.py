@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, linkwatch, statefile
+from . import aggregation, announce, datapath, failover, linkcheck, linkwatch, statefile
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -59,6 +59,8 @@ class Worker:
         self.lacp_saved = {}       # the LACP snapshot last written to the state file
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
+        self.checker = None        # agrlinkcheck's probes and sockets, while it applies
+        self.checker_fds = set()   # its sockets registered with the selector
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -134,6 +136,58 @@ class Worker:
                 self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
         self.protocol.set_system_mac(now, self._system_mac())  # lacpsysid set or cleared
+        self._setup_linkcheck()
+
+    # -- agrlinkcheck ---------------------------------------------------------------------------
+    def _setup_linkcheck(self):
+        """Run the link check the flags ask for: only without LACP, which has its own."""
+        want = self.flags["linkcheck"] if self.flags["proto"] != "lacp" else None
+        if self.checker is not None and self.checker.setting == want:
+            return
+        now = time.monotonic()
+        if self.checker is not None:
+            self._unwatch_checker()
+            self.checker.close()
+            self.checker = None
+        if want:
+            self.checker = linkcheck.Checker(want, now)
+            for p in self.members:
+                self.checker.add(now, p, assume_up=True)   # turning it on interrupts nothing
+            self._watch_checker()
+        for p in self.members:
+            self._set_alive(p, True, now)
+
+    def _watch_checker(self):
+        if self.sel is None or self.checker is None:
+            return   # run() registers them
+        for index, sock in self.checker.socks.items():
+            if sock.fileno() not in self.checker_fds:
+                self.sel.register(sock, selectors.EVENT_READ, lambda i=index: self._on_linkcheck(i))
+                self.checker_fds.add(sock.fileno())
+
+    def _unwatch_checker(self, index=None):
+        for i, sock in list(self.checker.socks.items()):
+            if (index is None or i == index) and sock.fileno() in self.checker_fds:
+                self.sel.unregister(sock)
+                self.checker_fds.discard(sock.fileno())
+
+    def _on_linkcheck(self, index):
+        now = time.monotonic()
+        self.checker.read(now, index)
+        self._linkcheck_changes(self.checker.monitor.changes(now), now)
+
+    def _linkcheck_changes(self, changes, now):
+        for index, up in changes:
+            port = self.members.find(index)
+            if port is not None:
+                log.info("%s: port %s linkcheck %s", self.name, port.name, "up" if up else "down: no answer")
+                self._set_alive(port, up, now)
+
+    def _set_alive(self, port, alive, now):
+        if port.alive != alive:
+            port.alive = alive
+            self.protocol.set_carrier(now, port.index, port.up)
+            self._recompute()
 
     def _system_mac(self):
         """The LACP System ID's MAC: lacpsysid when set, else agrN's own address (which
@@ -259,6 +313,10 @@ class Worker:
                     pass
             self._save()
             raise
+        if self.checker is not None:   # down until a target answers on it
+            self.checker.add(time.monotonic(), port)
+            port.alive = False
+            self._watch_checker()
         self.protocol.add_port(time.monotonic(), port)
         self._recompute()
         log.info("%s: port %s attached", self.name, name)
@@ -277,6 +335,9 @@ class Worker:
         self._drop_port(self.members.check_leaving(name), restore=True)
 
     def _drop_port(self, port, restore):
+        if self.checker is not None:
+            self._unwatch_checker(port.index)
+            self.checker.remove(port.index)
         self.members.remove(port)
         self.protocol.remove_port(time.monotonic(), port.index)
         self._recompute()
@@ -325,7 +386,10 @@ class Worker:
             if carrier != port.carrier:
                 port.carrier = carrier
                 log.info("%s: port %s carrier %s", self.name, port.name, "up" if carrier else "down")
-                self.protocol.set_carrier(time.monotonic(), port.index, carrier)
+                if self.checker is not None and carrier:   # back: it proves itself again
+                    self.checker.monitor.reset(time.monotonic(), port.index)
+                    port.alive = False
+                self.protocol.set_carrier(time.monotonic(), port.index, port.up)
                 self._recompute()
 
     # -- control ----------------------------------------------------------------------------
@@ -372,6 +436,8 @@ class Worker:
                      "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
                      "counters": port_counters[p.index], "options": dict(p.options)}
             entry.update(self.protocol.port_status(p.index))
+            if self.checker is not None:
+                entry["linkcheck"] = self.checker.status(time.monotonic(), p.index)
             ports.append(entry)
         return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
                 "protocol": self.protocol.kind,
@@ -396,10 +462,12 @@ class Worker:
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
         self.sel.register(self.relay.drained, selectors.EVENT_READ, self._on_drained)
         self.sel.register(self.relay.tap_gone, selectors.EVENT_READ, self._on_tap_gone)
+        self._watch_checker()
         self._link_event(None)  # catch up with anything missed while starting
         while not self.stopping:
             now = time.monotonic()
-            timers = (self.protocol.get_timer(), self.path.get_timer(), self.control.next_deadline())
+            timers = (self.protocol.get_timer(), self.path.get_timer(), self.control.next_deadline(),
+                      self.checker and self.checker.get_timer())
             deadline = min([self.next_mcast] + [t for t in timers if t is not None])
             for key, _ in self.sel.select(max(0.0, deadline - now)):
                 try:
@@ -412,6 +480,8 @@ class Worker:
             self.control.handle_timer(now)
             self.protocol.handle_timer(now)
             self.path.handle_timer(now)
+            if self.checker is not None:
+                self._linkcheck_changes(self.checker.handle_timer(now), now)
             if now >= self.next_mcast:
                 self.members.sync_memberships()
                 self.next_mcast = now + MCAST_RESYNC
@@ -421,6 +491,8 @@ class Worker:
         """Give every port back, remove agrN and every file, and exit."""
         log.info("%s: shutting down", self.name)
         self.relay.stop()
+        if self.checker is not None:
+            self.checker.close()
         self.path.close()
         self.members.restore_all()
         statefile.remove(self.name)

@@ -174,6 +174,7 @@ def test_a_priority_change_moves_only_to_a_strictly_better_port():
 class FakePort:
     def __init__(self, index, carrier=True, prio=0x8000):
         self.index, self.carrier, self.options = index, carrier, {"port_priority": prio}
+        self.up = carrier
 
 
 def failover(*ports, announce_frames=(b"garp",)):
@@ -264,6 +265,7 @@ def test_a_port_option_reaches_the_failover_rank():
     port = Port(dict(ORIG))
     port.options["port_priority"] = 1
     agg, _outs = failover(FakePort(3))
-    agg.add_port(0.0, type("P", (), {"index": ORIG["index"], "carrier": True, "options": port.options})())
+    port.carrier = True
+    agg.add_port(0.0, port)
     assert agg.selector.active == ORIG["index"]
     json.dumps(agg.status_extra())

@@ -15,7 +15,7 @@ from agrconfig.worker.flowhash import L2, L3, L4
 # The defaults as the manual states them, written out: a changed default must show here.
 DEFAULTS = {"link0": False, "proto": "lacp", "link2": False, "debug": False, "lacp_fast": False,
             "lacp_strict": True, "hash": L2 | L3, "datapath": "auto", "lacp_active": True,
-            "lacp_sysprio": 0x8000, "lacp_sysid": None}
+            "lacp_sysprio": 0x8000, "lacp_sysid": None, "linkcheck": None}
 
 
 def ip(text):
