@@ -34,6 +34,8 @@ Words (applied left to right, as ifconfig does):
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);
                                     with until: exit 0 once every port is so, 2 on timeout
+  whichport DST [from SRC] [tcp|udp SPORT DPORT]
+                                    the port a flow takes now (a query)
 
 Options:
   -n                 Dry run: print what would be done, one line per change; change nothing.
@@ -137,6 +139,11 @@ def main(argv=None):
         if words[0] == "monitor":
             from . import monitor
             return monitor.run(name, words[1:], as_json=args["--json"])
+        if words[0] == "whichport":   # a query: nothing to plan or apply
+            if args["-n"]:
+                raise UsageError("whichport is a query: it takes no -n")
+            from . import whichport
+            return whichport.run(name, words[1:], as_json=args["--json"])
         ops = parse_words(words)
         if args["-n"]:
             planned = provision.plan(name, ops)
