@@ -269,3 +269,50 @@ def test_a_port_option_reaches_the_failover_rank():
     agg.add_port(0.0, port)
     assert agg.selector.active == ORIG["index"]
     json.dumps(agg.status_extra())
+
+
+def test_monitor_until_distributing_counts_a_standby_port():
+    from agrconfig.cli.monitor import satisfied
+    st = {"ports": [{"flags": 3, "failover": {"role": "active"}}, {"flags": 0, "failover": {"role": "standby"}}]}
+    assert satisfied(st, "distributing") and satisfied(st, "collecting")
+    st["ports"][1]["failover"]["role"] = "down"
+    assert not satisfied(st, "distributing")
+    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0}]}, "distributing")
+
+
+# -- the eBPF path's hand-over on a move ---------------------------------------------------------
+
+class FakeFast:
+    def __init__(self):
+        self.distributing, self.collecting, self.modes = [], set(), []
+
+    def set_ports(self, indexes):
+        self.distributing = list(indexes)
+
+    def set_collecting(self, indexes):
+        self.collecting = set(indexes)
+
+    def set_mode(self, mode):
+        self.modes.append(mode)
+
+
+class FakeRelay:
+    def set_ports(self, *args):
+        pass
+
+    def request_drain(self, quiet=0.0):
+        return 1
+
+
+def test_a_move_after_carrier_loss_needs_no_hand_over_but_one_to_a_live_port_does():
+    from agrconfig.worker.datapath import EbpfPath
+    path = EbpfPath("agr0", FakeRelay(), FakeFast())
+    p0, p1 = FakePort(3), FakePort(5)
+    path.set_ports([p0, p1], {3}, {3})
+    assert path.fast.modes == [], "the first port: nothing to hand over"
+    p0.carrier = False                       # failover moves because p0's cable is cut
+    path.set_ports([p0, p1], {5}, {5})
+    assert path.fast.modes == [] and path.fast.distributing == [5], "p0's queue is gone: redirect at once"
+    p0.carrier = True                        # p0 back with a better priority: p1 may hold older frames
+    path.set_ports([p0, p1], {3}, {3})
+    assert path.fast.modes == ["pass"] and path.join_deadline is not None
