@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, linkcheck, linkwatch, statefile
+from . import aggregation, announce, carrierpoll, datapath, failover, linkcheck, linkwatch, statefile
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -61,6 +61,7 @@ class Worker:
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
         self.checker = None        # agrlinkcheck's probes and sockets, while it applies
         self.checker_fds = set()   # its sockets registered with the selector
+        self.carrier_poll = None   # without LACP: distributing ports' carrier, polled
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -137,6 +138,22 @@ class Worker:
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
         self.protocol.set_system_mac(now, self._system_mac())  # lacpsysid set or cleared
         self._setup_linkcheck()
+        if self.flags["proto"] != "lacp" and self.carrier_poll is None:
+            self.carrier_poll = carrierpoll.CarrierPoll()
+        elif self.flags["proto"] == "lacp" and self.carrier_poll is not None:
+            self.carrier_poll.close()
+            self.carrier_poll = None
+
+    def _poll_carrier(self, now):
+        """A distributing port whose carrier is gone leaves now, not when netlink says so."""
+        if self.carrier_poll is None or not self.carrier_poll.due(now):
+            return
+        for port in self.members:
+            if port.index in self.distributing and port.carrier and self.carrier_poll.link_ok(port.name) is False:
+                port.carrier = False
+                log.info("%s: port %s carrier down (polled)", self.name, port.name)
+                self.protocol.set_carrier(now, port.index, port.up)
+                self._recompute()
 
     # -- agrlinkcheck ---------------------------------------------------------------------------
     def _setup_linkcheck(self):
@@ -467,7 +484,7 @@ class Worker:
         while not self.stopping:
             now = time.monotonic()
             timers = (self.protocol.get_timer(), self.path.get_timer(), self.control.next_deadline(),
-                      self.checker and self.checker.get_timer())
+                      self.checker and self.checker.get_timer(), self.carrier_poll and self.carrier_poll.next)
             deadline = min([self.next_mcast] + [t for t in timers if t is not None])
             for key, _ in self.sel.select(max(0.0, deadline - now)):
                 try:
@@ -482,6 +499,7 @@ class Worker:
             self.path.handle_timer(now)
             if self.checker is not None:
                 self._linkcheck_changes(self.checker.handle_timer(now), now)
+            self._poll_carrier(now)
             if now >= self.next_mcast:
                 self.members.sync_memberships()
                 self.next_mcast = now + MCAST_RESYNC

@@ -316,3 +316,14 @@ def test_a_move_after_carrier_loss_needs_no_hand_over_but_one_to_a_live_port_doe
     p0.carrier = True                        # p0 back with a better priority: p1 may hold older frames
     path.set_ports([p0, p1], {3}, {3})
     assert path.fast.modes == ["pass"] and path.join_deadline is not None
+
+
+def test_the_carrier_poll_reads_the_link_now():
+    from agrconfig.worker.carrierpoll import POLL, CarrierPoll
+    poll = CarrierPoll()
+    try:
+        assert poll.link_ok("lo") is True
+        assert poll.link_ok("nosuchif0") is None, "not asked: netlink decides"
+        assert poll.due(5.0) and not poll.due(5.0 + POLL / 2) and poll.due(5.0 + POLL)
+    finally:
+        poll.close()
