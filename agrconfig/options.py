@@ -12,6 +12,7 @@ This module is at the bottom of the layers: it imports nothing of the project.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -104,6 +105,24 @@ class Choice:
 
     def values(self):
         return tuple(v for _n, v in self.names)
+
+
+@dataclass(frozen=True)
+class Proto(Choice):
+    """`agrproto lacp|loadbalance|failover` (NetBSD lagg's laggproto), with NetBSD agr's
+    `link1` and `-link1` as aliases of loadbalance and lacp: one setting, so a file, status
+    and JSON can never say link1 and failover at once."""
+    aliases: tuple = ()   # (word, value) pairs that take no argument
+
+    def words(self):
+        return {self.word: None, **{w: None for w, _v in self.aliases}}
+
+    def takes_arg(self, word):
+        return word not in dict(self.aliases)
+
+    def value(self, word, arg=None):
+        aliases = dict(self.aliases)
+        return aliases[word] if word in aliases else super().value(word, arg)
 
 
 @dataclass(frozen=True)
@@ -222,6 +241,81 @@ class MacAddress:
         return (None, "02:00:00:00:13:01")
 
 
+LINKCHECK_TARGETS_MAX = 16          # bonding's arp_ip_target and ns_ip6_target limit
+LINKCHECK_INTERVAL = (10, 60000)     # milliseconds
+LINKCHECK_DEFAULT_INTERVAL = 1000
+
+
+def parse_targets(text):
+    """'192.0.2.1,2001:db8::1' -> canonical unicast addresses, in order, no repeats."""
+    out = []
+    for word in text.split(","):
+        try:
+            ip = ipaddress.ip_address(word.strip())
+        except ValueError:
+            raise ValueError(f"bad address {word.strip()!r}") from None
+        if ip.is_multicast or ip.is_unspecified or ip.is_loopback or str(ip) == "255.255.255.255":
+            raise ValueError(f"{word.strip()!r} is not a unicast address")
+        if str(ip) not in out:
+            out.append(str(ip))
+    if not 1 <= len(out) <= LINKCHECK_TARGETS_MAX:
+        raise ValueError(f"1 to {LINKCHECK_TARGETS_MAX} addresses")
+    return out
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """`agrlinkcheck IP[,IP...] [interval MS]` (bonding's arp_ip_target/ns_ip6_target with
+    arp_interval), `-agrlinkcheck` off: {"targets": [...], "interval": ms} or None."""
+    word: str
+    off: str
+    more: tuple = ("interval",)   # optional `KEY VALUE` words after the addresses
+
+    def words(self):
+        return {self.word: None, self.off: None}
+
+    def takes_arg(self, word):
+        return word == self.word
+
+    def arg_help(self):
+        return "IP addresses"
+
+    def value(self, word, arg=None, more=None):
+        if word == self.off:
+            return None
+        interval = (more or {}).get("interval")
+        if interval is None:
+            interval = LINKCHECK_DEFAULT_INTERVAL
+        else:
+            try:
+                interval = Number("interval", *LINKCHECK_INTERVAL).value("interval", interval)
+            except ValueError as exc:
+                raise ValueError(f"interval: {exc}") from None
+        return {"targets": parse_targets(arg), "interval": interval}
+
+    def check(self, value):
+        if value is None:
+            return True
+        if not isinstance(value, dict) or set(value) != {"targets", "interval"}:
+            return False
+        targets, interval = value["targets"], value["interval"]
+        try:
+            ok = isinstance(targets, list) and all(isinstance(t, str) for t in targets) \
+                and parse_targets(",".join(targets)) == targets
+        except ValueError:
+            return False
+        return ok and type(interval) is int and LINKCHECK_INTERVAL[0] <= interval <= LINKCHECK_INTERVAL[1]
+
+    def file_words(self, value):
+        if value is None:
+            return [self.off]
+        return [self.word, ",".join(value["targets"]), "interval", str(value["interval"])]
+
+    def values(self):
+        return (None, {"targets": ["192.0.2.1"], "interval": 1000},
+                {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10})
+
+
 @dataclass(frozen=True)
 class Option:
     key: str                  # control protocol, worker, state file and JSON name
@@ -230,6 +324,7 @@ class Option:
     summary: str              # one line, as agrconfig(8) lists it
     scope: str = "agr"        # "agr", or "port" for a setting of one attached port
     ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
+    ifflag_value: object = True   # ... "on": while the option has this value
     stanza: str = ""          # ifupdown's agr-STANZA option; "" for the key with '-' for '_'
 
     def words(self):
@@ -252,8 +347,11 @@ class Option:
 OPTIONS = (
     Option("link0", Switch("link0", "-link0"), False,
            "round-robin distribution (breaks frame order) instead of the flow hash", ifflag=0x1000),
-    Option("link1", Switch("link1", "-link1"), False,
-           "static configuration: no LACP, every port with carrier distributes", ifflag=0x2000),
+    Option("proto", Proto("agrproto", (("lacp", "lacp"), ("loadbalance", "loadbalance"),
+                                        ("failover", "failover")),
+                          (("link1", "loadbalance"), ("-link1", "lacp"))), "lacp",
+           "LACP; static (no LACP, every port with carrier distributes); or one active port, "
+           "the others standby", ifflag=0x2000, ifflag_value="loadbalance", stanza="proto"),
     Option("link2", Switch("link2", "-link2"), False, "unused, kept as NetBSD's flag", ifflag=0x4000),
     Option("debug", Switch("debug", "-debug"), False, "log every LACP state transition", ifflag=0x4),
     Option("lacp_fast", Choice("lacptimeout", (("fast", True), ("slow", False))), False,
@@ -270,6 +368,8 @@ OPTIONS = (
            DEFAULT_PRIORITY, "the LACP system priority (lower is preferred)"),
     Option("lacp_sysid", MacAddress("lacpsysid", "-lacpsysid"), None,
            "the LACP system id: a unicast MAC address, or agrN's own address (the default)"),
+    Option("linkcheck", LinkCheck("agrlinkcheck", "-agrlinkcheck"), None,
+           "loadbalance and failover: a port is up only while these addresses answer on it"),
     Option("port_priority", Number("agrportpri", 0, PRIORITY_MAX, (0, 1, DEFAULT_PRIORITY, PRIORITY_MAX)),
            DEFAULT_PRIORITY, "a port's LACP port priority (lower is preferred)", scope="port"),
     Option("max_ports", Number("agrmaxports", 0, MAX_PORTS_MAX, (0, 1, 2, MAX_PORTS_MAX)), 0,
@@ -285,6 +385,14 @@ BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}
 AGR_OPTIONS = tuple(o for o in OPTIONS if o.scope == "agr")
 PORT_OPTIONS = tuple(o for o in OPTIONS if o.scope == "port")
+
+
+def upgrade_flags(flags):
+    """Settings as releases before agrproto saved them (link1 true/false) -> today's."""
+    flags = dict(flags)
+    if "link1" in flags and "proto" not in flags and type(flags["link1"]) is bool:
+        flags["proto"] = "loadbalance" if flags.pop("link1") else "lacp"
+    return flags
 
 
 def defaults(scope="agr"):

@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr debug -debug monitor"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -16,11 +16,13 @@ _agrconfig() {
             COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
         lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
+        agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
+        whichport|from) return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr) return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr|agrlinkcheck) return ;;
     esac
     # agrportpri PORT N: the number is the user's
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return

@@ -52,7 +52,16 @@ def parse_words(words):
                 if i >= len(words):
                     raise UsageError(f"{word}: missing {kind.arg_help()}")
             try:
-                value = kind.value(word, arg(kind.arg_help())) if kind.takes_arg(word) else kind.value(word)
+                if kind.takes_arg(word) and getattr(kind, "more", ()):
+                    # `agrlinkcheck IP,IP interval MS`: optional KEY VALUE words follow
+                    first, more = arg(kind.arg_help()), {}
+                    while i < len(words) and words[i] in kind.more and words[i] not in more:
+                        key = words[i]
+                        i += 1
+                        more[key] = arg("a value")
+                    value = kind.value(word, first, more)
+                else:
+                    value = kind.value(word, arg(kind.arg_help())) if kind.takes_arg(word) else kind.value(word)
             except ValueError as exc:
                 raise UsageError(f"{word}: {exc}") from None
             if port is None:

@@ -27,6 +27,7 @@ from . import provision
 from .grammar import parse_words
 
 PORTS = "agr-ports"
+LINK1 = "agr-link1"   # before agrproto: `agr-link1 yes|no` still reads as link1 / -link1
 SWITCH = {"yes": True, "on": True, "true": True, "1": True,
           "no": False, "off": False, "false": False, "0": False}
 log = logging.getLogger("agrconfig.ifupdown")
@@ -53,6 +54,12 @@ def _value_words(option, text):
         raise UsageError(f"{option.stanza_option()} {text!r}: use yes or no")
     if isinstance(kind, options.HashPolicy):
         return [kind.word, text.replace(" ", ",")]   # `agr-hash l2 l3 l4` or `l2,l3,l4`
+    if isinstance(kind, options.LinkCheck):         # `agr-linkcheck 192.0.2.1 192.0.2.9 interval 500`
+        if text in (kind.off, "none", "off"):
+            return [kind.off]
+        words = text.split()
+        cut = words.index("interval") if "interval" in words else len(words)
+        return [kind.word, ",".join(w.strip(",") for w in words[:cut]), *words[cut:]]
     if isinstance(kind, options.MacAddress) and text in (kind.off, "default"):
         return [kind.off]                           # back to agrN's own address
     if option.scope == "port":                      # `agr-port-priority re0 100 re1 200`
@@ -70,7 +77,7 @@ def stanza(env):
     given = {k: v for k, v in env.items() if k.startswith("IF_AGR_")}
     if not given:
         return None
-    unknown = sorted(set(given) - set(known) - {env_name(PORTS)})
+    unknown = sorted(set(given) - set(known) - {env_name(PORTS), env_name(LINK1)})
     if unknown:
         names = ", ".join(k[3:].lower().replace("_", "-") for k in unknown)
         raise UsageError(f"unknown stanza option {names} (known: {', '.join([PORTS, *stanza_options()])})")
@@ -78,6 +85,11 @@ def stanza(env):
     if ports == ["none"]:
         ports = []
     words = []
+    if env_name(LINK1) in given:
+        text = given[env_name(LINK1)].strip().lower()
+        if text not in SWITCH:
+            raise UsageError(f"{LINK1} {text!r}: use yes or no")
+        words += ["link1" if SWITCH[text] else "-link1"]
     for key, option in known.items():
         if key in given:
             words += _value_words(option, given[key])

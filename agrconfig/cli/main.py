@@ -19,6 +19,7 @@ Words (applied left to right, as ifconfig does):
   agrport PORT | -agrport PORT      attach or detach a physical Ethernet interface
   link0 | -link0                    round-robin distribution | hash of MACs, VLAN, IP
   link1 | -link1                    static configuration without LACP | LACP (default)
+  agrproto lacp|loadbalance|failover  LACP (default, -link1) | static (link1) | one active port
   up | down                         bring the interface up or down
   mtu N                             set the MTU (on agr: also on every port)
   inet ADDR[/LEN] [netmask MASK] [alias | -alias | delete]
@@ -30,7 +31,7 @@ Words (applied left to right, as ifconfig does):
   lacpmode active|passive           speak LACP first (default) | only once the partner has
   lacpsysprio N                     LACP system priority, 0-65535 (default 0x8000)
   lacpsysid MAC | -lacpsysid        LACP system id | agr's own MAC address (default)
-  agrportpri PORT N                 an attached port's LACP priority, 0-65535 (default 0x8000)
+  agrportpri PORT N                 an attached port's priority (LACP, failover), 0-65535 (default 0x8000)
   agrmaxports N                     at most N ports distribute, the others standby (default 0: no limit)
   agrminports N                     no carrier while fewer than N ports distribute (default 1)
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
@@ -39,6 +40,8 @@ Words (applied left to right, as ifconfig does):
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);
                                     with until: exit 0 once every port is so, 2 on timeout
+  whichport DST [from SRC] [tcp|udp SPORT DPORT]
+                                    the port a flow takes now (a query)
 
 Options:
   -n                 Dry run: print what would be done, one line per change; change nothing.
@@ -152,6 +155,11 @@ def main(argv=None):
         if words[0] == "monitor":
             from . import monitor
             return monitor.run(name, words[1:], as_json=args["--json"])
+        if words[0] == "whichport":   # a query: nothing to plan or apply
+            if args["-n"]:
+                raise UsageError("whichport is a query: it takes no -n")
+            from . import whichport
+            return whichport.run(name, words[1:], as_json=args["--json"])
         ops = parse_words(words)
         if args["-n"]:
             planned = provision.plan(name, ops)

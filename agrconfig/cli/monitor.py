@@ -86,8 +86,10 @@ def fmt_text(ev):
 
 
 def satisfied(st, until):
+    """Every port is so; with agrproto failover a standby port (up, idle by design) counts."""
     bit = 2 if until == "distributing" else 1
-    return bool(st["ports"]) and all(p["flags"] & bit for p in st["ports"])
+    return bool(st["ports"]) and all(p["flags"] & bit or (p.get("failover") or {}).get("role") == "standby"
+                                     for p in st["ports"])
 
 
 def run(name, words, as_json=False, out=None):

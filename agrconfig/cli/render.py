@@ -18,6 +18,8 @@ LINUX_TO_BSD = {
     rtnl.IFF_POINTOPOINT: 0x10, rtnl.IFF_RUNNING: 0x40, rtnl.IFF_NOARP: 0x80,
     rtnl.IFF_PROMISC: 0x100, rtnl.IFF_ALLMULTI: 0x200, rtnl.IFF_MULTICAST: 0x8000,
 }
+# Aggregation kinds as bonding's mode names (static keeps the name it had before agrproto).
+MODES = {"lacp": "802.3ad", "static": "static", "failover": "active-backup"}
 PORT_FLAGS = ((0x1, "COLLECTING"), (0x2, "DISTRIBUTING"))
 
 
@@ -39,7 +41,7 @@ def bsd_flags(link, ws=None):
         flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
     if ws:
         for option in options.OPTIONS:
-            if option.ifflag and ws["flags"].get(option.key):
+            if option.ifflag and ws["flags"].get(option.key, option.default) == option.ifflag_value:
                 flags |= option.ifflag
     return flags
 
@@ -92,7 +94,8 @@ def render_text(doc, verbose=False):
 def agr_lines(ws, verbose=False):
     out = []
     f = ws["flags"]
-    proto = "static (link1: no LACP)" if ws["protocol"] == "static" else (
+    proto = "loadbalance (link1: no LACP)" if ws["protocol"] == "static" else (
+        f"failover (no LACP), active {_active_text(ws)}" if ws["protocol"] == "failover" else
         f"lacp {'active' if f.get('lacp_active', True) else 'passive'}, "
         f"timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
@@ -100,12 +103,25 @@ def agr_lines(ws, verbose=False):
     dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}"
                f"{_limits_text(f)}")
+    check = f.get("linkcheck")
+    if check:   # agrlinkcheck: which addresses vouch for a port, and how often they are asked
+        applies = "" if ws["protocol"] != "lacp" else " (not with lacp)"
+        out.append(f"\tlinkcheck: {','.join(check['targets'])} interval {check['interval']} ms{applies}")
     for p in ws["ports"]:
         out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
         if p.get("reason"):
             out.append(f"\t\tnot distributing: {p['reason']}")
-        if not p.get("lacp") and p.get("wtr_left") is not None:   # link1: the wait is all there is
-            out.append(f"\t\twait-to-restore {p['wtr_left']:.1f} s left")
+        if not p.get("lacp") and not p.get("failover") and p.get("wtr_left") is not None:
+            out.append(f"\t\twait-to-restore {p['wtr_left']:.1f} s left")   # loadbalance: the wait is all there is
+        if "linkcheck" in p:   # agrlinkcheck's verdict on this port
+            lc = p["linkcheck"]
+            heard = "never" if lc["heard_ago"] is None else f"{lc['heard_ago']:.1f}s ago"
+            out.append(f"\t\tlinkcheck {'up' if lc['up'] else 'down'}, target last heard {heard}")
+        fo = p.get("failover")
+        if fo:   # agrproto failover: the port's role and what ranks it
+            wait = f", wait-to-restore {fo['wtr_left']:.1f}s" if fo.get("wtr_left") else ""
+            out.append(f"\t\t{fo['role']}, priority "
+                       f"{p.get('options', options.defaults('port'))['port_priority']:#06x},{p['index']}{wait}")
         lacp = p.get("lacp")
         if lacp:
             out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
@@ -148,6 +164,12 @@ def _selected_text(lacp):
     return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
 
 
+def _active_text(ws):
+    """agrproto failover's active port, or 'none'."""
+    active = (ws.get("failover") or {}).get("active")
+    return next((p["name"] for p in ws["ports"] if p["index"] == active), "none")
+
+
 def _system_text(ws):
     """Our LACP System ID as status shows it: priority,MAC; '(lacpsysid)' when the MAC is set
     rather than agrN's own."""
@@ -179,7 +201,7 @@ def json_doc(doc):
     ws = doc.get("agr")
     if ws:
         out["linkinfo"] = {"info_kind": "agr", "info_data": {
-            "mode": "802.3ad" if ws["protocol"] == "lacp" else "static",
+            "mode": MODES.get(ws["protocol"], ws["protocol"]),
             "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
             "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
             "ad_lacp_active": "on" if ws["flags"].get("lacp_active", True) else "off",
@@ -192,6 +214,14 @@ def json_doc(doc):
         out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
         out["linkinfo"]["info_data"]["fallback_port"] = _fallback_port(ws)
         out["linkinfo"]["info_data"]["updelay"] = ws["flags"].get("wtr_time", 0) * 1000   # bonding's, ms
+        check = ws["flags"].get("linkcheck")
+        if check:   # bonding's names
+            out["linkinfo"]["info_data"].update(
+                arp_interval=check["interval"],
+                arp_ip_target=[t for t in check["targets"] if ":" not in t],
+                ns_ip6_target=[t for t in check["targets"] if ":" in t])
+        if ws["protocol"] == "failover":    # bonding's active_slave
+            out["linkinfo"]["info_data"]["active_slave"] = _active_text(ws) if _active_text(ws) != "none" else None
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
@@ -234,4 +264,9 @@ def _port_json(p):
         out["standby_maxports"] = lacp.get("limited", False)
         out["fallback"] = lacp.get("fallback", False)
     out["wtr_left"] = (lacp or p).get("wtr_left")
+    if "linkcheck" in p:
+        out["linkcheck"] = p["linkcheck"]
+    if p.get("failover"):   # bonding's sysfs slave state: active or backup
+        out["state"] = "active" if p["failover"]["role"] == "active" else "backup"
+        out["failover"] = p["failover"]
     return out

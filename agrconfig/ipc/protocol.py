@@ -17,8 +17,8 @@ log = logging.getLogger("agrconfig")
 # Every reply says which protocol and release answered. Requests carry no version: the
 # workers of releases before 0.2.0 refuse unknown request keys, and are known by replies
 # without one (protocol 0).
-PROTOCOL_VERSION = 3   # 2: setport, flags lacp_active, lacp_sysprio, lacp_sysid; 3: max_ports, min_ports,
-#                        lacp_fallback, wtr_time
+PROTOCOL_VERSION = 3   # 2: setport, flags lacp_active, lacp_sysprio, lacp_sysid; 3: proto (link1 gone),
+#                        max_ports, min_ports, lacp_fallback, wtr_time, linkcheck
 VERSION = {"version": PROTOCOL_VERSION, "release": __version__}
 
 

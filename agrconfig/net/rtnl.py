@@ -341,3 +341,27 @@ def mac_str(raw):
     return ":".join(f"{b:02x}" for b in raw)
 
 
+
+
+# -- routes and neighbours (whichport) ----------------------------------------------------------
+NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80   # reachable, stale, delay, probe, noarp, permanent
+
+
+def route_to(dst, src=None):
+    """(output ifindex, gateway or None, preferred source) of the kernel's route to `dst`."""
+    ipr()
+    try:
+        msgs = ipr().route("get", dst=dst, **({"src": src} if src else {}))
+    except NetlinkError as exc:
+        raise AgrError(exc.code, "RTM_GETROUTE", f"no route to {dst}") from exc
+    msg = msgs[0]
+    return msg.get_attr("RTA_OIF"), msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
+
+
+def neighbour(index, addr):
+    """The MAC address (str) of `addr` in link `index`'s neighbour table, if usable, else None."""
+    family = 10 if ":" in addr else 2
+    for msg in ipr().get_neighbours(family=family, ifindex=index):
+        if msg.get_attr("NDA_DST") == addr and msg["state"] & NUD_USABLE and msg.get_attr("NDA_LLADDR"):
+            return msg.get_attr("NDA_LLADDR")
+    return None

@@ -4,6 +4,7 @@ LACP and the data path.
 This module is the worker's entry point, and the only part of it the client imports: starting
 a worker, reading the state file it keeps, and giving back the ports of a dead one.
 """
+from .flowhash import flow_hash  # noqa: F401 (whichport: the data paths' own hash)
 from .statefile import all_names, load as load_state, members, owner_of, remove as remove_state  # noqa: F401
 
 

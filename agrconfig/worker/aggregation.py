@@ -1,6 +1,7 @@
-"""How ports are chosen to carry agrN's frames: LACP (-link1) or static (link1).
+"""How ports are chosen to carry agrN's frames: LACP (agrproto lacp, -link1), static
+(agrproto loadbalance, link1) or failover (failover.py).
 
-Two implementations of one interface. Lacp drives the sans-IO core (agrconfig.lacp) and hands
+Implementations of one interface. Lacp drives the sans-IO core (agrconfig.lacp) and hands
 its actions to the worker's `act`; Static speaks no protocol at all (no LACPDU, no Marker):
 every port with carrier collects and distributes. Not to be confused with ipc/protocol.py,
 the control socket's protocol.
@@ -11,8 +12,8 @@ from ..lacp import DistributingChanged, LacpCore, Output, PortSnapshot
 
 
 def create(flags, mac, now, act):
-    """The aggregation the flags ask for; `mac` is agrN's as bytes."""
-    if flags["link1"]:
+    """The aggregation the flags ask for (failover: failover.py's); `mac` is agrN's as bytes."""
+    if flags["proto"] == "loadbalance":
         return Static(act, flags["wtr_time"])
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
                          strict=flags["lacp_strict"], active=flags["lacp_active"],
@@ -80,6 +81,10 @@ class Aggregation(abc.ABC):
     def status(self):
         """The aggregate's status (None: nothing to show)."""
 
+    def status_extra(self):
+        """What the kind adds to the worker's status, by key."""
+        return {}
+
     @abc.abstractmethod
     def snapshot(self):
         """What a restarted worker resumes from (kept in the state file)."""
@@ -100,7 +105,7 @@ class Lacp(Aggregation):
         self.act = act  # the worker's handler of the core's actions
 
     def fits(self, flags):
-        return not flags["link1"]
+        return flags["proto"] == "lacp"
 
     def start(self, now, ports, resume):
         # After a crash, each port carries on with the partner and mux state the dead
@@ -167,8 +172,9 @@ class Lacp(Aggregation):
 
 
 class Static(Aggregation):
-    """link1: no LACP and no Marker frames at all; every port with carrier distributes, once
-    its wait-to-restore (agrwtr) is over."""
+    """agrproto loadbalance (link1): no LACP and no Marker frames at all; every port that is up
+    (carrier, and agrlinkcheck's targets heard) distributes, once its wait-to-restore (agrwtr)
+    is over."""
     kind = "static"
 
     def __init__(self, act=None, wtr_time=0):
@@ -178,7 +184,7 @@ class Static(Aggregation):
         self.now = 0.0
 
     def fits(self, flags):
-        return flags["link1"]
+        return flags["proto"] == "loadbalance"
 
     def start(self, now, ports, resume):
         return resume  # kept for a later switch to LACP, as a dead worker saved it
@@ -189,7 +195,7 @@ class Static(Aggregation):
         self.restoring = {i: t + shift for i, t in self.restoring.items()} if self.wtr_time else {}
 
     def configure_port(self, now, port):
-        pass  # kept for LACP; link1 ranks no port
+        pass  # kept for LACP; loadbalance ranks no port
 
     def add_port(self, now, port):
         self.set_carrier(now, port.index, port.carrier)
@@ -223,7 +229,7 @@ class Static(Aggregation):
             self.act(Output([DistributingChanged(done)]))   # the worker reads the sets again
 
     def sets(self, ports):
-        up = frozenset(p.index for p in ports if p.carrier and p.index not in self.restoring)
+        up = frozenset(p.index for p in ports if p.up and p.index not in self.restoring)   # carrier, agrlinkcheck, agrwtr
         return up, up
 
     def port_status(self, index):

@@ -193,7 +193,10 @@ class EbpfPath(RelayPath):
     def set_ports(self, ports, distributing, collecting):
         super().set_ports(ports, distributing, collecting)
         indexes = [p.index for p in ports if p.index in distributing]
-        if self.fast.distributing and set(indexes) - set(self.fast.distributing):
+        old = set(self.fast.distributing)
+        # A hand-over only while a port that distributed may still hold older frames: after
+        # a carrier loss (failover's move) their queues are gone, so nothing can be overtaken.
+        if old and set(indexes) - old and any(p.carrier for p in ports if p.index in old):
             self._begin_join()
         self.fast.set_ports(indexes)
         self.fast.set_collecting([p.index for p in ports if p.index in collecting])

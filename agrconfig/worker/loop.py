@@ -19,7 +19,8 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, counters, datapath, history, linkwatch, reasons, statefile
+from . import (aggregation, announce, carrierpoll, counters, datapath, failover, history, linkcheck, linkwatch,
+               reasons, statefile)
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -61,6 +62,9 @@ class Worker:
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
         self.history = history.History()  # per port: transitions, counts, last LACPDU
         self.carrier = None        # agrN's carrier as we last set it (agrminports)
+        self.checker = None        # agrlinkcheck's probes and sockets, while it applies
+        self.checker_fds = set()   # its sockets registered with the selector
+        self.carrier_poll = None   # without LACP: distributing ports' carrier, polled
 
     # -- start ----------------------------------------------------------------
     def start(self):
@@ -130,14 +134,95 @@ class Worker:
         if self.protocol.fits(self.flags):
             self.protocol.configure(now, self.flags)
         else:
-            self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
+            if self.flags["proto"] == "failover":
+                self.protocol = failover.Failover(self._act, self._announcements,
+                                                  self.flags.get(failover.WTR_KEY, 0))
+            else:
+                self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
         self.protocol.set_system_mac(now, self._system_mac())  # lacpsysid set or cleared
+        self._setup_linkcheck()
+        if self.flags["proto"] != "lacp" and self.carrier_poll is None:
+            self.carrier_poll = carrierpoll.CarrierPoll()
+        elif self.flags["proto"] == "lacp" and self.carrier_poll is not None:
+            self.carrier_poll.close()
+            self.carrier_poll = None
+
+    def _poll_carrier(self, now):
+        """A distributing port whose carrier is gone leaves now, not when netlink says so."""
+        if self.carrier_poll is None or not self.carrier_poll.due(now):
+            return
+        for port in self.members:
+            if port.index in self.distributing and port.carrier and self.carrier_poll.link_ok(port.name) is False:
+                port.carrier = False
+                log.info("%s: port %s carrier down (polled)", self.name, port.name)
+                self.protocol.set_carrier(now, port.index, port.up)
+                self._recompute()
+
+    # -- agrlinkcheck ---------------------------------------------------------------------------
+    def _setup_linkcheck(self):
+        """Run the link check the flags ask for: only without LACP, which has its own."""
+        want = self.flags["linkcheck"] if self.flags["proto"] != "lacp" else None
+        if self.checker is not None and self.checker.setting == want:
+            return
+        now = time.monotonic()
+        if self.checker is not None:
+            self._unwatch_checker()
+            self.checker.close()
+            self.checker = None
+        if want:
+            self.checker = linkcheck.Checker(want, now)
+            for p in self.members:
+                self.checker.add(now, p, assume_up=True)   # turning it on interrupts nothing
+            self._watch_checker()
+        for p in self.members:
+            self._set_alive(p, True, now)
+
+    def _watch_checker(self):
+        if self.sel is None or self.checker is None:
+            return   # run() registers them
+        for index, sock in self.checker.socks.items():
+            if sock.fileno() not in self.checker_fds:
+                self.sel.register(sock, selectors.EVENT_READ, lambda i=index: self._on_linkcheck(i))
+                self.checker_fds.add(sock.fileno())
+
+    def _unwatch_checker(self, index=None):
+        for i, sock in list(self.checker.socks.items()):
+            if (index is None or i == index) and sock.fileno() in self.checker_fds:
+                self.sel.unregister(sock)
+                self.checker_fds.discard(sock.fileno())
+
+    def _on_linkcheck(self, index):
+        now = time.monotonic()
+        self.checker.read(now, index)
+        self._linkcheck_changes(self.checker.monitor.changes(now), now)
+
+    def _linkcheck_changes(self, changes, now):
+        for index, up in changes:
+            port = self.members.find(index)
+            if port is not None:
+                log.info("%s: port %s linkcheck %s", self.name, port.name, "up" if up else "down: no answer")
+                self._set_alive(port, up, now)
+
+    def _set_alive(self, port, alive, now):
+        if port.alive != alive:
+            port.alive = alive
+            self.protocol.set_carrier(now, port.index, port.up)
+            self._recompute()
 
     def _system_mac(self):
         """The LACP System ID's MAC: lacpsysid when set, else agrN's own address (which
         follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
         return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
+
+    def _announcements(self):
+        """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
+        try:
+            addrs = rtnl.addresses(self.tap_index)
+        except (AgrError, OSError) as exc:
+            log.warning("%s: no addresses to announce: %s", self.name, exc)
+            return []
+        return announce.frames(rtnl.mac_bytes(self.mac), [a.address for a in addrs])
 
     def _act(self, out):
         """Carry out the LACP core's Output: its events first, so the data path follows the
@@ -275,6 +360,10 @@ class Worker:
                     pass
             self._save()
             raise
+        if self.checker is not None:   # down until a target answers on it
+            self.checker.add(time.monotonic(), port)
+            port.alive = False
+            self._watch_checker()
         self.protocol.add_port(time.monotonic(), port)
         self._recompute()
         log.info("%s: port %s attached", self.name, name)
@@ -293,6 +382,9 @@ class Worker:
         self._drop_port(self.members.check_leaving(name), restore=True)
 
     def _drop_port(self, port, restore):
+        if self.checker is not None:
+            self._unwatch_checker(port.index)
+            self.checker.remove(port.index)
         self.members.remove(port)
         self.protocol.remove_port(time.monotonic(), port.index)
         self.history.forget(port.index)
@@ -342,7 +434,10 @@ class Worker:
             if carrier != port.carrier:
                 port.carrier = carrier
                 log.info("%s: port %s carrier %s", self.name, port.name, "up" if carrier else "down")
-                self.protocol.set_carrier(time.monotonic(), port.index, carrier)
+                if self.checker is not None and carrier:   # back: it proves itself again
+                    self.checker.monitor.reset(time.monotonic(), port.index)
+                    port.alive = False
+                self.protocol.set_carrier(time.monotonic(), port.index, port.up)
                 self._recompute()
 
     # -- control ----------------------------------------------------------------------------
@@ -391,6 +486,8 @@ class Worker:
                      "stats64": counters.port_stats64(port_counters[p.index])}
             entry.update(self.protocol.port_status(p.index))
             entry["history"] = self.history.view(p.index)
+            if self.checker is not None:
+                entry["linkcheck"] = self.checker.status(time.monotonic(), p.index)
             ports.append(entry)
         lacp = self.protocol.status()
         for entry in ports:
@@ -401,7 +498,7 @@ class Worker:
                 "datapath_mode": self.path.mode,
                 "ports": ports, "counters": totals,
                 "stats64": counters.agr_stats64(totals, port_counters),
-                "lacp": lacp}
+                "lacp": lacp, **self.protocol.status_extra()}
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self):
@@ -419,10 +516,12 @@ class Worker:
         self.sel.register(self.slow_event, selectors.EVENT_READ, self._on_slow_event)
         self.sel.register(self.relay.drained, selectors.EVENT_READ, self._on_drained)
         self.sel.register(self.relay.tap_gone, selectors.EVENT_READ, self._on_tap_gone)
+        self._watch_checker()
         self._link_event(None)  # catch up with anything missed while starting
         while not self.stopping:
             now = time.monotonic()
-            timers = (self.protocol.get_timer(), self.path.get_timer(), self.control.next_deadline())
+            timers = (self.protocol.get_timer(), self.path.get_timer(), self.control.next_deadline(),
+                      self.checker and self.checker.get_timer(), self.carrier_poll and self.carrier_poll.next)
             deadline = min([self.next_mcast] + [t for t in timers if t is not None])
             for key, _ in self.sel.select(max(0.0, deadline - now)):
                 try:
@@ -435,6 +534,9 @@ class Worker:
             self.control.handle_timer(now)
             self.protocol.handle_timer(now)
             self.path.handle_timer(now)
+            if self.checker is not None:
+                self._linkcheck_changes(self.checker.handle_timer(now), now)
+            self._poll_carrier(now)
             if now >= self.next_mcast:
                 self.members.sync_memberships()
                 self.next_mcast = now + MCAST_RESYNC
@@ -444,6 +546,8 @@ class Worker:
         """Give every port back, remove agrN and every file, and exit."""
         log.info("%s: shutting down", self.name)
         self.relay.stop()
+        if self.checker is not None:
+            self.checker.close()
         self.path.close()
         self.members.restore_all()
         statefile.remove(self.name)

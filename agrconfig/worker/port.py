@@ -58,9 +58,15 @@ class Port:
         self.mac = rtnl.mac_bytes(orig["mac"])  # LACPDUs leave from the original MAC
         self.sock = None
         self.carrier = False
+        self.alive = True        # agrlinkcheck's verdict (True while no check runs)
         self.memberships = set()
         self.speed = None
         self.duplex_full = None
+
+    @property
+    def up(self):
+        """Carries traffic as far as the link knows: carrier, and agrlinkcheck's targets heard."""
+        return self.carrier and self.alive
 
     def rename(self, name):
         """Another tool renamed the port: sysctls and restore follow the new name."""

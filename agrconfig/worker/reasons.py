@@ -14,6 +14,24 @@ def no_carrier(port, agg):
     return None if port.get("carrier") else "no carrier"
 
 
+def linkcheck_down(port, agg):
+    """agrlinkcheck (loadbalance, failover): carrier, but no frame from a target lately."""
+    check = port.get("linkcheck")
+    if not check or check.get("up"):
+        return None
+    ago = check.get("heard_ago")
+    return ("link check: no target heard yet" if ago is None
+            else f"link check: no target heard for {ago:.1f} s")
+
+
+def failover_standby(port, agg):
+    fo = port.get("failover") or {}
+    if fo.get("role") != "standby":
+        return None
+    left = fo.get("wtr_left")
+    return f"waiting to restore, {left:.1f} s left" if left else "standby (agrproto failover): another port is active"
+
+
 def looped(port, agg):
     lacp = port.get("lacp") or {}
     return "loop: our own LACPDU came back" if lacp.get("looped") else None
@@ -112,7 +130,7 @@ def partner_not_ready(port, agg):
     return None
 
 
-RULES = [no_carrier, looped, fallback_idle, expired, defaulted, standby_maxports, waiting_to_restore, individual,
+RULES = [no_carrier, linkcheck_down, failover_standby, looped, fallback_idle, expired, defaulted, standby_maxports, waiting_to_restore, individual,
          other_aggregation, mux_waiting, partner_not_ready]
 
 

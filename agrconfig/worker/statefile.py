@@ -9,7 +9,7 @@ import logging
 import os
 import re
 
-from .. import paths
+from .. import options, paths
 from ..ipc import protocol
 from .port import PORT_SYSCTLS
 
@@ -72,6 +72,7 @@ def validate(state, name):
     flags = state.get("flags")
     if not isinstance(flags, dict):
         raise BadState("flags is not an object")
+    flags = state["flags"] = options.upgrade_flags(flags)   # link1 from before agrproto
     if flags:
         _checked(protocol.check_flags, flags)
     if type(state.get("carrier", False)) is not bool and state.get("carrier") is not None:

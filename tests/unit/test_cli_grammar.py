@@ -18,7 +18,7 @@ def test_manpage_words():
 def test_words_apply_left_to_right():
     ops = parse_words(["agrport", "re0", "link0", "-link1", "up", "mtu", "9000"])
     assert [o.word for o in ops] == ["agrport", "flag", "flag", "up", "mtu"]
-    assert ops[1].arg == ("link0", True) and ops[2].arg == ("link1", False)
+    assert ops[1].arg == ("link0", True) and ops[2].arg == ("proto", "lacp")
     assert ops[4].arg == 9000
 
 

@@ -33,11 +33,11 @@ def test_the_schema_is_whole():
 def test_netbsd_defaults():
     # NetBSD agr: hash distribution, active LACP, slow timeout, priorities 0x8000, agr0's MAC as
     # the system id; plus our strict partner check and auto path.
-    assert options.defaults() == {"link0": False, "link1": False, "link2": False, "debug": False,
+    assert options.defaults() == {"link0": False, "proto": "lacp", "link2": False, "debug": False,
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
                                   "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None,
                                   "max_ports": 0, "min_ports": 1, "lacp_fallback": False,
-                                  "wtr_time": 0}
+                                  "wtr_time": 0, "linkcheck": None}
     assert options.defaults("port") == {"port_priority": 0x8000}
     assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
 
@@ -80,25 +80,41 @@ def test_the_control_protocol_takes_every_value(option, value):
 
 
 # What each option takes, written out (not asked of the product).
-VALID = {"link0": [False, True], "link1": [False, True], "link2": [False, True], "debug": [False, True],
+VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover"], "link2": [False, True], "debug": [False, True],
          "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
          "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
          "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),
          "lacp_sysid": [None, "02:00:00:00:13:01", "00:00:5e:00:53:01"],
          "max_ports": range(0, 1025), "min_ports": range(0, 1025), "lacp_fallback": [False, True],
-         "wtr_time": range(0, 3601)}
+         "wtr_time": range(0, 3601),
+         "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
+                       {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10},
+                       {"targets": ["192.0.2.1"], "interval": 60000}]}
 SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
            "lacp_sysid": [None, "02:00:00:00:13:01"],
-           "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024], "wtr_time": [0, 1, 30, 3600]}
+           "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024], "wtr_time": [0, 1, 30, 3600],
+           "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
+                         {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10}]}
 CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
               False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
+              "lacp", "loadbalance", "failover", "LACP", "static", "link1",
+              {"targets": ["192.0.2.1"], "interval": 1000}, {"targets": ["192.0.2.1"], "interval": 60000},
+              {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10},
+              {"targets": ["192.0.2.1"], "interval": 9}, {"targets": ["192.0.2.1"], "interval": 60001},
+              {"targets": ["192.0.2.1"], "interval": 1000.0}, {"targets": ["192.0.2.1"], "interval": True},
+              {"targets": [], "interval": 1000}, {"targets": ["192.0.2.1", "192.0.2.1"], "interval": 1000},
+              {"targets": ["224.0.0.1"], "interval": 1000}, {"targets": ["2001:DB8::1"], "interval": 1000},
+              {"targets": ["/etc/passwd"], "interval": 1000}, {"targets": "192.0.2.1", "interval": 1000},
+              {"targets": ["192.0.2.1"], "interval": 1000, "x": 1}, {"targets": ["192.0.2.1"]},
+              {"targets": [f"192.0.2.{n}" for n in range(1, 18)], "interval": 1000},
               "02:00:00:00:13:01", "00:00:5e:00:53:01", "02:00:00:00:13:01".upper(), "02-00-00-00-13-01",
               "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g",
               1024, 1025, 3600, 3601]
 
 
 def same(a, b):
-    return a == b and type(a) is type(b)
+    # json.dumps tells 1000 from 1000.0 and True inside a value (agrlinkcheck's dict).
+    return a == b and type(a) is type(b) and json.dumps(a) == json.dumps(b)
 
 
 def valid(key, value):
@@ -150,7 +166,8 @@ def test_the_worker_starts_from_the_schema_defaults():
 
 
 def ws(**flags):
-    return {"protocol": "static" if flags.get("link1") else "lacp", "datapath": "relay",
+    kind = {"loadbalance": "static"}.get(flags.get("proto", "lacp"), flags.get("proto", "lacp"))
+    return {"protocol": kind, "datapath": "relay",
             "flags": {**options.defaults(), **flags}, "ports": []}
 
 

@@ -13,10 +13,10 @@ from agrconfig.cli.grammar import parse_words
 from agrconfig.worker.flowhash import L2, L3, L4
 
 # The defaults as the manual states them, written out: a changed default must show here.
-DEFAULTS = {"link0": False, "link1": False, "link2": False, "debug": False, "lacp_fast": False,
+DEFAULTS = {"link0": False, "proto": "lacp", "link2": False, "debug": False, "lacp_fast": False,
             "lacp_strict": True, "hash": L2 | L3, "datapath": "auto", "lacp_active": True,
             "lacp_sysprio": 0x8000, "lacp_sysid": None,
-            "max_ports": 0, "min_ports": 1, "lacp_fallback": False, "wtr_time": 0}
+            "max_ports": 0, "min_ports": 1, "lacp_fallback": False, "wtr_time": 0, "linkcheck": None}
 
 
 def ip(text):
@@ -137,7 +137,9 @@ def test_create_gives_default_flags_and_mtu():
     (["link0"], agr(link0=True), []),
     (["-link0"], agr(), []),
     (["-link0"], agr(link0=True), ["-link0"]),
-    (["link1"], agr(), ["link1"]),
+    (["link1"], agr(), ["agrproto loadbalance"]),   # one setting: files say it one way
+    (["-link1"], agr(), []),
+    (["agrproto", "failover"], agr(), ["agrproto failover"]),
     (["-lacpstrict"], agr(), ["-lacpstrict"]),
     (["lacpstrict"], agr(), []),
     (["debug"], agr(), ["debug"]),

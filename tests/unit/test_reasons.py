@@ -201,3 +201,16 @@ def test_fallback_idle_ports_say_another_carries_the_traffic():
     run_clock(a, 4.0)
     assert a.distributing() == (1,)
     assert why(a, 2) == why(a, 3) == "idle: lacpfallback carries the traffic on another port"
+
+
+def test_failover_and_linkcheck_reasons():
+    standby = {"flags": 0, "carrier": True, "failover": {"role": "standby", "wtr_left": 0.0}}
+    assert reasons.reason(standby) == "standby (agrproto failover): another port is active"
+    waiting = {"flags": 0, "carrier": True, "failover": {"role": "standby", "wtr_left": 4.25}}
+    assert reasons.reason(waiting) == "waiting to restore, 4.2 s left"
+    silent = {"flags": 0, "carrier": True, "linkcheck": {"up": False, "heard_ago": 3.5},
+              "failover": {"role": "down", "wtr_left": 0.0}}
+    assert reasons.reason(silent) == "link check: no target heard for 3.5 s"
+    assert reasons.reason({**silent, "linkcheck": {"up": False, "heard_ago": None}}) == "link check: no target heard yet"
+    assert reasons.reason({**silent, "carrier": False}) == "no carrier"
+    assert reasons.reason({**standby, "flags": 2}) is None

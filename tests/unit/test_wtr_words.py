@@ -64,12 +64,12 @@ def test_lacp_hands_it_to_the_core():
 
 
 def port(index, carrier=True):
-    return SimpleNamespace(index=index, carrier=carrier)
+    return SimpleNamespace(index=index, carrier=carrier, up=carrier)   # up: carrier and agrlinkcheck
 
 
 def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wait():
     told = []
-    flags = options.defaults() | {"link1": True, "wtr_time": 5}
+    flags = options.defaults() | {"proto": "loadbalance", "wtr_time": 5}
     agg = aggregation.create(flags, b"\x02\0\0\0\0\x01", 0.0, told.append)
     ports = [port(1), port(2)]
     agg.add_port(0.0, ports[0])
@@ -98,7 +98,7 @@ def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wai
 
 
 def test_link1_a_new_time_moves_the_wait_and_0_ends_it():
-    flags = options.defaults() | {"link1": True, "wtr_time": 5}
+    flags = options.defaults() | {"proto": "loadbalance", "wtr_time": 5}
     agg = aggregation.create(flags, b"\x02\0\0\0\0\x01", 0.0, lambda out: None)
     agg.add_port(0.0, port(1))
     agg.configure(1.0, flags | {"wtr_time": 20})
@@ -119,7 +119,7 @@ def test_status_shows_the_time_left():
     doc = render.json_doc({"ifname": "agr0", "agr": w})
     assert doc["agrports"][0]["wtr_left"] == 12.34 and doc["linkinfo"]["info_data"]["updelay"] == 30000
     # link1: no LACP lines, the wait on a line of its own.
-    static = {"protocol": "static", "datapath": "relay", "flags": {**options.defaults(), "link1": True},
+    static = {"protocol": "static", "datapath": "relay", "flags": {**options.defaults(), "proto": "loadbalance"},
               "ports": [{"name": "re0", "index": 2, "flags": 0, "carrier": True, "original_mac": "02:00:00:00:00:09",
                          "counters": {}, "options": options.defaults("port"), "wtr_left": 4.0}]}
     assert render.agr_lines(static)[1:] == ["\tagrport: re0, flags=0x0", "\t\twait-to-restore 4.0 s left"]

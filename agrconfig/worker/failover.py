@@ -1,0 +1,179 @@
+"""agrproto failover: one active port, the others standby; no LACP (as bonding's active-backup,
+teamd's activebackup runner, lagg's failover).
+
+Selection is sans-IO (Selector: a clock passed in, no sockets) so a fake clock tests it; the
+Failover aggregation around it turns its moves into the worker's actions: the new sets, and a
+gratuitous ARP / unsolicited Neighbor Advertisement per address of agrN on the new port.
+"""
+import time
+from dataclasses import dataclass
+
+from ..lacp import DistributingChanged, Output, Transmit
+from .aggregation import Aggregation
+
+
+WTR_KEY = "wtr_time"   # the wait-to-restore option's key (agrwtr)
+
+
+@dataclass
+class Candidate:
+    priority: int
+    up: bool = False
+    waiting: bool = False   # came back, wait-to-restore not over yet
+    ready_at: float = 0.0
+
+
+class Selector:
+    """Which port is active. The best is the lowest (priority, port number). The active port
+    stays while it is up unless a ready port has a strictly better priority (sticky on equal
+    priorities, so a returning port does not move the traffic twice). A port that comes back
+    waits `wtr` seconds first; a drop meanwhile restarts the wait. With no port ready at all, the
+    best one still waiting is taken at once, as bonding does with updelay: waiting would only
+    lengthen an outage."""
+
+    def __init__(self, wtr=0.0):
+        self.wtr = wtr
+        self.ports = {}        # port number (ifindex) -> Candidate
+        self.active = None
+
+    def add(self, now, port, priority, up):
+        """A port attached while another is active: sticky unless strictly better."""
+        self.ports[port] = Candidate(priority, up)   # attached with carrier: no wait
+        return self.select(now)
+
+    def start(self, now, ports):
+        """Every port at once, (number, priority, up): the best of them, whatever the order."""
+        for port, priority, up in ports:
+            self.ports[port] = Candidate(priority, up)
+        return self.select(now)
+
+    def remove(self, now, port):
+        self.ports.pop(port, None)
+        return self.select(now)
+
+    def set_up(self, now, port, up):
+        c = self.ports[port]
+        if up and not c.up:
+            c.waiting, c.ready_at = self.wtr > 0, now + self.wtr
+        c.up = up
+        return self.select(now)
+
+    def set_priority(self, now, port, priority):
+        self.ports[port].priority = priority
+        return self.select(now)
+
+    def set_wtr(self, now, wtr):
+        self.wtr = wtr
+        return self.select(now)
+
+    def _rank(self, port):
+        return (self.ports[port].priority, port)
+
+    def select(self, now):
+        """Choose; returns (old, new) when the active port changed, else None."""
+        old = self.active
+        for c in self.ports.values():
+            if c.waiting and c.ready_at <= now:
+                c.waiting = False
+        ready = [p for p, c in self.ports.items() if c.up and not c.waiting]
+        if not ready:
+            ready = [p for p, c in self.ports.items() if c.up]
+        best = min(ready, key=self._rank, default=None)
+        if old in ready and self.ports[best].priority >= self.ports[old].priority:
+            best = old   # sticky
+        if best is not None:
+            self.ports[best].waiting = False
+        self.active = best
+        return (old, best) if best != old else None
+
+    def next_deadline(self):
+        """When a waiting port becomes ready (and may take over), or None."""
+        return min((c.ready_at for c in self.ports.values() if c.up and c.waiting), default=None)
+
+    def wait_left(self, now, port):
+        c = self.ports.get(port)
+        return max(0.0, c.ready_at - now) if c and c.up and c.waiting else 0.0
+
+    def role(self, port):
+        if port == self.active:
+            return "active"
+        return "standby" if self.ports[port].up else "down"
+
+
+class Failover(Aggregation):
+    """agrproto failover. `announce()` gives the frames that tell the network where agrN's
+    addresses are now (gratuitous ARP, unsolicited NA), sent on the new active port's own
+    socket: written to the TAP they would arrive as received on agrN."""
+    kind = "failover"
+
+    def __init__(self, act, announce, wtr=0.0):
+        self.act = act
+        self.announce = announce
+        self.selector = Selector(wtr)
+
+    def fits(self, flags):
+        return flags["proto"] == "failover"
+
+    def start(self, now, ports, resume):
+        change = self.selector.start(now, [(p.index, p.options["port_priority"], p.up) for p in ports])
+        self._moved(change, force=True)
+        return resume   # kept for a later switch back to LACP
+
+    def configure(self, now, flags):
+        self._moved(self.selector.set_wtr(now, flags.get(WTR_KEY, 0)))
+
+    def _moved(self, change, force=False):
+        if change is None and not force:
+            return
+        active = self.selector.active
+        frames = [Transmit(active, f) for f in self.announce()] if change and active is not None else []
+        ports = () if active is None else (active,)
+        self.act(Output([DistributingChanged(ports, ports)], frames))
+
+    def configure_port(self, now, port):
+        self._moved(self.selector.set_priority(now, port.index, port.options["port_priority"]))
+
+    def add_port(self, now, port):
+        self._moved(self.selector.add(now, port.index, port.options["port_priority"], port.up))
+
+    def remove_port(self, now, index):
+        self._moved(self.selector.remove(now, index))
+
+    def set_carrier(self, now, index, up):
+        if index in self.selector.ports:
+            self._moved(self.selector.set_up(now, index, up))
+
+    def set_system_mac(self, now, mac):
+        pass
+
+    def receive(self, now, index, frame):
+        pass   # no LACP: a partner's LACPDUs and Markers go unanswered
+
+    def get_timer(self):
+        return self.selector.next_deadline()
+
+    def handle_timer(self, now):
+        deadline = self.selector.next_deadline()
+        if deadline is not None and deadline <= now:
+            self._moved(self.selector.select(now))
+
+    def sets(self, ports):
+        active = self.selector.active
+        both = frozenset() if active is None else frozenset((active,))
+        return both, both
+
+    def port_status(self, index):
+        if index not in self.selector.ports:
+            return {}
+        return {"failover": {"role": self.selector.role(index),
+                             "wtr_left": round(self.selector.wait_left(time.monotonic(), index), 3)}}
+
+    def status(self):
+        return None
+
+    def status_extra(self):
+        return {"failover": {"active": self.selector.active, "wtr": self.selector.wtr}}
+
+    def snapshot(self):
+        return {}
+
