@@ -81,7 +81,9 @@ def test_a_misspelt_option_fails_ifup_and_creates_nothing(lab, tmp_path):
 
 def test_a_second_stanza_changes_nothing(lab, tmp_path):
     """inet and inet6 stanzas for agr0: both run pre-up; the second finds it all done."""
-    a, _b = host_pair(lab)
+    a, b = host_pair(lab)
+    # inet6 waits for DAD, which needs agr0's carrier: a partner, so that a port distributes.
+    aggregate(lab, b, words=("lacptimeout", "fast"))
     text = STANZA + "\niface agr0 inet6 static\n    address 2001:db8::1/64\n    agr-ports re0 re1\n"
     proc = ifupdown(lab, a, tmp_path, "ifup", text=text)
     assert proc.returncode == 0, proc.stderr
