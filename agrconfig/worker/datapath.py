@@ -224,7 +224,7 @@ class EbpfPath(RelayPath):
 
     def _begin_join(self):
         now = time.monotonic()
-        if self.fast.mode == "normal":
+        if self.fast.drains and self.fast.mode == "normal":
             self.fast.rebase_join()
         self.fast.set_mode("pass")
         self.join_deadline = now + self.JOIN_TIMEOUT

@@ -10,7 +10,7 @@ from agrconfig.worker.dataplane import HOLD
 from agrconfig.worker.flowhash import L3, L4
 
 DATA = bytes.fromhex("020000000002020000000001") + b"\x88\xb5" + bytes(50)
-PORTS = [types.SimpleNamespace(index=i, sock=None) for i in (5, 6)]
+PORTS = [types.SimpleNamespace(index=i, sock=None, carrier=True) for i in (5, 6)]
 
 
 class Relay:
