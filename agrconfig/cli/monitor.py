@@ -85,11 +85,15 @@ def fmt_text(ev):
     return f"{stamp} {ev.get('port', '')}: {ev['event']} {rest}".rstrip()
 
 
+def _standby(p):
+    """Ready, and idle by design: agrproto failover's standby, agrmaxports' standby."""
+    return (p.get("failover") or {}).get("role") == "standby" or bool((p.get("lacp") or {}).get("limited"))
+
+
 def satisfied(st, until):
-    """Every port is so; with agrproto failover a standby port (up, idle by design) counts."""
+    """Every port is so, or a standby port."""
     bit = 2 if until == "distributing" else 1
-    return bool(st["ports"]) and all(p["flags"] & bit or (p.get("failover") or {}).get("role") == "standby"
-                                     for p in st["ports"])
+    return bool(st["ports"]) and all(p["flags"] & bit or _standby(p) for p in st["ports"])
 
 
 def run(name, words, as_json=False, out=None):

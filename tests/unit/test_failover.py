@@ -278,6 +278,9 @@ def test_monitor_until_distributing_counts_a_standby_port():
     st["ports"][1]["failover"]["role"] = "down"
     assert not satisfied(st, "distributing")
     assert not satisfied({"ports": [{"flags": 3}, {"flags": 0}]}, "distributing")
+    # agrmaxports' standby port, too (selected STANDBY, limited); not one that is merely waiting
+    assert satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": True}}]}, "distributing")
+    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": False}}]}, "distributing")
 
 
 # -- the eBPF path's hand-over on a move ---------------------------------------------------------
