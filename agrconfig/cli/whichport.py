@@ -81,7 +81,8 @@ def query(name, words):
     from ..client import workers
     ws = workers.worker_status(name)
     if ws is None:
-        raise AgrError(errno.ENXIO, "whichport", f"{name} is not an agr interface")
+        detail = f"{name} is not an agr interface" if rtnl.link(name) else f"{name}: no such interface"
+        raise AgrError(errno.ENXIO, "whichport", detail)
     oif, gateway, prefsrc = rtnl.route_to(str(dst), str(src) if src else None)
     link = rtnl.link(name)
     if link is None or oif != link.index:

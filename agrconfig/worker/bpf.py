@@ -4,12 +4,13 @@ No clang and no object files: the fast path is a few hundred instructions,
 assembled here with symbolic labels.  Only what agrconfig uses is covered:
 
 - encoding: ALU and ALU32 (register or immediate), byte swaps, jumps (64- and
-  32-bit compares) to labels, LDX/STX/ST of 1/2/4/8 bytes, atomic add, the
+  32-bit compares) to labels, LDX/STX/ST of 1/2/4/8 bytes, atomic add (and fetch-add), the
   16-byte ld_imm64 (plain or a map reference, BPF_PSEUDO_MAP_FD), helper calls,
   exit.  Instructions are 8 bytes: opcode, dst:4|src:4, signed 16-bit offset,
   signed 32-bit immediate, little-endian (we refuse big-endian hosts: the flow
   hash is defined over little-endian loads).
-- bpf(2): map create/lookup/update (ARRAY, PERCPU_ARRAY, HASH), program load
+- bpf(2): map create/lookup/update (ARRAY, PERCPU_ARRAY, HASH; an ARRAY may be created
+  mmap-able and mapped into the process), program load
   (SCHED_CLS, licence GPL so that bpf_redirect is allowed) with the verifier's
   log in the error, and BPF_PROG_TEST_RUN for tests.
 
@@ -34,6 +35,7 @@ JMP_OPS = {"jeq": 0x10, "jgt": 0x20, "jge": 0x30, "jset": 0x40, "jne": 0x50, "js
 BPF_JA, BPF_CALL, BPF_EXIT = 0x00, 0x80, 0x90
 BPF_END, BPF_TO_LE, BPF_TO_BE = 0xD0, 0x00, 0x08
 BPF_ADD = 0x00           # atomic operation codes live in the immediate
+BPF_FETCH = 0x01         # ... with this bit, the old value comes back in the source register
 SIZES = {1: BPF_B, 2: BPF_H, 4: BPF_W, 8: BPF_DW}
 BPF_PSEUDO_MAP_FD = 1
 R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = range(11)
@@ -152,6 +154,13 @@ class Asm:
             raise AsmError("atomic add is 4 or 8 bytes")
         return self._emit(BPF_STX | BPF_ATOMIC | SIZES[size], dst, src, off, BPF_ADD)
 
+    def atomic_fetch_add(self, size, dst, off, src):
+        """src = *(size *)(dst + off), then that += the old src, atomically and fully ordered
+        (Linux 5.12; with src 0 it is a load that no load before it can pass, on any CPU)."""
+        if size not in (4, 8):
+            raise AsmError("atomic add is 4 or 8 bytes")
+        return self._emit(BPF_STX | BPF_ATOMIC | SIZES[size], dst, src, off, BPF_ADD | BPF_FETCH)
+
     def ld_imm64(self, dst, value, src=0):
         """The 16-byte load of a 64-bit immediate (two slots)."""
         if not -(1 << 63) <= value < (1 << 64):
@@ -217,6 +226,7 @@ PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_ARRAY}
 BPF_PROG_TYPE_SCHED_CLS = 3
 BPF_FUNC_map_lookup_elem, BPF_FUNC_redirect, BPF_FUNC_skb_pull_data = 1, 23, 39
 BPF_F_INGRESS = 1
+BPF_F_MMAPABLE = 1 << 10  # map_flags: the ARRAY's values can be mmap()ed (Linux 5.5)
 BPF_ANY = 0
 TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT = 0, 2, 7
 ATTR_SIZE = 144          # union bpf_attr as far as we use it; the kernel wants the rest zero
@@ -281,13 +291,21 @@ class Map:
     each padded to 8 bytes (what bpf(2) reads and writes); see values()/fill().
     """
 
-    def __init__(self, map_type, key_size, value_size, max_entries, name=""):
+    def __init__(self, map_type, key_size, value_size, max_entries, name="", flags=0):
         self.map_type, self.key_size, self.value_size = map_type, key_size, value_size
         self.max_entries = max_entries
         self.percpu = map_type in PERCPU_TYPES
         self.ncpus = possible_cpus() if self.percpu else 1
         self.stride = (value_size + 7) & ~7 if self.percpu else value_size
-        self.fd = map_create(map_type, key_size, value_size, max_entries, name)
+        self.fd = map_create(map_type, key_size, value_size, max_entries, name, flags)
+
+    def mmap(self):
+        """The values of an ARRAY created with BPF_F_MMAPABLE, shared with the programs: value k
+        at offset k * (value_size rounded up to 8). Aligned 8-byte loads and stores through it
+        are single accesses, as the programs' own are."""
+        import mmap
+        size = -(-((self.value_size + 7) & ~7) * self.max_entries // mmap.PAGESIZE) * mmap.PAGESIZE
+        return mmap.mmap(self.fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 
     @property
     def user_size(self):
@@ -321,9 +339,9 @@ class Map:
             self.fd = None
 
 
-def map_create(map_type, key_size, value_size, max_entries, name=""):
+def map_create(map_type, key_size, value_size, max_entries, name="", flags=0):
     """A new map's file descriptor (close-on-exec, as every bpf(2) fd)."""
-    attr = struct.pack("<IIIIIII16s", map_type, key_size, value_size, max_entries, 0, 0, 0,
+    attr = struct.pack("<IIIIIII16s", map_type, key_size, value_size, max_entries, flags, 0, 0,
                        name.encode()[:15])
     fd, _ = _retry_memlock(lambda: _bpf(BPF_MAP_CREATE, attr))
     return fd

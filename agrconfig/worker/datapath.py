@@ -65,7 +65,7 @@ class DataPath(abc.ABC):
 
     @property
     def mode(self):
-        """The fast path's mode for status (normal, pass, drop), None for the relay."""
+        """The fast path's mode for status (normal, pass, drain, drop), None for the relay."""
         return None
 
     @abc.abstractmethod
@@ -152,11 +152,19 @@ class EbpfPath(RelayPath):
 
     # A port joining the fast path moves flows to it while their earlier frames may still
     # wait in another port's queue. So, as the relay does, hold them for a moment: the
-    # egress program hands frames on to agrN's own queue ("pass"), where the relay
-    # thread holds them (dataplane.HOLD) and then sends them on the new ports. When it has
-    # caught up, the program drops for the instant it takes to empty that queue ("drop"),
-    # then redirects on the new ports again ("normal"): no frame can overtake an older one.
+    # egress program hands frames on to agrN's own queue ("pass"), where the relay thread
+    # holds them (dataplane.HOLD) and then sends them on the new ports. When the hold is
+    # over the program drains ("drain"): a frame goes on to the relay while the relay has
+    # not sent all it was handed (the join map's counters differ), else the kernel
+    # redirects it, as it is then behind every earlier frame of its flow. Once agrN's queue
+    # has been quiet for JOIN_QUIET with the counters equal, the program redirects again
+    # without looking ("normal"). Nothing is dropped and no frame overtakes an older one.
+    # Where the kernel has no join map, or the relay never catches up (a stream faster than
+    # it, or frames lost on their way into agrN's queue, so the counters stay apart) within
+    # DRAIN_TIMEOUT, the program drops instead for the instant it takes to empty that queue
+    # ("drop"), then redirects.
     JOIN_QUIET = 0.001
+    DRAIN_TIMEOUT = 0.25
     JOIN_TIMEOUT = 1.0
 
     def __init__(self, agr_name, relay, fast):
@@ -164,6 +172,13 @@ class EbpfPath(RelayPath):
         self.fast = fast
         self.join_deadline = None  # a port joining: when to stop holding at the latest
         self.join_request = None   # the relay's drain request that the join waits for
+        self.stage_deadline = None  # the pass stage's end (the hold), or the drain stage's limit
+        self.last_counts = None    # the join counters at the last quiet moment that found them apart
+        if fast.drains:
+            relay.tap_sink = fast.relayed
+        else:
+            log.info("%s: this kernel has no mmap-able BPF maps or atomic fetch: a joining port "
+                     "costs the frames of a moment (%s)", agr_name, fast.no_drain)
 
     @classmethod
     def open(cls, agr_name, relay, tap_index, policy, round_robin, ports, distributing, collecting):
@@ -208,32 +223,70 @@ class EbpfPath(RelayPath):
         self.fast.detach_port(index)
 
     def _begin_join(self):
+        now = time.monotonic()
+        if self.fast.drains and self.fast.mode == "normal":
+            self.fast.rebase_join()
         self.fast.set_mode("pass")
-        self.join_request = self.relay.request_drain()
-        self.join_deadline = time.monotonic() + self.JOIN_TIMEOUT
+        self.join_deadline = now + self.JOIN_TIMEOUT
+        if self.fast.drains:
+            # The relay holds from its set_ports (just now) for HOLD: drain after that.
+            from .dataplane import HOLD
+            self.join_request = None
+            self.stage_deadline = max(self.relay.hold_until, now + HOLD)
+        else:
+            self.join_request = self.relay.request_drain()
+            self.stage_deadline = None
+
+    def _begin_drain(self):
+        self.fast.set_mode("drain")
+        self.last_counts = None
+        self.join_request = self.relay.request_drain(self.JOIN_QUIET)
+        self.stage_deadline = time.monotonic() + self.DRAIN_TIMEOUT
+
+    def _begin_drop(self):
+        self.fast.set_mode("drop")
+        self.join_request = self.relay.request_drain(self.JOIN_QUIET)
+        self.stage_deadline = None
 
     def on_drained(self):
         if self.fast.mode == "normal":
             return
-        if self.relay.drained_gen != self.join_request:
+        if self.join_request is None or self.relay.drained_gen != self.join_request:
             return  # the answer to an earlier request (a join that began again meanwhile)
         if self.fast.mode == "pass":
-            self.fast.set_mode("drop")
-            self.join_request = self.relay.request_drain(self.JOIN_QUIET)
+            self._begin_drop()  # no join map: the relay has caught up, drop while the queue empties
+        elif self.fast.mode == "drain":
+            counts = self.fast.join_counts()
+            # Equal: everything handed to the relay has gone. Apart but unchanged over two
+            # quiet periods: the difference was lost on the way into agrN's queue.
+            if counts[0] == counts[1] or counts == self.last_counts:
+                self._end_join()
+            else:  # a frame on its way into agrN's queue: look again after a quiet period
+                self.last_counts = counts
+                self.join_request = self.relay.request_drain(self.JOIN_QUIET)
         else:
             self._end_join()
 
     def _end_join(self):
         self.fast.set_mode("normal")
-        self.join_deadline = None
+        self.join_deadline = self.stage_deadline = self.join_request = None
 
     def get_timer(self):
-        return self.join_deadline
+        timers = [t for t in (self.join_deadline, self.stage_deadline) if t is not None]
+        return min(timers) if timers else None
 
     def handle_timer(self, now):
         if self.join_deadline is not None and now >= self.join_deadline:
             log.warning("%s: agrN's queue did not empty while a port joined; redirecting anyway", self.agr_name)
             self._end_join()
+        elif self.stage_deadline is not None and now >= self.stage_deadline:
+            if self.fast.mode == "pass":
+                self._begin_drain()
+            elif self.fast.mode == "drain":
+                passed, relayed = self.fast.join_counts()
+                log.info("%s: the relay did not catch up while a port joined (%d frames handed to it, %d sent); "
+                         "dropping until agrN's queue is empty", self.agr_name, passed, relayed)
+                self._begin_drop()
 
     def counters(self, indexes):
         totals, ports = super().counters(indexes)
@@ -247,4 +300,6 @@ class EbpfPath(RelayPath):
         return totals, ports
 
     def close(self):
+        if self.relay.tap_sink is self.fast.relayed:
+            self.relay.tap_sink = None
         self.fast.close()

@@ -44,6 +44,9 @@ class Relay:
         self.policy = DEFAULT_POLICY
         self.round_robin = False
         self.hold_until = 0.0
+        # The eBPF path's count of frames read from agrN's queue and finished with (a
+        # ctypes c_uint64 in its join map; see fastpath.py): added to after they are sent.
+        self.tap_sink = None
         self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
         self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
         self.slow_limited = {}      # port index -> Slow Protocols frames dropped by the rate limit
@@ -195,10 +198,20 @@ class Relay:
     def _send_from_tap(self):
         """Up to BATCH frames from agrN to the distributing ports. Returns (moved any,
         empty): empty is True once agrN's queue is empty, False if frames may remain (or a
-        hold began), None if the TAP is gone."""
+        hold began), None if the TAP is gone. The frames read are added to tap_sink (when
+        set) once they have been sent."""
+        frames, empty = self._send_batch()
+        if frames:
+            sink = self.tap_sink
+            if sink is not None:
+                sink.value += frames
+        return frames > 0, empty
+
+    def _send_batch(self):
+        """_send_from_tap's work: (frames read, empty)."""
         iov, view, fd = self._tx_iov, self._tx_view, self.tap_fd
         counters = self.counters
-        moved = False
+        moved = 0
         for _ in range(BATCH):
             table = self.tx_table
             if table is not self._last_table:
@@ -217,7 +230,7 @@ class Relay:
                 return moved, False
             if n == 0:
                 return moved, None  # end of file: no TAP gives that while it lives
-            moved = True
+            moved += 1
             if not table:
                 counters["tx_drop_no_port"] += 1
                 continue

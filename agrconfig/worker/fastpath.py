@@ -17,7 +17,9 @@ Maps
          program never sees half a change.  CONF:
            u32 n                 number of distributing ports
            u32 mode              policy bits L2|L3|L4 (flowhash), MODE_RR for round robin,
-                                 MODE_PASS: every frame goes on to agrN's own queue (the relay)
+                                 MODE_PASS: every frame goes on to agrN's own queue (the relay),
+                                 MODE_DRAIN: a frame goes on to that queue unless all that went
+                                 there before it has been sent (join: passed == relayed)
            u32 collecting        bit s set: the port in counter slot s is collecting
            u32 pad
            u32 ifindex[max]      the distributing ports, in order (the worker's port order)
@@ -29,12 +31,23 @@ Maps
              rx_dropped               arrived while the port was not collecting, or runt
              rx_slow                  Slow Protocols frames passed up to the worker
            slot max (GLOBAL): tx_dropped (no distributing port) and the round-robin counter.
+  join   ARRAY[1] of {u64 passed, u64 relayed}, mmap-able (BPF_F_MMAPABLE), for a port joining:
+           passed    frames agrN egress handed on to agrN's own queue in MODE_PASS or
+                     MODE_DRAIN (atomic add: every CPU counts into it)
+           relayed   frames the worker's relay thread has read from that queue and finished
+                     with (sent on a port, or failed), added after the send, through the
+                     mapping (the relay is its only writer)
+         In MODE_DRAIN the program redirects in the kernel only while passed == relayed:
+         every frame it handed to the worker has left on a port, so none can be overtaken.
+         Absent where the kernel has no mmap-able maps: then a join ends by dropping for a
+         moment (set_mode("drop")) instead of draining.
 
 Programs: one egress program on agrN; one small ingress program per port with
 the port's counter slot and agrN's ifindex built in.  Filters are tc bpf in
 direct-action mode under a clsact qdisc, priority PRIO, handle 1, named
 agrconfig_egress / agrconfig_ingress: that is how cleanup() recognises ours.
 """
+import ctypes
 import errno
 import os
 import struct
@@ -49,6 +62,7 @@ from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 MAX_PORTS = 16
 MODE_RR = 0x100
 MODE_PASS = 0x200         # while a port joins: frames go to the worker, which holds them (no reordering)
+MODE_DRAIN = 0x400        # then: to the worker while it has frames of ours unsent, else redirected
 PRIO = 0xA9               # our filters' priority: how we find (and remove) only our own
 HANDLE = 1
 ETH_P_ALL = 0x0003
@@ -68,6 +82,8 @@ CONF_N, CONF_MODE, CONF_COLLECTING, CONF_IFINDEX = 0, 4, 8, 16
 # stats entry layout (u64 each)
 TX_PACKETS, TX_BYTES, RX_PACKETS, RX_BYTES, RX_DROPPED, RX_SLOW, TX_DROPPED, RR_NEXT = range(0, 64, 8)
 STATS = struct.Struct("<8Q")
+JOIN_PASSED, JOIN_RELAYED = 0, 8   # join entry layout (u64 each)
+JOIN = struct.Struct("<QQ")
 PORT_COUNTERS = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "rx_dropped", "rx_slow")
 
 
@@ -235,12 +251,16 @@ def counting():
     return os.environ.get("AGRCONFIG_BPF_COUNTERS", "1") != "0"
 
 
-def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True):
+def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=None):
+    """agrN's egress. join_fd: the join map (MODE_PASS counts into it and MODE_DRAIN is
+    possible); None: MODE_PASS passes uncounted. Either way a frame in neither join mode
+    costs the one test of the mode it always had."""
     slots = conf_slot_offset(max_ports)
     a = Asm().mov(R6, src=R1)
     _active_conf(a, conf_fd, "shot")
     a.mov(R9, src=R0)
-    a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "pass", MODE_PASS)
+    a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "join", MODE_PASS | MODE_DRAIN)
+    a.label("direct")                                   # R6 = skb, R9 = the configuration
     a.ldx(4, R1, R9, CONF_N).jmp("jeq", R1, "drop", 0)
     a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "rr", MODE_RR)
     emit_hash(a, lambda a: a.ldx(4, R2, R9, CONF_MODE))
@@ -264,6 +284,21 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True):
     _lookup(a, stats_fd, key_imm=max_ports, null="shot")
     _count(a, TX_DROPPED)
     a.label("shot").mov(R0, bpf.TC_ACT_SHOT).exit()
+    a.label("join")                                     # R1 = mode: MODE_PASS or MODE_DRAIN
+    if join_fd is not None:
+        a.mov(R7, src=R1)
+        _lookup(a, join_fd, key_imm=0, null="pass")
+        a.jmp("jset", R7, "count", MODE_PASS)
+        # MODE_DRAIN: when everything handed to the worker has been sent, this frame cannot
+        # overtake one of its flow (each earlier frame of the flow went through here before
+        # it, and was counted then): redirect it. relayed is read first and passed after it
+        # (a fetch-add of 0: fully ordered, so not read early even on a weakly ordered CPU).
+        # A frame is counted in passed before it is relayed, so relayed(then) == passed(now)
+        # means every frame counted until now had been relayed by then.
+        a.ldx(8, R2, R0, JOIN_RELAYED)
+        a.mov(R3, 0).atomic_fetch_add(8, R0, JOIN_PASSED, R3)
+        a.jmp("jeq", R2, "direct", src=R3)
+        a.label("count").mov(R1, 1).atomic_add(8, R0, JOIN_PASSED, R1)
     a.label("pass").mov(R0, bpf.TC_ACT_OK).exit()
     return a.assemble()
 
@@ -313,20 +348,56 @@ class FastPath:
         self.tap_attached = False
         self._ipr = None
         self._active = 1
-        self.mode = "normal"            # or "pass" (frames to agrN's queue) or "drop" (counted)
+        self.mode = "normal"            # or "pass", "drain" (frames to agrN's queue) or "drop" (counted)
         self.conf_struct = conf_struct(max_ports)
-        self.conf = self.stats = None
+        self.conf = self.stats = self.join = None
         self.egress_fd = None
+        self._join_mem = self.passed = self.relayed = None
+        self.no_drain = ""              # why there is no join map (drain mode), if there is none
         try:
             self.conf = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, self.conf_struct.size, 3, "agr_conf")
             self.stats = bpf.Map(bpf.BPF_MAP_TYPE_PERCPU_ARRAY, 4, STATS.size, max_ports + 1, "agr_stats")
             self._write_conf()
             self.count = counting()
-            self.egress_fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, max_ports, self.count),
-                                           "agr_egress")
+            self.egress_fd = self._load_egress()
         except BaseException:
             self._close_fds()
             raise
+
+    def _load_egress(self):
+        """The egress program with the join map (drain mode), or, on a kernel without
+        mmap-able maps or BPF atomic fetch (before 5.5 / 5.12), without it."""
+        try:
+            self.join = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, JOIN.size, 1, "agr_join", bpf.BPF_F_MMAPABLE)
+            self._join_mem = self.join.mmap()
+            fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, self.max_ports, self.count,
+                                              self.join.fd), "agr_egress")
+        except OSError as exc:
+            self._close_join()
+            self.no_drain = str(exc)
+        else:
+            self.passed = ctypes.c_uint64.from_buffer(self._join_mem, JOIN_PASSED)
+            self.relayed = ctypes.c_uint64.from_buffer(self._join_mem, JOIN_RELAYED)
+            return fd
+        return bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, self.max_ports, self.count), "agr_egress")
+
+    @property
+    def drains(self):
+        """A port joining can be handed over by "drain" (else by "drop")."""
+        return self.join is not None
+
+    def join_counts(self):
+        """(passed, relayed) of the join map (see the module's docstring)."""
+        return self.passed.value, self.relayed.value
+
+    def rebase_join(self):
+        """passed = relayed, before a join begins (the program counts nothing meanwhile: the
+        mode is normal). Frames the relay read that were not counted here (a dead worker's,
+        left in agrN's queue) would otherwise make them differ for good."""
+        if self.mode != "normal":
+            raise ValueError("the join counters are rebased only in the normal mode")
+        if self.join is not None:
+            self.passed.value = self.relayed.value
 
     def __enter__(self):
         return self
@@ -411,10 +482,14 @@ class FastPath:
 
     def set_mode(self, mode):
         """"normal"; "pass": agrN egress hands every frame on to agrN's own queue, where the
-        worker reads it; "drop": agrN egress drops and counts. A port joining goes
-        normal -> pass -> drop (for the moment it takes to empty that queue) -> normal."""
-        if mode not in ("normal", "pass", "drop"):
+        worker reads it; "drain": it does so only while frames it handed on have not all been
+        sent by the worker, else redirects; "drop": it drops and counts. A port joining goes
+        normal -> pass -> drain -> normal, or (no join map here, or the worker never catches
+        up) -> drop (for the moment it takes to empty that queue) -> normal."""
+        if mode not in ("normal", "pass", "drain", "drop"):
             raise ValueError(mode)
+        if mode == "drain" and self.join is None:
+            raise ValueError("drain needs the join map, which this kernel does not offer")
         self.mode = mode
         self._write_conf()
 
@@ -492,7 +567,8 @@ class FastPath:
         for i in self.collecting:
             if i in self.slots:
                 collecting |= 1 << self.slots[i]
-        mode = self.policy | (MODE_RR if self.round_robin else 0) | (MODE_PASS if self.mode == "pass" else 0)
+        mode = self.policy | (MODE_RR if self.round_robin else 0) | \
+            {"pass": MODE_PASS, "drain": MODE_DRAIN}.get(self.mode, 0)
         value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
                                       *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
         idle = 3 - self._active
@@ -512,6 +588,21 @@ class FastPath:
         for m in (self.conf, self.stats):
             if m is not None:
                 m.close()
+        self._close_join()
+
+    def _close_join(self):
+        """Close the join map; its mapping goes when nothing uses it any more (the relay
+        thread may still hold `relayed`, which keeps the mapping and the map alive)."""
+        self.passed = self.relayed = None
+        if self._join_mem is not None:
+            try:
+                self._join_mem.close()
+            except BufferError:
+                pass                    # still exported: freed with its last user
+            self._join_mem = None
+        if self.join is not None:
+            self.join.close()
+            self.join = None
 
 
 def _check_policy(mask):

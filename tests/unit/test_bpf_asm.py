@@ -40,6 +40,7 @@ ENCODINGS = [
     (Asm().st(4, R10, -4, 16), "620afcff10000000"),             # *(u32 *)(r10 - 4) = 16
     (Asm().atomic_add(8, R0, 16, R1), "db10100000000000"),      # lock *(u64 *)(r0 + 16) += r1
     (Asm().atomic_add(4, R0, 4, R1), "c310040000000000"),       # lock *(u32 *)(r0 + 4) += r1
+    (Asm().atomic_fetch_add(8, R0, 0, R3), "db30000001000000"),  # r3 = atomic_fetch_add((u64 *)(r0 + 0), r3)
     (Asm().call(23), "8500000017000000"),                       # call bpf_redirect
     (Asm().exit(), "9500000000000000"),                         # exit
     (Asm().ld_map_fd(R1, 9), "1811000009000000" "0000000000000000"),
@@ -118,6 +119,7 @@ def test_jump_out_of_range():
     lambda: Asm().mov(True, 0),
     lambda: Asm().ldx(3, R0, R1, 0),                # no such size
     lambda: Asm().atomic_add(2, R0, 0, R1),
+    lambda: Asm().atomic_fetch_add(1, R0, 0, R1),
     lambda: Asm().alu("rol", R0, 1),                # no such operation
     lambda: Asm().alu("add", R0),                   # no operand
     lambda: Asm().alu("add", R0, 1, src=R1),        # two operands

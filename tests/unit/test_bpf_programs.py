@@ -83,6 +83,87 @@ def test_join_modes_pass_to_agr_then_drop_then_redirect(fp):
         fp.set_mode("hold")
 
 
+def test_join_drain_redirects_only_when_the_relay_has_sent_all_it_was_handed(fp):
+    """A port joins: "pass" hands every frame to agrN's queue and counts it (passed); "drain"
+    does so only while the relay has not sent (relayed) all of them, and else redirects
+    uncounted; "normal" never looks at the counters. Nothing is dropped."""
+    assert fp.drains
+    fp.set_ports([5, 6])
+    fp.relayed.value = 40                          # frames the relay read before (a dead worker's)
+    fp.rebase_join()
+    assert fp.join_counts() == (40, 40)
+    fp.set_mode("pass")
+    assert bpf.prog_test_run(fp.egress_fd, DATA, repeat=3) == bpf.TC_ACT_OK
+    assert fp.join_counts() == (43, 40)
+    fp.set_mode("drain")
+    assert bpf.prog_test_run(fp.egress_fd, DATA) == bpf.TC_ACT_OK       # 3 not yet sent: behind them
+    assert fp.join_counts() == (44, 40)
+    fp.relayed.value = 43                          # the relay sent 3 of the 4
+    assert bpf.prog_test_run(fp.egress_fd, DATA) == bpf.TC_ACT_OK
+    assert fp.join_counts() == (45, 43)
+    fp.relayed.value = 45                          # all sent: the kernel takes the next ones
+    assert bpf.prog_test_run(fp.egress_fd, DATA, repeat=5) == bpf.TC_ACT_REDIRECT
+    assert fp.join_counts() == (45, 45)
+    fp.set_mode("normal")
+    fp.relayed.value = 0                           # normal never looks (nor counts)
+    assert bpf.prog_test_run(fp.egress_fd, DATA, repeat=2) == bpf.TC_ACT_REDIRECT
+    assert fp.join_counts() == (45, 0)
+    c = fp.counters()
+    assert c["tx_drop_no_port"] == 0
+    assert sum(p["tx_packets"] for p in c["ports"].values()) == 5 + 2   # redirected frames only
+    fp.set_mode("drain")
+    with pytest.raises(ValueError):
+        fp.rebase_join()                           # only from normal: frames may be in flight
+    fp.set_mode("normal")
+    fp.rebase_join()
+    assert fp.join_counts() == (0, 0)
+
+
+def test_join_drain_with_no_distributing_port_drops(fp):
+    fp.set_mode("drain")
+    assert bpf.prog_test_run(fp.egress_fd, DATA) == bpf.TC_ACT_SHOT     # counters equal: as normal
+    assert fp.counters()["tx_drop_no_port"] == 1
+
+
+def test_join_map_is_shared_with_the_program_through_its_mapping(fp):
+    fp.relayed.value = 7
+    assert fastpath.JOIN.unpack(fp.join.lookup(0)) == (0, 7)
+    fp.join.update(0, fastpath.JOIN.pack(3, 9))
+    assert fp.join_counts() == (3, 9)
+
+
+def test_without_a_join_map_a_join_passes_then_drops(monkeypatch):
+    """A kernel without mmap-able maps (or BPF atomic fetch): the egress program has no join
+    map; "pass" still hands frames on (uncounted) and "drain" is refused."""
+    def no_mmap(self):
+        raise OSError(errno.EINVAL, "Invalid argument")
+    monkeypatch.setattr(bpf.Map, "mmap", no_mmap)
+    with fastpath.FastPath(TAP, L2 | L3, False) as f:
+        assert not f.drains and f.join is None
+        f.set_ports([5])
+        f.rebase_join()                            # nothing to do
+        f.set_mode("pass")
+        assert bpf.prog_test_run(f.egress_fd, DATA) == bpf.TC_ACT_OK
+        with pytest.raises(ValueError):
+            f.set_mode("drain")
+        f.set_mode("drop")
+        assert bpf.prog_test_run(f.egress_fd, DATA) == bpf.TC_ACT_SHOT
+        f.set_mode("normal")
+        assert bpf.prog_test_run(f.egress_fd, DATA) == bpf.TC_ACT_REDIRECT
+
+
+def test_the_join_modes_cost_the_steady_state_nothing():
+    """The program with the join map and without it run the same instructions up to the
+    join modes' branch: the normal mode's path is the same."""
+    with fastpath.FastPath(TAP, L2 | L3, False) as f:
+        with_join = fastpath.egress_program(f.conf.fd, f.stats.fd, join_fd=f.join.fd)
+        without = fastpath.egress_program(f.conf.fd, f.stats.fd)
+    insns = lambda code: [code[i:i + 8] for i in range(0, len(code), 8)]  # noqa: E731
+    a, b = insns(with_join), insns(without)
+    shot = len(b) - 2                              # without: ... shot: r0 = 2; exit; pass: r0 = 0; exit
+    assert a[:shot] == b[:shot]
+
+
 def test_round_robin_cycles_through_the_ports(fp):
     cpu = min(os.sched_getaffinity(0))
     saved = os.sched_getaffinity(0)
@@ -142,7 +223,7 @@ def test_bad_policy_refused(fp):
 
 def test_close_is_idempotent_and_releases_the_fds():
     f = fastpath.FastPath(1, L2 | L3 | L4, False)
-    fds = [f.egress_fd, f.conf.fd, f.stats.fd]
+    fds = [f.egress_fd, f.conf.fd, f.stats.fd, f.join.fd]
     f.close()
     f.close()
     for fd in fds:

@@ -283,8 +283,10 @@ def test_monitor_until_distributing_counts_a_standby_port():
 # -- the eBPF path's hand-over on a move ---------------------------------------------------------
 
 class FakeFast:
+    drains, no_drain = False, "fake"         # no join map: a join passes, then drops
+
     def __init__(self):
-        self.distributing, self.collecting, self.modes = [], set(), []
+        self.distributing, self.collecting, self.modes, self.mode = [], set(), [], "normal"
 
     def set_ports(self, indexes):
         self.distributing = list(indexes)
@@ -294,6 +296,7 @@ class FakeFast:
 
     def set_mode(self, mode):
         self.modes.append(mode)
+        self.mode = mode
 
 
 class FakeRelay:
