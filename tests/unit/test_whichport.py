@@ -51,7 +51,7 @@ MAC_A, MAC_B = bytes.fromhex("020000000a01"), bytes.fromhex("020000000b02")
 @pytest.mark.parametrize("family", [4, 6])
 def test_the_frame_hashes_as_the_kernels_frame(l4, family):
     """Every layer of every policy: the hash of our frame is that of the frame the stack sends."""
-    scapy = pytest.importorskip("scapy.all")
+    import scapy.all as scapy   # in the test extra: missing, the test fails
     src, dst = ("192.0.2.1", "192.0.2.2") if family == 4 else ("2001:db8::1", "2001:db8::2")
     ours = whichport.first_frame(MAC_B, MAC_A, ipaddress.ip_address(src), ipaddress.ip_address(dst), l4)
     eth = scapy.Ether(src="02:00:00:00:0a:01", dst="02:00:00:00:0b:02")
