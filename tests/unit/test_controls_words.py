@@ -83,15 +83,7 @@ def test_bad_values_are_usage_errors(words, message):
 ])
 def test_out_of_range_exits_1_and_changes_nothing(words, monkeypatch, capsys):
     """The words are all parsed before anything is done: not even `create` runs."""
-    from agrconfig.client import commands
-
-    def never(*args, **kwargs):
-        raise AssertionError("something was applied or planned")
-
-    monkeypatch.setattr(commands, "apply", never)
-    monkeypatch.setattr(provision, "plan", never)
-    assert cli.main(words) == 1
-    assert capsys.readouterr().err.startswith("agrconfig: ")
+    assert refused(words, monkeypatch, capsys).startswith("agrconfig: ")
 
 
 def test_the_usage_text_names_the_new_words():
@@ -102,6 +94,19 @@ def test_the_usage_text_names_the_new_words():
 # -- provisioning: plan, undo, dry-run words ----------------------------------------------------
 
 DEFAULTS = options.defaults()
+
+
+def refused(words, monkeypatch, capsys):
+    """Run the command line, which must exit 1 having applied and planned nothing; its stderr."""
+    from agrconfig.client import commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("something was applied or planned")
+
+    monkeypatch.setattr(commands, "apply", never)
+    monkeypatch.setattr(provision, "plan", never)
+    assert cli.main(words) == 1
+    return capsys.readouterr().err
 
 
 def agr(ports=(), port_flags=None, **flags):
