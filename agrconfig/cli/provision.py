@@ -19,9 +19,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from .. import options, paths
-from ..client import workers
+from ..client import commands, workers
 from ..errors import AgrError, UsageError
-from ..net import rtnl
 from .grammar import Op, parse_words
 
 CONF_PREFIX = "ifconfig."
@@ -41,17 +40,14 @@ class Model:
 
 
 def current(name):
-    link = rtnl.link(name)
-    if link is None:
+    """The model of `name` as it is: what commands.Snapshot reads, with the ports' defaults."""
+    snap = commands.Snapshot.of(name)
+    if not snap.exists:
         return Model(exists=False, agr=paths.is_agr_name(name))
-    model = Model(exists=True, mtu=link.mtu, up=link.up,
-                  addrs={a.interface for a in rtnl.addresses(link.index)})
-    if paths.is_agr_name(name) and workers.exists(name):
-        ws = workers.worker_status(name)
-        model.agr = True
-        model.ports = [p["name"] for p in ws["ports"]]
-        model.flags = dict(ws["flags"])
-        model.port_flags = {p["name"]: {**options.defaults("port"), **p.get("options", {})} for p in ws["ports"]}
+    model = Model(exists=True, mtu=snap.mtu, up=snap.up, addrs=snap.addrs)
+    if paths.is_agr_name(name) and snap.agr:
+        model.agr, model.ports, model.flags = True, snap.ports, snap.flags
+        model.port_flags = {p: {**options.defaults("port"), **o} for p, o in snap.port_options.items()}
     return model
 
 

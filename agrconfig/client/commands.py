@@ -38,7 +38,8 @@ def apply(name, ops):
         if agr_words:
             raise AgrError(errno.EINVAL, "SIOCSETAGR", f"{agr_words[0].word_text}: {AGR_ONLY}")
     with Namespace():
-        before = Snapshot.of(name)
+        # Only a later word's failure has anything to undo: a single word costs no snapshot.
+        before = Snapshot.of(name) if len(ops) > 1 else None
         for done, op in enumerate(ops):
             try:
                 if workers.manages(name, op):
@@ -55,7 +56,8 @@ def apply(name, ops):
 
 @dataclass
 class Snapshot:
-    """What the words of one command may change on its interface, as it was before them."""
+    """What words can change on an interface, as it is now: what a failed command puts back,
+    and what provisioning (cli/provision.py) plans against."""
     exists: bool = False
     mtu: int = 0
     up: bool = False
