@@ -28,8 +28,7 @@ def failover_standby(port, agg):
     fo = port.get("failover") or {}
     if fo.get("role") != "standby":
         return None
-    left = fo.get("wtr_left")
-    return f"waiting to restore, {left:.1f} s left" if left else "standby (agrproto failover): another port is active"
+    return waiting_to_restore(fo, agg) or "standby (agrproto failover): another port is active"
 
 
 def looped(port, agg):
