@@ -95,7 +95,7 @@ def agr_lines(ws, verbose=False):
     out = []
     f = ws["flags"]
     proto = "loadbalance (link1: no LACP)" if ws["protocol"] == "static" else (
-        f"failover (no LACP), active {_active_text(ws)}" if ws["protocol"] == "failover" else
+        f"failover (no LACP), active {_active_port(ws) or 'none'}" if ws["protocol"] == "failover" else
         f"lacp {'active' if f.get('lacp_active', True) else 'passive'}, "
         f"timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
         f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
@@ -164,10 +164,10 @@ def _selected_text(lacp):
     return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
 
 
-def _active_text(ws):
-    """agrproto failover's active port, or 'none'."""
+def _active_port(ws):
+    """agrproto failover's active port's name, or None."""
     active = (ws.get("failover") or {}).get("active")
-    return next((p["name"] for p in ws["ports"] if p["index"] == active), "none")
+    return next((p["name"] for p in ws["ports"] if p["index"] == active), None)
 
 
 def _system_text(ws):
@@ -221,7 +221,7 @@ def json_doc(doc):
                 arp_ip_target=[t for t in check["targets"] if ":" not in t],
                 ns_ip6_target=[t for t in check["targets"] if ":" in t])
         if ws["protocol"] == "failover":    # bonding's active_slave
-            out["linkinfo"]["info_data"]["active_slave"] = _active_text(ws) if _active_text(ws) != "none" else None
+            out["linkinfo"]["info_data"]["active_slave"] = _active_port(ws)
         out["agrports"] = [_port_json(p) for p in ws["ports"]]
         out["counters"] = ws.get("counters", {})
     return out
