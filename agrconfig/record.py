@@ -1,0 +1,88 @@
+"""Record: a frozen, typed value with named fields, cheap to import.
+
+The models that cross a module boundary (status, operations, requests) are Records. They
+behave as frozen dataclasses do (keyword or positional construction, defaults, equality,
+hashing, repr, replace) without importing dataclasses, which pulls in inspect and costs
+several milliseconds on every command's start (measured with -X importtime).
+
+    class PortStatus(Record):
+        __slots__ = ("name", "flags", "carrier")
+        DEFAULTS = {"carrier": False}
+
+A subclass names its fields in __slots__ (in order) and may give DEFAULTS; fields of a base
+Record come first. Values are not checked against a type here: the constructors of each model
+(from_json and the worker's builders) are where values are made, and they check there.
+"""
+
+_MISSING = object()
+
+
+class Record:
+    __slots__ = ()
+    DEFAULTS = {}
+    FIELDS = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__slots__", ())
+        if isinstance(own, str):
+            own = (own,)
+        cls.FIELDS = tuple(getattr(cls.__mro__[1], "FIELDS", ())) + tuple(own)
+        defaults = {}
+        for base in reversed(cls.__mro__[1:]):
+            defaults.update(getattr(base, "DEFAULTS", {}))
+        defaults.update(cls.__dict__.get("DEFAULTS", {}))
+        cls.DEFAULTS = defaults
+
+    def __init__(self, *args, **kwargs):
+        fields = self.FIELDS
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
+        values = dict(zip(fields, args))
+        for key, value in kwargs.items():
+            if key not in fields:
+                raise TypeError(f"{type(self).__name__} has no field {key!r}")
+            if key in values:
+                raise TypeError(f"{type(self).__name__}: {key!r} given twice")
+            values[key] = value
+        for name in fields:
+            value = values.get(name, _MISSING)
+            if value is _MISSING:
+                value = self.DEFAULTS.get(name, _MISSING)
+                if value is _MISSING:
+                    raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _values(self):
+        return tuple(getattr(self, name) for name in self.FIELDS)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        return hash((type(self), self._values()))
+
+    def __repr__(self):
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.FIELDS)
+        return f"{type(self).__name__}({inner})"
+
+    def __reduce__(self):
+        return (type(self), self._values())
+
+    def replace(self, **changes):
+        """A copy with some fields changed (dataclasses.replace)."""
+        values = {name: getattr(self, name) for name in self.FIELDS}
+        values.update(changes)
+        return type(self)(**values)
+
+    def as_dict(self):
+        """Field name -> value, one level deep."""
+        return {name: getattr(self, name) for name in self.FIELDS}
