@@ -1,6 +1,7 @@
 """Link watching: rtnetlink's link and address multicast groups as typed events.
 
 The messages are parsed by net/rtnl.py, the parser the command line's reads use too.
+LinkWatch is a component of the worker's loop: it hands each batch of events to its handler.
 """
 import errno
 import socket
@@ -8,6 +9,7 @@ import struct
 from dataclasses import dataclass
 
 from ..net import rtnl
+from .component import READ, Component
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -72,10 +74,12 @@ def events(data):
     return out
 
 
-class LinkWatch:
-    """A non-blocking rtnetlink socket on the link and address groups."""
+class LinkWatch(Component):
+    """A non-blocking rtnetlink socket on the link and address groups; `handler(now, events)`
+    gets the events read at each wakeup, in order."""
 
-    def __init__(self):
+    def __init__(self, handler=None):
+        self.handler = handler
         self.sock = socket.socket(socket.AF_NETLINK,
                                   socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                                   socket.NETLINK_ROUTE)
@@ -84,6 +88,12 @@ class LinkWatch:
 
     def fileno(self):
         return self.sock.fileno()
+
+    def fds(self):
+        return ((self.sock, None, READ),)
+
+    def on_readable(self, now, _key):
+        self.handler(now, self.read())
 
     def read(self):
         """Every event waiting on the socket, in order."""
