@@ -13,7 +13,9 @@ An absent part is a null object (a Component that lists nothing and never has a 
 so the loop, and whoever holds a part, never asks whether it is there.
 
 The loop reads the clock once a turn, after select() returns, and hands that `now` to every
-component it calls in the turn.
+component it calls in the turn: no component reads the clock itself. (How long select() may
+wait is the loop's own business, measured from a read just before it, so that a long turn,
+such as a port being added, does not make the next deadline late.)
 """
 import logging
 import selectors
@@ -74,7 +76,7 @@ class Loop:
         components = self.components()
         self._watch(components)
         deadline = self.deadline(components)
-        timeout = None if deadline is None else max(0.0, deadline - self.now)
+        timeout = None if deadline is None else max(0.0, deadline - self.clock())
         ready = self.sel.select(timeout)
         now = self.now = self.clock()
         for key, _events in ready:

@@ -69,7 +69,7 @@ class Fake(Component):
             raise RuntimeError("a bug in one component")
 
 
-def test_every_component_gets_the_same_now_once_a_turn_and_the_clock_is_read_once():
+def test_every_component_gets_the_same_now_once_a_turn_and_the_clock_is_read_once_for_them():
     a, b = Fake("a"), Fake("b")
     clock = FakeClock(0.0, 1.0, 2.5)
     loop = Loop([a, b], clock, FakeSelector())
@@ -77,15 +77,20 @@ def test_every_component_gets_the_same_now_once_a_turn_and_the_clock_is_read_onc
     loop.turn()
     loop.turn()
     assert a.timers == b.timers == [1.0, 2.5]
-    assert clock.reads == 3, "one read a turn (and one to start)"
+    assert clock.reads == 3, "no deadline: one read a turn (and one to start)"
 
 
-def test_the_wait_ends_at_the_earliest_deadline():
+def test_the_wait_ends_at_the_earliest_deadline_measured_from_just_before_it():
     sel = FakeSelector()
     comps = [Fake("a", deadline=12.0), Fake("b"), Fake("c", deadline=10.5), Fake("d", deadline=11.0)]
-    loop = Loop(comps, FakeClock(10.0, 10.5), sel)
+    # start 9.0; turn 1: 10.0 before the wait, 10.25 after; turn 2: 10.4 before the wait.
+    clock = FakeClock(9.0, 10.0, 10.25, 10.4, 10.5)
+    loop = Loop(comps, clock, sel)
     loop.turn()
-    assert sel.timeouts == [0.5]
+    assert sel.timeouts == [0.5], "from 10.0, not from the start at 9.0"
+    assert comps[0].timers == [10.25]
+    loop.turn()
+    assert sel.timeouts[-1] == pytest.approx(0.1), "a long turn does not make the wait late"
     comps[2].when = 9.0            # overdue: no wait at all
     loop.turn()
     assert sel.timeouts[-1] == 0.0
@@ -108,7 +113,7 @@ def test_ready_fds_reach_their_component_with_the_turn_now_then_every_timer():
 def test_a_component_that_raises_on_an_event_does_not_stop_the_others(caplog):
     sel = FakeSelector()
     bad, good = Fake("bad", files=[3], fail=True), Fake("good", files=[4])
-    loop = Loop([bad, good], FakeClock(0.0, 1.0, 2.0), sel, name="agr9")
+    loop = Loop([bad, good], FakeClock(0.0, 1.0, 2.0), sel, name="agr9")   # no deadline: one read a turn
     loop._watch([bad, good])
     sel.ready = [3, 4]
     with caplog.at_level(logging.ERROR, logger="agrconfig"):
@@ -157,7 +162,7 @@ def test_a_part_replaced_between_turns_is_driven_from_the_next_turn():
     old, new = Fake("old", deadline=5.0, files=[3]), Fake("new", deadline=7.0, files=[4])
     current = [old]
     sel = FakeSelector()
-    loop = Loop(lambda: current, FakeClock(0.0, 1.0, 2.0), sel)
+    loop = Loop(lambda: current, FakeClock(0.0, 0.0, 1.0, 1.0, 2.0), sel)
     loop.turn()
     current[0] = new
     loop.turn()
