@@ -64,10 +64,6 @@ class Worker:
         """LACP, static or failover (aggregation.py, failover.py)."""
         return self.agg.current
 
-    @aggregation.setter
-    def aggregation(self, value):
-        self.agg.current = value
-
     @property
     def path(self):
         """The data path: relay or eBPF (datapath.py)."""
@@ -128,9 +124,9 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.aggregation = failover.Failover(self._act, self._announcements, self.flags.get(failover.WTR_KEY, 0))
+                self.agg.current = failover.Failover(self._act, self._announcements, self.flags.get(failover.WTR_KEY, 0))
             else:
-                self.aggregation = aggregation.create(self.flags, self.system_mac(), now, self._act)
+                self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
         self.aggregation.set_system_mac(now, self.system_mac())  # lacpsysid set or cleared
         # The link check only without LACP, which has its own.
