@@ -38,6 +38,9 @@ def default_flags():
 
 
 class Worker:
+    """agrN's worker: its parts (the components the loop drives), the flags applied to them,
+    and what they tell one another."""
+
     def __init__(self, name, saved=None, held_tap=None, keeper=None, clock=time.monotonic):
         self.name = name
         self.saved = saved
@@ -75,7 +78,7 @@ class Worker:
         if self.saved is None and rtnl.link(self.name) is not None:
             raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
         self.tap_fd = take_tap(self.name, self.saved is not None, self.held_tap, self.keeper)
-        self.carrier = TapCarrier(self.name, self.tap_fd, (self.saved or {}).get("carrier"))
+        self.tap_carrier = TapCarrier(self.name, self.tap_fd, (self.saved or {}).get("carrier"))
         try:
             link = rtnl.link(self.name)
             self.tap_index, self.mac = link.index, link.mac
@@ -113,7 +116,7 @@ class Worker:
         self.lacp_saved = self.aggregation.snapshot()
         statefile.save({"name": self.name, "ifindex": self.tap_index, "pid": os.getpid(),
                         "flags": self.flags, "ports": [p.to_state() for p in self.members],
-                        "lacp": self.lacp_saved, "carrier": self.carrier.on})
+                        "lacp": self.lacp_saved, "carrier": self.tap_carrier.on})
 
     # -- the parts the flags choose ---------------------------------------------------------
     def _apply_flags(self, now):
@@ -202,7 +205,7 @@ class Worker:
                      ", ".join(self.members.name_of(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
         self.path.set_ports(list(self.members), distributing, collecting)
-        if self.carrier.update(len(distributing), self.flags["min_ports"]):
+        if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
             self.save()
 
     # -- control --------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ class FakeWorker(loop.Worker):
         self.sets = (frozenset(), frozenset())
         self.agg = SimpleNamespace(current=SimpleNamespace(sets=lambda ports: self.sets))
         self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None))
-        self.carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
+        self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
         self.saves = 0
 
     def distribute(self, *indexes):
@@ -105,9 +105,9 @@ def ioctls(monkeypatch):
 def test_carrier_follows_the_number_of_distributing_ports(ioctls):
     w = FakeWorker()
     w.distribute()
-    assert ioctls == [(99, False)] and w.carrier.on is False, "no port: no carrier by default"
+    assert ioctls == [(99, False)] and w.tap_carrier.on is False, "no port: no carrier by default"
     w.distribute(3)
-    assert ioctls[-1] == (99, True) and w.carrier.on is True
+    assert ioctls[-1] == (99, True) and w.tap_carrier.on is True
     w.distribute(3)
     assert len(ioctls) == 2, "no change, no ioctl"
     w.flags["min_ports"] = 2
@@ -126,7 +126,7 @@ def test_carrier_follows_the_number_of_distributing_ports(ioctls):
 def test_a_restarted_worker_puts_back_the_saved_carrier(ioctls, saved, want):
     w = FakeWorker(saved)
     assert ioctls == want
-    assert w.carrier.on == (want[0][1] if want else None)
+    assert w.tap_carrier.on == (want[0][1] if want else None)
 
 
 def test_no_tunsetcarrier_leaves_the_carrier_on(monkeypatch):
@@ -135,7 +135,7 @@ def test_no_tunsetcarrier_leaves_the_carrier_on(monkeypatch):
     monkeypatch.setattr(parts, "set_carrier", refuse)
     w = FakeWorker()
     w.distribute()
-    assert w.carrier.on is True
+    assert w.tap_carrier.on is True
 
 
 def test_the_ioctl_number_is_tunsetcarrier():
