@@ -5,6 +5,7 @@ worker; it imports only the bottom layer.
 import errno
 import json
 import logging
+from dataclasses import dataclass
 
 from .. import __version__, options
 from ..checks import valid_ifname
@@ -31,10 +32,12 @@ def release_key(release):
         return ()
 
 
-class Peer(Record):
-    """Who answered a ping: a worker's protocol version (int), release (str or None) and pid
-    (int or None)."""
-    __slots__ = ("version", "release", "pid")
+@dataclass(frozen=True)
+class Peer:
+    """Who answered a ping: a worker's protocol version, release and pid."""
+    version: int
+    release: str | None
+    pid: int | None
 
     def _key(self):
         return (self.version, release_key(self.release))
