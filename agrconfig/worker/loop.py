@@ -48,7 +48,7 @@ class Worker:
         self.keeper = keeper       # where we hand our TAP fd to the supervisor
         self.clock = clock         # monotonic seconds: the loop reads it once a turn
         self.flags = default_flags()
-        self.members = Members(name, None)  # the ports, once agrN is there
+        self.members = Members(name, None)  # agrN's ports (its index is known in start())
         self.tap_fd = self.tap_index = self.mac = None
         self.agg = AggregationPart(aggregation.Static(self._act), self.members.find)  # Static until the flags apply
         self.stopping = False
