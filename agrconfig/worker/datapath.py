@@ -90,11 +90,11 @@ class DataPath(abc.ABC):
 
     @abc.abstractmethod
     def get_timer(self):
-        """The next deadline of the data path, or None."""
+        """The next deadline of the data path (one already past: at once), or None."""
 
     @abc.abstractmethod
     def handle_timer(self, now):
-        """Called after each turn of the loop."""
+        """Called after each turn of the loop, with its time."""
 
     @abc.abstractmethod
     def counters(self, indexes):
@@ -196,8 +196,8 @@ class EbpfPath(RelayPath):
         indexes = [p.index for p in ports if p.index in distributing]
         # The mode changes before the new ports are written: no frame reaches a joining
         # port by the kernel before the hand-over holds the others.
-        self._carry_out(self.handover.ports_changed(self.fast.distributing, indexes,
-                                                {p.index for p in ports if p.carrier}, self.relay.hold_until))
+        carrier = {p.index for p in ports if p.carrier}
+        self._carry_out(self.handover.ports_changed(self.fast.distributing, indexes, carrier, self.relay.hold_until))
         self.fast.set_ports(indexes)
         self.fast.set_collecting([p.index for p in ports if p.index in collecting])
 
