@@ -40,7 +40,7 @@ Maps
          In MODE_DRAIN the program redirects in the kernel only while passed == relayed:
          every frame it handed to the worker has left on a port, so none can be overtaken.
          Absent where the kernel has no mmap-able maps: then a join ends by dropping for a
-         moment (set_mode("drop")) instead of draining.
+         moment (Mode.DROP) instead of draining. When each mode is used: join.py.
 
 Programs: one egress program on agrN; one small ingress program per port with
 the port's counter slot and agrN's ifindex built in.  Filters are tc bpf in
@@ -58,6 +58,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from . import bpf
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
 from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
+from .join import Mode
 
 MAX_PORTS = 16
 MODE_RR = 0x100
@@ -348,7 +349,7 @@ class FastPath:
         self.tap_attached = False
         self._ipr = None
         self._active = 1
-        self.mode = "normal"            # or "pass", "drain" (frames to agrN's queue) or "drop" (counted)
+        self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
         self.conf_struct = conf_struct(max_ports)
         self.conf = self.stats = self.join = None
         self.egress_fd = None
@@ -394,7 +395,7 @@ class FastPath:
         """passed = relayed, before a join begins (the program counts nothing meanwhile: the
         mode is normal). Frames the relay read that were not counted here (a dead worker's,
         left in agrN's queue) would otherwise make them differ for good."""
-        if self.mode != "normal":
+        if self.mode is not Mode.NORMAL:
             raise ValueError("the join counters are rebased only in the normal mode")
         if self.join is not None:
             self.passed.value = self.relayed.value
@@ -481,14 +482,12 @@ class FastPath:
         self._write_conf()
 
     def set_mode(self, mode):
-        """"normal"; "pass": agrN egress hands every frame on to agrN's own queue, where the
-        worker reads it; "drain": it does so only while frames it handed on have not all been
-        sent by the worker, else redirects; "drop": it drops and counts. A port joining goes
-        normal -> pass -> drain -> normal, or (no join map here, or the worker never catches
-        up) -> drop (for the moment it takes to empty that queue) -> normal."""
-        if mode not in ("normal", "pass", "drain", "drop"):
-            raise ValueError(mode)
-        if mode == "drain" and self.join is None:
+        """A join.Mode (or its value): NORMAL; PASS: agrN egress hands every frame on to agrN's
+        own queue, where the worker reads it; DRAIN: it does so only while frames it handed on
+        have not all been sent by the worker, else redirects; DROP: it drops and counts. When
+        each is used is join.py's machine's to decide."""
+        mode = Mode(mode)
+        if mode is Mode.DRAIN and self.join is None:
             raise ValueError("drain needs the join map, which this kernel does not offer")
         self.mode = mode
         self._write_conf()
@@ -561,14 +560,14 @@ class FastPath:
 
     def _write_conf(self):
         """Write the idle copy of the configuration, then make it the active one."""
-        ports = self.distributing if self.mode != "drop" else []
+        ports = self.distributing if self.mode is not Mode.DROP else []
         pad = [0] * (self.max_ports - len(ports))
         collecting = 0
         for i in self.collecting:
             if i in self.slots:
                 collecting |= 1 << self.slots[i]
         mode = self.policy | (MODE_RR if self.round_robin else 0) | \
-            {"pass": MODE_PASS, "drain": MODE_DRAIN}.get(self.mode, 0)
+            {Mode.PASS: MODE_PASS, Mode.DRAIN: MODE_DRAIN}.get(self.mode, 0)
         value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
                                       *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
         idle = 3 - self._active

@@ -295,6 +295,8 @@ class FakeFast:
 
 
 class FakeRelay:
+    hold_until = 0.0                         # its hold (of a join) ends then
+
     def set_ports(self, *args):
         pass
 
@@ -313,7 +315,9 @@ def test_a_move_after_carrier_loss_needs_no_hand_over_but_one_to_a_live_port_doe
     assert path.fast.modes == [] and path.fast.distributing == [5], "p0's queue is gone: redirect at once"
     p0.carrier = True                        # p0 back with a better priority: p1 may hold older frames
     path.set_ports([p0, p1], {3}, {3})
-    assert path.fast.modes == ["pass"] and path.join_deadline is not None
+    assert path.fast.modes == ["pass"]
+    path.handle_timer(10.0)                  # the loop's turn: the hand-over's timeout is set
+    assert path.get_timer() == 10.0 + path.JOIN_TIMEOUT
 
 
 def test_the_carrier_poll_reads_the_link_now():
