@@ -7,6 +7,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import AgrError
+from ..record import Record
 
 # pyroute2 takes ~0.2 s to import (its package imports all of it): the reads below (links,
 # addresses) speak rtnetlink directly, and pyroute2 is imported on the first change.
@@ -79,6 +80,11 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 16, 17, 18, 20, 21, 22
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_CARRIER = 1, 3, 4, 16, 18, 23, 33
+IFLA_MASTER, IFLA_PROTINFO = 10, 12
+IFLA_BRPORT_STATE = 1           # in IFLA_PROTINFO of an AF_BRIDGE link message
+# ifinfomsg's family: AF_UNSPEC for the link itself; AF_BRIDGE for its place in a bridge (the
+# bridge sends RTM_NEWLINK when it joins or changes, RTM_DELLINK when it leaves: not a deletion).
+AF_UNSPEC, AF_BRIDGE = 0, 7
 IFLA_INFO_KIND = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
@@ -139,9 +145,17 @@ def _rtnl(kind, body, dump):
         sock.close()
 
 
+def link_family(msg):
+    """The family of an RTM_NEWLINK/RTM_DELLINK message (AF_UNSPEC, AF_BRIDGE, ...)."""
+    return msg[NLMSG.size]
+
+
 def link_from_msg(msg):
-    """The Link in an RTM_NEWLINK/RTM_DELLINK message (a dump's reply or an event)."""
-    _fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    """The Link in an RTM_NEWLINK/RTM_DELLINK message of family AF_UNSPEC (a dump's reply or an
+    event). Other families describe something else (see bridge_port_from_msg): ValueError."""
+    fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    if fam != AF_UNSPEC:
+        raise ValueError(f"a link message of family {fam} describes no link")
     at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
     raw_mac = at.get(IFLA_ADDRESS)
     mac = mac_str(raw_mac) if raw_mac else ""
@@ -166,6 +180,26 @@ def link_from_msg(msg):
         operstate=OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else "",
         stats=stats,
     )
+
+
+class BridgePort(Record):
+    """A link's place in a bridge, from a link message of family AF_BRIDGE: `master` is the
+    bridge's ifindex (0 if the message names none), `state` the port's STP state (BR_STATE_*,
+    None if not given). It carries no carrier: the link's own messages do."""
+    __slots__ = ("index", "name", "master", "state")
+
+
+def bridge_port_from_msg(msg):
+    fam, _ltype, index, _flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    if fam != AF_BRIDGE:
+        raise ValueError(f"a link message of family {fam} is not a bridge's")
+    at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
+    master = at.get(IFLA_MASTER, b"")
+    info = at.get(IFLA_PROTINFO, b"")
+    state = _attrs(info, 0, len(info)).get(IFLA_BRPORT_STATE, b"")
+    return BridgePort(index=index, name=at.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace"),
+                      master=struct.unpack("=I", master)[0] if len(master) == 4 else 0,
+                      state=state[0] if state else None)
 
 
 def link(name=None, index=None):
