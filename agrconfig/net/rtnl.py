@@ -152,7 +152,8 @@ def link(name=None, index=None):
 
 def links():
     msgs = netlink.request(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0), dump=True)
-    return sorted((link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK), key=lambda l: l.index)
+    return sorted((link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK and link_family(m) == AF_UNSPEC),
+                  key=lambda l: l.index)
 
 
 @dataclass
