@@ -2,8 +2,9 @@
 
 A link leaving a bridge (nomaster, moved to another bridge, the bridge deleted) gets an
 RTM_DELLINK of family AF_BRIDGE, which is not its deletion; joining one, an RTM_NEWLINK of
-family AF_BRIDGE, which carries no carrier. This lab's kernel has bridge and macvlan; VLAN
-(8021q) and VRF are tested where the kernel has them and skipped here.
+family AF_BRIDGE, which carries no carrier. This lab's kernel has bridge and macvlan, tested
+here; it has no 802.1Q or VRF driver: VLAN and VRF uppers belong to the Debian-kernel VM stage
+(issue 21), not to a test that would always skip here.
 
 Each test ends with a barrier: an address put on a port by "another tool" is removed and logged
 by the worker, and its netlink event comes after the upper's, so once that is logged the worker
@@ -11,7 +12,7 @@ has read the upper's events too (and had it taken them for agr0's deletion, it w
 """
 import pytest
 
-from tests.integration.helpers import agr_pair, ok, port_flags, status_json, worker_log
+from tests.integration.helpers import agr_pair, port_flags, status_json, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -90,48 +91,6 @@ def test_agr_under_a_macvlan_created_and_deleted(lab):
     still_there(lab, a, 1, since)
     lab.ip(a, "link", "del", "mv0")
     still_there(lab, a, 2, since)
-
-
-def kernel_has(lab, ns, *argv):
-    """Whether `ip link add` of this kind works here (the probe is deleted again)."""
-    proc = lab.ip(ns, "link", "add", *argv, check=False)
-    if proc.returncode == 0:
-        lab.ip(ns, "link", "del", argv[argv.index("name") + 1] if "name" in argv else argv[0])
-    return proc.returncode == 0
-
-
-def test_agr_under_a_vlan_created_and_deleted(lab):
-    a, since = aggregated(lab)
-    if not kernel_has(lab, a, "link", "agr0", "name", "agr0.5", "type", "vlan", "id", "5"):
-        pytest.skip("this kernel has no 802.1Q (8021q)")
-    lab.ip(a, "link", "add", "link", "agr0", "name", "agr0.5", "type", "vlan", "id", "5")
-    lab.ip(a, "link", "set", "agr0.5", "up")
-    still_there(lab, a, 1, since)
-    lab.ip(a, "link", "del", "agr0.5")
-    still_there(lab, a, 2, since)
-
-
-def test_agr_in_a_vrf_and_out_again(lab):
-    a, since = aggregated(lab)
-    if not kernel_has(lab, a, "vrf0", "type", "vrf", "table", "10"):
-        pytest.skip("this kernel has no VRF")
-    lab.ip(a, "link", "add", "vrf0", "type", "vrf", "table", "10")
-    lab.ip(a, "link", "set", "vrf0", "up")
-    lab.ip(a, "link", "set", "agr0", "master", "vrf0")
-    lab.ip(a, "link", "set", "agr0", "nomaster")
-    readdress(lab, a)
-    still_there(lab, a, 1, since)
-    lab.ip(a, "link", "set", "agr0", "master", "vrf0")
-    lab.ip(a, "link", "del", "vrf0")
-    readdress(lab, a)
-    still_there(lab, a, 2, since)
-
-
-def readdress(lab, ns):
-    """Moving in or out of a VRF cycles agr0 down and up, which may flush its address."""
-    lab.ip(ns, "link", "set", "agr0", "up")
-    if "192.0.2.1/24" not in lab.ip(ns, "-o", "addr", "show", "dev", "agr0").stdout:
-        ok(lab, ns, "agr0", "inet", "192.0.2.1/24")
 
 
 def test_port_put_in_a_bridge_by_another_tool_keeps_its_carrier(lab):
