@@ -307,6 +307,14 @@ def test_a_move_the_table_does_not_draw_is_refused():
     assert (Mode.DROP, Mode.DRAIN) not in JoinHandOver.TRANSITIONS
 
 
+def test_a_refused_move_names_it():
+    # The traceback of a bug says which move the table does not draw.
+    m = draining(machine(), 1)
+    with pytest.raises(IllegalTransition, match=r"^illegal join hand-over transition drain -> drain$"):
+        m._enter(Mode.DRAIN)
+    assert m.state is Mode.DRAIN
+
+
 def test_the_actions_are_values():
     assert SetMode(Mode.PASS) == SetMode("pass") and SetMode(Mode.PASS) != SetMode(Mode.DRAIN)
     assert RequestDrain(0.0) != RequestDrain(JOIN_QUIET) and Rebase() == Rebase()
