@@ -42,9 +42,11 @@ class Operation(Record):
         raise NotImplementedError
 
     def apply_agr(self, name):
+        """Carry it out on `name`, an agr interface of ours (or about to be): through its worker."""
         raise NotImplementedError
 
     def apply_plain(self, name):
+        """Carry it out on any other interface (a port, or one that is not ours)."""
         raise AgrError(errno.ENXIO, "SIOCSETAGR", f"{name}: no such agr interface")
 
     def undo(self, before, now):
@@ -56,6 +58,7 @@ class Operation(Record):
         return self.restore(before, now)
 
     def restore(self, before, now):
+        """undo() for an interface that was there before the command and is still there."""
         return []
 
 
@@ -272,10 +275,10 @@ class SetPortOption(Operation):
     def restore(self, before, now):
         if self.port not in before.ports or self.port not in now.ports:
             return []   # attached or detached by the command: AddPort's and RemovePort's undo
-        was = before.port_flags.get(self.port, {}).get(self.key)
-        if was is None or now.port_flags.get(self.port, {}).get(self.key) == was:
+        was, is_ = before.port_flags.get(self.port, {}), now.port_flags.get(self.port, {})
+        if self.key not in was or is_.get(self.key) == was[self.key]:
             return []
-        return [SetPortOption.of(self.port, self.key, was)]
+        return [SetPortOption.of(self.port, self.key, was[self.key])]
 
 
 # -- addresses --------------------------------------------------------------------------------
