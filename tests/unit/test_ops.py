@@ -168,6 +168,19 @@ def test_undo_of_each_kind_in_words():
     assert undo(["agrport", "re1"], fresh) == []
 
 
+def test_an_attached_port_starts_from_the_defaults():
+    model = Interface(exists=False, agr=True, port_flags={"re1": {"port_priority": 5}})
+    assert AddPort("re1").plan(model) and model.port_flags == {"re1": options.defaults("port")}
+
+
+def test_undo_puts_back_only_settings_it_knew():
+    """A worker that did not report a setting (an older release) leaves nothing to put back."""
+    before, now = agr(), agr(lacp_fast=True, port_flags={"re0": {"port_priority": 1}})
+    del before.flags["lacp_fast"], before.port_flags["re0"]["port_priority"]
+    assert SetOption("lacp_fast", True, "lacptimeout").undo(before, now) == []
+    assert SetPortOption("re0", "port_priority", 1, "agrportpri").undo(before, now) == []
+
+
 def test_undo_leaves_what_the_words_did_not_name():
     """The kernel's own addresses (a link-local that came with `up`) are not the words' to take."""
     before, now = agr(up=False), agr(addrs=("192.0.2.1/24", "fe80::1/64"))
@@ -281,6 +294,15 @@ def test_what_could_not_be_undone_is_told(monkeypatch):
     assert w.applied == [("agr", "mtu 9000"), ("agr", "up")], "up changed nothing: nothing to undo"
 
 
+def test_each_thing_is_put_back_once(monkeypatch):
+    w = World(monkeypatch, agr(up=False), fail_on=[AddPort("re9")])
+    with pytest.raises(AgrError):
+        commands.apply("agr0", parse_words(["mtu", "9000", "up", "mtu", "9001", "inet", "198.51.100.1/24", "alias",
+                                            "agrport", "re9"]))
+    assert w.applied[4:] == [("agr", "inet 198.51.100.1/24 delete"), ("agr", "down"), ("agr", "mtu 1500")]
+    assert w.model == agr(up=False)
+
+
 def test_a_created_interface_goes_away_whole(monkeypatch):
     w = World(monkeypatch, Interface(exists=False, agr=True), fail_on=[AddPort("re9")])
     with pytest.raises(AgrError):
@@ -338,7 +360,10 @@ def test_the_model_reads_link_addresses_and_worker_once(monkeypatch):
                                                        {"name": "re1"}], "other": "ignored"}
     monkeypatch.setattr(interface.rtnl, "link", lambda name: _Link() if name in ("agr0", "eth0") else None)
     monkeypatch.setattr(interface.rtnl, "addresses", lambda index: [_Addr("192.0.2.1/24")])
-    monkeypatch.setattr(workers, "exists", lambda name: name == "agr0")
+    def exists(name):
+        assert name.startswith("agr"), "no worker is asked about a plain interface"
+        return name == "agr0"
+    monkeypatch.setattr(workers, "exists", exists)
     monkeypatch.setattr(workers, "worker_status", lambda name: status)
     monkeypatch.setattr(workers, "request", lambda name, what: status)
     assert Interface.read("agr0") == Interface(
