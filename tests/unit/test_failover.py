@@ -8,7 +8,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged, Transmit
 from agrconfig.worker import announce, statefile
@@ -27,9 +28,9 @@ from tests.unit.test_controls_words import ORIG, complete, refused, state
 ])
 def test_agrproto_and_its_aliases_are_one_setting(words, value):
     (op,) = parse_words(words)
-    assert op == Op("flag", ("proto", value), words[0])
+    assert op == SetOption("proto", value, words[0])
     # Files and -n say it one way, whichever word set it.
-    assert provision.words_of(op) == ["agrproto", value]
+    assert op.words() == ["agrproto", value]
 
 
 @pytest.mark.parametrize("words, message", [
