@@ -11,7 +11,7 @@ import re
 import pytest
 
 from agrconfig import options
-from agrconfig.cli import provision, render as status
+from agrconfig.cli import render as status
 from agrconfig.ipc import protocol as control
 from agrconfig.errors import AgrError, UsageError
 from agrconfig.cli.grammar import parse_words
