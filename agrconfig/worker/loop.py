@@ -19,8 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import (aggregation, announce, counters, datapath, failover, history, linkcheck, linkwatch, reasons, requests,
-               statefile)
+from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
@@ -127,7 +126,7 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.agg.current = failover.Failover(self._act, self._announcements, self.flags.get(failover.WTR_KEY, 0))
+                self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
@@ -228,29 +227,12 @@ class Worker:
         return requests.handle(self, req, now)
 
     def status(self):
-        ports = []
-        totals, port_counters = self.path.counters([p.index for p in self.members])
-        for p in self.members:
-            bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
-            entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
-                     "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
-                     "counters": port_counters[p.index], "options": dict(p.options),
-                     "stats64": counters.port_stats64(port_counters[p.index])}
-            entry.update(self.aggregation.port_status(p.index))
-            entry["history"] = self.history.view(p.index)
-            if self.linkcheck.running:
-                entry["linkcheck"] = self.linkcheck.status(time.monotonic(), p.index)
-            ports.append(entry)
-        lacp = self.aggregation.status()
-        for entry in ports:
-            entry["reason_kind"], entry["reason"] = reasons.explain(entry, lacp)
-        return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
-                "protocol": self.aggregation.kind,
-                "datapath": self.path.name, "datapath_note": self.datapath_note,
-                "datapath_mode": self.path.mode,
-                "ports": ports, "counters": totals,
-                "stats64": counters.agr_stats64(totals, port_counters),
-                "lacp": lacp, **self.aggregation.status_extra()}
+        """agrN's AggregateStatus (agrconfig.status), built by report.py."""
+        return report.aggregate_status(
+            name=self.name, pid=os.getpid(), mac=self.mac, flags=self.flags, aggregation=self.aggregation,
+            path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
+            collecting=self.collecting, distributing=self.distributing, history=self.history,
+            checker=self.linkcheck if self.linkcheck.running else None, now=self.clock())
 
     # -- loop ---------------------------------------------------------------------------------
     def components(self):

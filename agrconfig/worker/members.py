@@ -7,10 +7,9 @@ from ..errors import AgrError
 from ..net import rtnl
 from ..paths import is_agr_name
 from . import datapath, statefile
-from .port import Member
+from .port import PACKET_MR_ALLMULTI, PACKET_MR_MULTICAST, PACKET_MR_PROMISC, Member
 from .tap import VNET_HDR_LEN
 
-PACKET_MR_MULTICAST, PACKET_MR_PROMISC, PACKET_MR_ALLMULTI = 0, 1, 2
 ZERO_VNET = bytes(VNET_HDR_LEN)
 
 log = logging.getLogger("agrconfig")

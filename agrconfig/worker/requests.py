@@ -1,7 +1,7 @@
 """The worker's control requests: one handler per request type (ipc/protocol.py's Requests).
 
-Every request is answered with the worker's status; those that may change something write
-the state file first.
+Every request is answered with the worker's status (its to_json()); those that may change
+something write the state file first.
 """
 import errno
 
@@ -23,11 +23,11 @@ UNSAVED = (protocol.Status, protocol.Ping, protocol.Shutdown)   # they change no
 
 
 def handle(worker, req, now):
-    """Carry out `req` on `worker`; returns the worker's status."""
+    """Carry out `req` on `worker`; returns the worker's status as JSON."""
     handler = HANDLERS.get(type(req))
     if handler is None:
         raise AgrError(errno.EINVAL, "control", f"unknown request {req.OP!r}")
     handler(worker, req, now)
     if type(req) not in UNSAVED:
         worker.save()
-    return worker.status()
+    return worker.status().to_json()

@@ -5,6 +5,7 @@ and a bad request gets the very error the dict-based parser of 0.2.0 gave (kept 
 reference)."""
 import errno
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -138,7 +139,7 @@ class FakeWorker:
         self.calls.append("save")
 
     def status(self):
-        return {"status": True}
+        return SimpleNamespace(to_json=lambda: {"status": True})
 
     def add(self, now, name):
         self.calls.append(("add", now, name))
