@@ -10,6 +10,7 @@ from ..net import rtnl
 
 from .. import paths
 from ..errors import AgrError
+from ..status import plain
 from . import ifconfig, workers
 
 AGR_ONLY = "valid only with agr(4) interfaces"
@@ -74,11 +75,11 @@ class Snapshot:
             return cls()
         snap = cls(True, link.mtu, link.up, {a.interface for a in rtnl.addresses(link.index)})
         if workers.exists(name):
-            ws = workers.worker_status(name) or {}
+            ws = workers.worker_status(name)
             snap.agr = True
-            snap.flags = dict(ws.get("flags", {}))
-            snap.ports = [p["name"] for p in ws.get("ports", [])]
-            snap.port_options = {p["name"]: dict(p.get("options", {})) for p in ws.get("ports", [])}
+            snap.flags = plain(ws.flags) if ws else {}
+            snap.ports = [p.name for p in ws.ports] if ws else []
+            snap.port_options = {p.name: plain(p.options) for p in ws.ports} if ws else {}
         return snap
 
 
@@ -132,7 +133,7 @@ def roll_back(name, before, done_ops):
 
 
 def _address_on_agr(name, arg):
-    if not workers.request(name, "status")["ports"]:
+    if not workers.read_status(name, workers.request(name, "status")).ports:
         raise AgrError(errno.EINVAL, "SIOCAIFADDR",
                        "no way to configure agr interfaces without attaching physical interfaces")
     ifconfig.apply_address(name, arg)

@@ -13,6 +13,7 @@ from ..errors import AgrError
 from ..ipc import client as control
 from ..ipc.protocol import PROTOCOL_VERSION
 from ..net import rtnl
+from ..status import AggregateStatus
 
 owner_of = worker.owner_of
 members = worker.members
@@ -281,21 +282,30 @@ def destroy_all():
             pass
 
 
+def read_status(name, result):
+    """A worker's status reply as an AggregateStatus (agrconfig.status); EIO if malformed."""
+    try:
+        return AggregateStatus.from_json(result)
+    except ValueError as exc:
+        raise AgrError(errno.EIO, "control", f"worker for {name} sent a malformed status: {exc}") from None
+
+
 def worker_status(name):
-    """The worker's view of `name`, reviving the worker if needed; None if not ours."""
+    """The worker's view of `name` (an AggregateStatus), reviving the worker if needed; None
+    if not ours."""
     if not exists(name):
         return None
     try:
         result = control.request(name, "status")  # one round trip when the worker is there
     except control.WorkerGone:
-        return request(name, "status")
+        return read_status(name, request(name, "status"))
     if control.peer_of(name).older:
-        return request(name, "status")  # ensure_worker() restarts it into this release first
-    return result
+        return read_status(name, request(name, "status"))  # ensure_worker() restarts it into this release first
+    return read_status(name, result)
 
 
 def worker_statuses(names):
-    """{name: status or AgrError} for several agr interfaces, their workers asked concurrently.
+    """{name: AggregateStatus or AgrError} for several agr interfaces, their workers asked concurrently.
 
     One connection per worker, all at once; a worker that does not answer is then revived
     (serially, from this thread only: spawn() forks) and asked again.
@@ -306,7 +316,7 @@ def worker_statuses(names):
 
     def ask(name):
         try:
-            return control.request(name, "status", timeout=5.0)
+            return read_status(name, control.request(name, "status", timeout=5.0))
         except (control.WorkerGone, AgrError) as exc:
             return exc
 

@@ -9,10 +9,8 @@ import time
 from dataclasses import dataclass
 
 from ..lacp import DistributingChanged, Output, Transmit
+from ..status import FailoverPortStatus, FailoverStatus, Role
 from .aggregation import Aggregation
-
-
-WTR_KEY = "wtr_time"   # the wait-to-restore option's key (agrwtr)
 
 
 @dataclass
@@ -96,8 +94,8 @@ class Selector:
 
     def role(self, port):
         if port == self.active:
-            return "active"
-        return "standby" if self.ports[port].up else "down"
+            return Role.ACTIVE
+        return Role.STANDBY if self.ports[port].up else Role.DOWN
 
 
 class Failover(Aggregation):
@@ -120,7 +118,7 @@ class Failover(Aggregation):
         return resume   # kept for a later switch back to LACP
 
     def configure(self, now, flags):
-        self._moved(self.selector.set_wtr(now, flags.get(WTR_KEY, 0)))
+        self._moved(self.selector.set_wtr(now, flags["wtr_time"]))
 
     def _moved(self, change, force=False):
         if change is None and not force:
@@ -165,14 +163,14 @@ class Failover(Aggregation):
     def port_status(self, index):
         if index not in self.selector.ports:
             return {}
-        return {"failover": {"role": self.selector.role(index),
-                             "wtr_left": round(self.selector.wait_left(time.monotonic(), index), 3)}}
+        return {"failover": FailoverPortStatus(self.selector.role(index),
+                                               round(self.selector.wait_left(time.monotonic(), index), 3))}
 
     def status(self):
         return None
 
     def status_extra(self):
-        return {"failover": {"active": self.selector.active, "wtr": self.selector.wtr}}
+        return {"failover": FailoverStatus(self.selector.active, self.selector.wtr)}
 
     def snapshot(self):
         return {}

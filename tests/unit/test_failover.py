@@ -14,6 +14,8 @@ from agrconfig.lacp import DistributingChanged, Transmit
 from agrconfig.worker import announce, statefile
 from agrconfig.worker.failover import Failover, Selector
 from agrconfig.worker.port import Port
+from agrconfig.status import FailoverPortStatus, FailoverStatus, Role
+from tests.unit.statuses import aggregate
 from tests.unit.test_controls_words import ORIG, complete, refused, state
 
 # -- the word ------------------------------------------------------------------------------------
@@ -50,7 +52,7 @@ def test_bad_agrproto_exits_1_and_changes_nothing(words, monkeypatch, capsys):
 def test_the_link1_flag_shows_loadbalance_only():
     link = type("Link", (), {"flags": 0, "type": 1})()
     for proto, shown in (("lacp", 0), ("loadbalance", 0x2000), ("failover", 0)):
-        ws = {"flags": {**options.defaults(), "proto": proto}}
+        ws = aggregate({"flags": {**options.defaults(), "proto": proto}})
         assert render.bsd_flags(link, ws) & 0x2000 == shown, proto
 
 
@@ -203,8 +205,10 @@ def test_failover_wait_to_restore_through_the_timer():
     assert agg.sets([])[0] == {5}
     agg.handle_timer(12.0)
     assert agg.sets([])[0] == {3} and agg.get_timer() is None
-    assert agg.port_status(5) == {"failover": {"role": "standby", "wtr_left": 0.0}}
-    assert agg.status_extra() == {"failover": {"active": 3, "wtr": 10}}
+    assert agg.port_status(5) == {"failover": FailoverPortStatus(Role.STANDBY, 0.0)}
+    assert agg.status_extra() == {"failover": FailoverStatus(active=3, wtr=10)}
+    assert agg.port_status(5)["failover"].to_json() == {"role": "standby", "wtr_left": 0.0}
+    assert agg.status_extra()["failover"].to_json() == {"active": 3, "wtr": 10}
 
 
 def test_status_text_and_json_of_failover():
@@ -214,6 +218,7 @@ def test_status_text_and_json_of_failover():
                      "original_mac": "02:00:00:00:00:09", "counters": {},
                      "options": {"port_priority": 0x8000}, "failover": {"role": role, "wtr_left": 0.0}}
                     for name, index, bits, role in (("re0", 3, 0, "standby"), ("re1", 5, 3, "active"))]}
+    ws = aggregate(ws)
     text = render.agr_lines(ws)
     assert text[0].startswith("\tagr: failover (no LACP), active re1;")
     assert text[2] == "\t\tstandby, priority 0x8000,3" and text[4] == "\t\tactive, priority 0x8000,5"
@@ -260,19 +265,23 @@ def test_a_port_option_reaches_the_failover_rank():
     port.carrier = True
     agg.add_port(0.0, port)
     assert agg.selector.active == ORIG["index"]
-    json.dumps(agg.status_extra())
+    json.dumps(agg.status_extra()["failover"].to_json())
 
 
 def test_monitor_until_distributing_counts_a_standby_port():
     from agrconfig.cli.monitor import satisfied
-    st = {"ports": [{"flags": 3, "failover": {"role": "active"}}, {"flags": 0, "failover": {"role": "standby"}}]}
-    assert satisfied(st, "distributing") and satisfied(st, "collecting")
-    st["ports"][1]["failover"]["role"] = "down"
-    assert not satisfied(st, "distributing")
-    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0}]}, "distributing")
+    def st(*ports):
+        return aggregate({"ports": ports})
+    active, standby = {"role": "active", "wtr_left": 0.0}, {"role": "standby", "wtr_left": 0.0}
+    assert satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": standby}), "distributing")
+    assert satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": standby}), "collecting")
+    assert not satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": {**standby, "role": "down"}}),
+                         "distributing")
+    assert not satisfied(st({"flags": 3}, {"flags": 0}), "distributing")
     # agrmaxports' standby port, too (selected STANDBY, limited); not one that is merely waiting
-    assert satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": True}}]}, "distributing")
-    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": False}}]}, "distributing")
+    assert satisfied(st({"flags": 3}, {"flags": 0, "lacp": {"limited": True}}), "distributing")
+    assert not satisfied(st({"flags": 3}, {"flags": 0, "lacp": {"limited": False}}), "distributing")
+    assert not satisfied(st(), "distributing"), "no port at all"
 
 
 # -- the eBPF path's hand-over on a move ---------------------------------------------------------

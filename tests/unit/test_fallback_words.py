@@ -10,6 +10,7 @@ from agrconfig.errors import UsageError
 from agrconfig.worker import aggregation
 from tests.unit.test_controls_words import agr, complete, refused, said
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 def test_the_words_parse():
@@ -41,15 +42,15 @@ def test_status_shows_the_setting_and_the_port_in_use():
     w = ws(0, False)
     w["flags"]["lacp_fallback"] = True
     w["ports"][0]["lacp"].update(selected="SELECTED", mux_state="ATTACHED", rx_state="DEFAULTED", fallback=True)
-    lines = render.agr_lines(w)
+    lines = render.agr_lines(aggregate(w))
     assert lines[0].endswith("datapath relay; lacpfallback")
     assert "\t\tselected, fallback, mux ATTACHED, receive DEFAULTED;" in "\n".join(lines)
-    doc = render.json_doc({"ifname": "agr0", "agr": w})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(w)})
     assert doc["linkinfo"]["info_data"]["fallback_port"] == "re1"
     assert doc["agrports"][0]["fallback"] is True
     w["ports"][0]["lacp"]["fallback"] = False
-    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["fallback_port"] is None
-    assert "fallback," not in "\n".join(render.agr_lines(w))
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(w)})["linkinfo"]["info_data"]["fallback_port"] is None
+    assert "fallback," not in "\n".join(render.agr_lines(aggregate(w)))
 
 
 def test_completion_knows_both_words():

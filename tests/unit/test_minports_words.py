@@ -10,6 +10,7 @@ from agrconfig.errors import UsageError
 from agrconfig.worker import loop, statefile, tap
 from tests.unit.test_controls_words import agr, complete, refused, said, state
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, n", [(["agrminports", "0"], 0), (["agrminports", "2"], 2),
@@ -56,13 +57,13 @@ def test_status_shows_a_limit_other_than_1():
     def first_line(**flags):
         w = ws(0, False)
         w["flags"].update(flags)
-        return render.agr_lines(w)[0]
+        return render.agr_lines(aggregate(w))[0]
     assert first_line().endswith("datapath relay")
     assert first_line(min_ports=2).endswith("datapath relay; minports 2")
     assert first_line(min_ports=0, max_ports=1).endswith("; maxports 1; minports 0")
     w = ws(0, False)
     w["flags"]["min_ports"] = 3
-    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["min_links"] == 3
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(w)})["linkinfo"]["info_data"]["min_links"] == 3
 
 
 def test_completion_knows_the_word():

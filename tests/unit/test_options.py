@@ -15,6 +15,7 @@ from agrconfig.cli import provision, render as status
 from agrconfig.ipc import protocol as control
 from agrconfig.errors import AgrError, UsageError
 from agrconfig.cli.grammar import Op, parse_words
+from tests.unit.statuses import aggregate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = [(o, v) for o in options.OPTIONS for v in o.kind.values()]
@@ -165,10 +166,14 @@ def test_the_worker_starts_from_the_schema_defaults():
     assert loop.default_flags() == options.defaults()
 
 
-def ws(**flags):
+def ws_json(**flags):
     kind = {"loadbalance": "static"}.get(flags.get("proto", "lacp"), flags.get("proto", "lacp"))
     return {"protocol": kind, "datapath": "relay",
             "flags": {**options.defaults(), **flags}, "ports": []}
+
+
+def ws(**flags):
+    return aggregate(ws_json(**flags))
 
 
 def ws_port(key, value):
@@ -180,7 +185,7 @@ def ws_port(key, value):
             "actor_state_str": [], "partner_state_str": []}
     port = {"name": "re0", "index": 2, "flags": 3, "carrier": True, "original_mac": "02:00:00:00:00:09",
             "counters": {}, "options": {**options.defaults("port"), key: value}, "lacp": lacp}
-    return dict(ws(), ports=[port])
+    return aggregate(dict(ws_json(), ports=[port]))
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)

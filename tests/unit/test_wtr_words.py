@@ -13,6 +13,7 @@ from agrconfig.lacp import DistributingChanged
 from agrconfig.worker import aggregation
 from tests.unit.test_controls_words import agr, complete, refused, said
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, n", [(["agrwtr", "0"], 0), (["agrwtr", "30"], 30), (["agrwtr", "3600"], 3600)])
@@ -66,7 +67,7 @@ def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wai
     ports = [port(1), port(2)]
     agg.add_port(0.0, ports[0])
     assert agg.sets(ports)[0] == {2}, "port 2 was never added through add_port: as after a restart"
-    assert agg.get_timer() == 5.0 and agg.port_status(1) == {"wtr_left": 5.0}
+    assert agg.get_timer() == 5.0 and agg.port_status(1) == {"static_wtr_left": 5.0}
     agg.handle_timer(4.9)
     assert agg.sets(ports)[0] == {2} and not told
     agg.handle_timer(5.0)
@@ -84,7 +85,7 @@ def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wai
     agg.set_carrier(13.0, 1, True)
     agg.handle_timer(15.0)
     assert agg.sets(ports)[0] == {2}
-    assert agg.port_status(1)["wtr_left"] == pytest.approx(3.0)
+    assert agg.port_status(1)["static_wtr_left"] == pytest.approx(3.0)
     agg.handle_timer(18.0)
     assert agg.sets(ports)[0] == {1, 2}
 
@@ -105,17 +106,17 @@ def test_status_shows_the_time_left():
     w = ws(0, False)
     w["flags"]["wtr_time"] = 30
     w["ports"][0]["lacp"].update(selected="SELECTED", mux_state="ATTACHED", wtr_left=12.34)
-    lines = render.agr_lines(w)
+    lines = render.agr_lines(aggregate(w))
     assert lines[0].endswith("; wtr 30 s")
     assert "\t\tselected, wait-to-restore 12.3 s left, mux ATTACHED" in "\n".join(lines)
-    doc = render.json_doc({"ifname": "agr0", "agr": w})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(w)})
     assert doc["agrports"][0]["wtr_left"] == 12.34 and doc["linkinfo"]["info_data"]["updelay"] == 30000
     # link1: no LACP lines, the wait on a line of its own.
     static = {"protocol": "static", "datapath": "relay", "flags": {**options.defaults(), "proto": "loadbalance"},
               "ports": [{"name": "re0", "index": 2, "flags": 0, "carrier": True, "original_mac": "02:00:00:00:00:09",
                          "counters": {}, "options": options.defaults("port"), "wtr_left": 4.0}]}
-    assert render.agr_lines(static)[1:] == ["\tagrport: re0, flags=0x0", "\t\twait-to-restore 4.0 s left"]
-    assert render.json_doc({"ifname": "agr0", "agr": static})["agrports"][0]["wtr_left"] == 4.0
+    assert render.agr_lines(aggregate(static))[1:] == ["\tagrport: re0, flags=0x0", "\t\twait-to-restore 4.0 s left"]
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(static)})["agrports"][0]["wtr_left"] == 4.0
 
 
 def test_completion_knows_the_word():
