@@ -16,8 +16,9 @@ import pytest
 from agrconfig import options
 from agrconfig.cli import metrics, monitor, render, whichport
 from agrconfig.lacp import LacpCore
-from agrconfig.status import (SCHEMA, SCHEMA_KEY, AggregateStatus, FailoverPortStatus, LacpPortStatus, MuxState,
-                              PortStatus, Protocol, Role, RxState, Selected, plain)
+from agrconfig.status import (SCHEMA, SCHEMA_KEY, AggregateStatus, FailoverPortStatus, FailoverStatus, LacpPortStatus,
+                              LacpStatus, LinkcheckStatus, MuxState, PortStatus, Protocol, Role, RxState, Selected,
+                              plain)
 from agrconfig.worker import aggregation, failover, history, report
 from tests.unit.lacp_wire import Wire, mac
 from tests.unit.statuses import aggregate, port
@@ -128,9 +129,9 @@ def test_a_newer_workers_unknown_keys_and_states_are_read_past():
 
 
 @pytest.mark.parametrize("bad, where", [
-    ([], "expected an object"),
+    ([], "expected an object, got list"),
     ({"flags": {}, "protocol": "lacp", "ports": []}, "no 'name'"),
-    ({"name": "agr0", "flags": {}, "protocol": "lacp", "ports": {}}, "ports: expected a list"),
+    ({"name": "agr0", "flags": {}, "protocol": "lacp", "ports": {}}, "ports: expected a list, got dict"),
     ({"name": "agr0", "flags": {}, "protocol": "lacp", "ports": [{"name": "re0"}]}, "no 'index'"),
     ({"name": "agr0", "flags": {}, "protocol": "lacp", "ports": [{"name": "re0", "index": "x", "flags": 0,
                                                                    "carrier": True}]}, "PortStatus.index"),
@@ -178,11 +179,11 @@ def fake_port(index, name):
 
 class FakeChecker:
     def status(self, now, index):
-        return {"up": True, "heard_ago": 0.1}
+        return {"up": index == 3, "heard_ago": round(now - 9.5, 3) if index == 3 else None}
 
 
-def built(agg, flags, ports, reply, checker=None, now=10.0):
-    hist = history.History(clock=lambda: now, wall=lambda: 1.7e9 + now)
+def built(agg, flags, ports, reply, checker=None, now=10.0, hist=None):
+    hist = hist or history.History(clock=lambda: now, wall=lambda: 1.7e9 + now)
     distributing, collecting = agg.sets(ports)
     return report.aggregate_status(
         name="agr0", pid=1, mac="02:00:00:00:00:01", flags=flags, aggregation=agg, path=FakePath(reply),
@@ -223,6 +224,7 @@ def test_the_builder_writes_the_0_2_0_keys_for_loadbalance_and_explains():
     assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.ports[1].static_wtr_left == st.ports[1].wtr_left == 600.0
     assert (st.ports[1].reason_kind, st.ports[1].reason) == ("waiting_to_restore", "waiting to restore, 600.0 s left")
+    assert st.protocol is Protocol.STATIC and st.lacp is None and st.failover is None
     assert st.ports[0].reason is None and st.ports[0].distributing
 
 
@@ -235,10 +237,93 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())
     assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
-    assert st.failover.active == 3 and st.active_port.name == "re0"
+    assert st.failover == FailoverStatus(active=3, wtr=600) and st.active_port.name == "re0"
+    assert st.protocol is Protocol.FAILOVER and st.lacp is None
+    assert st.ports[0].linkcheck == LinkcheckStatus(up=True, heard_ago=0.5)
     assert st.ports[1].failover == FailoverPortStatus(Role.STANDBY, 0.0)
-    assert st.ports[1].reason == "standby (agrproto failover): another port is active"
+    assert st.ports[1].reason == "link check: no target heard yet", "the checker's verdict on re1"
+    unchecked = built(agg, {**flags, "linkcheck": None}, ports, reply)
+    assert unchecked.ports[1].reason == "standby (agrproto failover): another port is active"
     json.dumps(st.to_json())
+
+
+def test_port_flags_are_the_option_bits():
+    assert report.port_flags(1, {1}, set()) == options.PORT_COLLECTING
+    assert report.port_flags(2, {2}, {2}) == options.PORT_COLLECTING | options.PORT_DISTRIBUTING
+    assert report.port_flags(3, {1}, {1}) == 0
+    assert report.port_flags(4, set(), {4}) == options.PORT_DISTRIBUTING
+
+
+class CountingPath(FakePath):
+    """Each port counts its own index in every counter; the totals count 7."""
+    name, mode = "ebpf", "pass"   # not the defaults
+
+    def counters(self, indexes):
+        return dict.fromkeys(self.totals, 7), {i: dict.fromkeys(self.port_keys, i) for i in indexes}
+
+
+def test_the_builder_fills_every_field_from_its_parts():
+    from agrconfig.lacp.events import Transition as CoreTransition
+    from agrconfig.worker import counters
+    from tests.unit.test_lacp_controls import run_clock
+    from tests.unit.test_lacp_fallback import alone
+    reply = fixture("lacp")["worker_reply"]
+    core = alone(ports=(3, 5))
+    run_clock(core, 4.0)
+    assert core.distributing() == (3,), "lacpfallback: the lowest port carries the traffic"
+    flags = {**options.defaults(), "lacp_fallback": True, "min_ports": 2}
+    ports = [fake_port(3, "re0"), fake_port(5, "re1")]
+    ports[1].orig = {"mac": "02:00:00:00:00:05"}
+    ports[1].speed, ports[1].duplex_full, ports[1].carrier = 1000, False, False
+    ports[1].options = {"port_priority": 7}
+    hist = history.History(clock=lambda: 4.0, wall=lambda: 1.7e9)
+    hist.record(CoreTransition(5, "rx", "CURRENT", "EXPIRED", "current_while expired"))
+    agg = aggregation.Lacp(core, act=lambda out: None)
+    distributing, collecting = agg.sets(ports)
+    path = CountingPath(reply)
+    st = report.aggregate_status(
+        name="agr7", pid=42, mac="02:00:00:00:00:01", flags=flags, aggregation=agg, path=path,
+        datapath_note="no BPF here", ports=ports, collecting=collecting, distributing=distributing,
+        history=hist, checker=FakeChecker(), now=10.0)
+    assert (st.schema, st.name, st.pid, st.mac, st.protocol) == (SCHEMA, "agr7", 42, "02:00:00:00:00:01", Protocol.LACP)
+    assert (st.datapath, st.datapath_mode, st.datapath_note) == ("ebpf", "pass", "no BPF here")
+    assert plain(st.flags) == flags and st.failover is None
+    totals, per_port = path.counters([3, 5])
+    assert plain(st.counters) == totals and plain(st.stats64) == counters.agr_stats64(totals, per_port)
+    assert st.lacp == LacpStatus.from_json(core.status()) and st.lacp.fallback_port == 3
+    re0, re1 = st.ports
+    assert (re0.name, re0.index, re0.flags, re0.carrier) == ("re0", 3, 3, True)
+    assert (re1.name, re1.index, re1.flags, re1.carrier) == ("re1", 5, 0, False)
+    assert (re1.original_mac, re1.speed, re1.duplex_full) == ("02:00:00:00:00:05", 1000, False)
+    assert (re0.original_mac, re0.speed, re0.duplex_full) == ("02:00:00:00:00:09", 10000, True)
+    assert plain(re1.options) == {"port_priority": 7} and re1.port_priority == 7
+    assert plain(re1.counters) == per_port[5] and plain(re1.stats64) == counters.port_stats64(per_port[5])
+    assert re0.lacp == LacpPortStatus.from_json(core.port_status(3)) and re0.lacp.fallback
+    assert re1.lacp == LacpPortStatus.from_json(core.port_status(5))
+    assert re1.history.counts["expired"] == 1 and re1.history.transitions[0].new == "EXPIRED"
+    assert re0.history.transitions == () and re0.history.counts["expired"] == 0
+    assert re0.linkcheck.up and re0.linkcheck.heard_ago == 0.5 and re1.linkcheck.heard_ago is None
+    assert (re0.reason_kind, re0.reason) == (None, None)
+    # carrier is the worker's (the fake says down), the rest the core's: the aggregation is read
+    assert (re1.reason_kind, re1.reason) == ("no_carrier", "no carrier")
+    idle = report.aggregate_status(
+        name="agr7", pid=42, mac=None, flags=flags, aggregation=agg, path=path, datapath_note="",
+        ports=[ports[0], fake_port(5, "re1")], collecting=collecting, distributing=distributing,
+        history=hist, checker=None, now=10.0)
+    assert idle.ports[1].reason == "idle: lacpfallback carries the traffic on another port", "needs the LacpStatus"
+    assert idle.ports[0].linkcheck is None and "linkcheck" not in idle.ports[0].to_json()
+
+
+def test_counters_the_core_does_not_report_count_zero():
+    p = port({"lacp": {"counters": {"lacpdu_rx": 4}}})
+    assert p.lacp.counter("lacpdu_rx") == 4 and p.lacp.counter("marker_tx") == 0
+
+
+def test_ports_are_found_by_name_and_index():
+    st = AggregateStatus.from_json(fixture("failover")["worker_reply"])
+    assert st.port("re1") is st.ports[1] and st.port("re9") is None
+    assert st.port_by_index(3) is st.ports[0] and st.port_by_index(99) is None
+    assert aggregate({"ports": [{"name": "re0", "index": 3}]}).active_port is None
 
 
 # -- one release apart, either way -----------------------------------------------------------------
