@@ -37,13 +37,15 @@ def exists(name):
 
 
 def manages(name, op):
-    """Does this word on `name` go to an agr worker (rather than plain ifconfig)?"""
+    """Does operation `op` (cli/ops.py) on `name` go to an agr worker (rather than plain
+    ifconfig)? It says whether it makes the interface (op.creates) and whether it has a plain
+    form for any interface (op.plain)."""
     if not paths.is_agr_name(name):
         return False
-    if op.word == "create" or exists(name):
+    if op.creates or exists(name):
         return True
     # An agr-looking name that we did not create: plain words still work on it.
-    return op.word not in ("up", "down", "mtu", "address") or rtnl.link(name) is None
+    return not op.plain or rtnl.link(name) is None
 
 
 def _pid_from_file(name):

@@ -8,7 +8,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged, Transmit
 from agrconfig.worker import announce, statefile
@@ -27,9 +28,9 @@ from tests.unit.test_controls_words import ORIG, complete, refused, state
 ])
 def test_agrproto_and_its_aliases_are_one_setting(words, value):
     (op,) = parse_words(words)
-    assert op == Op("flag", ("proto", value), words[0])
+    assert op == SetOption("proto", value, words[0])
     # Files and -n say it one way, whichever word set it.
-    assert provision.words_of(op) == ["agrproto", value]
+    assert op.words() == ["agrproto", value]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -304,6 +305,8 @@ class FakeFast:
 
 
 class FakeRelay:
+    hold_until = 0.0                         # its hold (of a join) ends then
+
     def set_ports(self, *args):
         pass
 
@@ -322,7 +325,9 @@ def test_a_move_after_carrier_loss_needs_no_hand_over_but_one_to_a_live_port_doe
     assert path.fast.modes == [] and path.fast.distributing == [5], "p0's queue is gone: redirect at once"
     p0.carrier = True                        # p0 back with a better priority: p1 may hold older frames
     path.set_ports([p0, p1], {3}, {3})
-    assert path.fast.modes == ["pass"] and path.join_deadline is not None
+    assert path.fast.modes == ["pass"]
+    path.handle_timer(10.0)                  # the loop's turn: the hand-over's timeout is set
+    assert path.get_timer() == 10.0 + path.JOIN_TIMEOUT
 
 
 def test_the_carrier_poll_reads_the_link_now():

@@ -4,7 +4,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import aggregation
@@ -14,8 +15,8 @@ from tests.unit.statuses import aggregate
 
 
 def test_the_words_parse():
-    assert parse_words(["lacpfallback"]) == [Op("flag", ("lacp_fallback", True), "lacpfallback")]
-    assert parse_words(["-lacpfallback"]) == [Op("flag", ("lacp_fallback", False), "-lacpfallback")]
+    assert parse_words(["lacpfallback"]) == [SetOption("lacp_fallback", True, "lacpfallback")]
+    assert parse_words(["-lacpfallback"]) == [SetOption("lacp_fallback", False, "-lacpfallback")]
     with pytest.raises(UsageError):
         parse_words(["lacpfallback", "on"])
 

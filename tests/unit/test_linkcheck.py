@@ -7,7 +7,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import AddAddress, SetOption, Up
 from agrconfig.errors import UsageError
 from agrconfig.worker import announce, statefile
 from agrconfig.worker.linkcheck import Monitor, arp_probe, link_local, neighbor_solicitation, target_filter
@@ -26,14 +27,14 @@ from tests.unit.statuses import aggregate
 ])
 def test_agrlinkcheck_parses(words, value):
     (op,) = parse_words(words)
-    assert op == Op("flag", ("linkcheck", value), words[0])
-    (again,) = parse_words(provision.words_of(op))
+    assert op == SetOption("linkcheck", value, words[0])
+    (again,) = parse_words(op.words())
     assert again == op
 
 
 def test_interval_is_optional_and_what_follows_is_another_word():
     ops = parse_words(["agrlinkcheck", "192.0.2.1", "up"])
-    assert [o.word for o in ops] == ["flag", "up"]
+    assert [type(o) for o in ops] == [SetOption, Up]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -56,7 +57,7 @@ def test_bad_agrlinkcheck_is_a_usage_error(words, message):
     with pytest.raises(UsageError, match=message):
         ops = parse_words(words)
         if words[0] == "-agrlinkcheck":   # the address alone is a word of its own: an inet one
-            assert ops[1].word == "address"
+            assert isinstance(ops[1], AddAddress)
             raise UsageError("192.0.2.1: parsed as an address")
 
 

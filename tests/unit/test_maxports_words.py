@@ -5,7 +5,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import aggregation, statefile
@@ -16,7 +17,7 @@ from tests.unit.statuses import aggregate
 @pytest.mark.parametrize("words, n", [(["agrmaxports", "0"], 0), (["agrmaxports", "1"], 1),
                                       (["agrmaxports", "1024"], 1024), (["agrmaxports", "0x10"], 16)])
 def test_agrmaxports_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("max_ports", n), "agrmaxports")]
+    assert parse_words(words) == [SetOption("max_ports", n, "agrmaxports")]
 
 
 @pytest.mark.parametrize("words, message", [

@@ -4,7 +4,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import loop, statefile, tap
@@ -16,7 +17,7 @@ from tests.unit.statuses import aggregate
 @pytest.mark.parametrize("words, n", [(["agrminports", "0"], 0), (["agrminports", "2"], 2),
                                       (["agrminports", "1024"], 1024)])
 def test_agrminports_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("min_ports", n), "agrminports")]
+    assert parse_words(words) == [SetOption("min_ports", n, "agrminports")]
 
 
 @pytest.mark.parametrize("words, message", [

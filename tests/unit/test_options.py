@@ -11,10 +11,11 @@ import re
 import pytest
 
 from agrconfig import options
-from agrconfig.cli import provision, render as status
+from agrconfig.cli import render as status
 from agrconfig.ipc import protocol as control
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption, SetPortOption
 from tests.unit.statuses import aggregate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,14 +58,14 @@ def test_words_round_trip(option, value):
         words = option.file_words(value, "re0")
         assert words[:2] == [option.kind.word, "re0"], "a port option names its port first"
         (op,) = parse_words(words)
-        assert op == Op("portflag", ("re0", option.key, value), words[0])
-        assert provision.words_of(provision.port_flag_op("re0", option.key, value)) == words
+        assert op == SetPortOption("re0", option.key, value, words[0])
+        assert SetPortOption.of("re0", option.key, value).words() == words
     else:
         words = option.file_words(value)
         (op,) = parse_words(words)
-        assert op == Op("flag", (option.key, value), words[0])
-        assert provision.words_of(provision.flag_op(option.key, value)) == words
-    assert provision.words_of(op) == words
+        assert op == SetOption(option.key, value, words[0])
+        assert SetOption.of(option.key, value).words() == words
+    assert op.words() == words
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)

@@ -6,7 +6,8 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged
@@ -18,7 +19,7 @@ from tests.unit.statuses import aggregate
 
 @pytest.mark.parametrize("words, n", [(["agrwtr", "0"], 0), (["agrwtr", "30"], 30), (["agrwtr", "3600"], 3600)])
 def test_agrwtr_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("wtr_time", n), "agrwtr")]
+    assert parse_words(words) == [SetOption("wtr_time", n, "agrwtr")]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -130,9 +131,9 @@ def test_the_stanza_options_of_issue_13s_second_slice():
            "IF_AGR_LACP_FALLBACK": "yes", "IF_AGR_WTR": "30"}
     ports, words = ifupdown.stanza(env)
     assert ports == ["re0", "re1"]
-    assert parse_words(words) == [Op("flag", ("max_ports", 1), "agrmaxports"),
-                                  Op("flag", ("min_ports", 2), "agrminports"),
-                                  Op("flag", ("lacp_fallback", True), "lacpfallback"),
-                                  Op("flag", ("wtr_time", 30), "agrwtr")]
+    assert parse_words(words) == [SetOption("max_ports", 1, "agrmaxports"),
+                                  SetOption("min_ports", 2, "agrminports"),
+                                  SetOption("lacp_fallback", True, "lacpfallback"),
+                                  SetOption("wtr_time", 30, "agrwtr")]
     _ports, words = ifupdown.stanza({"IF_AGR_LACP_FALLBACK": "no"})
     assert words == ["-lacpfallback"]
