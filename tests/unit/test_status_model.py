@@ -363,7 +363,11 @@ def old_front_end(tmp_path_factory):
     src = os.environ.get("AGRCONFIG_RELEASE_0_2_0")
     if not src:
         src = tmp_path_factory.mktemp("release-0.2.0")
-        archive = subprocess.run(["git", "-C", ROOT, "archive", OLD_RELEASE, "agrconfig"], capture_output=True)
+        # scripts/mutation runs the tests from ./mutants, an untracked copy inside the clone
+        for top in (ROOT, os.path.dirname(ROOT)):
+            archive = subprocess.run(["git", "-C", top, "archive", OLD_RELEASE, "agrconfig"], capture_output=True)
+            if archive.returncode == 0:
+                break
         assert archive.returncode == 0, f"{OLD_RELEASE} is not in this clone: {archive.stderr.decode()}"
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
 
