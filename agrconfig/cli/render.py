@@ -241,13 +241,12 @@ def _ad_info(ws):
 
 
 def _port_json(p):
-    doc = p.to_json()
     out = {"ifname": p.name, "ifindex": p.index, "flags": p.flags,
            "flags_str": [n for bit, n in PORT_FLAGS if p.flags & bit],
-           "carrier": p.carrier, "perm_hwaddr": p.original_mac, "counters": doc["counters"],
-           "stats64": doc["stats64"] if p.stats64 is not None else {}, "reason": p.reason,
-           "history": doc["history"],
-           "options": doc["options"],
+           "carrier": p.carrier, "perm_hwaddr": p.original_mac, "counters": plain(p.counters),
+           "stats64": plain(p.stats64) if p.stats64 is not None else {}, "reason": p.reason,
+           "history": plain(p.history),
+           "options": plain(p.options),
            "actor_port_prio": p.port_priority}
     lacp = p.lacp
     if lacp is not None:
@@ -263,14 +262,14 @@ def _port_json(p):
             "partner_port_priority": lacp.partner_port_priority,
             "selected": str(lacp.selected), "standby": lacp.standby,
             "mux_state": str(lacp.mux_state), "rx_state": str(lacp.rx_state),
-            "lacp_counters": doc["lacp"]["counters"],
+            "lacp_counters": plain(lacp.counters),
         })
         out["standby_maxports"] = lacp.limited
         out["fallback"] = lacp.fallback
     out["wtr_left"] = lacp.wtr_left if lacp is not None else p.static_wtr_left
     if p.linkcheck is not None:
-        out["linkcheck"] = doc["linkcheck"]
+        out["linkcheck"] = plain(p.linkcheck)
     if p.failover is not None:   # bonding's sysfs slave state: active or backup
         out["state"] = "active" if p.failover.role == Role.ACTIVE else "backup"
-        out["failover"] = doc["failover"]
+        out["failover"] = plain(p.failover)
     return out

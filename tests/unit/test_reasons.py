@@ -6,6 +6,7 @@ from agrconfig.lacp import LacpCore, pdu as P
 from agrconfig.lacp.events import Transition
 from agrconfig.status import LacpStatus, PortStatus
 from agrconfig.worker import history, reasons
+from tests.unit import statuses
 from tests.unit.lacp_wire import Wire, mac, pair
 
 
@@ -222,3 +223,21 @@ def test_failover_and_linkcheck_reasons():
     assert reasons.reason(port({**silent, "linkcheck": {"up": False, "heard_ago": None}})) == "link check: no target heard yet"
     assert reasons.reason(port({**silent, "carrier": False})) == "no carrier"
     assert reasons.reason(port({**standby, "flags": 2})) is None
+
+
+def test_the_mux_and_our_own_key_in_words():
+    chosen = LacpStatus.from_json({"system": "02:00:00:00:00:01", "system_priority": 1, "fast_timeout": True,
+                                   "strict": True, "active": True,
+                                   "aggregator": {"actor_key": 0x100, "partner_system": "02:00:00:00:00:02",
+                                                  "partner_key": 0x100, "ports": [2]}})
+    slower = statuses.port({"lacp": {"selected": "UNSELECTED", "actor_key": 0x200}})
+    assert reasons.reason(slower, chosen) == "our key 0x200 (link speed) differs from the aggregation's 0x100"
+    assert reasons.other_aggregation(slower, None) is None, "no aggregation chosen: nothing differs"
+    same = statuses.port({"lacp": {"selected": "UNSELECTED"}})
+    assert reasons.other_aggregation(same, chosen) is None
+    waiting = statuses.port({"lacp": {"mux_state": "WAITING"}})
+    assert reasons.mux_waiting(waiting, None) == "waiting for the other ports (aggregate wait)"
+    detached = statuses.port({"lacp": {"mux_state": "DETACHED"}})
+    assert reasons.mux_waiting(detached, None) == "not selected"
+    assert reasons.mux_waiting(statuses.port({"lacp": {}}), None) is None
+    assert reasons.mux_waiting(statuses.port({}), None) is None, "no LACP, no mux"
