@@ -6,6 +6,7 @@ import time
 
 from .. import paths
 from ..errors import AgrError
+from . import protocol
 from .protocol import Peer
 
 
@@ -70,24 +71,26 @@ def _note_peer(name, reply):
 
 def ping(name, timeout=5.0):
     """Ask the worker of `name` who it is (a Peer); raises WorkerGone when none answers."""
-    _exchange(name, "ping", timeout)
+    _exchange(name, protocol.Ping(), timeout)
     return _peers[name]
 
 
 def request(name, op, timeout=30.0, **args):
-    """Send one request to the worker of `name`; return its reply or raise AgrError. Who
+    """Send one request to the worker of `name`: a protocol.Request, or its op and arguments
+    (`request(name, "addport", port="re0")`); return its reply or raise AgrError. Who
     answered is kept for peer_of()."""
-    return _exchange(name, op, timeout, **args).get("result")
+    req = op if isinstance(op, protocol.Request) else protocol.build(op, **args)
+    return _exchange(name, req, timeout).get("result")
 
 
-def _exchange(name, op, timeout, **args):
+def _exchange(name, req, timeout):
     """One request, one reply (the whole reply object; an error raised as AgrError)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
         _connect(sock, paths.control_address(name), name, timeout)
         try:
-            sock.sendall(json.dumps({"op": op, **args}).encode())
+            sock.sendall(json.dumps(req.to_json()).encode())
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker answered early (an error) and closed: read what it said

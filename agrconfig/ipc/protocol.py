@@ -1,5 +1,6 @@
-"""The control protocol: what may be asked of a worker, with which arguments, and the version
-every reply carries. Shared by the client and the worker; it imports only the bottom layer.
+"""The control protocol: what may be asked of a worker (one typed Request per op, with the
+checks of its arguments), and the version every reply carries. Shared by the client and the
+worker; it imports only the bottom layer.
 """
 import errno
 import json
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from .. import __version__, options
 from ..checks import valid_ifname
 from ..errors import AgrError
+from ..record import Record
 
 MAX_REQUEST = 64 * 1024
 log = logging.getLogger("agrconfig")
@@ -81,38 +83,121 @@ def check_port_flags(value):
     return check_flags(value, scope="port")
 
 
-# op -> {argument: checker}. Nothing here names a file or a command: ports are interface names.
-REQUESTS = {
-    "status": {}, "ping": {}, "shutdown": {}, "save": {},
-    "addport": {"port": check_ifname}, "delport": {"port": check_ifname},
-    "setflags": {"flags": check_flags}, "setmtu": {"mtu": check_mtu},
-    "setport": {"port": check_ifname, "flags": check_port_flags},
-}
+# -- typed requests: one class per op, its arguments and their checks ----------------------------
+# Nothing here names a file or a command: ports are interface names. The JSON on the wire is
+# {"op": OP, argument: value, ...}, as in every release before typed requests.
+
+class Request(Record):
+    """A control request. A subclass names its op (OP) and its arguments: its __slots__, each
+    checked by CHECKS[argument] when parsed from the wire. The worker dispatches by type."""
+    __slots__ = ()
+    OP = ""
+    CHECKS = {}          # argument -> checker (ValueError saying what is wrong)
+
+    def to_json(self):
+        """The request as it goes over the socket."""
+        return {"op": self.OP, **self.as_dict()}
+
+    @classmethod
+    def from_json(cls, req):
+        """A checked request from its JSON object (its op already found to be OP); raises
+        AgrError(EINVAL) saying what is wrong."""
+        extra = sorted(set(req) - set(cls.FIELDS) - {"op"})
+        if extra:
+            raise AgrError(errno.EINVAL, "control", f"{cls.OP}: unexpected argument {extra[0][:40]!r}")
+        for key in cls.FIELDS:
+            if key not in req:
+                raise AgrError(errno.EINVAL, "control", f"{cls.OP}: missing argument {key!r}")
+            try:
+                cls.CHECKS[key](req[key])
+            except ValueError as exc:
+                raise AgrError(errno.EINVAL, "control", f"{cls.OP}: {exc}") from None
+        return cls(**{key: req[key] for key in cls.FIELDS})
+
+
+class Status(Request):
+    __slots__ = ()
+    OP = "status"
+
+
+class Ping(Request):
+    __slots__ = ()
+    OP = "ping"
+
+
+class Shutdown(Request):
+    __slots__ = ()
+    OP = "shutdown"
+
+
+class Save(Request):
+    """Write the state file again (the front end found it unusable)."""
+    __slots__ = ()
+    OP = "save"
+
+
+class AddPort(Request):
+    __slots__ = ("port",)
+    OP = "addport"
+    CHECKS = {"port": check_ifname}
+
+
+class DelPort(Request):
+    __slots__ = ("port",)
+    OP = "delport"
+    CHECKS = {"port": check_ifname}
+
+
+class SetFlags(Request):
+    __slots__ = ("flags",)
+    OP = "setflags"
+    CHECKS = {"flags": check_flags}
+
+
+class SetMtu(Request):
+    __slots__ = ("mtu",)
+    OP = "setmtu"
+    CHECKS = {"mtu": check_mtu}
+
+
+class SetPort(Request):
+    """A port's own settings (agrportpri)."""
+    __slots__ = ("port", "flags")
+    OP = "setport"
+    CHECKS = {"port": check_ifname, "flags": check_port_flags}
+
+
+REQUESTS = {cls.OP: cls for cls in (Status, Ping, Shutdown, Save, AddPort, DelPort, SetFlags, SetMtu, SetPort)}
+
+
+def unknown(op):
+    return AgrError(errno.EINVAL, "control", f"unknown request {op[:40]!r}")
+
+
+def build(op, **args):
+    """The typed request for `op` with these arguments, as a client makes one (the worker
+    checks the values); raises AgrError(EINVAL) for an unknown op or wrong arguments."""
+    cls = REQUESTS.get(op)
+    if cls is None:
+        raise unknown(str(op))
+    try:
+        return cls(**args)
+    except TypeError as exc:
+        raise AgrError(errno.EINVAL, "control", f"{op}: {exc}") from None
 
 
 def parse_request(raw):
-    """Bytes -> a checked request dict. Raises AgrError(EINVAL) saying what is wrong."""
+    """Bytes -> a checked, typed Request. Raises AgrError(EINVAL) saying what is wrong."""
     try:
         req = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise AgrError(errno.EINVAL, "control", f"malformed request: {exc}") from None
     if not isinstance(req, dict) or not isinstance(req.get("op"), str):
         raise AgrError(errno.EINVAL, "control", "malformed request: not a JSON object with an op")
-    op = req["op"]
-    if op not in REQUESTS:
-        raise AgrError(errno.EINVAL, "control", f"unknown request {op[:40]!r}")
-    wanted = REQUESTS[op]
-    extra = sorted(set(req) - set(wanted) - {"op"})
-    if extra:
-        raise AgrError(errno.EINVAL, "control", f"{op}: unexpected argument {extra[0][:40]!r}")
-    for key, check in wanted.items():
-        if key not in req:
-            raise AgrError(errno.EINVAL, "control", f"{op}: missing argument {key!r}")
-        try:
-            check(req[key])
-        except ValueError as exc:
-            raise AgrError(errno.EINVAL, "control", f"{op}: {exc}") from None
-    return req
+    cls = REQUESTS.get(req["op"])
+    if cls is None:
+        raise unknown(req["op"])
+    return cls.from_json(req)
 
 
 def answer(req, handler):

@@ -47,38 +47,49 @@ class _Conn:
 
 
 class Server:
-    """Serve the control socket from a selector without ever blocking the loop.
+    """Serve the control socket from the worker's loop without ever blocking it.
 
-    Each accepted connection is registered in the selector; its bytes are
-    collected until EOF (the client's SHUT_WR), the size limit or its deadline;
-    then the request is handled and the reply written as the socket takes it.
-    A refused or oversized request is still read (and thrown away) to its end,
-    so that the client gets its error reply rather than a reset.
-    A slow or silent client costs one file descriptor until its deadline, never
-    the loop's time: LACP and other clients go on meanwhile. The loop asks
-    next_deadline() and calls handle_timer() then, as it does with the LACP core.
+    One of the loop's components (worker/component.py): the loop registers what fds() lists
+    and calls on_readable(now, key) when one is ready, deadline() and on_timer(now) as it does
+    with the LACP core. `handler(request, now)` answers a typed request (protocol.Request).
+
+    Each accepted connection is watched; its bytes are collected until EOF (the client's
+    SHUT_WR), the size limit or its deadline; then the request is handled and the reply
+    written as the socket takes it. A refused or oversized request is still read (and
+    thrown away) to its end, so that the client gets its error reply rather than a reset.
+    A slow or silent client costs one file descriptor until its deadline, never the loop's
+    time: LACP and other clients go on meanwhile. `clock` is the worker's (monotonic
+    seconds): a reply's deadline starts when it is ready, after the request was handled.
     """
 
-    def __init__(self, listener, sel, handler, timeout=REQUEST_TIMEOUT, max_conns=MAX_CONNECTIONS):
-        self.listener, self.sel, self.handler = listener, sel, handler
+    def __init__(self, listener, handler, timeout=REQUEST_TIMEOUT, max_conns=MAX_CONNECTIONS, clock=time.monotonic):
+        self.listener, self.handler, self.clock = listener, handler, clock
         self.timeout, self.max_conns = timeout, max_conns
         self.conns = {}
-        sel.register(listener, selectors.EVENT_READ, self._on_accept)
 
     def close(self):
         for conn in list(self.conns.values()):
             self._close(conn)
-        try:
-            self.sel.unregister(self.listener)
-        except (KeyError, ValueError):
-            pass
 
-    # -- time, as the LACP core keeps it: the loop asks when, and calls back then ---------
-    def next_deadline(self):
+    # -- the loop's interface ---------------------------------------------------------
+    def fds(self):
+        """(file, key, events) to watch: the listener, and each connection for what it waits for."""
+        yield self.listener, None, selectors.EVENT_READ
+        for conn in self.conns.values():
+            yield conn.sock, conn, conn.events
+
+    def on_readable(self, now, conn):
+        """The listener (conn None) or a connection is ready."""
+        if conn is None:
+            self._on_accept(now)
+        else:
+            self._on_event(now, conn)
+
+    def deadline(self):
         """When the earliest connection runs out of time (monotonic seconds), or None."""
         return min((c.deadline for c in self.conns.values()), default=None)
 
-    def handle_timer(self, now):
+    def on_timer(self, now):
         """Close the connections whose deadline has passed."""
         for conn in [c for c in self.conns.values() if c.deadline <= now]:
             if conn.out is None:
@@ -86,9 +97,8 @@ class Server:
             self._close(conn)
 
     # -- events ----------------------------------------------------------------------
-    def _on_accept(self):
-        now = time.monotonic()
-        self.handle_timer(now)
+    def _on_accept(self, now):
+        self.on_timer(now)
         while True:
             try:
                 sock, _ = self.listener.accept()
@@ -110,10 +120,10 @@ class Server:
                 # Too many pending: the oldest one gives way (it has waited longest).
                 self._close(min(self.conns.values(), key=lambda c: c.deadline))
             self.conns[sock.fileno()] = conn
-            self._watch(conn, selectors.EVENT_READ)
-            self._on_event(conn)
+            conn.events = selectors.EVENT_READ
+            self._on_event(now, conn)
 
-    def _on_event(self, conn):
+    def _on_event(self, now, conn):
         if conn.out is not None and not self._write(conn):
             return
         if not conn.eof and not self._read(conn):
@@ -123,7 +133,7 @@ class Server:
                 reply = conn.refused
             else:
                 try:
-                    reply = answer(parse_request(bytes(conn.buf)), self.handler)
+                    reply = answer(parse_request(bytes(conn.buf)), lambda req: self.handler(req, now))
                 except AgrError as exc:
                     reply = {"error": exc.to_dict(), **VERSION}
             self._reply(conn, reply)
@@ -132,8 +142,7 @@ class Server:
         if conn.out is not None and not conn.out and conn.eof:
             self._close(conn)
         elif conn.sock.fileno() >= 0:
-            self._watch(conn, (selectors.EVENT_WRITE if conn.out else 0) |
-                        (0 if conn.eof else selectors.EVENT_READ))
+            conn.events = (selectors.EVENT_WRITE if conn.out else 0) | (0 if conn.eof else selectors.EVENT_READ)
 
     def _read(self, conn):
         """Take what the client sent; False if the connection was closed."""
@@ -172,32 +181,12 @@ class Server:
 
     def _reply(self, conn, reply):
         conn.out = memoryview(json.dumps(reply).encode())
-        conn.deadline = time.monotonic() + self.timeout  # the client gets as long to read it
+        conn.deadline = self.clock() + self.timeout  # the client gets as long to read it
         self._write(conn)
-
-    def _watch(self, conn, events):
-        if events == conn.events:
-            return
-        try:
-            if conn.events and events:
-                self.sel.modify(conn.sock, events, lambda c=conn: self._on_event(c))
-            elif events:
-                self.sel.register(conn.sock, events, lambda c=conn: self._on_event(c))
-            else:
-                self.sel.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            self._close(conn)
-            return
-        conn.events = events
 
     def _close(self, conn):
         if conn.sock.fileno() < 0:
             return
         self.conns.pop(conn.sock.fileno(), None)
-        if conn.events:
-            try:
-                self.sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
-            conn.events = 0
-        conn.sock.close()
+        conn.events = 0
+        conn.sock.close()   # the loop stops watching what fds() no longer lists

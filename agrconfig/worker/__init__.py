@@ -18,8 +18,8 @@ def restore_port(orig):
     """Give a port back the original state saved in a state file (MAC, MTU, flags, sysctls),
     if it still looks like ours: returns False, changing nothing, when it does not."""
     from ..net import rtnl
-    from .port import PORT_SYSCTLS, Port
+    from .port import PORT_SYSCTLS, Member
     ours = all(rtnl.sysctl_get(fam, orig["name"], key) == value for fam, key, value in PORT_SYSCTLS)
     if ours:
-        Port(orig).restore()
+        Member(orig).restore()
     return ours

@@ -44,7 +44,7 @@ class Aggregation(abc.ABC):
 
     @abc.abstractmethod
     def add_port(self, now, port):
-        """A new port (worker/port.py's Port)."""
+        """A new port (worker/port.py's Member)."""
 
     @abc.abstractmethod
     def remove_port(self, now, index):

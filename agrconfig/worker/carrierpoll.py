@@ -5,21 +5,43 @@ link going down is at most once a second for the whole system (measured here: 0.
 after a veth's peer went down while other links changed). netif_carrier_ok itself changes at
 once, and ETHTOOL_GLINK reads it. Polling the distributing ports every POLL seconds bounds
 failover's outage to that, instead of up to a second.
+
+CarrierPoll is a component of the worker's loop; NoCarrierPoll stands in with LACP, whose
+own timers and netlink's word are enough there.
 """
 import array
 import fcntl
 import socket
 import struct
 
+from .component import Component
+
 POLL = 0.01
 SIOCETHTOOL = 0x8946
 ETHTOOL_GLINK = 0x0000000A
 
 
-class CarrierPoll:
-    def __init__(self):
+class CarrierPoll(Component):
+    """Every POLL seconds, the carrier of each port `ports()` gives (the distributing ones,
+    read as it goes); `on_lost(now, port)` for one whose carrier is gone."""
+    running = True
+
+    def __init__(self, ports=tuple, on_lost=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.next = 0.0
+        self.ports = ports
+        self.on_lost = on_lost
+
+    def deadline(self):
+        return self.next
+
+    def on_timer(self, now):
+        """A distributing port whose carrier is gone leaves now, not when netlink says so."""
+        if not self.due(now):
+            return
+        for port in self.ports():
+            if port.carrier and self.link_ok(port.name) is False:
+                self.on_lost(now, port)
 
     def link_ok(self, name):
         """netif_carrier_ok of `name` now; None if it cannot be asked (then netlink decides)."""
@@ -40,3 +62,7 @@ class CarrierPoll:
 
     def close(self):
         self.sock.close()
+
+
+class NoCarrierPoll(Component):
+    running = False

@@ -84,7 +84,7 @@ class Relay:
 
     # -- control (main thread) -----------------------------------------------
     def set_ports(self, ports, distributing, collecting):
-        """ports: Port objects; distributing/collecting: sets of port indexes."""
+        """ports: Member objects (worker/port.py); distributing/collecting: sets of port indexes."""
         for p in ports:
             self.port_counters.setdefault(p.index, [0, 0, 0, 0])
         # One tuple holds each socket with its counters: the relay thread reads it once

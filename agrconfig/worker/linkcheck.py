@@ -10,7 +10,8 @@ neither moves agrN's MAC in a switch nor is answered on another port. Any frame 
 intervals.
 
 Monitor is the pure part (a clock passed in); Checker adds the sockets (one per port, with a
-classic BPF filter so the kernel hands over only the targets' frames).
+classic BPF filter so the kernel hands over only the targets' frames); LinkCheck is the
+worker's component around it, NoLinkCheck the one in its place while no check runs.
 """
 import ctypes
 import ipaddress
@@ -18,6 +19,7 @@ import logging
 import socket
 import struct
 
+from .component import READ, Component
 from .port import PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING, PACKET_MR_UNICAST, SOL_PACKET
 
 log = logging.getLogger("agrconfig")
@@ -231,3 +233,78 @@ class Checker:
     def status(self, now, index):
         at = self.monitor.heard_at.get(index)
         return {"up": self.monitor.up(now, index), "heard_ago": None if at is None else round(now - at, 3)}
+
+
+# -- the worker's component -----------------------------------------------------------------
+
+class LinkCheck(Component):
+    """agrlinkcheck in the worker's loop: the probes on each port's socket, the targets' frames,
+    and `on_verdict(now, port index, up)` when a port's verdict changes."""
+    running = True
+
+    def __init__(self, setting, now, on_verdict):
+        self.setting = setting
+        self.checker = Checker(setting, now)
+        self.on_verdict = on_verdict
+
+    def start(self, now, ports):
+        """The ports agrN has when the check is turned on: up for now (it interrupts nothing)."""
+        for port in ports:
+            self.checker.add(now, port, assume_up=True)
+
+    def add_port(self, now, port):
+        """A port attached while the check runs: down until a target answers on it."""
+        self.checker.add(now, port)
+        port.alive = False
+
+    def remove_port(self, index):
+        self.checker.remove(index)
+
+    def carrier_back(self, now, port):
+        """The port's carrier came back: it proves itself again."""
+        self.checker.monitor.reset(now, port.index)
+        port.alive = False
+
+    def fds(self):
+        return [(sock, index, READ) for index, sock in self.checker.socks.items()]
+
+    def on_readable(self, now, index):
+        self.checker.read(now, index)
+        self._report(now, self.checker.monitor.changes(now))
+
+    def deadline(self):
+        return self.checker.get_timer()
+
+    def on_timer(self, now):
+        self._report(now, self.checker.handle_timer(now))
+
+    def _report(self, now, changes):
+        for index, up in changes:
+            self.on_verdict(now, index, up)
+
+    def status(self, now, index):
+        return self.checker.status(now, index)
+
+    def close(self):
+        self.checker.close()
+
+
+class NoLinkCheck(Component):
+    """No agrlinkcheck (off, or LACP, which has its own): every port is up as far as it goes."""
+    running = False
+    setting = None
+
+    def start(self, now, ports):
+        pass
+
+    def add_port(self, now, port):
+        pass
+
+    def remove_port(self, index):
+        pass
+
+    def carrier_back(self, now, port):
+        pass
+
+    def status(self, now, index):
+        return None

@@ -4,6 +4,7 @@ The messages are parsed by net/rtnl.py, the parser the command line's reads use 
 message's family says what it is about: AF_UNSPEC, the link itself (LinkChanged, LinkGone);
 AF_BRIDGE, its place in a bridge (BridgePortChanged, BridgePortRemoved). A link leaving a
 bridge (nomaster, the bridge deleted) gets an RTM_DELLINK of family AF_BRIDGE: the link stays.
+LinkWatch is a component of the worker's loop: it hands each batch of events to its handler.
 """
 import errno
 import socket
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 from ..net import rtnl
 from ..record import Record
+from .component import READ, Component
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -103,10 +105,12 @@ def events(data):
     return out
 
 
-class LinkWatch:
-    """A non-blocking rtnetlink socket on the link and address groups."""
+class LinkWatch(Component):
+    """A non-blocking rtnetlink socket on the link and address groups; `handler(now, events)`
+    gets the events read at each wakeup, in order."""
 
-    def __init__(self):
+    def __init__(self, handler=None):
+        self.handler = handler
         self.sock = socket.socket(socket.AF_NETLINK,
                                   socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                                   socket.NETLINK_ROUTE)
@@ -115,6 +119,12 @@ class LinkWatch:
 
     def fileno(self):
         return self.sock.fileno()
+
+    def fds(self):
+        return ((self.sock, None, READ),)
+
+    def on_readable(self, now, _key):
+        self.handler(now, self.read())
 
     def read(self):
         """Every event waiting on the socket, in order."""

@@ -7,7 +7,10 @@ from ..errors import AgrError
 from ..net import rtnl
 from ..paths import is_agr_name
 from . import datapath, statefile
-from .port import PACKET_MR_ALLMULTI, PACKET_MR_MULTICAST, PACKET_MR_PROMISC, Port
+from .port import PACKET_MR_ALLMULTI, PACKET_MR_MULTICAST, PACKET_MR_PROMISC, Member
+from .tap import VNET_HDR_LEN
+
+ZERO_VNET = bytes(VNET_HDR_LEN)
 
 log = logging.getLogger("agrconfig")
 
@@ -44,6 +47,15 @@ class Members:
 
     def remove(self, port):
         self.ports.remove(port)
+
+    def send(self, index, frame):
+        """A frame of ours (LACPDU, Marker, announcement) out of port `index`, if it is there."""
+        port = self.find(index)
+        if port and port.sock:
+            try:
+                port.sock.send(ZERO_VNET + frame)
+            except OSError as exc:
+                log.debug("%s: send on %s: %s", self.name, port.name, exc)
 
     # -- joining ----------------------------------------------------------------------------
     def check_new(self, name):
@@ -92,7 +104,7 @@ class Members:
             if link is not None:
                 datapath.remove_leftovers(self.name, [link.index])
             return False
-        port = Port(orig)
+        port = Member(orig)
         try:
             port.configure(mac, rtnl.link(index=self.tap_index).mtu)
             port.open_socket()  # the relay's, until the data path is chosen
@@ -112,6 +124,12 @@ class Members:
                 log.warning("%s: restoring %s: %s", self.name, port.name, exc)
         else:
             port.close_socket()
+
+    def reopen_sockets(self, slow_only):
+        """New sockets on every port, for another data path (slow_only: the fast path's)."""
+        for p in self.ports:
+            p.open_socket(slow_only=slow_only)
+            self.sync_memberships(p)
 
     def restore_all(self):
         for port in list(reversed(self.ports)):

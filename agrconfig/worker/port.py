@@ -1,4 +1,4 @@
-"""A member port: its saved original state, its AF_PACKET socket, and restoring it."""
+"""A member port (Member): its saved original state, its AF_PACKET socket, and restoring it."""
 import socket
 import struct
 
@@ -48,7 +48,9 @@ def _mreq(index, kind, mac=b""):
     return struct.pack("iHH8s", index, kind, len(mac), mac)
 
 
-class Port:
+class Member:
+    """A member port of agrN (not the LACP core's per-port variables, lacp/port.py's Port)."""
+
     def __init__(self, orig):
         # The port's settings (agrportpri) travel in the state file beside its original state.
         self.options = {**options.defaults("port"), **(orig.get("options") or {})}

@@ -15,7 +15,7 @@ def port_flags(index, collecting, distributing):
 
 def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note, ports, collecting,
                      distributing, history, checker, now):
-    """agrN's AggregateStatus. `ports` are the attached ports in order (worker/port.py's Port),
+    """agrN's AggregateStatus. `ports` are the attached ports in order (worker/port.py's Member),
     `checker` agrlinkcheck's (None when off), `now` the monotonic time the link check is read at."""
     totals, port_counters = path.counters([p.index for p in ports])
     lacp = aggregation.status()

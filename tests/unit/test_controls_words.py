@@ -17,7 +17,7 @@ from agrconfig.client.interface import Interface
 from agrconfig.errors import AgrError, UsageError
 from agrconfig.ipc import protocol
 from agrconfig.worker import statefile
-from agrconfig.worker.port import Port
+from agrconfig.worker.port import Member
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -191,7 +191,7 @@ def request(**req):
 
 
 def test_setport_takes_a_port_and_port_settings_only():
-    assert request(op="setport", port="re0", flags={"port_priority": 7})["flags"] == {"port_priority": 7}
+    assert request(op="setport", port="re0", flags={"port_priority": 7}).flags == {"port_priority": 7}
     for bad in ({"port_priority": 0x10000}, {"port_priority": True}, {"lacp_sysprio": 7}, {}, [],
                 {"port_priority": "7"}):
         with pytest.raises(AgrError):
@@ -217,18 +217,18 @@ def state(ports, flags=None):
 
 
 def test_a_ports_settings_go_through_the_state_file():
-    port = Port(dict(ORIG))
+    port = Member(dict(ORIG))
     assert port.options == {"port_priority": 0x8000}
     port.options["port_priority"] = 12
     saved = json.loads(json.dumps(port.to_state()))
     statefile.validate(state([saved], {"lacp_sysprio": 5, "lacp_active": False,
                                        "lacp_sysid": "02:00:00:00:13:01"}), "agr0")
-    again = Port(saved)
+    again = Member(saved)
     assert again.options == {"port_priority": 12}
     assert again.orig == ORIG, "the original state stays what it was"
     # A state file of an older release has no options: the defaults.
     statefile.validate(state([dict(ORIG)]), "agr0")
-    assert Port(dict(ORIG)).options == {"port_priority": 0x8000}
+    assert Member(dict(ORIG)).options == {"port_priority": 0x8000}
 
 
 @pytest.mark.parametrize("bad", [{"port_priority": 0x10000}, {"lacp_sysprio": 1}, {"nope": 1}, [], "x"])

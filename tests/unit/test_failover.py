@@ -14,7 +14,7 @@ from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged, Transmit
 from agrconfig.worker import announce, statefile
 from agrconfig.worker.failover import Failover, Selector
-from agrconfig.worker.port import Port
+from agrconfig.worker.port import Member
 from agrconfig.status import FailoverPortStatus, FailoverStatus, Role
 from tests.unit.statuses import aggregate
 from tests.unit.test_controls_words import ORIG, complete, refused, state
@@ -260,7 +260,7 @@ def test_one_announcement_per_address():
 
 
 def test_a_port_option_reaches_the_failover_rank():
-    port = Port(dict(ORIG))
+    port = Member(dict(ORIG))
     port.options["port_priority"] = 1
     agg, _outs = failover(FakePort(3))
     port.carrier = True

@@ -1,5 +1,7 @@
 """agrminports: grammar and limits, exit status, provisioning, state file, status, completion,
 and the worker's carrier decision (the TAP ioctl faked). No root, no namespaces."""
+from types import SimpleNamespace
+
 import pytest
 
 from agrconfig import options
@@ -8,7 +10,8 @@ from agrconfig.cli.grammar import parse_words
 from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
-from agrconfig.worker import loop, statefile, tap
+from agrconfig.worker import loop, parts, statefile, tap
+from agrconfig.worker.members import Members
 from tests.unit.test_controls_words import agr, complete, refused, said, state
 from tests.unit.test_maxports_words import ws
 from tests.unit.statuses import aggregate
@@ -73,42 +76,49 @@ def test_completion_knows_the_word():
 
 
 class FakeWorker(loop.Worker):
-    """Only what the carrier decision touches: the flags, the sets, the TAP fd and _save."""
+    """Only what the carrier decision touches: the flags, the sets the aggregation gives, the
+    TAP's carrier (TapCarrier on fd 99) and save."""
 
     def __init__(self, saved=None):
         self.name, self.flags, self.saved = "agr0", options.defaults(), saved
-        self.tap_fd, self.carrier, self.distributing = 99, None, frozenset()
+        self.members = Members("agr0", 1)
+        self.distributing = self.collecting = frozenset()
+        self.sets = (frozenset(), frozenset())
+        self.agg = SimpleNamespace(current=SimpleNamespace(sets=lambda ports: self.sets))
+        self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None))
+        self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
         self.saves = 0
 
-    def _save(self):
+    def distribute(self, *indexes):
+        self.sets = (frozenset(indexes), frozenset(indexes))
+        self.recompute()
+
+    def save(self):
         self.saves += 1
 
 
 @pytest.fixture
 def ioctls(monkeypatch):
     calls = []
-    monkeypatch.setattr(loop, "set_carrier", lambda fd, on: calls.append((fd, on)))
+    monkeypatch.setattr(parts, "set_carrier", lambda fd, on: calls.append((fd, on)))
     return calls
 
 
 def test_carrier_follows_the_number_of_distributing_ports(ioctls):
     w = FakeWorker()
-    w._update_carrier()
-    assert ioctls == [(99, False)] and w.carrier is False, "no port: no carrier by default"
-    w.distributing = frozenset({3})
-    w._update_carrier()
-    assert ioctls[-1] == (99, True) and w.carrier is True
-    w._update_carrier()
+    w.distribute()
+    assert ioctls == [(99, False)] and w.tap_carrier.on is False, "no port: no carrier by default"
+    w.distribute(3)
+    assert ioctls[-1] == (99, True) and w.tap_carrier.on is True
+    w.distribute(3)
     assert len(ioctls) == 2, "no change, no ioctl"
     w.flags["min_ports"] = 2
-    w._update_carrier()
+    w.distribute(3)
     assert ioctls[-1] == (99, False)
-    w.distributing = frozenset({3, 4})
-    w._update_carrier()
+    w.distribute(3, 4)
     assert ioctls[-1] == (99, True)
     w.flags["min_ports"] = 0
-    w.distributing = frozenset()
-    w._update_carrier()
+    w.distribute()
     assert ioctls[-1] == (99, True) and len(ioctls) == 4, "0: carrier whatever the ports"
     assert w.saves == 4, "every change is saved for a restarted worker"
 
@@ -117,17 +127,17 @@ def test_carrier_follows_the_number_of_distributing_ports(ioctls):
                                          ({}, []), ({"carrier": None}, []), (None, [])])
 def test_a_restarted_worker_puts_back_the_saved_carrier(ioctls, saved, want):
     w = FakeWorker(saved)
-    w._restore_carrier()
     assert ioctls == want
+    assert w.tap_carrier.on == (want[0][1] if want else None)
 
 
 def test_no_tunsetcarrier_leaves_the_carrier_on(monkeypatch):
     def refuse(fd, on):
         raise OSError(25, "Inappropriate ioctl for device")
-    monkeypatch.setattr(loop, "set_carrier", refuse)
+    monkeypatch.setattr(parts, "set_carrier", refuse)
     w = FakeWorker()
-    w._update_carrier()
-    assert w.carrier is True
+    w.distribute()
+    assert w.tap_carrier.on is True
 
 
 def test_the_ioctl_number_is_tunsetcarrier():

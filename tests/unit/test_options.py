@@ -71,7 +71,7 @@ def test_words_round_trip(option, value):
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)
 def test_the_control_protocol_takes_every_value(option, value):
     req = control.parse_request(json.dumps(request_for(option, value)).encode())
-    assert req["flags"] == {option.key: value}
+    assert req.flags == {option.key: value}
     # ... in its own request only: a port option is no flag of agrN, nor the reverse.
     other = dict(request_for(option, value), op="setflags" if option.scope == "port" else "setport",
                  port="re0")
@@ -132,7 +132,7 @@ def test_the_control_protocol_takes_exactly_the_valid_values(option):
     for value in CANDIDATES:
         raw = json.dumps(request_for(option, value)).encode()
         if valid(option.key, value):
-            assert control.parse_request(raw)["flags"] == {option.key: value}
+            assert control.parse_request(raw).flags == {option.key: value}
         else:
             with pytest.raises(AgrError):
                 control.parse_request(raw)

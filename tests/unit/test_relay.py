@@ -13,7 +13,7 @@ import pytest
 from agrconfig.worker import dataplane
 from agrconfig.worker.dataplane import Relay
 from agrconfig.worker.flowhash import flow_hash
-from agrconfig.worker.port import Port
+from agrconfig.worker.port import Member
 from agrconfig.worker.tap import VNET_HDR_LEN
 
 VNET = bytes(VNET_HDR_LEN)
@@ -277,7 +277,7 @@ def relay_turns(net, seconds):
 
 
 def test_a_port_socket_closed_under_the_relay_is_left_alone(net):
-    """The worker closes a port's socket (Port.close_socket: close, then sock = None) while
+    """The worker closes a port's socket (Member.close_socket: close, then sock = None) while
     the relay may still poll it, e.g. at shutdown, then hands new tables: no busy loop on
     the dead descriptor, no error counted per turn, the other ports still served."""
     net.set({0, 1})
@@ -285,7 +285,7 @@ def test_a_port_socket_closed_under_the_relay_is_left_alone(net):
     net.far[1].send(VNET + frame(2))       # the relay polls port 1: it is in its poll set
     net.tap_far.settimeout(1)
     assert net.tap_far.recv(70000) == VNET + frame(2)
-    Port.close_socket(net.ports[1])        # the worker's own code (a Port needs a live link)
+    Member.close_socket(net.ports[1])      # the worker's own code (a Member needs a live link)
     assert net.ports[1].sock is None
     assert relay_turns(net, 0.3) < 20, "the relay thread spins"
     net.far[0].send(VNET + frame(1))       # before new tables: port 0 is still served

@@ -1,0 +1,84 @@
+"""How what happens to the links reaches the aggregation: the link watch's events (agrN deleted
+or given another MAC; a port gone, renamed, changed by another tool, its carrier), agrlinkcheck's
+verdicts and the polled carrier (carrierpoll.py)."""
+import logging
+
+from ..net import rtnl
+from .linkwatch import LinkGone
+
+log = logging.getLogger("agrconfig")
+
+
+class LinkState:
+    """The link reactions of one worker. `agr` is the worker: its members, mac, tap_index,
+    aggregation, linkcheck and ports (transactions.py), its save(), recompute() and
+    system_mac(), and its `stopping` flag."""
+
+    def __init__(self, agr):
+        self.agr = agr
+
+    def on_events(self, now, events):
+        """The link watch's events, in order."""
+        for event in events:
+            self.changed(now, event.index, gone=isinstance(event, LinkGone))
+
+    def changed(self, now, index, gone=False):
+        """Something changed on link `index` (None: anything, events were lost)."""
+        agr = self.agr
+        ours = index in (None, agr.tap_index)  # agrN itself, or everything (events were lost)
+        ports = [p for p in agr.members if ours or p.index == index]
+        if not ours and not ports:
+            return
+        deleted = ours and gone and index is not None
+        tap = None if deleted else rtnl.link(index=agr.tap_index)
+        if ours and tap is None:  # deleted: seen, or found after lost events
+            log.warning("%s: deleted by someone else; giving the ports back", agr.name)
+            agr.stopping = True
+            return
+        if ours:
+            agr.members.sync_memberships()
+            if tap is not None and tap.mac != agr.mac:
+                # `ip link set agrN address ...`: the ports and the LACP system follow.
+                log.info("%s: link address changed to %s", agr.name, tap.mac)
+                agr.mac = tap.mac
+                agr.aggregation.set_system_mac(now, agr.system_mac())
+        addrs = rtnl.all_addresses() if ports else {}
+        for port in ports:
+            link = rtnl.link(index=port.index)
+            if link is None:
+                log.warning("%s: port %s went away", agr.name, port.name)
+                agr.ports.drop(now, port, restore=False)
+                continue
+            if link.name != port.name:
+                log.warning("%s: port %s was renamed %s; it stays a port", agr.name, port.name, link.name)
+                port.rename(link.name)
+                agr.save()
+            agr.members.revert_changes(port, link, tap, addrs.get(port.index, []), agr.mac)
+            carrier = link.carrier and link.up
+            if carrier != port.carrier:
+                port.carrier = carrier
+                log.info("%s: port %s carrier %s", agr.name, port.name, "up" if carrier else "down")
+                if carrier:   # back: under agrlinkcheck it proves itself again
+                    agr.linkcheck.carrier_back(now, port)
+                agr.aggregation.set_carrier(now, port.index, port.up)
+                agr.recompute()
+
+    def verdict(self, now, index, up):
+        """agrlinkcheck's verdict on port `index` changed."""
+        port = self.agr.members.find(index)
+        if port is not None:
+            log.info("%s: port %s linkcheck %s", self.agr.name, port.name, "up" if up else "down: no answer")
+            self.set_alive(now, port, up)
+
+    def set_alive(self, now, port, alive):
+        if port.alive != alive:
+            port.alive = alive
+            self.agr.aggregation.set_carrier(now, port.index, port.up)
+            self.agr.recompute()
+
+    def carrier_lost(self, now, port):
+        """The carrier poll found a distributing port's carrier gone: it leaves now."""
+        port.carrier = False
+        log.info("%s: port %s carrier down (polled)", self.agr.name, port.name)
+        self.agr.aggregation.set_carrier(now, port.index, port.up)
+        self.agr.recompute()
