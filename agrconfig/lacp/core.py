@@ -78,7 +78,7 @@ class LacpCore:
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
         if resume is not None and carrier:
             resume_port(port, resume, now, log)
-            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING:
+            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING and port.rx_state == RxState.CURRENT:
                 Wtr.enter(port, WtrState.RESTORED, log)   # it distributed: no new wait
             port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag
