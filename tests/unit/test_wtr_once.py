@@ -41,6 +41,30 @@ def test_a_flap_during_the_wait_starts_it_over():
 def test_no_time_no_wait():
     w = WaitToRestore(0)
     assert w.update(1.0, 1, True) == (WtrState.DOWN, WtrState.RESTORED)
+    assert WaitToRestore().update(1.0, 1, True) == (WtrState.DOWN, WtrState.RESTORED), "0 s by default"
+
+
+def test_a_wait_below_one_second_is_a_wait():
+    w = WaitToRestore(0.5)
+    w.update(1.0, 1, True)
+    assert w.due(1.4) == [] and w.restore_due(1.4) == () and w.waiting(1)
+    assert w.restore_due(1.5) == (1,)
+
+
+def test_what_restore_due_restores_is_restored():
+    w = WaitToRestore(1.0)
+    w.update(0.0, 1, True)
+    w.update(0.0, 2, True)
+    assert w.restore_due(1.0) == (1, 2)
+    assert w.state(1) == w.state(2) == WtrState.RESTORED
+
+
+def test_a_port_forgotten_while_waiting_leaves_no_wait_behind():
+    w = WaitToRestore(5.0)
+    w.update(0.0, 1, True)
+    w.update(1.0, 2, True)
+    w.forget(1)
+    assert w.deadline() == 6.0 and w.wtr_left(2.0, 1) is None and w.due(5.5) == []
 
 
 def test_a_new_time_counts_from_the_start_of_the_wait_and_0_ends_it():
