@@ -2,6 +2,7 @@
 with carrier is DEFAULTED, exactly one carries traffic as a plain link (best priority, then the
 lowest port number); LACPDUs keep going out on every port; a valid LACPDU ends it. Fake clock."""
 from agrconfig.lacp import LacpCore, Transmit
+from agrconfig.lacp import pdu as P
 from agrconfig.lacp.events import DistributingChanged
 from agrconfig.lacp.snapshot import PortSnapshot
 from tests.unit.lacp_wire import Wire, mac
@@ -144,9 +145,11 @@ def test_a_restarted_worker_carries_fallback_on_at_once():
     # It never stops: no change of the distributing set while the clock runs on.
     changes = [x for _t, x in run_clock(b, 30.0) if isinstance(x, DistributingChanged)]
     assert changes == [] and b.distributing() == (1,)
-    # And it still speaks LACP on every port, asking for the fast rate, from the first instant.
-    sent = {x.port_id for out in outs for x in out.frames}
-    assert sent == {1, 2, 3}
+    # And it still speaks LACP on every port, saying it is defaulted, from the first instant.
+    sent = {x.port_id: P.decode(P.parse_frame(x.frame)[1]) for out in outs for x in out.frames}
+    assert set(sent) == {1, 2, 3}
+    assert all(pdu.actor.state & P.DEFAULTED and not pdu.actor.state & P.EXPIRED for pdu in sent.values())
+    assert "DEFAULTED" in b.port_status(1)["actor_state_str"]
     assert_settled(b)
 
 
