@@ -22,6 +22,10 @@ MAX_PORTS_MAX = 1024          # agrmaxports: far above any host's ports; 0 is no
 WTR_MAX = 3600                # agrwtr: seconds (802.1AX-2014 allows up to 12 minutes; room above)
 DEFAULT_PRIORITY = 0x8000     # 802.1AX's and NetBSD agr's system and port priority
 
+# A port's flags in status (NetBSD agr's agrport flags): status text, JSON, metrics, whichport.
+PORT_COLLECTING, PORT_DISTRIBUTING = 0x1, 0x2
+PORT_FLAGS = ((PORT_COLLECTING, "COLLECTING"), (PORT_DISTRIBUTING, "DISTRIBUTING"))
+
 # Flow hash layers (FreeBSD lagghash names; NetBSD agr hashes l2 and l3).
 L2, L3, L4 = 1, 2, 4
 HASH_LAYERS = {"l2": L2, "l3": L3, "l4": L4}

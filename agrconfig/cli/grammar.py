@@ -1,31 +1,30 @@
 """ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
 import ipaddress
-from dataclasses import dataclass
 
 from .. import options
 from ..checks import is_number, valid_ifname  # noqa: F401 (valid_ifname: for the command line)
 from ..errors import UsageError
-
-@dataclass(frozen=True)
-class Op:
-    word: str
-    arg: object = None
-    text: str = ""
-
-    @property
-    def word_text(self):
-        return self.text or self.word
-
+from .ops import (QUERIES, AddAddress, AddPort, Create, DeleteAddress, Destroy, Down, RemovePort,
+                  SetMtu, SetOption, SetPortOption, Up)
 
 # The on/off words of the option schema: word -> (option key, value).
 FLAG_WORDS = {word: (o.key, value) for o in options.OPTIONS if isinstance(o.kind, options.Switch)
               for word, value in o.words().items()}
-SIMPLE_WORDS = {"create", "destroy", "up", "down"}
+# The words that are an operation by themselves.
+SIMPLE = {cls.WORD: cls for cls in (Create, Destroy, Up, Down)}
+SIMPLE_WORDS = set(SIMPLE)
+PORT_WORDS = {cls.WORD: cls for cls in (AddPort, RemovePort)}
 ADDRESS_ACTIONS = {"alias": "alias", "-alias": "delete", "delete": "delete"}
 
 
+def parse_query(words):
+    """A query (monitor, whichport: the first word, taking the others as its own), or None."""
+    query = QUERIES.get(words[0]) if words else None
+    return query(tuple(words[1:])) if query else None
+
+
 def parse_words(words):
-    """ifconfig words -> list of Op. Raises UsageError naming the bad word."""
+    """ifconfig words -> list of operations (ops.py). Raises UsageError naming the bad word."""
     ops = []
     i = 0
 
@@ -39,8 +38,8 @@ def parse_words(words):
     while i < len(words):
         word = words[i]
         i += 1
-        if word in SIMPLE_WORDS:
-            ops.append(Op(word))
+        if word in SIMPLE:
+            ops.append(SIMPLE[word]())
         elif word in options.BY_WORD:
             option = options.BY_WORD[word]
             kind = option.kind
@@ -65,21 +64,21 @@ def parse_words(words):
             except ValueError as exc:
                 raise UsageError(f"{word}: {exc}") from None
             if port is None:
-                ops.append(Op("flag", (option.key, value), word))
+                ops.append(SetOption(option.key, value, word))
             else:
-                ops.append(Op("portflag", (port, option.key, value), word))
-        elif word in ("agrport", "-agrport"):
+                ops.append(SetPortOption(port, option.key, value, word))
+        elif word in PORT_WORDS:
             port = arg("interface name")
             if not valid_ifname(port):
                 raise UsageError(f"{word}: bad interface name {port!r}")
-            ops.append(Op(word, port))
+            ops.append(PORT_WORDS[word](port))
         elif word == "mtu":
             text = arg("MTU")
             # ASCII digits only: str.isdigit() also admits '²' (int() refuses it) and
             # Arabic-Indic digits, and int() refuses more than 4300 digits.
             if not is_number(text) or not options.MTU_MIN <= int(text) <= options.MTU_MAX:
                 raise UsageError(f"mtu: bad value {text!r} ({options.MTU_MIN}-{options.MTU_MAX})")
-            ops.append(Op("mtu", int(text)))
+            ops.append(SetMtu(int(text)))
         elif word in ("inet", "inet6") or _looks_like_address(word):
             family = word if word in ("inet", "inet6") else ("inet6" if ":" in word else "inet")
             text = arg("address") if word in ("inet", "inet6") else word
@@ -105,10 +104,13 @@ def parse_words(words):
                 iface, explicit = parse_address(family, text, prefix)
             except ValueError as exc:
                 raise UsageError(f"{family}: {exc}") from None
-            ops.append(Op("address", (action, iface, explicit)))
+            if action == "delete":
+                ops.append(DeleteAddress(iface, explicit))
+            else:
+                ops.append(AddAddress(iface, action == "alias"))
         else:
             raise UsageError(f"{_say(word)}: bad value" if word.startswith("-") else f"{_say(word)}: unknown word")
-    if any(op.word == "destroy" for op in ops) and len(ops) > 1:
+    if any(isinstance(op, Destroy) for op in ops) and len(ops) > 1:
         raise UsageError("destroy takes no other words")
     return ops
 

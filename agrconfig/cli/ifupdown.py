@@ -25,6 +25,7 @@ from ..errors import AgrError, UsageError
 from ..net import rtnl
 from . import provision
 from .grammar import parse_words
+from .ops import AddPort, SetPortOption
 
 PORTS = "agr-ports"
 LINK1 = "agr-link1"   # before agrproto: `agr-link1 yes|no` still reads as link1 / -link1
@@ -118,14 +119,14 @@ def up(name, ports, words, apply_ops):
     Planned against what is there, so the pre-up of a second (inet6) stanza changes nothing."""
     ops = parse_words(["create", *words, *[w for p in ports for w in ("agrport", p)]])
     # A port's settings name an attached port: after the agrport operations.
-    ops = [op for op in ops if op.word != "portflag"] + [op for op in ops if op.word == "portflag"]
+    ops = [op for op in ops if not isinstance(op, SetPortOption)] + [op for op in ops if isinstance(op, SetPortOption)]
     for attempt in range(3):
         planned = provision.plan(name, ops)
         if not planned:
             return
         for op in planned:
-            if op.word == "agrport":
-                _strip_port(op.arg)
+            if isinstance(op, AddPort):
+                _strip_port(op.port)
         try:
             apply_ops(name, planned)
             return

@@ -71,7 +71,6 @@ from docopt import DocoptExit, docopt
 from .. import __version__
 from ..checks import valid_ifname
 from ..errors import AgrError, UsageError
-from .grammar import parse_words
 
 # -n's answer when something would change (0: nothing would), as terraform plan
 # -detailed-exitcode: fleet tools tell "changed" from the status alone.
@@ -131,14 +130,16 @@ def main(argv=None):
             from . import render
             print(render.render_all(as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
-        from . import provision, render
-        from ..client import commands
         if args["--boot"]:
+            from . import provision
+            from ..client import commands
             changes = []
             failures = provision.boot(args["--confdir"], commands.apply, dry_run=args["-n"],
                                       err=lambda m: print(m, file=sys.stderr), changes=changes)
             return 2 if failures else _status(args, changes)
         if args["--halt"]:
+            from . import provision
+            from ..client import commands
             with commands.Namespace():
                 provision.halt(args["--confdir"])
             return 0
@@ -146,25 +147,24 @@ def main(argv=None):
         words = args["<word>"]
         if not valid_ifname(name):  # the kernel's rules, in octets: 'é' * 8 is too long
             raise UsageError(f"bad interface name {name!r}")
+        if not args["-f"] and not words:
+            from . import render
+            print(render.render(name, as_json=args["--json"], verbose=args["-v"]), end="")
+            return 0
+        from . import provision
+        from ..client import commands
         if args["-f"]:
             changes = provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
             return _status(args, changes)
-        if not words:
-            print(render.render(name, as_json=args["--json"], verbose=args["-v"]), end="")
-            return 0
-        if words[0] == "monitor":
-            from . import monitor
-            return monitor.run(name, words[1:], as_json=args["--json"])
-        if words[0] == "whichport":   # a query: nothing to plan or apply
-            if args["-n"]:
-                raise UsageError("whichport is a query: it takes no -n")
-            from . import whichport
-            return whichport.run(name, words[1:], as_json=args["--json"])
+        from .grammar import parse_query, parse_words
+        query = parse_query(words)   # monitor, whichport: nothing to plan or apply
+        if query is not None:
+            return query.run(name, as_json=args["--json"], dry_run=args["-n"])
         ops = parse_words(words)
         if args["-n"]:
             planned = provision.plan(name, ops)
             for op in planned:
-                print(" ".join(["agrconfig", name, *provision.words_of(op)]))
+                print(" ".join(["agrconfig", name, *op.words()]))
             return _status(args, planned)
         commands.apply(name, ops)
         return 0

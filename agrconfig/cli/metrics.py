@@ -52,7 +52,7 @@ HISTORY_COUNTS = (
 
 
 def families(statuses):
-    """Prometheus metric families for {agr name: worker status}."""
+    """Prometheus metric families for {agr name: AggregateStatus}."""
     def new(kind, name, doc, labels):
         return kind(name, doc, labels=labels)
 
@@ -74,37 +74,36 @@ def families(statuses):
     changed = new(GaugeMetricFamily, "agr_port_last_change_timestamp_seconds",
                   "Unix time of the port's last LACP state change (receive, mux or churn machine)", PORT)
     for name, ws in sorted(statuses.items()):
-        s64 = ws.get("stats64") or {}
+        s64 = ws.stats64 or {}
         for fam, (_, _, direction, key) in zip(agr_traffic, AGR_TRAFFIC):
             fam.add_metric([name], s64.get(direction, {}).get(key, 0))
-        ports_dist.add_metric([name], sum(1 for p in ws["ports"] if p["flags"] & 2))
-        ports_n.add_metric([name], len(ws["ports"]))
-        for p in ws["ports"]:
-            labels = [name, p["name"]]
-            ps64 = p.get("stats64") or {}
+        ports_dist.add_metric([name], len(ws.distributing))
+        ports_n.add_metric([name], len(ws.ports))
+        for p in ws.ports:
+            labels = [name, p.name]
+            ps64 = p.stats64 or {}
             for fam, (_, _, direction, key) in zip(port_traffic, PORT_TRAFFIC):
                 fam.add_metric(labels, ps64.get(direction, {}).get(key, 0))
-            dist.add_metric(labels, 1 if p["flags"] & 2 else 0)
-            coll.add_metric(labels, 1 if p["flags"] & 1 else 0)
-            carrier.add_metric(labels, 1 if p["carrier"] else 0)
-            hist = p.get("history") or {}
+            dist.add_metric(labels, 1 if p.distributing else 0)
+            coll.add_metric(labels, 1 if p.collecting else 0)
+            carrier.add_metric(labels, 1 if p.carrier else 0)
             for fam, (_, _, key) in zip(counts, HISTORY_COUNTS):
-                fam.add_metric(labels, hist.get("counts", {}).get(key, 0))
-            if hist.get("last_change") is not None:
-                changed.add_metric(labels, hist["last_change"])
-            lp = p.get("lacp")
-            if not lp:
+                fam.add_metric(labels, p.history.counts.get(key, 0))
+            if p.history.last_change is not None:
+                changed.add_metric(labels, p.history.last_change)
+            lp = p.lacp
+            if lp is None:
                 continue  # link1: no LACP
             for fam, (_, _, key) in zip(lacp, LACP_COUNTERS):
-                fam.add_metric(labels, lp.get("counters", {}).get(key, 0))
+                fam.add_metric(labels, lp.counter(key))
             for bit, bit_name in STATE_BITS:
-                actor.add_metric(labels + [bit_name.lower()], 1 if lp["actor_state"] & bit else 0)
-                partner.add_metric(labels + [bit_name.lower()], 1 if lp["partner_state"] & bit else 0)
+                actor.add_metric(labels + [bit_name.lower()], 1 if lp.actor_state & bit else 0)
+                partner.add_metric(labels + [bit_name.lower()], 1 if lp.partner_state & bit else 0)
             partner_info.add_metric(labels, {
-                "partner_system": lp["partner_system"],
-                "partner_system_priority": f"{lp['partner_system_priority']:#06x}",
-                "partner_key": f"{lp['partner_key']:#06x}", "partner_port": str(lp["partner_port"]),
-                "partner_port_priority": f"{lp['partner_port_priority']:#06x}"})
+                "partner_system": lp.partner_system,
+                "partner_system_priority": f"{lp.partner_system_priority:#06x}",
+                "partner_key": f"{lp.partner_key:#06x}", "partner_port": str(lp.partner_port),
+                "partner_port_priority": f"{lp.partner_port_priority:#06x}"})
     return [*agr_traffic, ports_dist, ports_n, dist, coll, carrier, *port_traffic, *lacp, actor, partner,
             partner_info, *counts, changed]
 

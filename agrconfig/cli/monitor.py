@@ -7,6 +7,7 @@ import time
 
 from ..client import workers
 from ..errors import AgrError, UsageError
+from ..status import plain
 from . import stats
 
 POLL = 0.2
@@ -36,21 +37,22 @@ def parse(words):
 
 
 def port_view(p):
-    """The facts of a port whose changes are events."""
-    lacp = p.get("lacp") or {}
-    return {"flags": p["flags"], "carrier": p["carrier"],
-            "selected": lacp.get("selected"), "mux": lacp.get("mux_state"), "rx": lacp.get("rx_state"),
-            "actor_state": lacp.get("actor_state"), "partner_state": lacp.get("partner_state"),
-            "partner": f"{lacp.get('partner_system')}/{lacp.get('partner_key')}" if lacp else None,
+    """The facts of a port (a PortStatus) whose changes are events, as JSON values."""
+    lacp = p.lacp
+    return {"flags": p.flags, "carrier": p.carrier,
+            "selected": plain(lacp.selected) if lacp else None, "mux": plain(lacp.mux_state) if lacp else None,
+            "rx": plain(lacp.rx_state) if lacp else None,
+            "actor_state": lacp.actor_state if lacp else None, "partner_state": lacp.partner_state if lacp else None,
+            "partner": f"{lacp.partner_system}/{lacp.partner_key}" if lacp else None,
             # the kind, not the words: "partner silent for 3.1 s" changes every poll
-            "reason": p.get("reason_kind")}
+            "reason": p.reason_kind}
 
 
 def events(old, new):
-    """Differences between two status snapshots, as event dicts."""
+    """Differences between two AggregateStatus (old: None at first), as event dicts."""
     out = []
-    old_entries = {p["name"]: p for p in (old or {}).get("ports", [])}
-    new_entries = {p["name"]: p for p in new["ports"]}
+    old_entries = {p.name: p for p in (old.ports if old is not None else ())}
+    new_entries = {p.name: p for p in new.ports}
     old_ports = {n: port_view(p) for n, p in old_entries.items()}
     new_ports = {n: port_view(p) for n, p in new_entries.items()}
     for name in old_ports.keys() - new_ports.keys():
@@ -58,11 +60,11 @@ def events(old, new):
     for name, view in new_ports.items():
         before = old_ports.get(name)
         if before is None:
-            out.append({"event": "port-attached", "port": name, **view, "reason": new_entries[name].get("reason")})
+            out.append({"event": "port-attached", "port": name, **view, "reason": new_entries[name].reason})
             continue
         changed = {k: {"old": before[k], "new": v} for k, v in view.items() if before[k] != v}
         if "reason" in changed:
-            changed["reason"] = {"old": old_entries[name].get("reason"), "new": new_entries[name].get("reason")}
+            changed["reason"] = {"old": old_entries[name].reason, "new": new_entries[name].reason}
         if changed:
             out.append({"event": "port-changed", "port": name, "changes": changed})
     return out
@@ -86,15 +88,12 @@ def fmt_text(ev):
     return f"{stamp} {ev.get('port', '')}: {ev['event']} {rest}".rstrip()
 
 
-def _standby(p):
-    """Ready, and idle by design: agrproto failover's standby, agrmaxports' standby."""
-    return (p.get("failover") or {}).get("role") == "standby" or bool((p.get("lacp") or {}).get("limited"))
-
-
 def satisfied(st, until):
-    """Every port is so, or a standby port."""
-    bit = 2 if until == "distributing" else 1
-    return bool(st["ports"]) and all(p["flags"] & bit or _standby(p) for p in st["ports"])
+    """Every port is so, or a standby port (ready, and idle by design: agrproto failover's
+    standby, agrmaxports' standby)."""
+    def so(p):
+        return p.distributing if until == "distributing" else p.collecting
+    return bool(st.ports) and all(so(p) or p.standby for p in st.ports)
 
 
 class Stopped(KeyboardInterrupt):
@@ -140,15 +139,14 @@ def run(name, words, as_json=False, out=None):
                 raise AgrError(errno.ETIMEDOUT, "monitor",
                                f"{name}: not every port {opts['until']} after {opts['timeout']:g} s")
             if sampled is None:
-                sampled = (now, {p["name"]: p.get("stats64") for p in st["ports"]})
+                sampled = (now, {p.name: p.stats64 for p in st.ports})
             if now >= next_counters:
-                taken = {p["name"]: p.get("stats64") for p in st["ports"]}
+                taken = {p.name: p.stats64 for p in st.ports}
                 span = now - sampled[0]
                 rates = {n: stats.rates(sampled[1].get(n), s64, span) for n, s64 in taken.items()
                          if s64 and n in sampled[1] and span > 0}
-                emit({"event": "counters", "ports": {p["name"]: {**p["counters"],
-                      **{k: v for k, v in (p.get("lacp") or {}).get("counters", {}).items()}}
-                      for p in st["ports"]}, "rates": rates})
+                emit({"event": "counters", "ports": {p.name: {**p.counters, **(p.lacp.counters if p.lacp else {})}
+                                                     for p in st.ports}, "rates": rates})
                 sampled = (now, taken)
                 next_counters = now + opts["interval"]
             time.sleep(POLL)

@@ -16,174 +16,56 @@ import os
 import shlex
 import stat
 import subprocess
-from dataclasses import dataclass, field
 
 from .. import options, paths
-from ..client import commands, workers
+from ..client import workers
+from ..client.interface import Interface
 from ..errors import AgrError, UsageError
-from .grammar import Op, parse_words
+from ..record import Record
+from .grammar import parse_words
+from .ops import AddAddress, AddPort, DeleteAddress, RemovePort, SetOption, SetPortOption
 
 CONF_PREFIX = "ifconfig."
 
 
-@dataclass
-class Model:
-    """What we know of one interface, updated as planned words are applied."""
-    exists: bool
-    agr: bool = False
-    ports: list = field(default_factory=list)
-    flags: dict = field(default_factory=dict)
-    port_flags: dict = field(default_factory=dict)   # port -> its settings (agrportpri)
-    mtu: int | None = None
-    up: bool = False
-    addrs: set = field(default_factory=set)
-
-
 def current(name):
-    """The model of `name` as it is: what commands.Snapshot reads, with the ports' defaults."""
-    snap = commands.Snapshot.of(name)
-    if not snap.exists:
-        return Model(exists=False, agr=paths.is_agr_name(name))
-    model = Model(exists=True, mtu=snap.mtu, up=snap.up, addrs=snap.addrs)
-    if paths.is_agr_name(name) and snap.agr:
-        model.agr, model.ports, model.flags = True, snap.ports, snap.flags
-        model.port_flags = {p: {**options.defaults("port"), **o} for p, o in snap.port_options.items()}
-    return model
-
-
-def _step(model, op):
-    """Apply `op` to the model; True when it would change something."""
-    if op.word == "create":
-        if model.exists:
-            return False
-        model.exists, model.agr, model.flags = True, True, options.defaults()
-        model.mtu, model.up = 1500, False
-        return True
-    if op.word == "destroy":
-        if not model.exists:
-            return False
-        model.exists, model.ports = False, []
-        return True
-    if op.word == "agrport":
-        if op.arg in model.ports:
-            return False
-        model.ports.append(op.arg)
-        model.port_flags[op.arg] = options.defaults("port")
-        return True
-    if op.word == "-agrport":
-        if op.arg not in model.ports:
-            return False
-        model.ports.remove(op.arg)
-        model.port_flags.pop(op.arg, None)
-        return True
-    if op.word == "portflag":
-        port, key, value = op.arg
-        if model.agr and model.exists and port not in model.ports:
-            # As the worker would answer: the word names an attached port (in a file, it
-            # follows that port's agrport line).
-            raise AgrError(errno.ENOENT, "SIOCSETAGR", f"{port} is not a port of this interface")
-        settings = model.port_flags.setdefault(port, options.defaults("port"))
-        if settings.get(key) == value:
-            return False
-        settings[key] = value
-        return True
-    if op.word == "flag":
-        key, value = op.arg
-        if model.flags.get(key) == value:
-            return False
-        model.flags[key] = value
-        return True
-    if op.word == "mtu":
-        if model.mtu == op.arg:
-            return False
-        model.mtu = op.arg
-        return True
-    if op.word in ("up", "down"):
-        if model.up == (op.word == "up"):
-            return False
-        model.up = op.word == "up"
-        return True
-    if op.word == "address":
-        action, iface, explicit = op.arg
-        same = {a for a in model.addrs if a.ip == iface.ip and (not explicit or a == iface)}
-        if action == "delete":
-            model.addrs -= same
-            return bool(same)
-        if iface in model.addrs:
-            return False
-        if action == "set" and iface.version == 4:
-            v4 = sorted((a for a in model.addrs if a.version == 4), key=str)
-            if v4:
-                model.addrs.discard(v4[0])
-        model.addrs.add(iface)
-        model.up = True
-        return True
-    return True
+    """The model of `name` as it is (client/interface.py)."""
+    return Interface.read(name)
 
 
 def plan(name, ops, model=None):
-    """The words of `ops` that would change something (the model follows along)."""
+    """The operations of `ops` that would change something (the model follows along)."""
     model = model if model is not None else current(name)
-    return [op for op in ops if _step(model, op)]
+    return [op for op in ops if op.plan(model)]
 
 
 def undo(file_ops, model):
-    """For an agr file: the words that undo what the file does not (or no longer) say."""
+    """For an agr file: the operations that undo what the file does not (or no longer) say."""
     if not (model.agr and model.exists):
         return []
     out = []
-    wanted_ports = [op.arg for op in file_ops if op.word == "agrport"]
-    out += [Op("-agrport", port) for port in model.ports if port not in wanted_ports]
-    set_keys = {op.arg[0] for op in file_ops if op.word == "flag"}
-    out += [flag_op(key, value) for key, value in options.defaults().items()
+    wanted_ports = [op.port for op in file_ops if isinstance(op, AddPort)]
+    out += [RemovePort(port) for port in model.ports if port not in wanted_ports]
+    set_keys = {op.key for op in file_ops if isinstance(op, SetOption)}
+    out += [SetOption.of(key, value) for key, value in options.defaults().items()
             if key not in set_keys and model.flags.get(key, value) != value]
-    port_keys = {(op.arg[0], op.arg[1]) for op in file_ops if op.word == "portflag"}
-    out += [port_flag_op(port, key, value) for port in model.ports if port in wanted_ports
+    port_keys = {(op.port, op.key) for op in file_ops if isinstance(op, SetPortOption)}
+    out += [SetPortOption.of(port, key, value) for port in model.ports if port in wanted_ports
             for key, value in options.defaults("port").items()
             if (port, key) not in port_keys and model.port_flags.get(port, {}).get(key, value) != value]
-    listed = [op.arg[1] for op in file_ops if op.word == "address" and op.arg[0] != "delete"]
+    listed = [op.iface for op in file_ops if isinstance(op, AddAddress)]
     if listed:
-        out += [Op("address", ("delete", a, True)) for a in sorted(model.addrs, key=str)
+        out += [DeleteAddress(a, True) for a in sorted(model.addrs, key=str)
                 if a not in listed and not a.ip.is_link_local]
-    return [op for op in out if _step(model, op)]
-
-
-def flag_op(key, value):
-    words = options.file_words(key, value)
-    return Op("flag", (key, value), words[0])
-
-
-def port_flag_op(port, key, value):
-    words = options.file_words(key, value, port)
-    return Op("portflag", (port, key, value), words[0])
-
-
-def words_of(op):
-    """The agrconfig words that say `op` (for dry runs and logs)."""
-    if op.word in ("create", "destroy", "up", "down"):
-        return [op.word]
-    if op.word in ("agrport", "-agrport", "mtu"):
-        return [op.word, str(op.arg)]
-    if op.word == "flag":
-        return options.file_words(*op.arg)
-    if op.word == "portflag":
-        port, key, value = op.arg
-        return options.file_words(key, value, port)
-    if op.word == "address":
-        action, iface, _explicit = op.arg
-        words = ["inet" if iface.version == 4 else "inet6", str(iface)]
-        return words + ({"set": [], "alias": ["alias"], "delete": ["delete"]}[action])
-    return [op.word]
+    return [op for op in out if op.plan(model)]
 
 
 # -- files ------------------------------------------------------------------------------
 
-@dataclass
-class Line:
-    number: int
-    ops: list = None
-    shell: str = None
-    shell_ok: bool = False  # the file, as read, was root's and writable by nobody else
+class Line(Record):
+    """One line of a file: its operations, or a `!` shell command."""
+    __slots__ = ("number", "ops", "shell", "shell_ok")
+    DEFAULTS = {"ops": None, "shell": None, "shell_ok": False}  # shell_ok: root's, nobody else may write
 
 
 def read_file(path):
@@ -242,7 +124,7 @@ def _run(name, ops, dry_run, out, apply_ops, changes):
     for op in ops:
         changes.append((name, op))
         if dry_run:
-            out(" ".join(["agrconfig", name, *words_of(op)]))
+            out(" ".join(["agrconfig", name, *op.words()]))
     if ops and not dry_run:
         apply_ops(name, ops)
 

@@ -1,10 +1,12 @@
-"""ifconfig-style status, as text and as JSON (iproute2's shapes and bond key names)."""
+"""ifconfig-style status, as text and as JSON (iproute2's shapes and bond key names), from the
+worker's AggregateStatus (agrconfig.status)."""
 import json
 
 from .. import options
 from ..client import inspect
 from ..lacp.pdu import STATE_BITS
 from ..net import rtnl
+from ..status import SCHEMA_KEY, Protocol, Role, Selected, plain
 from . import stats
 
 # NetBSD's if_flags bits and names, in its order: what our users read every day.
@@ -19,8 +21,8 @@ LINUX_TO_BSD = {
     rtnl.IFF_PROMISC: 0x100, rtnl.IFF_ALLMULTI: 0x200, rtnl.IFF_MULTICAST: 0x8000,
 }
 # Aggregation kinds as bonding's mode names (static keeps the name it had before agrproto).
-MODES = {"lacp": "802.3ad", "static": "static", "failover": "active-backup"}
-PORT_FLAGS = ((0x1, "COLLECTING"), (0x2, "DISTRIBUTING"))
+MODES = {Protocol.LACP: "802.3ad", Protocol.STATIC: "static", Protocol.FAILOVER: "active-backup"}
+PORT_FLAGS = options.PORT_FLAGS
 
 
 def bits_text(value, table):
@@ -41,7 +43,7 @@ def bsd_flags(link, ws=None):
         flags |= 0x800  # SIMPLEX: Ethernet cannot hear itself
     if ws:
         for option in options.OPTIONS:
-            if option.ifflag and ws["flags"].get(option.key, option.default) == option.ifflag_value:
+            if option.ifflag and ws.flags[option.key] == option.ifflag_value:
                 flags |= option.ifflag
     return flags
 
@@ -59,7 +61,7 @@ def document(facts):
                        "flags": a.flags} for a in addrs],
         # agrN's own: its worker counts what the data path carries (the kernel's stay 0 on
         # the fast path); an older worker that does not count falls back to the kernel's.
-        "stats64": ws["stats64"] if ws and "stats64" in ws else stats.from_kernel(link.stats),
+        "stats64": plain(ws.stats64) if ws and ws.stats64 is not None else stats.from_kernel(link.stats),
     }
     if member_of:
         doc["master"] = member_of
@@ -93,91 +95,90 @@ def render_text(doc, verbose=False):
 
 def agr_lines(ws, verbose=False):
     out = []
-    f = ws["flags"]
-    proto = "loadbalance (link1: no LACP)" if ws["protocol"] == "static" else (
-        f"failover (no LACP), active {_active_port(ws) or 'none'}" if ws["protocol"] == "failover" else
-        f"lacp {'active' if f.get('lacp_active', True) else 'passive'}, "
-        f"timeout {'fast' if f.get('lacp_fast') else 'slow'}, "
-        f"{'strict' if f.get('lacp_strict', True) else 'optimistic (-lacpstrict)'}, "
+    f = ws.flags
+    proto = "loadbalance (link1: no LACP)" if ws.protocol == Protocol.STATIC else (
+        f"failover (no LACP), active {_active_port(ws) or 'none'}" if ws.protocol == Protocol.FAILOVER else
+        f"lacp {'active' if f['lacp_active'] else 'passive'}, "
+        f"timeout {'fast' if f['lacp_fast'] else 'slow'}, "
+        f"{'strict' if f['lacp_strict'] else 'optimistic (-lacpstrict)'}, "
         f"system {_system_text(ws)}")
-    dist = "round-robin (link0)" if f.get("link0") else f"hash {options.format_policy(f.get('hash', 3))}"
-    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.get('datapath', 'relay')}"
+    dist = "round-robin (link0)" if f["link0"] else f"hash {options.format_policy(f['hash'])}"
+    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.datapath}"
                f"{_limits_text(f)}")
-    check = f.get("linkcheck")
+    check = f["linkcheck"]
     if check:   # agrlinkcheck: which addresses vouch for a port, and how often they are asked
-        applies = "" if ws["protocol"] != "lacp" else " (not with lacp)"
+        applies = "" if ws.protocol != Protocol.LACP else " (not with lacp)"
         out.append(f"\tlinkcheck: {','.join(check['targets'])} interval {check['interval']} ms{applies}")
-    for p in ws["ports"]:
-        out.append(f"\tagrport: {p['name']}, flags={bits_text(p['flags'], PORT_FLAGS)}")
-        if p.get("reason"):
-            out.append(f"\t\tnot distributing: {p['reason']}")
-        if not p.get("lacp") and not p.get("failover") and p.get("wtr_left") is not None:
-            out.append(f"\t\twait-to-restore {p['wtr_left']:.1f} s left")   # loadbalance: the wait is all there is
-        if "linkcheck" in p:   # agrlinkcheck's verdict on this port
-            lc = p["linkcheck"]
-            heard = "never" if lc["heard_ago"] is None else f"{lc['heard_ago']:.1f}s ago"
-            out.append(f"\t\tlinkcheck {'up' if lc['up'] else 'down'}, target last heard {heard}")
-        fo = p.get("failover")
-        if fo:   # agrproto failover: the port's role and what ranks it
-            wait = f", wait-to-restore {fo['wtr_left']:.1f}s" if fo.get("wtr_left") else ""
-            out.append(f"\t\t{fo['role']}, priority "
-                       f"{p.get('options', options.defaults('port'))['port_priority']:#06x},{p['index']}{wait}")
-        lacp = p.get("lacp")
-        if lacp:
-            out.append(f"\t\tactor: state={lacp_state_text(lacp['actor_state'])} key {lacp['actor_key']:#06x}"
-                       f" port {lacp['actor_port_priority']:#06x},{p['index']}")
-            out.append(f"\t\tpartner: state={lacp_state_text(lacp['partner_state'])}"
-                       f" system {lacp['partner_system_priority']:#06x},{lacp['partner_system']}"
-                       f" key {lacp['partner_key']:#06x} port {lacp['partner_port_priority']:#06x},"
-                       f"{lacp['partner_port']}")
-            c = lacp.get("counters", {})
+    for p in ws.ports:
+        out.append(f"\tagrport: {p.name}, flags={bits_text(p.flags, PORT_FLAGS)}")
+        if p.reason:
+            out.append(f"\t\tnot distributing: {p.reason}")
+        if p.lacp is None and p.failover is None and p.wtr_left is not None:
+            out.append(f"\t\twait-to-restore {p.wtr_left:.1f} s left")   # loadbalance: the wait is all there is
+        if p.linkcheck is not None:   # agrlinkcheck's verdict on this port
+            lc = p.linkcheck
+            heard = "never" if lc.heard_ago is None else f"{lc.heard_ago:.1f}s ago"
+            out.append(f"\t\tlinkcheck {'up' if lc.up else 'down'}, target last heard {heard}")
+        fo = p.failover
+        if fo is not None:   # agrproto failover: the port's role and what ranks it
+            wait = f", wait-to-restore {fo.wtr_left:.1f}s" if fo.wtr_left else ""
+            out.append(f"\t\t{fo.role}, priority {p.port_priority:#06x},{p.index}{wait}")
+        lacp = p.lacp
+        if lacp is not None:
+            out.append(f"\t\tactor: state={lacp_state_text(lacp.actor_state)} key {lacp.actor_key:#06x}"
+                       f" port {lacp.actor_port_priority:#06x},{p.index}")
+            out.append(f"\t\tpartner: state={lacp_state_text(lacp.partner_state)}"
+                       f" system {lacp.partner_system_priority:#06x},{lacp.partner_system}"
+                       f" key {lacp.partner_key:#06x} port {lacp.partner_port_priority:#06x},"
+                       f"{lacp.partner_port}")
             # selected, standby (attached, another aggregation distributes) or unselected
-            out.append(f"\t\t{_selected_text(lacp)}, mux {lacp['mux_state']}, receive {lacp['rx_state']};"
-                       f" lacpdu rx {c.get('lacpdu_rx', 0)} tx {c.get('lacpdu_tx', 0)}"
-                       f" err {c.get('lacpdu_err', 0)}; marker rx {c.get('marker_rx', 0)}"
-                       f" tx {c.get('marker_tx', 0)}")
+            out.append(f"\t\t{_selected_text(lacp)}, mux {lacp.mux_state}, receive {lacp.rx_state};"
+                       f" lacpdu rx {lacp.counter('lacpdu_rx')} tx {lacp.counter('lacpdu_tx')}"
+                       f" err {lacp.counter('lacpdu_err')}; marker rx {lacp.counter('marker_rx')}"
+                       f" tx {lacp.counter('marker_tx')}")
         if verbose:
-            out += stats.lines(p.get("stats64"), "\t\t")
-            out += stats.transition_lines((p.get("history") or {}).get("transitions", ()), "\t\t")
+            out += stats.lines(p.stats64, "\t\t")
+            out += stats.transition_lines(p.history.transitions, "\t\t")
     return out
 
 
 def _limits_text(f):
     """The port limits and lacpfallback, when not the defaults: '; maxports 1; minports 2'."""
-    text = f"; maxports {f['max_ports']}" if f.get("max_ports") else ""
-    text += f"; minports {f['min_ports']}" if f.get("min_ports", 1) != 1 else ""
-    text += "; lacpfallback" if f.get("lacp_fallback") else ""
-    return text + (f"; wtr {f['wtr_time']} s" if f.get("wtr_time") else "")
+    text = f"; maxports {f['max_ports']}" if f["max_ports"] != options.BY_KEY["max_ports"].default else ""
+    text += f"; minports {f['min_ports']}" if f["min_ports"] != options.BY_KEY["min_ports"].default else ""
+    text += "; lacpfallback" if f["lacp_fallback"] else ""
+    return text + (f"; wtr {f['wtr_time']} s" if f["wtr_time"] else "")
 
 
 def _fallback_port(ws):
     """The name of the port carrying traffic in lacpfallback, or None."""
-    return next((p["name"] for p in ws["ports"] if (p.get("lacp") or {}).get("fallback")), None)
+    port = ws.fallback_port
+    return None if port is None else port.name
 
 
 def _selected_text(lacp):
     # standby (agrmaxports) is a spare of the distributing aggregation, not another one
-    text = lacp["selected"].lower()
-    text = text + " (agrmaxports)" if lacp.get("limited") else text
-    text = text + ", fallback" if lacp.get("fallback") else text
-    left = lacp.get("wtr_left")
+    text = str(lacp.selected).lower()
+    text = text + " (agrmaxports)" if lacp.limited else text
+    text = text + ", fallback" if lacp.fallback else text
+    left = lacp.wtr_left
     return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
 
 
 def _active_port(ws):
     """agrproto failover's active port's name, or None."""
-    active = (ws.get("failover") or {}).get("active")
-    return next((p["name"] for p in ws["ports"] if p["index"] == active), None)
+    port = ws.active_port
+    return None if port is None else port.name
 
 
 def _system_text(ws):
     """Our LACP System ID as status shows it: priority,MAC; '(lacpsysid)' when the MAC is set
     rather than agrN's own."""
-    f = ws["flags"]
-    prio = f.get("lacp_sysprio", options.DEFAULT_PRIORITY)
-    if f.get("lacp_sysid"):
+    f = ws.flags
+    prio = f["lacp_sysprio"]
+    if f["lacp_sysid"]:
         return f"{prio:#06x},{f['lacp_sysid']} (lacpsysid)"
-    mac = (ws.get("lacp") or {}).get("system") or ws.get("mac") or "?"
+    mac = (ws.lacp.system if ws.lacp is not None else None) or ws.mac or "?"
     return f"{prio:#06x},{mac}"
 
 
@@ -200,73 +201,75 @@ def json_doc(doc):
     out = {k: v for k, v in doc.items() if k != "agr"}
     ws = doc.get("agr")
     if ws:
-        out["linkinfo"] = {"info_kind": "agr", "info_data": {
-            "mode": MODES.get(ws["protocol"], ws["protocol"]),
-            "xmit_hash_policy": "round-robin" if ws["flags"].get("link0") else ws["flags"].get("hash"),
-            "ad_lacp_rate": "fast" if ws["flags"].get("lacp_fast") else "slow",
-            "ad_lacp_active": "on" if ws["flags"].get("lacp_active", True) else "off",
-            "ad_actor_sys_prio": ws["flags"].get("lacp_sysprio", options.DEFAULT_PRIORITY),
-            "ad_actor_system": ws["flags"].get("lacp_sysid") or (ws.get("lacp") or {}).get("system"),
-            "datapath": ws.get("datapath"), "datapath_mode": ws.get("datapath_mode"),
-            "flags": ws["flags"],
+        f = ws.flags
+        info = {
+            "mode": MODES.get(ws.protocol, str(ws.protocol)),
+            "xmit_hash_policy": "round-robin" if f["link0"] else f["hash"],
+            "ad_lacp_rate": "fast" if f["lacp_fast"] else "slow",
+            "ad_lacp_active": "on" if f["lacp_active"] else "off",
+            "ad_actor_sys_prio": f["lacp_sysprio"],
+            "ad_actor_system": f["lacp_sysid"] or (ws.lacp.system if ws.lacp is not None else None),
+            "datapath": ws.datapath, "datapath_mode": ws.datapath_mode,
+            "flags": plain(ws.flags),
             "ad_info": _ad_info(ws),
-        }}
-        out["linkinfo"]["info_data"]["min_links"] = ws["flags"].get("min_ports", 1)   # bonding's name
-        out["linkinfo"]["info_data"]["fallback_port"] = _fallback_port(ws)
-        out["linkinfo"]["info_data"]["updelay"] = ws["flags"].get("wtr_time", 0) * 1000   # bonding's, ms
-        check = ws["flags"].get("linkcheck")
+            SCHEMA_KEY: ws.schema,   # the worker's status schema (0: release 0.2.0's worker)
+        }
+        out["linkinfo"] = {"info_kind": "agr", "info_data": info}
+        info["min_links"] = f["min_ports"]   # bonding's name
+        info["fallback_port"] = _fallback_port(ws)
+        info["updelay"] = f["wtr_time"] * 1000   # bonding's, ms
+        check = f["linkcheck"]
         if check:   # bonding's names
-            out["linkinfo"]["info_data"].update(
-                arp_interval=check["interval"],
-                arp_ip_target=[t for t in check["targets"] if ":" not in t],
-                ns_ip6_target=[t for t in check["targets"] if ":" in t])
-        if ws["protocol"] == "failover":    # bonding's active_slave
-            out["linkinfo"]["info_data"]["active_slave"] = _active_port(ws)
-        out["agrports"] = [_port_json(p) for p in ws["ports"]]
-        out["counters"] = ws.get("counters", {})
+            info.update(arp_interval=check["interval"],
+                        arp_ip_target=[t for t in check["targets"] if ":" not in t],
+                        ns_ip6_target=[t for t in check["targets"] if ":" in t])
+        if ws.protocol == Protocol.FAILOVER:    # bonding's active_slave
+            info["active_slave"] = _active_port(ws)
+        out["agrports"] = [_port_json(p) for p in ws.ports]
+        out["counters"] = plain(ws.counters)
     return out
 
 
 def _ad_info(ws):
-    lacp = ws.get("lacp")
-    if not lacp:
+    lacp = ws.lacp
+    if lacp is None:
         return None
-    agg = lacp.get("aggregator", {})
-    return {"actor_system": lacp.get("system"), "actor_sys_priority": lacp.get("system_priority"),
-            "actor_key": agg.get("actor_key"), "partner_key": agg.get("partner_key"),
-            "partner_mac": agg.get("partner_system"), "ports": len(agg.get("ports", []))}
+    agg = lacp.aggregator
+    return {"actor_system": lacp.system, "actor_sys_priority": lacp.system_priority,
+            "actor_key": agg.actor_key, "partner_key": agg.partner_key,
+            "partner_mac": agg.partner_system, "ports": len(agg.ports)}
 
 
 def _port_json(p):
-    out = {"ifname": p["name"], "ifindex": p["index"], "flags": p["flags"],
-           "flags_str": [n for bit, n in PORT_FLAGS if p["flags"] & bit],
-           "carrier": p["carrier"], "perm_hwaddr": p["original_mac"], "counters": p.get("counters", {}),
-           "stats64": p.get("stats64", {}), "reason": p.get("reason"),
-           "history": p.get("history", {}),
-           "options": p.get("options", options.defaults("port")),
-           "actor_port_prio": p.get("options", options.defaults("port"))["port_priority"]}
-    lacp = p.get("lacp")
-    if lacp:
+    out = {"ifname": p.name, "ifindex": p.index, "flags": p.flags,
+           "flags_str": [n for bit, n in PORT_FLAGS if p.flags & bit],
+           "carrier": p.carrier, "perm_hwaddr": p.original_mac, "counters": plain(p.counters),
+           "stats64": plain(p.stats64) if p.stats64 is not None else {}, "reason": p.reason,
+           "history": plain(p.history),
+           "options": plain(p.options),
+           "actor_port_prio": p.port_priority}
+    lacp = p.lacp
+    if lacp is not None:
         out.update({
-            "ad_aggregator_id": 1 if lacp["selected"] == "SELECTED" else None,
-            "ad_actor_oper_port_state": lacp["actor_state"],
-            "ad_actor_oper_port_state_str": lacp["actor_state_str"],
-            "ad_partner_oper_port_state": lacp["partner_state"],
-            "ad_partner_oper_port_state_str": lacp["partner_state_str"],
-            "actor_key": lacp["actor_key"], "partner_mac": lacp["partner_system"],
-            "partner_key": lacp["partner_key"], "partner_port": lacp["partner_port"],
-            "partner_system_priority": lacp["partner_system_priority"],
-            "partner_port_priority": lacp["partner_port_priority"],
-            "selected": lacp["selected"], "standby": lacp.get("standby", False),
-            "mux_state": lacp["mux_state"], "rx_state": lacp["rx_state"],
-            "lacp_counters": lacp.get("counters", {}),
+            "ad_aggregator_id": 1 if lacp.selected == Selected.SELECTED else None,
+            "ad_actor_oper_port_state": lacp.actor_state,
+            "ad_actor_oper_port_state_str": list(lacp.actor_state_str),
+            "ad_partner_oper_port_state": lacp.partner_state,
+            "ad_partner_oper_port_state_str": list(lacp.partner_state_str),
+            "actor_key": lacp.actor_key, "partner_mac": lacp.partner_system,
+            "partner_key": lacp.partner_key, "partner_port": lacp.partner_port,
+            "partner_system_priority": lacp.partner_system_priority,
+            "partner_port_priority": lacp.partner_port_priority,
+            "selected": str(lacp.selected), "standby": lacp.standby,
+            "mux_state": str(lacp.mux_state), "rx_state": str(lacp.rx_state),
+            "lacp_counters": plain(lacp.counters),
         })
-        out["standby_maxports"] = lacp.get("limited", False)
-        out["fallback"] = lacp.get("fallback", False)
-    out["wtr_left"] = (lacp or p).get("wtr_left")
-    if "linkcheck" in p:
-        out["linkcheck"] = p["linkcheck"]
-    if p.get("failover"):   # bonding's sysfs slave state: active or backup
-        out["state"] = "active" if p["failover"]["role"] == "active" else "backup"
-        out["failover"] = p["failover"]
+        out["standby_maxports"] = lacp.limited
+        out["fallback"] = lacp.fallback
+    out["wtr_left"] = lacp.wtr_left if lacp is not None else p.static_wtr_left
+    if p.linkcheck is not None:
+        out["linkcheck"] = plain(p.linkcheck)
+    if p.failover is not None:   # bonding's sysfs slave state: active or backup
+        out["state"] = "active" if p.failover.role == Role.ACTIVE else "backup"
+        out["failover"] = plain(p.failover)
     return out

@@ -29,11 +29,11 @@ def lines(stats64, indent="\t"):
 
 
 def transition_lines(transitions, indent="\t\t"):
-    """A port's last state changes, oldest first, with time and cause."""
+    """A port's last state changes (status.Transition), oldest first, with time and cause."""
     out = []
     for t in transitions:
-        stamp = time.strftime("%H:%M:%S", time.localtime(t["time"])) + f".{int(t['time'] * 10) % 10}"
-        out.append(f"{indent}{stamp} {t['machine']} {t['old']} -> {t['new']} ({t['cause']})")
+        stamp = time.strftime("%H:%M:%S", time.localtime(t.time)) + f".{int(t.time * 10) % 10}"
+        out.append(f"{indent}{stamp} {t.machine} {t.old} -> {t.new} ({t.cause})")
     return out
 
 

@@ -63,16 +63,17 @@ def first_frame(dst_mac, src_mac, src, dst, l4):
 
 
 def choose(ws, frame):
-    """(port name or None, hash or None, the distributing ports in the data paths' order, why)."""
-    table = [p["name"] for p in ws["ports"] if p["flags"] & 2]
-    flags = ws["flags"]
+    """(port name or None, hash or None, the distributing ports in the data paths' order, why),
+    from agrN's AggregateStatus."""
+    table = [p.name for p in ws.distributing]
+    flags = ws.flags
     if not table:
         return None, None, table, "no port distributes"
-    if flags.get("proto") == "failover":
+    if flags["proto"] == "failover":
         return table[0], None, table, "failover: the active port"
-    if flags.get("link0"):
+    if flags["link0"]:
         return None, None, table, "round-robin (link0): each frame to the next port"
-    h = worker.flow_hash(frame, flags.get("hash", options.DEFAULT_POLICY))
+    h = worker.flow_hash(frame, flags["hash"])
     return table[h % len(table)], h, table, f"hash {options.format_policy(flags['hash'])}"
 
 
@@ -93,8 +94,8 @@ def query(name, words):
     hop = gateway or str(dst)
     hop_text = f"gateway {gateway}" if gateway else f"neighbour {dst}"
     dst_mac = rtnl.neighbour(link.index, hop)
-    l2 = ws["flags"].get("hash", options.DEFAULT_POLICY) & options.L2
-    if dst_mac is None and l2 and not ws["flags"].get("link0") and ws["flags"].get("proto") != "failover":
+    l2 = ws.flags["hash"] & options.L2
+    if dst_mac is None and l2 and not ws.flags["link0"] and ws.flags["proto"] != "failover":
         raise AgrError(errno.EHOSTUNREACH, "whichport",
                        f"no neighbour entry for {hop} on {name} (the hash takes MAC addresses): reach it first")
     frame = first_frame(rtnl.mac_bytes(dst_mac or "00:00:00:00:00:00"), rtnl.mac_bytes(link.mac), src, dst, l4)

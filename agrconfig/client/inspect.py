@@ -5,6 +5,7 @@ from typing import NamedTuple
 from .. import paths, worker
 from ..errors import AgrError
 from ..net import rtnl
+from ..status import AggregateStatus
 from . import workers
 
 
@@ -13,7 +14,7 @@ class Facts(NamedTuple):
     link: object
     addrs: list
     member_of: str | None
-    ws: dict | None
+    ws: AggregateStatus | None
 
 
 def names():
@@ -55,6 +56,6 @@ def describe_all():
 
 
 def agr_statuses():
-    """{name: worker status} of every agr interface of this namespace whose worker answers."""
+    """{name: AggregateStatus} of every agr interface of this namespace whose worker answers."""
     names = sorted(worker.all_names())
-    return {n: ws for n, ws in workers.worker_statuses(names).items() if isinstance(ws, dict)}
+    return {n: ws for n, ws in workers.worker_statuses(names).items() if isinstance(ws, AggregateStatus)}

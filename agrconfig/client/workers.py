@@ -12,6 +12,7 @@ from ..errors import AgrError
 from ..ipc import client as control
 from ..ipc.protocol import PROTOCOL_VERSION
 from ..net import rtnl
+from ..status import AggregateStatus
 
 owner_of = worker.owner_of
 members = worker.members
@@ -35,13 +36,15 @@ def exists(name):
 
 
 def manages(name, op):
-    """Does this word on `name` go to an agr worker (rather than plain ifconfig)?"""
+    """Does operation `op` (cli/ops.py) on `name` go to an agr worker (rather than plain
+    ifconfig)? It says whether it makes the interface (op.creates) and whether it has a plain
+    form for any interface (op.plain)."""
     if not paths.is_agr_name(name):
         return False
-    if op.word == "create" or exists(name):
+    if op.creates or exists(name):
         return True
     # An agr-looking name that we did not create: plain words still work on it.
-    return op.word not in ("up", "down", "mtu", "address") or rtnl.link(name) is None
+    return not op.plain or rtnl.link(name) is None
 
 
 def _pid_from_file(name):
@@ -290,21 +293,30 @@ def destroy_all():
             pass
 
 
+def read_status(name, result):
+    """A worker's status reply as an AggregateStatus (agrconfig.status); EIO if malformed."""
+    try:
+        return AggregateStatus.from_json(result)
+    except ValueError as exc:
+        raise AgrError(errno.EIO, "control", f"worker for {name} sent a malformed status: {exc}") from None
+
+
 def worker_status(name):
-    """The worker's view of `name`, reviving the worker if needed; None if not ours."""
+    """The worker's view of `name` (an AggregateStatus), reviving the worker if needed; None
+    if not ours."""
     if not exists(name):
         return None
     try:
         result = control.request(name, "status")  # one round trip when the worker is there
     except control.WorkerGone:
-        return request(name, "status")
+        return read_status(name, request(name, "status"))
     if control.peer_of(name).older:
-        return request(name, "status")  # ensure_worker() restarts it into this release first
-    return result
+        return read_status(name, request(name, "status"))  # ensure_worker() restarts it into this release first
+    return read_status(name, result)
 
 
 def worker_statuses(names):
-    """{name: status or AgrError} for several agr interfaces, their workers asked concurrently.
+    """{name: AggregateStatus or AgrError} for several agr interfaces, their workers asked concurrently.
 
     One connection per worker, all at once; a worker that does not answer is then revived
     (serially, from this thread only: spawn() forks) and asked again.
@@ -315,7 +327,7 @@ def worker_statuses(names):
 
     def ask(name):
         try:
-            return control.request(name, "status", timeout=5.0)
+            return read_status(name, control.request(name, "status", timeout=5.0))
         except (control.WorkerGone, AgrError) as exc:
             return exc
 

@@ -1,16 +1,16 @@
-"""The few netlink (pyroute2), sysctl and ethtool calls agrconfig needs, in one place."""
+"""The rtnetlink, sysctl and ethtool calls agrconfig needs, in one place: links, addresses,
+routes and neighbours read and changed through our own netlink code (netlink.py), for the
+front end and the worker alike (pyroute2's import alone costs ~0.2 s and ~20 MiB)."""
 import errno
 import ipaddress
-import os
 import socket
 import struct
 from dataclasses import dataclass, field
 
 from ..errors import AgrError
-
-# pyroute2 takes ~0.2 s to import (its package imports all of it): the reads below (links,
-# addresses) speak rtnetlink directly, and pyroute2 is imported on the first change.
-IPRoute = NetlinkError = None
+from ..record import Record
+from . import netlink
+from .netlink import NLMSG, NetlinkError, messages  # noqa: F401 (messages: the link watch's framing)
 
 IFF_UP = 0x1
 IFF_BROADCAST = 0x2
@@ -26,28 +26,8 @@ IFF_LOWER_UP = 0x10000
 
 ARPHRD_ETHER = 1
 
-_ipr = None
-_orphans = []
-
-
-def ipr():
-    """One netlink socket per process, opened on first use (after any fork)."""
-    global _ipr, IPRoute, NetlinkError
-    if _ipr is None:
-        if IPRoute is None:
-            from pyroute2.netlink.exceptions import NetlinkError
-            from pyroute2 import IPRoute
-        _ipr = IPRoute()
-    return _ipr
-
-
 def reset():
-    """Forget the inherited socket and event loop (call in a forked child after closing fds)."""
-    global _ipr
-    # Keep the parent's object alive: finalizing it would close fd numbers that
-    # the child has closed already and may have reused for its own sockets.
-    _orphans.append(_ipr)
-    _ipr = None
+    """Nothing to forget in a forked child: every request opens a socket of its own."""
 
 
 @dataclass
@@ -71,16 +51,22 @@ class Link:
 
 # -- reading: rtnetlink requests and replies, parsed here ----------------------------------
 
-NLMSG = struct.Struct("=IHHII")
-IFINFOMSG = struct.Struct("=BxHiII")
-IFADDRMSG = struct.Struct("=BBBBI")
-RTATTR = struct.Struct("=HH")
-NLMSG_ERROR, NLMSG_DONE = 2, 3
+IFINFOMSG = struct.Struct("=BxHiII")       # family, type, index, flags, change
+IFADDRMSG = struct.Struct("=BBBBI")        # family, prefixlen, flags, scope, index
+RTMSG = struct.Struct("=BBBBBBBBI")        # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+NDMSG = struct.Struct("=BxxxiHBB")         # family, index, state, flags, type
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 16, 17, 18, 20, 21, 22
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+RTM_GETROUTE, RTM_GETNEIGH = 26, 30
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_STATS64, IFLA_CARRIER = 1, 3, 4, 16, 18, 23, 33
+IFLA_MASTER, IFLA_PROTINFO = 10, 12
+IFLA_BRPORT_STATE = 1           # in IFLA_PROTINFO of an AF_BRIDGE link message
+# ifinfomsg's family: AF_UNSPEC for the link itself; AF_BRIDGE for its place in a bridge (the
+# bridge sends RTM_NEWLINK when it joins or changes, RTM_DELLINK when it leaves: not a deletion).
+AF_UNSPEC, AF_BRIDGE = 0, 7
 IFLA_INFO_KIND = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
+RTA_DST, RTA_SRC, RTA_OIF, RTA_GATEWAY, RTA_PREFSRC = 1, 2, 4, 5, 7
+NDA_DST, NDA_LLADDR = 1, 2
 OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 # The names pyroute2 gives IFLA_STATS64's counters (the first 23 of struct rtnl_link_stats64).
 STATS64 = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_errors", "rx_dropped",
@@ -89,59 +75,20 @@ STATS64 = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_errors", "tx_
            "tx_fifo_errors", "tx_heartbeat_errors", "tx_window_errors", "rx_compressed", "tx_compressed")
 
 
-def _attrs(data, off, end):
-    """{type: payload} of the rtattrs in data[off:end] (nested and byte-order flags dropped)."""
-    out = {}
-    while off + RTATTR.size <= end:
-        length, kind = RTATTR.unpack_from(data, off)
-        if length < RTATTR.size:
-            break
-        out[kind & 0x3FFF] = data[off + RTATTR.size:off + length]
-        off += (length + 3) & ~3
-    return out
+_attrs = netlink.attrs
 
 
-def messages(data):
-    """(type, bytes of the message) for each netlink message in one datagram: the framing
-    shared by requests (below) and the worker's event socket (worker/linkwatch.py). A header
-    too short to be one ends the datagram as NLMSG_DONE would."""
-    off = 0
-    while off + NLMSG.size <= len(data):
-        length, mtype, _f, _seq, _pid = NLMSG.unpack_from(data, off)
-        if length < NLMSG.size:
-            yield NLMSG_DONE, b""
-            return
-        yield mtype, data[off:off + length]
-        off += (length + 3) & ~3
-
-
-def _rtnl(kind, body, dump):
-    """Send one rtnetlink request; the replies as (type, bytes of the message) until the end."""
-    flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-    try:
-        sock.bind((0, 0))
-        sock.send(NLMSG.pack(NLMSG.size + len(body), kind, flags, 1, 0) + body)
-        out = []
-        while True:
-            for mtype, msg in messages(sock.recv(1 << 20)):
-                if mtype == NLMSG_DONE:
-                    return out
-                if mtype == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", msg, NLMSG.size)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return out
-                out.append((mtype, msg))
-            if not dump:
-                return out
-    finally:
-        sock.close()
+def link_family(msg):
+    """The family of an RTM_NEWLINK/RTM_DELLINK message (AF_UNSPEC, AF_BRIDGE, ...)."""
+    return msg[NLMSG.size]
 
 
 def link_from_msg(msg):
-    """The Link in an RTM_NEWLINK/RTM_DELLINK message (a dump's reply or an event)."""
-    _fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    """The Link in an RTM_NEWLINK/RTM_DELLINK message of family AF_UNSPEC (a dump's reply or an
+    event). Other families describe something else (see bridge_port_from_msg): ValueError."""
+    fam, ltype, index, flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    if fam != AF_UNSPEC:
+        raise ValueError(f"a link message of family {fam} describes no link")
     at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
     raw_mac = at.get(IFLA_ADDRESS)
     mac = mac_str(raw_mac) if raw_mac else ""
@@ -168,16 +115,34 @@ def link_from_msg(msg):
     )
 
 
+class BridgePort(Record):
+    """A link's place in a bridge, from a link message of family AF_BRIDGE: `master` is the
+    bridge's ifindex (0 if the message names none), `state` the port's STP state (BR_STATE_*,
+    None if not given). It carries no carrier: the link's own messages do."""
+    __slots__ = ("index", "name", "master", "state")
+
+
+def bridge_port_from_msg(msg):
+    fam, _ltype, index, _flags, _change = IFINFOMSG.unpack_from(msg, NLMSG.size)
+    if fam != AF_BRIDGE:
+        raise ValueError(f"a link message of family {fam} is not a bridge's")
+    at = _attrs(msg, NLMSG.size + IFINFOMSG.size, len(msg))
+    master = at.get(IFLA_MASTER, b"")
+    info = at.get(IFLA_PROTINFO, b"")
+    state = _attrs(info, 0, len(info)).get(IFLA_BRPORT_STATE, b"")
+    return BridgePort(index=index, name=at.get(IFLA_IFNAME, b"").split(b"\0", 1)[0].decode(errors="replace"),
+                      master=struct.unpack("=I", master)[0] if len(master) == 4 else 0,
+                      state=state[0] if state else None)
+
+
 def link(name=None, index=None):
     """The link by name or index, or None."""
     if index is not None:
         body = IFINFOMSG.pack(0, 0, index, 0, 0)
     else:
-        raw = name.encode() + b"\0"
-        attr = RTATTR.pack(RTATTR.size + len(raw), IFLA_IFNAME) + raw
-        body = IFINFOMSG.pack(0, 0, 0, 0, 0) + attr + bytes(-len(attr) % 4)
+        body = IFINFOMSG.pack(0, 0, 0, 0, 0) + netlink.string(IFLA_IFNAME, name)
     try:
-        msgs = _rtnl(RTM_GETLINK, body, dump=False)
+        msgs = netlink.request(RTM_GETLINK, body)
     except OSError as exc:
         if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL, errno.ERANGE):
             return None
@@ -186,8 +151,9 @@ def link(name=None, index=None):
 
 
 def links():
-    msgs = _rtnl(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0), dump=True)
-    return sorted((link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK), key=lambda l: l.index)
+    msgs = netlink.request(RTM_GETLINK, IFINFOMSG.pack(0, 0, 0, 0, 0), dump=True)
+    return sorted((link_from_msg(m) for t, m in msgs if t == RTM_NEWLINK and link_family(m) == AF_UNSPEC),
+                  key=lambda l: l.index)
 
 
 @dataclass
@@ -219,7 +185,7 @@ def address_from_msg(msg):
 def all_addresses():
     """{ifindex: [Address]} for every interface, from one dump."""
     out = {}
-    for t, msg in _rtnl(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), dump=True):
+    for t, msg in netlink.request(RTM_GETADDR, IFADDRMSG.pack(0, 0, 0, 0, 0), dump=True):
         if t == RTM_NEWADDR:
             index, addr = address_from_msg(msg)
             out.setdefault(index, []).append(addr)
@@ -230,51 +196,65 @@ def addresses(index):
     return all_addresses().get(index, [])
 
 
-def _set(ioctl, index, what, **kw):
+def _set_link(ioctl, index, what, flags=0, change=0, attrs=b""):
+    """Change link `index` (RTM_NEWLINK on an existing link, as `ip link set`)."""
     try:
-        ipr().link("set", index=index, **kw)
+        netlink.request(RTM_NEWLINK, IFINFOMSG.pack(AF_UNSPEC, 0, index, flags, change) + attrs)
     except NetlinkError as exc:
-        raise AgrError(exc.code, ioctl, what) from exc
+        raise AgrError(exc.errno, ioctl, what) from exc
 
 
 def set_up(index, up=True):
-    _set("SIOCSIFFLAGS", index, "set up" if up else "set down", state="up" if up else "down")
+    _set_link("SIOCSIFFLAGS", index, "set up" if up else "set down", IFF_UP if up else 0, IFF_UP)
 
 
 def set_mtu(index, mtu):
-    _set("SIOCSIFMTU", index, f"mtu {mtu}", mtu=mtu)
+    _set_link("SIOCSIFMTU", index, f"mtu {mtu}", attrs=netlink.u32(IFLA_MTU, mtu))
 
 
 def set_mac(index, mac):
-    _set("SIOCALIFADDR", index, f"link address {mac}", address=mac)
+    _set_link("SIOCALIFADDR", index, f"link address {mac}", attrs=netlink.attr(IFLA_ADDRESS, mac_bytes(mac)))
 
 
 def set_flag(index, flag, on):
-    _set("SIOCSIFFLAGS", index, f"flags {flag:#x}", flags=flag if on else 0, change=flag)
+    _set_link("SIOCSIFFLAGS", index, f"flags {flag:#x}", flag if on else 0, flag)
+
+
+def _address_body(index, family, address, prefixlen, broadcast=None):
+    raw = socket.inet_pton(family, address)
+    body = IFADDRMSG.pack(family, prefixlen, 0, 0, index)
+    if family == socket.AF_INET:        # IFA_LOCAL is the address; IFA_ADDRESS the peer, the same here
+        body += netlink.attr(IFA_LOCAL, raw)
+    body += netlink.attr(IFA_ADDRESS, raw)
+    if broadcast:
+        body += netlink.attr(IFA_BROADCAST, socket.inet_pton(family, broadcast))
+    return body
 
 
 def add_address(index, iface, broadcast=True):
-    kw = {}
+    family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    bcast = None
     if iface.version == 4 and broadcast and iface.network.prefixlen < 31:
-        kw["broadcast"] = str(iface.network.broadcast_address)
+        bcast = str(iface.network.broadcast_address)
+    body = _address_body(index, family, str(iface.ip), iface.network.prefixlen, bcast)
     try:
-        ipr().addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen, **kw)
+        netlink.request(RTM_NEWADDR, body, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL)
     except NetlinkError as exc:
-        raise AgrError(exc.code, "SIOCAIFADDR", f"{iface}") from exc
+        raise AgrError(exc.errno, "SIOCAIFADDR", f"{iface}") from exc
 
 
 def del_address(index, addr):
     try:
-        ipr().addr("del", index=index, address=addr.address, prefixlen=addr.prefixlen)
+        netlink.request(RTM_DELADDR, _address_body(index, addr.family, addr.address, addr.prefixlen))
     except NetlinkError as exc:
-        raise AgrError(exc.code, "SIOCDIFADDR", f"{addr.address}/{addr.prefixlen}") from exc
+        raise AgrError(exc.errno, "SIOCDIFADDR", f"{addr.address}/{addr.prefixlen}") from exc
 
 
 def delete_link(index):
     try:
-        ipr().link("del", index=index)
+        netlink.request(RTM_DELLINK, IFINFOMSG.pack(AF_UNSPEC, 0, index, 0, 0))
     except NetlinkError as exc:
-        if exc.code not in (errno.ENODEV, errno.ENOENT):
+        if exc.errno not in (errno.ENODEV, errno.ENOENT):
             raise
 
 
@@ -303,20 +283,43 @@ def sysctl_set(family, ifname, key, value):
         raise AgrError.from_oserror(exc, "sysctl", path) from exc
 
 
+SIOCETHTOOL = 0x8946
+ETHTOOL_GSET, ETHTOOL_GLINKSETTINGS = 0x1, 0x4C
+SPEED_UNKNOWN, DUPLEX_HALF, DUPLEX_FULL = 0xFFFFFFFF, 0, 1
+
+
+def _ethtool(ifname, data):
+    """The SIOCETHTOOL ioctl on `data` (a struct beginning with its command); the struct back."""
+    import ctypes
+    import fcntl
+    buf = ctypes.create_string_buffer(data, len(data))
+    ifr = struct.pack("16sP", ifname.encode()[:15], ctypes.addressof(buf)).ljust(40, b"\0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifr)
+    return buf.raw
+
+
 def link_mode(ifname):
-    """(speed in Mbit/s or None, full duplex True/False/None) from ethtool."""
+    """(speed in Mbit/s or None, full duplex True/False/None) from ethtool: struct
+    ethtool_link_settings (its size asked first, as the kernel wants), else the older
+    struct ethtool_cmd."""
     try:
-        from pyroute2.ethtool import Ethtool
-        eth = Ethtool()
         try:
-            mode = eth.get_link_mode(ifname)
-        finally:
-            eth.close()
-    except Exception:
+            head = _ethtool(ifname, struct.pack("=I", ETHTOOL_GLINKSETTINGS).ljust(48, b"\0"))
+            nwords = -struct.unpack_from("=b", head, 15)[0]      # link_mode_masks_nwords, negated
+            if nwords <= 0:
+                raise OSError(errno.EOPNOTSUPP, "no link settings")
+            data = struct.pack("=I11xb", ETHTOOL_GLINKSETTINGS, nwords).ljust(48 + 12 * nwords, b"\0")
+            got = _ethtool(ifname, data)
+            speed, duplex = struct.unpack_from("=IB", got, 4)
+        except OSError:
+            got = _ethtool(ifname, struct.pack("=I", ETHTOOL_GSET).ljust(44, b"\0"))
+            low, duplex, high = struct.unpack_from("=H", got, 12)[0], got[14], struct.unpack_from("=H", got, 28)[0]
+            speed = high << 16 | low
+    except OSError:
         return None, None
-    speed = mode.speed if isinstance(mode.speed, int) and 0 < mode.speed < 0xFFFFFFFF else None
-    duplex = {"Full": True, "Half": False}.get(str(mode.duplex))
-    return speed, duplex
+    return (speed if 0 < speed < SPEED_UNKNOWN else None,
+            {DUPLEX_FULL: True, DUPLEX_HALF: False}.get(duplex))
 
 
 def mcast_addresses(ifname):
@@ -348,20 +351,31 @@ NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80   # reachable, stale, delay
 
 
 def route_to(dst, src=None):
-    """(output ifindex, gateway or None, preferred source) of the kernel's route to `dst`."""
-    ipr()
+    """(output ifindex, gateway or None, preferred source or None) of the kernel's route to `dst`."""
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    bits = 128 if family == socket.AF_INET6 else 32
+    body = RTMSG.pack(family, bits, bits if src else 0, 0, 0, 0, 0, 0, 0)
+    body += netlink.attr(RTA_DST, socket.inet_pton(family, dst))
+    if src:
+        body += netlink.attr(RTA_SRC, socket.inet_pton(family, src))
     try:
-        msgs = ipr().route("get", dst=dst, **({"src": src} if src else {}))
+        msgs = netlink.request(RTM_GETROUTE, body)
     except NetlinkError as exc:
-        raise AgrError(exc.code, "RTM_GETROUTE", f"no route to {dst}") from exc
-    msg = msgs[0]
-    return msg.get_attr("RTA_OIF"), msg.get_attr("RTA_GATEWAY"), msg.get_attr("RTA_PREFSRC")
+        raise AgrError(exc.errno, "RTM_GETROUTE", f"no route to {dst}") from exc
+    at = _attrs(msgs[0][1], NLMSG.size + RTMSG.size)
+    gateway, prefsrc = at.get(RTA_GATEWAY), at.get(RTA_PREFSRC)
+    return (netlink.get_u32(at, RTA_OIF), socket.inet_ntop(family, gateway) if gateway else None,
+            socket.inet_ntop(family, prefsrc) if prefsrc else None)
 
 
 def neighbour(index, addr):
     """The MAC address (str) of `addr` in link `index`'s neighbour table, if usable, else None."""
-    family = 10 if ":" in addr else 2
-    for msg in ipr().get_neighbours(family=family, ifindex=index):
-        if msg.get_attr("NDA_DST") == addr and msg["state"] & NUD_USABLE and msg.get_attr("NDA_LLADDR"):
-            return msg.get_attr("NDA_LLADDR")
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    want = socket.inet_pton(family, addr)
+    for _t, msg in netlink.request(RTM_GETNEIGH, NDMSG.pack(family, 0, 0, 0, 0), dump=True):
+        fam, ifindex, state, _flags, _type = NDMSG.unpack_from(msg, NLMSG.size)
+        at = _attrs(msg, NLMSG.size + NDMSG.size)
+        if fam == family and ifindex == index and at.get(NDA_DST) == want and state & NUD_USABLE \
+                and at.get(NDA_LLADDR):
+            return mac_str(at[NDA_LLADDR])
     return None

@@ -10,6 +10,7 @@ import abc
 
 from ..lacp import DistributingChanged, LacpCore, Output, PortSnapshot
 from ..lacp.wtr import WaitToRestore
+from ..status import LacpPortStatus, LacpStatus
 
 
 def create(flags, mac, now, act):
@@ -76,14 +77,15 @@ class Aggregation(abc.ABC):
 
     @abc.abstractmethod
     def port_status(self, index):
-        """What status adds to a port's entry."""
+        """What this kind adds to a port's status: PortStatus fields by name (lacp, failover,
+        static_wtr_left)."""
 
     @abc.abstractmethod
     def status(self):
-        """The aggregate's status (None: nothing to show)."""
+        """The aggregate's LACP status (a LacpStatus; None without LACP)."""
 
     def status_extra(self):
-        """What the kind adds to the worker's status, by key."""
+        """What the kind adds to the aggregate's status: AggregateStatus fields by name."""
         return {}
 
     @abc.abstractmethod
@@ -163,10 +165,10 @@ class Lacp(Aggregation):
         return frozenset(self.core.distributing()), frozenset(self.core.collecting())
 
     def port_status(self, index):
-        return {"lacp": self.core.port_status(index)}
+        return {"lacp": LacpPortStatus.from_json(self.core.port_status(index))}
 
     def status(self):
-        return self.core.status()
+        return LacpStatus.from_json(self.core.status())
 
     def snapshot(self):
         return {str(pid): snap.to_json() for pid, snap in self.core.snapshot().items()}
@@ -230,7 +232,7 @@ class Static(Aggregation):
 
     def port_status(self, index):
         left = self.wtr.wtr_left(self.now, index)
-        return {"wtr_left": left} if left is not None else {}
+        return {"static_wtr_left": left} if left is not None else {}
 
     def status(self):
         return None

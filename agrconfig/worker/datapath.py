@@ -8,9 +8,9 @@ import abc
 import errno
 import logging
 import os
-import time
 
 from ..errors import AgrError
+from . import join
 
 log = logging.getLogger("agrconfig")
 
@@ -90,11 +90,11 @@ class DataPath(abc.ABC):
 
     @abc.abstractmethod
     def get_timer(self):
-        """The next deadline of the data path, or None."""
+        """The next deadline of the data path (one already past: at once), or None."""
 
     @abc.abstractmethod
     def handle_timer(self, now):
-        """Called after each turn of the loop."""
+        """Called after each turn of the loop, with its time."""
 
     @abc.abstractmethod
     def counters(self, indexes):
@@ -146,34 +146,20 @@ class RelayPath(DataPath):
 
 
 class EbpfPath(RelayPath):
-    """Frames through tc eBPF programs; the relay keeps the ports' Slow Protocols frames."""
+    """Frames through tc eBPF programs; the relay keeps the ports' Slow Protocols frames.
+
+    The edge of the join hand-over (join.py): it feeds the machine the distributing set's
+    changes, the relay's answers with the join map's counters, and the loop's `now`, and
+    carries out what the machine returns."""
     name = "ebpf"
     slow_only = True
-
-    # A port joining the fast path moves flows to it while their earlier frames may still
-    # wait in another port's queue. So, as the relay does, hold them for a moment: the
-    # egress program hands frames on to agrN's own queue ("pass"), where the relay thread
-    # holds them (dataplane.HOLD) and then sends them on the new ports. When the hold is
-    # over the program drains ("drain"): a frame goes on to the relay while the relay has
-    # not sent all it was handed (the join map's counters differ), else the kernel
-    # redirects it, as it is then behind every earlier frame of its flow. Once agrN's queue
-    # has been quiet for JOIN_QUIET with the counters equal, the program redirects again
-    # without looking ("normal"). Nothing is dropped and no frame overtakes an older one.
-    # Where the kernel has no join map, or the relay never catches up (a stream faster than
-    # it, or frames lost on their way into agrN's queue, so the counters stay apart) within
-    # DRAIN_TIMEOUT, the program drops instead for the instant it takes to empty that queue
-    # ("drop"), then redirects.
-    JOIN_QUIET = 0.001
-    DRAIN_TIMEOUT = 0.25
-    JOIN_TIMEOUT = 1.0
+    JOIN_QUIET, DRAIN_TIMEOUT, JOIN_TIMEOUT = join.JOIN_QUIET, join.DRAIN_TIMEOUT, join.JOIN_TIMEOUT
 
     def __init__(self, agr_name, relay, fast):
+        from .dataplane import HOLD
         super().__init__(agr_name, relay)
         self.fast = fast
-        self.join_deadline = None  # a port joining: when to stop holding at the latest
-        self.join_request = None   # the relay's drain request that the join waits for
-        self.stage_deadline = None  # the pass stage's end (the hold), or the drain stage's limit
-        self.last_counts = None    # the join counters at the last quiet moment that found them apart
+        self.handover = join.JoinHandOver(fast.drains, HOLD)
         if fast.drains:
             relay.tap_sink = fast.relayed
         else:
@@ -199,20 +185,19 @@ class EbpfPath(RelayPath):
 
     @property
     def mode(self):
-        return self.fast.mode
+        return str(self.fast.mode)
 
     def set_policy(self, policy, round_robin):
         super().set_policy(policy, round_robin)
         self.fast.set_policy(policy, round_robin)
 
     def set_ports(self, ports, distributing, collecting):
-        super().set_ports(ports, distributing, collecting)
+        super().set_ports(ports, distributing, collecting)  # the relay's hold begins here
         indexes = [p.index for p in ports if p.index in distributing]
-        old = set(self.fast.distributing)
-        # A hand-over only while a port that distributed may still hold older frames: after
-        # a carrier loss (failover's move) their queues are gone, so nothing can be overtaken.
-        if old and set(indexes) - old and any(p.carrier for p in ports if p.index in old):
-            self._begin_join()
+        # The mode changes before the new ports are written: no frame reaches a joining
+        # port by the kernel before the hand-over holds the others.
+        carrier = {p.index for p in ports if p.carrier}
+        self._carry_out(self.handover.ports_changed(self.fast.distributing, indexes, carrier, self.relay.hold_until))
         self.fast.set_ports(indexes)
         self.fast.set_collecting([p.index for p in ports if p.index in collecting])
 
@@ -222,71 +207,32 @@ class EbpfPath(RelayPath):
     def detach_port(self, index):
         self.fast.detach_port(index)
 
-    def _begin_join(self):
-        now = time.monotonic()
-        if self.fast.drains and self.fast.mode == "normal":
-            self.fast.rebase_join()
-        self.fast.set_mode("pass")
-        self.join_deadline = now + self.JOIN_TIMEOUT
-        if self.fast.drains:
-            # The relay holds from its set_ports (just now) for HOLD: drain after that.
-            from .dataplane import HOLD
-            self.join_request = None
-            self.stage_deadline = max(self.relay.hold_until, now + HOLD)
-        else:
-            self.join_request = self.relay.request_drain()
-            self.stage_deadline = None
-
-    def _begin_drain(self):
-        self.fast.set_mode("drain")
-        self.last_counts = None
-        self.join_request = self.relay.request_drain(self.JOIN_QUIET)
-        self.stage_deadline = time.monotonic() + self.DRAIN_TIMEOUT
-
-    def _begin_drop(self):
-        self.fast.set_mode("drop")
-        self.join_request = self.relay.request_drain(self.JOIN_QUIET)
-        self.stage_deadline = None
-
     def on_drained(self):
-        if self.fast.mode == "normal":
-            return
-        if self.join_request is None or self.relay.drained_gen != self.join_request:
-            return  # the answer to an earlier request (a join that began again meanwhile)
-        if self.fast.mode == "pass":
-            self._begin_drop()  # no join map: the relay has caught up, drop while the queue empties
-        elif self.fast.mode == "drain":
-            counts = self.fast.join_counts()
-            # Equal: everything handed to the relay has gone. Apart but unchanged over two
-            # quiet periods: the difference was lost on the way into agrN's queue.
-            if counts[0] == counts[1] or counts == self.last_counts:
-                self._end_join()
-            else:  # a frame on its way into agrN's queue: look again after a quiet period
-                self.last_counts = counts
-                self.join_request = self.relay.request_drain(self.JOIN_QUIET)
-        else:
-            self._end_join()
-
-    def _end_join(self):
-        self.fast.set_mode("normal")
-        self.join_deadline = self.stage_deadline = self.join_request = None
+        counts = self.fast.join_counts() if self.fast.drains else None
+        self._carry_out(self.handover.drained(self.relay.drained_gen, counts))
 
     def get_timer(self):
-        timers = [t for t in (self.join_deadline, self.stage_deadline) if t is not None]
-        return min(timers) if timers else None
+        return self.handover.deadline()
 
     def handle_timer(self, now):
-        if self.join_deadline is not None and now >= self.join_deadline:
-            log.warning("%s: agrN's queue did not empty while a port joined; redirecting anyway", self.agr_name)
-            self._end_join()
-        elif self.stage_deadline is not None and now >= self.stage_deadline:
-            if self.fast.mode == "pass":
-                self._begin_drain()
-            elif self.fast.mode == "drain":
+        self._carry_out(self.handover.tick(now))
+
+    def _carry_out(self, actions):
+        for action in actions:
+            if isinstance(action, join.SetMode):
+                self.fast.set_mode(action.mode)
+            elif isinstance(action, join.RequestDrain):
+                self.handover.requested(self.relay.request_drain(action.quiet))
+            elif isinstance(action, join.Rebase):
+                self.fast.rebase_join()
+            elif isinstance(action, join.DrainTimedOut):
                 passed, relayed = self.fast.join_counts()
                 log.info("%s: the relay did not catch up while a port joined (%d frames handed to it, %d sent); "
                          "dropping until agrN's queue is empty", self.agr_name, passed, relayed)
-                self._begin_drop()
+            elif isinstance(action, join.JoinTimedOut):
+                log.warning("%s: agrN's queue did not empty while a port joined; redirecting anyway", self.agr_name)
+            else:
+                raise TypeError(f"unknown join action {action!r}")
 
     def counters(self, indexes):
         totals, ports = super().counters(indexes)

@@ -35,6 +35,22 @@ SLOW_BURST = 20.0
 
 
 class Relay:
+    """The relay: its thread (`_loop`) moves the frames; the worker's loop (the main thread)
+    sets its tables and asks for drains.
+
+    Shared between the two threads, each field one reference assigned whole by one writer
+    (so no lock):
+    - main -> relay: the tables (tx_table, rx_table, all_ports, policy, round_robin);
+      hold_until, when a join's hold ends (agrN's queue unread until then); _drain, the last
+      drain request (quiet time, number); tap_sink; then a byte on the wake-up pipe.
+    - relay -> main: drained_gen, the number of the last request answered, then the `drained`
+      eventfd; the `tap_gone` eventfd; Slow Protocols frames through on_slow_frame; the
+      counters (read for status: a read one frame old is harmless).
+    The eBPF join hand-over (join.py, through datapath.EbpfPath) reads hold_until and
+    drained_gen and asks by request_drain; the relay thread adds to tap_sink.value, which the
+    egress program and the main thread read through the join map's mapping.
+    """
+
     def __init__(self, tap_fd, on_slow_frame):
         self.tap_fd = tap_fd
         self.on_slow_frame = on_slow_frame  # called from the relay thread with (port_index, bytes)
@@ -43,7 +59,7 @@ class Relay:
         self.all_ports = {}         # fd -> (port index, socket) of every port (Slow Protocols)
         self.policy = DEFAULT_POLICY
         self.round_robin = False
-        self.hold_until = 0.0
+        self.hold_until = 0.0       # a join's hold ends then (main writes, relay thread reads)
         # The eBPF path's count of frames read from agrN's queue and finished with (a
         # ctypes c_uint64 in its join map; see fastpath.py): added to after they are sent.
         self.tap_sink = None
@@ -54,9 +70,9 @@ class Relay:
         self._slow_bucket = {}      # port index -> [tokens, last refill]
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # tables, drain, stop
         self.drained = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)       # relay -> main: drain done
-        self._drain = None          # (seconds of quiet, request number) last asked for
+        self._drain = None          # (seconds of quiet, request number) last asked for (main writes)
         self._drain_gen = 0         # number of the last request (main thread)
-        self.drained_gen = 0        # number of the last request answered (relay thread)
+        self.drained_gen = 0        # number of the last request answered (relay thread writes)
         self.tap_gone = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)  # relay -> main: agrN's TAP died
         self._running = False
         self._thread = None

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 from ..lacp import DistributingChanged, Output, Transmit
 from ..lacp.wtr import WaitToRestore
+from ..status import FailoverPortStatus, FailoverStatus, Role
 from .aggregation import Aggregation
-
-
-WTR_KEY = "wtr_time"   # the wait-to-restore option's key (agrwtr)
 
 
 @dataclass
@@ -100,8 +98,8 @@ class Selector:
 
     def role(self, port):
         if port == self.active:
-            return "active"
-        return "standby" if self.ports[port].up else "down"
+            return Role.ACTIVE
+        return Role.STANDBY if self.ports[port].up else Role.DOWN
 
 
 class Failover(Aggregation):
@@ -127,7 +125,7 @@ class Failover(Aggregation):
 
     def configure(self, now, flags):
         self._clock(now)
-        self._moved(self.selector.set_wtr(now, flags.get(WTR_KEY, 0)))
+        self._moved(self.selector.set_wtr(now, flags["wtr_time"]))
 
     def _moved(self, change, force=False):
         if change is None and not force:
@@ -180,14 +178,14 @@ class Failover(Aggregation):
     def port_status(self, index):
         if index not in self.selector.ports:
             return {}
-        return {"failover": {"role": self.selector.role(index),
-                             "wtr_left": round(self.selector.wait_left(self.now, index), 3)}}
+        return {"failover": FailoverPortStatus(self.selector.role(index),
+                                               round(self.selector.wait_left(self.now, index), 3))}
 
     def status(self):
         return None
 
     def status_extra(self):
-        return {"failover": {"active": self.selector.active, "wtr": self.selector.wtr}}
+        return {"failover": FailoverStatus(self.selector.active, self.selector.wtr)}
 
     def snapshot(self):
         return {}

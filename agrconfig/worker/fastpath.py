@@ -40,7 +40,7 @@ Maps
          In MODE_DRAIN the program redirects in the kernel only while passed == relayed:
          every frame it handed to the worker has left on a port, so none can be overtaken.
          Absent where the kernel has no mmap-able maps: then a join ends by dropping for a
-         moment (set_mode("drop")) instead of draining.
+         moment (Mode.DROP) instead of draining. When each mode is used: join.py.
 
 Programs: one egress program on agrN; one small ingress program per port with
 the port's counter slot and agrN's ifindex built in.  Filters are tc bpf in
@@ -52,12 +52,11 @@ import errno
 import os
 import struct
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from ..net import rtnl, tc
 from . import bpf
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
 from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
+from .join import Mode
 
 MAX_PORTS = 16
 MODE_RR = 0x100
@@ -66,7 +65,7 @@ MODE_DRAIN = 0x400        # then: to the worker while it has frames of ours unse
 PRIO = 0xA9               # our filters' priority: how we find (and remove) only our own
 HANDLE = 1
 ETH_P_ALL = 0x0003
-EGRESS, INGRESS = "ffff:fff3", "ffff:fff2"       # TC_H_MIN_EGRESS, TC_H_MIN_INGRESS under clsact
+EGRESS, INGRESS = tc.EGRESS, tc.INGRESS          # clsact's two hooks
 EGRESS_NAME, INGRESS_NAME = "agrconfig_egress", "agrconfig_ingress"
 
 # struct __sk_buff offsets (include/uapi/linux/bpf.h)
@@ -333,8 +332,8 @@ def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True):
 class FastPath:
     """Maps, programs and tc filters of one agr interface's fast path.
 
-    Nothing is attached until attach_tap()/attach_port(); netlink requests go to the
-    network namespace current when the first one is made (the worker's)."""
+    Nothing is attached until attach_tap()/attach_port(); each netlink request (net/tc.py)
+    goes to the network namespace current when it is made (the worker's)."""
 
     def __init__(self, tap_ifindex, policy_mask=DEFAULT_POLICY, round_robin=False, max_ports=MAX_PORTS):
         if not 1 <= max_ports <= 32:
@@ -346,9 +345,8 @@ class FastPath:
         self.slots = {}                 # ifindex -> counter slot
         self.port_progs = {}            # ifindex -> ingress program fd (attached ports)
         self.tap_attached = False
-        self._ipr = None
         self._active = 1
-        self.mode = "normal"            # or "pass", "drain" (frames to agrN's queue) or "drop" (counted)
+        self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
         self.conf_struct = conf_struct(max_ports)
         self.conf = self.stats = self.join = None
         self.egress_fd = None
@@ -394,7 +392,7 @@ class FastPath:
         """passed = relayed, before a join begins (the program counts nothing meanwhile: the
         mode is normal). Frames the relay read that were not counted here (a dead worker's,
         left in agrN's queue) would otherwise make them differ for good."""
-        if self.mode != "normal":
+        if self.mode is not Mode.NORMAL:
             raise ValueError("the join counters are rebased only in the normal mode")
         if self.join is not None:
             self.passed.value = self.relayed.value
@@ -405,22 +403,16 @@ class FastPath:
     def __exit__(self, *exc):
         self.close()
 
-    @property
-    def ipr(self):
-        if self._ipr is None:
-            self._ipr = IPRoute()
-        return self._ipr
-
     # -- attaching --------------------------------------------------------------------------
     def attach_tap(self, tap=None):
         """Put the egress program on agrN (tap: its ifindex or name; default the one given)."""
         if tap is not None and self._index(tap) != self.tap_ifindex:
             raise ValueError(f"{tap!r} is not the TAP this fast path redirects into")
         try:
-            _attach(self.ipr, self.tap_ifindex, EGRESS, self.egress_fd, EGRESS_NAME)
+            _attach(self.tap_ifindex, EGRESS, self.egress_fd, EGRESS_NAME)
         except BaseException:
             if not self.tap_attached:
-                _remove_quietly(self.ipr, self.tap_ifindex, (EGRESS,))
+                _remove_quietly(self.tap_ifindex, (EGRESS,))
             raise
         self.tap_attached = True
 
@@ -432,11 +424,11 @@ class FastPath:
         fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count),
                            "agr_ingress")
         try:
-            _attach(self.ipr, ifindex, INGRESS, fd, INGRESS_NAME)
+            _attach(ifindex, INGRESS, fd, INGRESS_NAME)
         except BaseException:
             os.close(fd)
             if ifindex not in self.port_progs:       # leave no clsact of ours half made
-                _remove_quietly(self.ipr, ifindex, (INGRESS,))
+                _remove_quietly(ifindex, (INGRESS,))
             raise
         old = self.port_progs.pop(ifindex, None)
         self.port_progs[ifindex] = fd
@@ -457,7 +449,7 @@ class FastPath:
         self.slots.pop(ifindex, None)
         if fd is not None:
             try:
-                _remove(self.ipr, ifindex, (INGRESS,))
+                _remove(ifindex, (INGRESS,))
             finally:
                 os.close(fd)
 
@@ -481,14 +473,12 @@ class FastPath:
         self._write_conf()
 
     def set_mode(self, mode):
-        """"normal"; "pass": agrN egress hands every frame on to agrN's own queue, where the
-        worker reads it; "drain": it does so only while frames it handed on have not all been
-        sent by the worker, else redirects; "drop": it drops and counts. A port joining goes
-        normal -> pass -> drain -> normal, or (no join map here, or the worker never catches
-        up) -> drop (for the moment it takes to empty that queue) -> normal."""
-        if mode not in ("normal", "pass", "drain", "drop"):
-            raise ValueError(mode)
-        if mode == "drain" and self.join is None:
+        """A join.Mode (or its value): NORMAL; PASS: agrN egress hands every frame on to agrN's
+        own queue, where the worker reads it; DRAIN: it does so only while frames it handed on
+        have not all been sent by the worker, else redirects; DROP: it drops and counts. When
+        each is used is join.py's machine's to decide."""
+        mode = Mode(mode)
+        if mode is Mode.DRAIN and self.join is None:
             raise ValueError("drain needs the join map, which this kernel does not offer")
         self.mode = mode
         self._write_conf()
@@ -515,14 +505,11 @@ class FastPath:
         try:
             for ifindex, parent in work:           # every one, even after a failure
                 try:
-                    _remove(self.ipr, ifindex, (parent,))
-                except (NetlinkError, OSError) as exc:
+                    _remove(ifindex, (parent,))
+                except OSError as exc:
                     first = first or exc
         finally:
             self._close_fds()
-            if self._ipr is not None:
-                self._ipr.close()
-                self._ipr = None
         if first is not None:
             raise first
 
@@ -530,18 +517,17 @@ class FastPath:
     def cleanup(ifindices):
         """Remove what a killed worker left on these interfaces: our filters (priority PRIO,
         named agrconfig_*) on both clsact hooks, and clsact when no other filter remains."""
-        with IPRoute() as ipr:
-            for ifindex in ifindices:
-                _remove(ipr, ifindex, (EGRESS, INGRESS))
+        for ifindex in ifindices:
+            _remove(ifindex, (EGRESS, INGRESS))
 
     # -- inside --------------------------------------------------------------------------------
     def _index(self, dev):
         if isinstance(dev, int):
             return dev
-        found = self.ipr.link_lookup(ifname=dev)
-        if not found:
+        found = rtnl.link(dev)
+        if found is None:
             raise OSError(errno.ENODEV, f"no interface {dev}")
-        return found[0]
+        return found.index
 
     def _slot(self, ifindex):
         slot = self.slots.get(ifindex)
@@ -561,14 +547,14 @@ class FastPath:
 
     def _write_conf(self):
         """Write the idle copy of the configuration, then make it the active one."""
-        ports = self.distributing if self.mode != "drop" else []
+        ports = self.distributing if self.mode is not Mode.DROP else []
         pad = [0] * (self.max_ports - len(ports))
         collecting = 0
         for i in self.collecting:
             if i in self.slots:
                 collecting |= 1 << self.slots[i]
         mode = self.policy | (MODE_RR if self.round_robin else 0) | \
-            {"pass": MODE_PASS, "drain": MODE_DRAIN}.get(self.mode, 0)
+            {Mode.PASS: MODE_PASS, Mode.DRAIN: MODE_DRAIN}.get(self.mode, 0)
         value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
                                       *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
         idle = 3 - self._active
@@ -611,59 +597,44 @@ def _check_policy(mask):
     return mask
 
 
-def _attach(ipr, ifindex, parent, fd, name):
+def _attach(ifindex, parent, fd, name):
     """clsact on the device (kept if there), then our filter: created or atomically replaced."""
-    try:
-        ipr.tc("add", "clsact", ifindex)
-    except NetlinkError as exc:
-        if exc.code != errno.EEXIST:
-            raise
-    ipr.tc("replace-filter", "bpf", ifindex, HANDLE, fd=fd, name=name, parent=parent, classid=1,
-           direct_action=True, prio=PRIO, protocol=ETH_P_ALL)
+    tc.add_clsact(ifindex)
+    tc.replace_bpf(ifindex, parent, PRIO, HANDLE, fd, name, protocol=ETH_P_ALL)
 
 
-def _is_ours(msg):
+def _is_ours(f):
     """One of our filters: bpf, our priority, our name (not the priority's header message)."""
-    if msg.get_attr("TCA_KIND") != "bpf" or (msg["info"] >> 16) != PRIO or not msg["handle"]:
-        return False
-    opts = msg.get_attr("TCA_OPTIONS")
-    name = opts.get_attr("TCA_BPF_NAME") if opts is not None else None
-    return bool(name) and name.startswith("agrconfig_")
+    return f.kind == "bpf" and f.prio == PRIO and bool(f.handle) and f.name.startswith("agrconfig_")
 
 
-def _filters(ipr, ifindex, parent):
+def _filters(ifindex, parent):
+    return [f for f in tc.filters(ifindex, parent) if f.kind]
+
+
+def _remove_quietly(ifindex, parents):
     try:
-        return [m for m in ipr.get_filters(index=ifindex, parent=parent) if m.get_attr("TCA_KIND")]
-    except NetlinkError as exc:
-        if exc.code in (errno.ENODEV, errno.EINVAL, errno.ENOENT):
-            return []
-        raise
-
-
-def _remove_quietly(ipr, ifindex, parents):
-    try:
-        _remove(ipr, ifindex, parents)
-    except (NetlinkError, OSError):
+        _remove(ifindex, parents)
+    except OSError:
         pass
 
 
-def _remove(ipr, ifindex, parents):
+def _remove(ifindex, parents):
     """Delete our filters under the given clsact hooks; then clsact itself when both of its hooks
     are empty.  An interface that is gone, or has no clsact, is quietly skipped."""
     for parent in parents:
-        for msg in _filters(ipr, ifindex, parent):
-            if not _is_ours(msg):
+        for f in _filters(ifindex, parent):
+            if not _is_ours(f):
                 continue
             try:
-                ipr.tc("del-filter", "bpf", ifindex, msg["handle"], parent=parent, prio=PRIO,
-                       protocol=ETH_P_ALL)
-            except NetlinkError as exc:
-                if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+                tc.del_filter(ifindex, parent, PRIO, f.handle, protocol=ETH_P_ALL)
+            except tc.NetlinkError as exc:
+                if exc.errno not in tc.GONE:
                     raise
-    if any(_filters(ipr, ifindex, p) for p in (EGRESS, INGRESS)):
+    if any(_filters(ifindex, p) for p in (EGRESS, INGRESS)):
         return
     try:
-        ipr.tc("del", "clsact", ifindex)
-    except NetlinkError as exc:
-        if exc.code not in (errno.ENOENT, errno.ENODEV, errno.EINVAL):
+        tc.del_clsact(ifindex)
+    except tc.NetlinkError as exc:
+        if exc.errno not in tc.GONE:
             raise

@@ -18,12 +18,12 @@ import logging
 import socket
 import struct
 
+from .port import PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING, PACKET_MR_UNICAST, SOL_PACKET
+
 log = logging.getLogger("agrconfig")
 
 MISSED = 3   # intervals without a frame from a target before a port is down
 ETH_P_ALL = 0x0003
-SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING = 263, 1, 23
-PACKET_MR_UNICAST = 3
 SO_ATTACH_FILTER = 26
 
 

@@ -1,6 +1,9 @@
 """Link watching: rtnetlink's link and address multicast groups as typed events.
 
-The messages are parsed by net/rtnl.py, the parser the command line's reads use too.
+The messages are parsed by net/rtnl.py, the parser the command line's reads use too. A link
+message's family says what it is about: AF_UNSPEC, the link itself (LinkChanged, LinkGone);
+AF_BRIDGE, its place in a bridge (BridgePortChanged, BridgePortRemoved). A link leaving a
+bridge (nomaster, the bridge deleted) gets an RTM_DELLINK of family AF_BRIDGE: the link stays.
 """
 import errno
 import socket
@@ -8,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from ..net import rtnl
+from ..record import Record
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -25,6 +29,16 @@ class LinkChanged:
 class LinkGone:
     index: int
     link: rtnl.Link
+
+
+class BridgePortChanged(Record):
+    """A link joined a bridge, or its port state there changed."""
+    __slots__ = ("index", "port")
+
+
+class BridgePortRemoved(Record):
+    """A link left a bridge (nomaster, moved on, or the bridge deleted): it is still there."""
+    __slots__ = ("index", "port")
 
 
 @dataclass(frozen=True)
@@ -45,9 +59,13 @@ class EventsLost:
     index: None = None
 
 
-_PARSERS = {
-    rtnl.RTM_NEWLINK: lambda msg: LinkChanged(*_link(msg)),
-    rtnl.RTM_DELLINK: lambda msg: LinkGone(*_link(msg)),
+_LINK_PARSERS = {    # (message type, family): its event; link messages of other families are not read
+    (rtnl.RTM_NEWLINK, rtnl.AF_UNSPEC): lambda msg: LinkChanged(*_link(msg)),
+    (rtnl.RTM_DELLINK, rtnl.AF_UNSPEC): lambda msg: LinkGone(*_link(msg)),
+    (rtnl.RTM_NEWLINK, rtnl.AF_BRIDGE): lambda msg: BridgePortChanged(*_bridge_port(msg)),
+    (rtnl.RTM_DELLINK, rtnl.AF_BRIDGE): lambda msg: BridgePortRemoved(*_bridge_port(msg)),
+}
+_ADDRESS_PARSERS = {
     rtnl.RTM_NEWADDR: lambda msg: AddressAdded(*rtnl.address_from_msg(msg)),
     rtnl.RTM_DELADDR: lambda msg: AddressRemoved(*rtnl.address_from_msg(msg)),
 }
@@ -58,17 +76,30 @@ def _link(msg):
     return link.index, link
 
 
+def _bridge_port(msg):
+    port = rtnl.bridge_port_from_msg(msg)
+    return port.index, port
+
+
+def _event(kind, msg):
+    """The event of one message, or None for one we do not read."""
+    if kind in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK):
+        parse = _LINK_PARSERS.get((kind, rtnl.link_family(msg)))
+    else:
+        parse = _ADDRESS_PARSERS.get(kind)
+    return parse(msg) if parse is not None else None
+
+
 def events(data):
     """The typed events in one datagram from the event socket."""
     out = []
     for kind, msg in rtnl.messages(data):
-        parse = _PARSERS.get(kind)
-        if parse is None:
-            continue
         try:
-            out.append(parse(msg))
+            event = _event(kind, msg)
         except (struct.error, ValueError, IndexError):
-            out.append(EventsLost())  # the safe reading of a message we cannot read
+            event = EventsLost()  # the safe reading of a message we cannot read
+        if event is not None:
+            out.append(event)
     return out
 
 

@@ -19,8 +19,8 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import (aggregation, announce, carrierpoll, counters, datapath, failover, history, linkcheck, linkwatch,
-               reasons, statefile)
+from . import (aggregation, announce, carrierpoll, datapath, failover, history, linkcheck, linkwatch, report,
+               statefile)
 from .dataplane import Relay
 from .members import Members
 from .port import Port, snapshot
@@ -136,7 +136,7 @@ class Worker:
         else:
             if self.flags["proto"] == "failover":
                 self.protocol = failover.Failover(self._act, self._announcements,
-                                                  self.flags.get(failover.WTR_KEY, 0))
+                                                  self.flags["wtr_time"])
             else:
                 self.protocol = aggregation.create(self.flags, self._system_mac(), now, self._act)
             self.resume_lacp = self.protocol.start(now, self.members, self.resume_lacp)
@@ -444,7 +444,7 @@ class Worker:
     def handle(self, req):
         op = req["op"]
         if op == "status":
-            return self.status()
+            return self.status().to_json()
         if op == "addport":
             self.add_port(str(req["port"]))
         elif op == "delport":
@@ -473,32 +473,15 @@ class Worker:
             raise AgrError(errno.EINVAL, "control", f"unknown request {op!r}")
         if op not in ("shutdown", "ping"):
             self._save()
-        return self.status()
+        return self.status().to_json()
 
     def status(self):
-        ports = []
-        totals, port_counters = self.path.counters([p.index for p in self.members])
-        for p in self.members:
-            bits = (1 if p.index in self.collecting else 0) | (2 if p.index in self.distributing else 0)
-            entry = {"name": p.name, "index": p.index, "flags": bits, "carrier": p.carrier,
-                     "original_mac": p.orig["mac"], "speed": p.speed, "duplex_full": p.duplex_full,
-                     "counters": port_counters[p.index], "options": dict(p.options),
-                     "stats64": counters.port_stats64(port_counters[p.index])}
-            entry.update(self.protocol.port_status(p.index))
-            entry["history"] = self.history.view(p.index)
-            if self.checker is not None:
-                entry["linkcheck"] = self.checker.status(time.monotonic(), p.index)
-            ports.append(entry)
-        lacp = self.protocol.status()
-        for entry in ports:
-            entry["reason_kind"], entry["reason"] = reasons.explain(entry, lacp)
-        return {"name": self.name, "pid": os.getpid(), "mac": self.mac, "flags": dict(self.flags),
-                "protocol": self.protocol.kind,
-                "datapath": self.path.name, "datapath_note": self.datapath_note,
-                "datapath_mode": self.path.mode,
-                "ports": ports, "counters": totals,
-                "stats64": counters.agr_stats64(totals, port_counters),
-                "lacp": lacp, **self.protocol.status_extra()}
+        """agrN's AggregateStatus (agrconfig.status), built by report.py."""
+        return report.aggregate_status(
+            name=self.name, pid=os.getpid(), mac=self.mac, flags=self.flags, aggregation=self.protocol,
+            path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
+            collecting=self.collecting, distributing=self.distributing, history=self.history,
+            checker=self.checker, now=time.monotonic())
 
     # -- loop ---------------------------------------------------------------------------------
     def run(self):

@@ -7,9 +7,7 @@ from ..errors import AgrError
 from ..net import rtnl
 from ..paths import is_agr_name
 from . import datapath, statefile
-from .port import Port
-
-PACKET_MR_MULTICAST, PACKET_MR_PROMISC, PACKET_MR_ALLMULTI = 0, 1, 2
+from .port import PACKET_MR_ALLMULTI, PACKET_MR_MULTICAST, PACKET_MR_PROMISC, Port
 
 log = logging.getLogger("agrconfig")
 

@@ -15,7 +15,6 @@ from .port import PORT_SYSCTLS
 
 log = logging.getLogger("agrconfig")
 
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SYSCTL_KEYS = {f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS}
 
 
@@ -42,7 +41,7 @@ def _port(orig):
         raise BadState("a port is not an object")
     _checked(protocol.check_ifname, orig.get("name"))
     _int(orig.get("index"), "port index", 1)
-    if not isinstance(orig.get("mac"), str) or not MAC_RE.match(orig["mac"]):
+    if not isinstance(orig.get("mac"), str) or not options.MAC_RE.match(orig["mac"]):
         raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
     _int(orig.get("mtu"), "port mtu", 68, 65535)
     for key in ("up", "promisc"):

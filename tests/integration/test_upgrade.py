@@ -18,21 +18,26 @@ from tests.integration.helpers import ok, port_flags, status_json, strip_address
 from tests.integration.helpers import host_pair
 from tests.lab import AGRCONFIG, ROOT
 
-# The last commit of the release before the protocol carried a version (0.1.0).
-OLD_RELEASE = "0fd4b0f"
-DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle")
+# Earlier releases an aggregate may have been started by: commit, its release, and its
+# protocol version as a ping tells it. 0.1.0's replies carried no version; 0.2.0 (0df1f40) is the
+# release before the typed models (status schema, typed requests, a worker of components).
+OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3)}
+DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle", "prometheus_client")
 
 
-@pytest.fixture(scope="module")
-def old_release(tmp_path_factory):
-    """The previous release, installed in a virtual environment of its own: its source from
-    git, the libraries it needs linked from ours (no network). Returns its agrconfig command."""
+@pytest.fixture(scope="module", params=sorted(OLD_RELEASES, key=lambda c: OLD_RELEASES[c]))
+def old_release(request, tmp_path_factory):
+    """An earlier release, installed in a virtual environment of its own: its source from
+    git, the libraries it needs linked from ours (no network). Returns its agrconfig command
+    and the protocol version its pings carry."""
+    commit = request.param
+    release, protocol_version = OLD_RELEASES[commit]
     top = tmp_path_factory.mktemp("old-release")
     src, venv, deps = top / "src", top / "venv", top / "deps"
     src.mkdir()
     deps.mkdir()
-    archive = subprocess.run(["git", "-C", ROOT, "archive", OLD_RELEASE], capture_output=True)
-    assert archive.returncode == 0, f"the previous release {OLD_RELEASE} is not in this clone: " \
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], capture_output=True)
+    assert archive.returncode == 0, f"the earlier release {commit} is not in this clone: " \
                                     f"{archive.stderr.decode()} (a shallow clone? fetch its history)"
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -45,8 +50,8 @@ def old_release(tmp_path_factory):
     # -I: not the current directory (this checkout) first on the path, only the venv's own
     command = [str(venv / "bin" / "python"), "-I", "-m", "agrconfig"]
     version = subprocess.run(command + ["--version"], capture_output=True, text=True)
-    assert version.stdout.strip() == "agrconfig 0.1.0", version
-    return command
+    assert version.stdout.strip() == f"agrconfig {release}", version
+    return command, protocol_version
 
 
 def old(lab, ns, command, *words):
@@ -96,6 +101,7 @@ def stop(proc):
 
 
 def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_release):
+    old_release, old_protocol = old_release
     a, b = host_pair(lab)
     for ns, addr in ((a, "192.0.2.1/24"), (b, "192.0.2.2/24")):
         for port in ("re0", "re1"):
@@ -108,7 +114,7 @@ def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_re
         lab.wait_for(lambda: "agrport: re0, flags=0x3<" in old(lab, ns, old_release, "agr0")
                      and "agrport: re1, flags=0x3<" in old(lab, ns, old_release, "agr0"),
                      timeout=20, what=f"the old release distributing in {ns}")
-        assert peer(lab, ns)["version"] == 0, "the old release's replies carry no version"
+        assert peer(lab, ns)["version"] == old_protocol, "the old release's worker answers"
     old_procs = {ns: agr_processes(lab, ns) for ns in (a, b)}
     assert all(len(procs) == 2 for procs in old_procs.values()), old_procs
 

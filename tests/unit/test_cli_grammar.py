@@ -3,49 +3,49 @@ import ipaddress
 import pytest
 
 from agrconfig.cli.main import main
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import AddAddress, AddPort, Create, DeleteAddress, Destroy, RemovePort, SetMtu, SetOption, Up
 from agrconfig.errors import UsageError
 from agrconfig.worker.flowhash import L2, L3, L4
 
 
 def test_manpage_words():
-    assert parse_words(["create"]) == [Op("create")]
-    assert parse_words(["agrport", "re0"]) == [Op("agrport", "re0")]
-    assert parse_words(["-agrport", "re0"]) == [Op("-agrport", "re0")]
-    assert parse_words(["destroy"]) == [Op("destroy")]
+    assert parse_words(["create"]) == [Create()]
+    assert parse_words(["agrport", "re0"]) == [AddPort("re0")]
+    assert parse_words(["-agrport", "re0"]) == [RemovePort("re0")]
+    assert parse_words(["destroy"]) == [Destroy()]
 
 
 def test_words_apply_left_to_right():
     ops = parse_words(["agrport", "re0", "link0", "-link1", "up", "mtu", "9000"])
-    assert [o.word for o in ops] == ["agrport", "flag", "flag", "up", "mtu"]
-    assert ops[1].arg == ("link0", True) and ops[2].arg == ("proto", "lacp")
-    assert ops[4].arg == 9000
+    assert ops == [AddPort("re0"), SetOption("link0", True, "link0"), SetOption("proto", "lacp", "-link1"),
+                   Up(), SetMtu(9000)]
 
 
 def test_inet_forms():
     (op,) = parse_words(["inet", "192.0.2.10", "delete"])
-    assert op.arg == ("delete", ipaddress.ip_interface("192.0.2.10/24"), False)
+    assert op == DeleteAddress(ipaddress.ip_interface("192.0.2.10/24"), False)
     (op,) = parse_words(["inet", "10.1.2.3", "netmask", "255.255.0.0", "alias"])
-    assert op.arg == ("alias", ipaddress.ip_interface("10.1.2.3/16"), True)
+    assert op == AddAddress(ipaddress.ip_interface("10.1.2.3/16"), True)
     (op,) = parse_words(["inet", "10.1.2.3", "netmask", "0xffffff00"])
-    assert op.arg[1].network.prefixlen == 24
+    assert op == AddAddress(ipaddress.ip_interface("10.1.2.3/24"), False)
     (op,) = parse_words(["inet", "172.16.0.1"])  # classful default, as BSD
-    assert op.arg[1].network.prefixlen == 16
+    assert op == AddAddress(ipaddress.ip_interface("172.16.0.1/16"), False)
     (op,) = parse_words(["192.0.2.1/28"])  # the family word may be left out
-    assert op.arg == ("set", ipaddress.ip_interface("192.0.2.1/28"), True)
+    assert op == AddAddress(ipaddress.ip_interface("192.0.2.1/28"), False)
 
 
 def test_inet6_forms():
     (op,) = parse_words(["inet6", "fe80::1:2:3:4%re0", "delete"])
-    assert op.arg == ("delete", ipaddress.ip_interface("fe80::1:2:3:4/64"), False)
+    assert op == DeleteAddress(ipaddress.ip_interface("fe80::1:2:3:4/64"), False)
     (op,) = parse_words(["inet6", "2001:db8::1", "prefixlen", "48", "-alias"])
-    assert op.arg == ("delete", ipaddress.ip_interface("2001:db8::1/48"), True)
+    assert op == DeleteAddress(ipaddress.ip_interface("2001:db8::1/48"), True)
 
 
 def test_lacp_and_hash_words():
-    assert parse_words(["lacptimeout", "fast"])[0].arg == ("lacp_fast", True)
-    assert parse_words(["-lacpstrict"])[0].arg == ("lacp_strict", False)
-    assert parse_words(["agrhash", "l2,l3,l4"])[0].arg == ("hash", L2 | L3 | L4)
+    assert parse_words(["lacptimeout", "fast"]) == [SetOption("lacp_fast", True, "lacptimeout")]
+    assert parse_words(["-lacpstrict"]) == [SetOption("lacp_strict", False, "-lacpstrict")]
+    assert parse_words(["agrhash", "l2,l3,l4"]) == [SetOption("hash", L2 | L3 | L4, "agrhash")]
 
 
 @pytest.mark.parametrize("words", [

@@ -10,8 +10,10 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import main as cli, provision
-from agrconfig.cli.grammar import Op, parse_words
-from agrconfig.cli.provision import Model, plan, undo, words_of
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import AddPort, SetOption, SetPortOption
+from agrconfig.cli.provision import plan, undo
+from agrconfig.client.interface import Interface
 from agrconfig.errors import AgrError, UsageError
 from agrconfig.ipc import protocol
 from agrconfig.worker import statefile
@@ -35,14 +37,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
     (["-lacpsysid"], ("lacp_sysid", None)),
 ])
 def test_agr_words_parse(words, arg):
-    assert parse_words(words) == [Op("flag", arg, words[0])]
+    assert parse_words(words) == [SetOption(*arg, words[0])]
 
 
 def test_agrportpri_names_a_port_then_a_number():
-    assert parse_words(["agrportpri", "re0", "10"]) == [Op("portflag", ("re0", "port_priority", 10), "agrportpri")]
+    assert parse_words(["agrportpri", "re0", "10"]) == [SetPortOption("re0", "port_priority", 10, "agrportpri")]
     assert parse_words(["agrport", "re0", "agrportpri", "re0", "0xffff", "lacpmode", "passive"]) == [
-        Op("agrport", "re0"), Op("portflag", ("re0", "port_priority", 0xFFFF), "agrportpri"),
-        Op("flag", ("lacp_active", False), "lacpmode")]
+        AddPort("re0"), SetPortOption("re0", "port_priority", 0xFFFF, "agrportpri"),
+        SetOption("lacp_active", False, "lacpmode")]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -110,13 +112,13 @@ def refused(words, monkeypatch, capsys):
 
 
 def agr(ports=(), port_flags=None, **flags):
-    return Model(exists=True, agr=True, ports=list(ports), flags={**DEFAULTS, **flags},
-                 port_flags={p: {**options.defaults("port"), **(port_flags or {}).get(p, {})} for p in ports},
-                 mtu=1500, up=True)
+    return Interface(exists=True, agr=True, ports=list(ports), flags={**DEFAULTS, **flags},
+                     port_flags={p: {**options.defaults("port"), **(port_flags or {}).get(p, {})} for p in ports},
+                     mtu=1500, up=True)
 
 
 def said(ops):
-    return [" ".join(["agrconfig", "agr0", *words_of(op)]) for op in ops]
+    return [" ".join(["agrconfig", "agr0", *op.words()]) for op in ops]
 
 
 def test_plan_sets_only_what_changes():
@@ -160,7 +162,7 @@ def test_undo_resets_what_the_file_leaves_out_ports_included():
 
 
 def test_a_file_is_applied_line_by_line_and_twice_changes_nothing(tmp_path, monkeypatch):
-    model = Model(exists=False, agr=True)
+    model = Interface(exists=False, agr=True)
     path = tmp_path / "ifconfig.agr0"
     path.write_text("create\nlacpmode passive\nlacpsysprio 100\nlacpsysid 02:00:00:00:13:01\n"
                     "agrport re0\nagrportpri re0 10\nagrport re1\n")
@@ -169,7 +171,7 @@ def test_a_file_is_applied_line_by_line_and_twice_changes_nothing(tmp_path, monk
     def apply(name, ops):
         applied.append(said(ops))
         for op in ops:
-            provision._step(model, op)
+            op.plan(model)
 
     monkeypatch.setattr(provision, "current", lambda name: copy.deepcopy(model))
     provision.apply_file(str(path), "agr0", apply)

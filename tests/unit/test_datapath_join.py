@@ -9,6 +9,7 @@ from agrconfig.worker import bpf, datapath, fastpath
 from agrconfig.worker.dataplane import HOLD
 from agrconfig.worker.flowhash import L3, L4
 
+T0 = 1000.0                                        # the loop's clock when a port joins
 DATA = bytes.fromhex("020000000002020000000001") + b"\x88\xb5" + bytes(50)
 PORTS = [types.SimpleNamespace(index=i, sock=None, carrier=True) for i in (5, 6)]
 
@@ -58,10 +59,14 @@ def relay_sends(path):
     path.fast.relayed.value = passed
 
 
-def join(path):
+def join(path, now=T0):
+    """Port 6 leaves, comes back, and the loop's next turn ends at `now`."""
     path.set_ports(PORTS, {5}, {5, 6})             # 6 leaves: no hand-over
     assert path.mode == "normal"
     path.set_ports(PORTS, {5, 6}, {5, 6})          # 6 comes back
+    assert path.mode == "pass"
+    assert path.get_timer() < now                  # the join's deadlines wait for the loop's time
+    path.handle_timer(now)
     assert path.mode == "pass"
 
 
@@ -75,7 +80,7 @@ def test_a_join_passes_during_the_hold_drains_then_redirects(path):
     assert path.fast.join_counts() == (12, 12)
     assert path.relay.requests == []               # no drain asked while the relay holds
     hold_end = path.get_timer()
-    assert hold_end is not None
+    assert hold_end == T0 + HOLD                   # from the loop's time, not a clock of its own
     path.handle_timer(hold_end - HOLD / 2)
     assert path.mode == "pass"
     assert send(path, 3) == bpf.TC_ACT_OK          # held by the relay
@@ -142,10 +147,12 @@ def test_a_join_during_a_drain_goes_back_to_pass_without_rebasing(path):
 
 def test_the_join_timeout_still_ends_a_join(path, caplog):
     join(path)
-    deadline = path.join_deadline
+    send(path, 2)                                  # handed to the relay, never sent
+    path.handle_timer(T0 + path.JOIN_TIMEOUT - 0.01)
+    assert path.mode == "drain" and path.get_timer() == T0 + path.JOIN_TIMEOUT
     with caplog.at_level(logging.WARNING, "agrconfig"):
-        path.handle_timer(deadline)
-    assert path.mode == "normal" and "did not empty" in caplog.text
+        path.handle_timer(T0 + path.JOIN_TIMEOUT)
+    assert path.mode == "normal" and "did not empty" in caplog.text and path.get_timer() is None
 
 
 def test_without_a_join_map_a_join_passes_then_drops(monkeypatch):

@@ -1,5 +1,5 @@
 """-n's exit status for fleet tools: 0 when nothing would change, 3 when something would; 1 and
-2 keep their meanings. main() runs for real against a Model (provision.current replaced) and
+2 keep their meanings. main() runs for real against an Interface model (provision.current replaced) and
 applies nothing (commands.apply must not be called in a dry run)."""
 import copy
 
@@ -7,6 +7,7 @@ import pytest
 
 from agrconfig.cli import main as cli, provision
 from agrconfig.client import commands
+from agrconfig.client.interface import Interface
 from tests.unit.test_provision_plan import MANUAL, agr, plain
 
 
@@ -15,7 +16,7 @@ def world(monkeypatch, capsys):
     models = {}
 
     def current(name):
-        return copy.deepcopy(models.get(name, provision.Model(exists=False, agr=name.startswith("agr"))))
+        return copy.deepcopy(models.get(name, Interface(exists=False, agr=name.startswith("agr"))))
 
     def apply(name, ops):
         raise AssertionError(f"a dry run applied {name} {ops}")

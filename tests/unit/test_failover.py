@@ -8,12 +8,15 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged, Transmit
 from agrconfig.worker import announce, statefile
 from agrconfig.worker.failover import Failover, Selector
 from agrconfig.worker.port import Port
+from agrconfig.status import FailoverPortStatus, FailoverStatus, Role
+from tests.unit.statuses import aggregate
 from tests.unit.test_controls_words import ORIG, complete, refused, state
 
 # -- the word ------------------------------------------------------------------------------------
@@ -25,9 +28,9 @@ from tests.unit.test_controls_words import ORIG, complete, refused, state
 ])
 def test_agrproto_and_its_aliases_are_one_setting(words, value):
     (op,) = parse_words(words)
-    assert op == Op("flag", ("proto", value), words[0])
+    assert op == SetOption("proto", value, words[0])
     # Files and -n say it one way, whichever word set it.
-    assert provision.words_of(op) == ["agrproto", value]
+    assert op.words() == ["agrproto", value]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -50,7 +53,7 @@ def test_bad_agrproto_exits_1_and_changes_nothing(words, monkeypatch, capsys):
 def test_the_link1_flag_shows_loadbalance_only():
     link = type("Link", (), {"flags": 0, "type": 1})()
     for proto, shown in (("lacp", 0), ("loadbalance", 0x2000), ("failover", 0)):
-        ws = {"flags": {**options.defaults(), "proto": proto}}
+        ws = aggregate({"flags": {**options.defaults(), "proto": proto}})
         assert render.bsd_flags(link, ws) & 0x2000 == shown, proto
 
 
@@ -203,8 +206,10 @@ def test_failover_wait_to_restore_through_the_timer():
     assert agg.sets([])[0] == {5}
     agg.handle_timer(12.0)
     assert agg.sets([])[0] == {3} and agg.get_timer() is None
-    assert agg.port_status(5) == {"failover": {"role": "standby", "wtr_left": 0.0}}
-    assert agg.status_extra() == {"failover": {"active": 3, "wtr": 10}}
+    assert agg.port_status(5) == {"failover": FailoverPortStatus(Role.STANDBY, 0.0)}
+    assert agg.status_extra() == {"failover": FailoverStatus(active=3, wtr=10)}
+    assert agg.port_status(5)["failover"].to_json() == {"role": "standby", "wtr_left": 0.0}
+    assert agg.status_extra()["failover"].to_json() == {"active": 3, "wtr": 10}
 
 
 def test_status_text_and_json_of_failover():
@@ -214,6 +219,7 @@ def test_status_text_and_json_of_failover():
                      "original_mac": "02:00:00:00:00:09", "counters": {},
                      "options": {"port_priority": 0x8000}, "failover": {"role": role, "wtr_left": 0.0}}
                     for name, index, bits, role in (("re0", 3, 0, "standby"), ("re1", 5, 3, "active"))]}
+    ws = aggregate(ws)
     text = render.agr_lines(ws)
     assert text[0].startswith("\tagr: failover (no LACP), active re1;")
     assert text[2] == "\t\tstandby, priority 0x8000,3" and text[4] == "\t\tactive, priority 0x8000,5"
@@ -260,19 +266,23 @@ def test_a_port_option_reaches_the_failover_rank():
     port.carrier = True
     agg.add_port(0.0, port)
     assert agg.selector.active == ORIG["index"]
-    json.dumps(agg.status_extra())
+    json.dumps(agg.status_extra()["failover"].to_json())
 
 
 def test_monitor_until_distributing_counts_a_standby_port():
     from agrconfig.cli.monitor import satisfied
-    st = {"ports": [{"flags": 3, "failover": {"role": "active"}}, {"flags": 0, "failover": {"role": "standby"}}]}
-    assert satisfied(st, "distributing") and satisfied(st, "collecting")
-    st["ports"][1]["failover"]["role"] = "down"
-    assert not satisfied(st, "distributing")
-    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0}]}, "distributing")
+    def st(*ports):
+        return aggregate({"ports": ports})
+    active, standby = {"role": "active", "wtr_left": 0.0}, {"role": "standby", "wtr_left": 0.0}
+    assert satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": standby}), "distributing")
+    assert satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": standby}), "collecting")
+    assert not satisfied(st({"flags": 3, "failover": active}, {"flags": 0, "failover": {**standby, "role": "down"}}),
+                         "distributing")
+    assert not satisfied(st({"flags": 3}, {"flags": 0}), "distributing")
     # agrmaxports' standby port, too (selected STANDBY, limited); not one that is merely waiting
-    assert satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": True}}]}, "distributing")
-    assert not satisfied({"ports": [{"flags": 3}, {"flags": 0, "lacp": {"limited": False}}]}, "distributing")
+    assert satisfied(st({"flags": 3}, {"flags": 0, "lacp": {"limited": True}}), "distributing")
+    assert not satisfied(st({"flags": 3}, {"flags": 0, "lacp": {"limited": False}}), "distributing")
+    assert not satisfied(st(), "distributing"), "no port at all"
 
 
 # -- the eBPF path's hand-over on a move ---------------------------------------------------------
@@ -295,6 +305,8 @@ class FakeFast:
 
 
 class FakeRelay:
+    hold_until = 0.0                         # its hold (of a join) ends then
+
     def set_ports(self, *args):
         pass
 
@@ -313,7 +325,9 @@ def test_a_move_after_carrier_loss_needs_no_hand_over_but_one_to_a_live_port_doe
     assert path.fast.modes == [] and path.fast.distributing == [5], "p0's queue is gone: redirect at once"
     p0.carrier = True                        # p0 back with a better priority: p1 may hold older frames
     path.set_ports([p0, p1], {3}, {3})
-    assert path.fast.modes == ["pass"] and path.join_deadline is not None
+    assert path.fast.modes == ["pass"]
+    path.handle_timer(10.0)                  # the loop's turn: the hand-over's timeout is set
+    assert path.get_timer() == 10.0 + path.JOIN_TIMEOUT
 
 
 def test_the_carrier_poll_reads_the_link_now():

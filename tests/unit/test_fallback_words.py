@@ -4,17 +4,19 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import aggregation
 from tests.unit.test_controls_words import agr, complete, refused, said
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 def test_the_words_parse():
-    assert parse_words(["lacpfallback"]) == [Op("flag", ("lacp_fallback", True), "lacpfallback")]
-    assert parse_words(["-lacpfallback"]) == [Op("flag", ("lacp_fallback", False), "-lacpfallback")]
+    assert parse_words(["lacpfallback"]) == [SetOption("lacp_fallback", True, "lacpfallback")]
+    assert parse_words(["-lacpfallback"]) == [SetOption("lacp_fallback", False, "-lacpfallback")]
     with pytest.raises(UsageError):
         parse_words(["lacpfallback", "on"])
 
@@ -41,15 +43,15 @@ def test_status_shows_the_setting_and_the_port_in_use():
     w = ws(0, False)
     w["flags"]["lacp_fallback"] = True
     w["ports"][0]["lacp"].update(selected="SELECTED", mux_state="ATTACHED", rx_state="DEFAULTED", fallback=True)
-    lines = render.agr_lines(w)
+    lines = render.agr_lines(aggregate(w))
     assert lines[0].endswith("datapath relay; lacpfallback")
     assert "\t\tselected, fallback, mux ATTACHED, receive DEFAULTED;" in "\n".join(lines)
-    doc = render.json_doc({"ifname": "agr0", "agr": w})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(w)})
     assert doc["linkinfo"]["info_data"]["fallback_port"] == "re1"
     assert doc["agrports"][0]["fallback"] is True
     w["ports"][0]["lacp"]["fallback"] = False
-    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["fallback_port"] is None
-    assert "fallback," not in "\n".join(render.agr_lines(w))
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(w)})["linkinfo"]["info_data"]["fallback_port"] is None
+    assert "fallback," not in "\n".join(render.agr_lines(aggregate(w)))
 
 
 def test_completion_knows_both_words():

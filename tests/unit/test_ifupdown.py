@@ -8,6 +8,8 @@ import pytest
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision
 from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import AddPort, Create, SetOption, SetPortOption
+from agrconfig.client.interface import Interface
 from agrconfig.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,9 +45,9 @@ def test_every_value_means_what_the_words_mean(option):
         _ports, words = ifupdown.stanza({ifupdown.env_name(option.stanza_option()): stanza_value(option, value)})
         [op] = parse_words(words)
         if option.scope == "port":
-            assert op.word == "portflag" and op.arg == ("re0", option.key, value), (words, op)
+            assert op == SetPortOption("re0", option.key, value, option.kind.word), (words, op)
         else:
-            assert op.word == "flag" and op.arg == (option.key, value), (words, op)
+            assert (type(op), op.key, op.value) == (SetOption, option.key, value), (words, op)
 
 
 def test_switch_spellings_and_hash_lists():
@@ -72,7 +74,7 @@ def test_port_settings_come_in_pairs_after_the_ports():
                     lambda name, ops: planned.extend(ops))
     finally:
         ifupdown.provision.plan, ifupdown._strip_port = saved, strip
-    assert [op.word for op in planned] == ["create", "flag", "agrport", "portflag"]
+    assert [type(op) for op in planned] == [Create, SetOption, AddPort, SetPortOption]
 
 
 def test_the_issue_stanza():
@@ -93,7 +95,7 @@ def test_no_agr_option_is_not_ours_and_unknown_ones_are_refused():
 def test_up_plans_against_what_is_there(monkeypatch):
     """pre-up of a second (inet6) stanza for the same interface changes nothing; ports are
     stripped of their addresses only when they are about to be attached."""
-    model = provision.Model(exists=True, agr=True, ports=["re0", "re1"], flags=options.defaults() | {"lacp_fast": True})
+    model = Interface(exists=True, agr=True, ports=["re0", "re1"], flags=options.defaults() | {"lacp_fast": True})
     monkeypatch.setattr(provision, "current", lambda name: model)
     stripped, applied = [], []
     monkeypatch.setattr(ifupdown, "_strip_port", stripped.append)
@@ -102,7 +104,7 @@ def test_up_plans_against_what_is_there(monkeypatch):
     model.ports = ["re0"]
     applied.clear()
     ifupdown.up("agr0", ["re0", "re1"], ["lacptimeout", "fast"], lambda n, ops: applied.append(ops))
-    assert stripped == ["re1"] and [provision.words_of(op) for op in applied[0]] == [["agrport", "re1"]]
+    assert stripped == ["re1"] and [op.words() for op in applied[0]] == [["agrport", "re1"]]
 
 
 def test_agr4_lists_every_stanza_option():

@@ -7,11 +7,13 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import ifupdown, provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import AddAddress, SetOption, Up
 from agrconfig.errors import UsageError
 from agrconfig.worker import announce, statefile
 from agrconfig.worker.linkcheck import Monitor, arp_probe, link_local, neighbor_solicitation, target_filter
 from tests.unit.test_controls_words import complete, refused, state
+from tests.unit.statuses import aggregate
 
 
 # -- the word ------------------------------------------------------------------------------------
@@ -25,14 +27,14 @@ from tests.unit.test_controls_words import complete, refused, state
 ])
 def test_agrlinkcheck_parses(words, value):
     (op,) = parse_words(words)
-    assert op == Op("flag", ("linkcheck", value), words[0])
-    (again,) = parse_words(provision.words_of(op))
+    assert op == SetOption("linkcheck", value, words[0])
+    (again,) = parse_words(op.words())
     assert again == op
 
 
 def test_interval_is_optional_and_what_follows_is_another_word():
     ops = parse_words(["agrlinkcheck", "192.0.2.1", "up"])
-    assert [o.word for o in ops] == ["flag", "up"]
+    assert [type(o) for o in ops] == [SetOption, Up]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -55,7 +57,7 @@ def test_bad_agrlinkcheck_is_a_usage_error(words, message):
     with pytest.raises(UsageError, match=message):
         ops = parse_words(words)
         if words[0] == "-agrlinkcheck":   # the address alone is a word of its own: an inet one
-            assert ops[1].word == "address"
+            assert isinstance(ops[1], AddAddress)
             raise UsageError("192.0.2.1: parsed as an address")
 
 
@@ -86,20 +88,20 @@ def test_completion():
 
 
 def test_status_text_and_json():
-    ws = {"protocol": "failover", "datapath": "relay", "failover": {"active": 3},
+    ws = {"protocol": "failover", "datapath": "relay", "failover": {"active": 3, "wtr": 0},
           "flags": {**options.defaults(), "proto": "failover",
                     "linkcheck": {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 100}},
           "ports": [{"name": "re0", "index": 3, "flags": 3, "carrier": True, "original_mac": "02:00:00:00:00:09",
                      "counters": {}, "options": {"port_priority": 0x8000},
                      "failover": {"role": "active", "wtr_left": 0.0},
                      "linkcheck": {"up": True, "heard_ago": 0.05}}]}
-    text = render.agr_lines(ws)
+    text = render.agr_lines(aggregate(ws))
     assert text[1] == "\tlinkcheck: 192.0.2.1,2001:db8::1 interval 100 ms"
     assert "\t\tlinkcheck up, target last heard 0.1s ago" in text
-    info = render.json_doc({"ifname": "agr0", "agr": ws})["linkinfo"]["info_data"]
+    info = render.json_doc({"ifname": "agr0", "agr": aggregate(ws)})["linkinfo"]["info_data"]
     assert info["arp_ip_target"] == ["192.0.2.1"] and info["ns_ip6_target"] == ["2001:db8::1"]
     assert info["arp_interval"] == 100
-    assert render.agr_lines(dict(ws, protocol="lacp"))[1].endswith("(not with lacp)")
+    assert render.agr_lines(aggregate(dict(ws, protocol="lacp")))[1].endswith("(not with lacp)")
 
 
 # -- verdicts on a fake clock --------------------------------------------------------------------

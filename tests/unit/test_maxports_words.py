@@ -5,17 +5,19 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import aggregation, statefile
 from tests.unit.test_controls_words import agr, complete, refused, said, state
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, n", [(["agrmaxports", "0"], 0), (["agrmaxports", "1"], 1),
                                       (["agrmaxports", "1024"], 1024), (["agrmaxports", "0x10"], 16)])
 def test_agrmaxports_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("max_ports", n), "agrmaxports")]
+    assert parse_words(words) == [SetOption("max_ports", n, "agrmaxports")]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -74,15 +76,15 @@ def ws(max_ports, limited):
 
 
 def test_status_says_the_limit_and_which_standby_it_is():
-    text = "\n".join(render.agr_lines(ws(1, True)))
+    text = "\n".join(render.agr_lines(aggregate(ws(1, True))))
     assert text.split("\n")[0].endswith("; datapath relay; maxports 1")
     assert "\t\tstandby (agrmaxports), mux WAITING" in text
-    plain = "\n".join(render.agr_lines(ws(0, False)))
+    plain = "\n".join(render.agr_lines(aggregate(ws(0, False))))
     assert "maxports" not in plain and "\t\tstandby, mux WAITING" in plain
-    doc = render.json_doc({"ifname": "agr0", "agr": ws(1, True)})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(ws(1, True))})
     assert doc["linkinfo"]["info_data"]["flags"]["max_ports"] == 1
     assert doc["agrports"][0]["standby_maxports"] is True
-    doc = render.json_doc({"ifname": "agr0", "agr": ws(0, False)})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(ws(0, False))})
     assert doc["agrports"][0]["standby_maxports"] is False
 
 

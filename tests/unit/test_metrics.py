@@ -3,6 +3,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agrconfig.cli import metrics
 from agrconfig.lacp import LacpCore
+from tests.unit.statuses import aggregate
 
 S64 = {"rx": {"bytes": 10, "packets": 1, "errors": 0, "dropped": 2},
        "tx": {"bytes": 30, "packets": 3, "errors": 1, "dropped": 0}}
@@ -27,7 +28,7 @@ def test_static_and_lacp_ports():
     core = LacpCore(bytes.fromhex("020000000001"))
     core.add_port(0.0, 7, bytes.fromhex("020000000007"), carrier=True)
     lacp = core.port_status(7)
-    statuses = {"agr0": {"stats64": S64, "ports": [port("re0", 3), port("re1", 0, lacp)]}}
+    statuses = {"agr0": aggregate({"stats64": S64, "ports": [port("re0", 3), port("re1", 0, lacp)]})}
     got = parsed(metrics.text(statuses))
     agr = (("agr", "agr0"),)
     re0, re1 = (("agr", "agr0"), ("port", "re0")), (("agr", "agr0"), ("port", "re1"))

@@ -4,18 +4,20 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import loop, statefile, tap
 from tests.unit.test_controls_words import agr, complete, refused, said, state
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, n", [(["agrminports", "0"], 0), (["agrminports", "2"], 2),
                                       (["agrminports", "1024"], 1024)])
 def test_agrminports_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("min_ports", n), "agrminports")]
+    assert parse_words(words) == [SetOption("min_ports", n, "agrminports")]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -56,13 +58,13 @@ def test_status_shows_a_limit_other_than_1():
     def first_line(**flags):
         w = ws(0, False)
         w["flags"].update(flags)
-        return render.agr_lines(w)[0]
+        return render.agr_lines(aggregate(w))[0]
     assert first_line().endswith("datapath relay")
     assert first_line(min_ports=2).endswith("datapath relay; minports 2")
     assert first_line(min_ports=0, max_ports=1).endswith("; maxports 1; minports 0")
     w = ws(0, False)
     w["flags"]["min_ports"] = 3
-    assert render.json_doc({"ifname": "agr0", "agr": w})["linkinfo"]["info_data"]["min_links"] == 3
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(w)})["linkinfo"]["info_data"]["min_links"] == 3
 
 
 def test_completion_knows_the_word():

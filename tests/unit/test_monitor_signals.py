@@ -6,8 +6,9 @@ import signal
 import pytest
 
 from agrconfig.cli import monitor
+from tests.unit.statuses import aggregate
 
-STATUS = {"ports": [{"name": "re0", "flags": 3, "carrier": True, "counters": {}}]}
+STATUS = aggregate({"ports": [{"name": "re0", "flags": 3}]})
 
 
 def stray_sigterm(signum, frame):

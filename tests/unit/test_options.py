@@ -11,10 +11,12 @@ import re
 import pytest
 
 from agrconfig import options
-from agrconfig.cli import provision, render as status
+from agrconfig.cli import render as status
 from agrconfig.ipc import protocol as control
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption, SetPortOption
+from tests.unit.statuses import aggregate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CASES = [(o, v) for o in options.OPTIONS for v in o.kind.values()]
@@ -56,14 +58,14 @@ def test_words_round_trip(option, value):
         words = option.file_words(value, "re0")
         assert words[:2] == [option.kind.word, "re0"], "a port option names its port first"
         (op,) = parse_words(words)
-        assert op == Op("portflag", ("re0", option.key, value), words[0])
-        assert provision.words_of(provision.port_flag_op("re0", option.key, value)) == words
+        assert op == SetPortOption("re0", option.key, value, words[0])
+        assert SetPortOption.of("re0", option.key, value).words() == words
     else:
         words = option.file_words(value)
         (op,) = parse_words(words)
-        assert op == Op("flag", (option.key, value), words[0])
-        assert provision.words_of(provision.flag_op(option.key, value)) == words
-    assert provision.words_of(op) == words
+        assert op == SetOption(option.key, value, words[0])
+        assert SetOption.of(option.key, value).words() == words
+    assert op.words() == words
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)
@@ -165,10 +167,14 @@ def test_the_worker_starts_from_the_schema_defaults():
     assert loop.default_flags() == options.defaults()
 
 
-def ws(**flags):
+def ws_json(**flags):
     kind = {"loadbalance": "static"}.get(flags.get("proto", "lacp"), flags.get("proto", "lacp"))
     return {"protocol": kind, "datapath": "relay",
             "flags": {**options.defaults(), **flags}, "ports": []}
+
+
+def ws(**flags):
+    return aggregate(ws_json(**flags))
 
 
 def ws_port(key, value):
@@ -180,7 +186,7 @@ def ws_port(key, value):
             "actor_state_str": [], "partner_state_str": []}
     port = {"name": "re0", "index": 2, "flags": 3, "carrier": True, "original_mac": "02:00:00:00:00:09",
             "counters": {}, "options": {**options.defaults("port"), key: value}, "lacp": lacp}
-    return dict(ws(), ports=[port])
+    return aggregate(dict(ws_json(), ports=[port]))
 
 
 @pytest.mark.parametrize("option,value", CASES, ids=IDS)

@@ -10,7 +10,9 @@ from hypothesis import example, given, settings, strategies as st
 
 from agrconfig.cli import main as cli, provision
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.cli.grammar import FLAG_WORDS, SIMPLE_WORDS, Op, parse_words, valid_ifname
+from agrconfig.cli.grammar import FLAG_WORDS, SIMPLE_WORDS, parse_words, valid_ifname
+from agrconfig.cli import ops as O
+from agrconfig.client.interface import Interface
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -39,21 +41,19 @@ def check_ops(ops):
     """What a successful parse promises the code that carries the operations out."""
     assert isinstance(ops, list)
     for op in ops:
-        assert isinstance(op, Op)
-        if op.word in ("agrport", "-agrport"):
-            assert valid_ifname(op.arg) and len(op.arg.encode()) <= 15
-        elif op.word == "mtu":
-            assert isinstance(op.arg, int) and 68 <= op.arg <= 65535
-        elif op.word == "address":
-            action, iface, explicit = op.arg
-            assert action in ("set", "alias", "delete") and isinstance(explicit, bool)
-            assert isinstance(iface, (ipaddress.IPv4Interface, ipaddress.IPv6Interface))
-        elif op.word == "flag":
-            key, _value = op.arg
-            assert key in {k for k, _ in FLAG_WORDS.values()} | {"lacp_fast", "datapath", "hash"}
+        assert isinstance(op, O.Operation)
+        if isinstance(op, (O.AddPort, O.RemovePort)):
+            assert valid_ifname(op.port) and len(op.port.encode()) <= 15
+        elif isinstance(op, O.SetMtu):
+            assert isinstance(op.mtu, int) and 68 <= op.mtu <= 65535
+        elif isinstance(op, (O.AddAddress, O.DeleteAddress)):
+            assert isinstance(op.alias if isinstance(op, O.AddAddress) else op.explicit, bool)
+            assert isinstance(op.iface, (ipaddress.IPv4Interface, ipaddress.IPv6Interface))
+        elif isinstance(op, O.SetOption):
+            assert op.key in {k for k, _ in FLAG_WORDS.values()} | {"lacp_fast", "datapath", "hash"}
         else:
-            assert op.word in SIMPLE_WORDS, op
-    if any(op.word == "destroy" for op in ops):
+            assert op.WORD in SIMPLE_WORDS and op == type(op)(), op
+    if any(isinstance(op, O.Destroy) for op in ops):
         assert len(ops) == 1
 
 
@@ -97,7 +97,7 @@ def test_port_names_follow_the_kernel_rules(word, name):
 def test_mtu_values(value):
     ops = parse_or_usage_error(["mtu", value])
     if ops is not None:
-        assert value.isascii() and str(ops[0].arg) == value.lstrip("0")
+        assert value.isascii() and str(ops[0].mtu) == value.lstrip("0")
 
 
 @SETTINGS
@@ -111,22 +111,24 @@ def test_address_words(family, addr, tail):
 @SETTINGS
 @given(words)
 def test_parsed_operations_say_themselves_again(ws):
-    """words_of(op) (dry runs, logs) parses back to the same operation."""
+    """op.words() (dry runs, logs) parses back to the same operation."""
     ops = parse_or_usage_error(ws)
     for op in ops or []:
-        again = parse_words(provision.words_of(op))
+        again = parse_words(op.words())
         assert len(again) == 1, (op, again)
-        if op.word == "address":
-            assert again[0].arg[:2] == op.arg[:2]
+        if isinstance(op, O.DeleteAddress):   # said with its prefix length: explicit
+            assert again[0] == op.replace(explicit=True)
+        elif isinstance(op, (O.SetOption, O.SetPortOption)):   # said as a file says it
+            assert again[0] == op.replace(word=again[0].word)
         else:
-            assert (again[0].word, again[0].arg) == (op.word, op.arg)
+            assert again[0] == op
 
 
 @SETTINGS
 @given(words, st.booleans(), st.booleans())
 def test_plan_any_operations_on_any_model(ws, exists, is_agr):
     ops = parse_or_usage_error(ws)
-    model = provision.Model(exists=exists, agr=is_agr, ports=["veth0"], flags={}, mtu=1500)
+    model = Interface(exists=exists, agr=is_agr, ports=["veth0"], flags={}, mtu=1500)
     try:
         provision.plan("agr0" if is_agr else "eth0", ops or [], model=model)
     except (UsageError, AgrError):
@@ -209,6 +211,6 @@ def test_main_interface_names(name):
         # (a prefix of --metrics-file takes the next word as its path: a call, recorded)
         assert code == 1 and err.startswith("agrconfig: ") or code == 0 and calls or helped
     elif valid_ifname(name):
-        assert code == 0 and calls == [("apply", (name, [Op("up")]))]
+        assert code == 0 and calls == [("apply", (name, [O.Up()]))]
     else:
         assert code == 1 and err.startswith("agrconfig: bad interface name") and not calls

@@ -1,4 +1,4 @@
-"""Provisioning plans without root or namespaces: the interface's current state is a Model we
+"""Provisioning plans without root or namespaces: the interface's current state is an Interface we
 build (provision.current is replaced), and the executor apply_file is given records instead of doing."""
 import copy
 import ipaddress
@@ -8,7 +8,9 @@ import pytest
 
 from agrconfig.cli import provision
 from agrconfig.errors import AgrError, UsageError
-from agrconfig.cli.provision import Model, plan, undo, words_of
+from agrconfig.cli.provision import plan, undo
+from agrconfig.cli.ops import AddAddress, AddPort, Create, SetMtu, SetOption
+from agrconfig.client.interface import Interface
 from agrconfig.cli.grammar import parse_words
 from agrconfig.worker.flowhash import L2, L3, L4
 
@@ -25,18 +27,18 @@ def ip(text):
 
 def agr(ports=(), addrs=(), up=True, mtu=1500, **flags):
     """agr0 as it is now: a live agr interface."""
-    return Model(exists=True, agr=True, ports=list(ports), flags={**DEFAULTS, **flags},
-                 mtu=mtu, up=up, addrs={ip(a) for a in addrs})
+    return Interface(exists=True, agr=True, ports=list(ports), flags={**DEFAULTS, **flags},
+                     mtu=mtu, up=up, addrs={ip(a) for a in addrs})
 
 
 def plain(addrs=(), up=True, mtu=1500):
     """A plain interface (a future port, say)."""
-    return Model(exists=True, mtu=mtu, up=up, addrs={ip(a) for a in addrs})
+    return Interface(exists=True, mtu=mtu, up=up, addrs={ip(a) for a in addrs})
 
 
 def said(ops, name="agr0"):
     """The -n lines for `ops`."""
-    return [" ".join(["agrconfig", name, *words_of(op)]) for op in ops]
+    return [" ".join(["agrconfig", name, *op.words()]) for op in ops]
 
 
 def planned(model, *words):
@@ -44,7 +46,7 @@ def planned(model, *words):
 
 
 class Host:
-    """apply_file against a Model: what -n prints and what would be applied. Each run
+    """apply_file against an Interface model: what -n prints and what would be applied. Each run
     reads a fresh copy of the model, as each run asks netlink afresh."""
 
     def __init__(self, tmp_path, monkeypatch, model, name="agr0"):
@@ -92,7 +94,7 @@ def test_a_file_that_says_what_is_there_plans_nothing(host, extra, model):
 # -- from nothing: every word, in the file's order -------------------------------------------
 
 def test_from_nothing_the_file_is_planned_in_its_order(host):
-    h = host(Model(exists=False, agr=True))
+    h = host(Interface(exists=False, agr=True))
     changes = h.run(MANUAL + "link0\nmtu 9000\nup\n", dry_run=True)
     assert h.printed == [
         "agrconfig agr0 create",
@@ -104,20 +106,20 @@ def test_from_nothing_the_file_is_planned_in_its_order(host):
         "agrconfig agr0 mtu 9000",
         # no `up`: an address brings the interface up, as ifconfig does
     ]
-    assert [op.word for _name, op in changes] == ["create", "flag", "agrport", "agrport", "address",
-                                                  "flag", "mtu"]
+    assert [type(op) for _name, op in changes] == [Create, SetOption, AddPort, AddPort, AddAddress,
+                                                   SetOption, SetMtu]
     assert h.applied == [], "a dry run applies nothing"
 
 
 def test_words_are_applied_line_by_line(host):
-    h = host(Model(exists=False, agr=True))
+    h = host(Interface(exists=False, agr=True))
     h.run("create agrport re0\n# a comment\nagrport re1 link0\n")
     assert h.applied == [("agr0", ["agrconfig agr0 create", "agrconfig agr0 agrport re0"]),
                          ("agr0", ["agrconfig agr0 agrport re1", "agrconfig agr0 link0"])]
 
 
 def test_create_gives_default_flags_and_mtu():
-    model = Model(exists=False, agr=True)
+    model = Interface(exists=False, agr=True)
     assert planned(model, "create", "-link0", "lacptimeout", "slow", "lacpstrict", "agrhash", "l2,l3",
                    "datapath", "auto", "mtu", "1500", "down") == ["agrconfig agr0 create"]
     assert model.exists and model.agr and model.flags == DEFAULTS
@@ -128,7 +130,7 @@ def test_create_gives_default_flags_and_mtu():
 @pytest.mark.parametrize("words, model, want", [
     (["create"], agr(), []),
     (["destroy"], agr(["re0"]), ["destroy"]),
-    (["destroy"], Model(exists=False, agr=True), []),
+    (["destroy"], Interface(exists=False, agr=True), []),
     (["agrport", "re0"], agr(["re0"]), []),
     (["agrport", "re1"], agr(["re0"]), ["agrport re1"]),
     (["-agrport", "re0"], agr(["re0"]), ["-agrport re0"]),
@@ -252,7 +254,7 @@ def test_addresses_stay_when_the_file_names_none():
 def test_nothing_is_undone_on_a_plain_interface_or_a_destroyed_agr():
     model = plain(["192.0.2.1/24", "192.0.2.2/24"])
     assert undo(parse_words(["inet", "192.0.2.1/24"]), model) == []
-    assert undo(parse_words(["destroy"]), Model(exists=False, agr=True)) == []
+    assert undo(parse_words(["destroy"]), Interface(exists=False, agr=True)) == []
 
 
 def test_a_file_that_destroys_undoes_nothing(host):
@@ -279,13 +281,13 @@ def test_the_undo_words_come_after_every_line(host):
 # -- the file: comments, blank lines, shell lines, errors ------------------------------------------
 
 def test_comments_and_blank_lines_are_nothing(host):
-    h = host(Model(exists=False, agr=True))
+    h = host(Interface(exists=False, agr=True))
     h.run("# agr0\n\n   \ncreate   # make it\n\t# indented comment\nagrport re0#no space\n", dry_run=True)
     assert h.printed == ["agrconfig agr0 create", "agrconfig agr0 agrport re0"]
 
 
 def test_shell_lines_print_where_they_stand_in_a_dry_run(host, tmp_path):
-    h = host(Model(exists=False, agr=True))
+    h = host(Interface(exists=False, agr=True))
     marker = tmp_path / "ran"
     changes = h.run(f"create\n! touch {marker} # kept: a shell comment\nagrport re0\n", dry_run=True)
     assert h.printed == ["agrconfig agr0 create", f"!touch {marker} # kept: a shell comment",
@@ -315,7 +317,7 @@ def test_a_shell_line_from_a_file_others_may_write_is_refused(host, tmp_path):
     ("agrport 're0\n", 1),
 ])
 def test_a_bad_line_is_named_and_nothing_changes(host, text, line):
-    h = host(Model(exists=False, agr=True))
+    h = host(Interface(exists=False, agr=True))
     for dry_run in (True, False):
         with pytest.raises(UsageError, match=f"ifconfig.agr0:{line}: "):
             h.run(text, dry_run=dry_run)

@@ -4,25 +4,36 @@ import pytest
 
 from agrconfig.lacp import LacpCore, pdu as P
 from agrconfig.lacp.events import Transition
+from agrconfig.status import LacpStatus, PortStatus
 from agrconfig.worker import history, reasons
+from tests.unit import statuses
 from tests.unit.lacp_wire import Wire, mac, pair
+
+
+def port(fields):
+    """A PortStatus with these JSON fields (a name and an index made up)."""
+    return PortStatus.from_json({"name": "re0", "index": 1, **fields})
+
+
+def agg(core):
+    return LacpStatus.from_json(core.status())
 
 
 def entry(core, pid, carrier=True, hist=None):
     """A port's status entry as the worker builds it."""
     lacp = core.port_status(pid)
     flags = (1 if lacp["collecting"] else 0) | (2 if pid in core.distributing() else 0)
-    return {"flags": flags, "carrier": carrier, "lacp": lacp, "history": hist or {}}
+    return port({"index": pid, "flags": flags, "carrier": carrier, "lacp": lacp, "history": hist or {}})
 
 
 def why(core, pid, **kw):
-    return reasons.reason(entry(core, pid, **kw), core.status())
+    return reasons.reason(entry(core, pid, **kw), agg(core))
 
 
 def test_distributing_has_no_reason():
     a, b, w = pair()
     w.run(5, [a, b])
-    assert why(a, 1) is None and reasons.explain(entry(a, 1), a.status()) == (None, None)
+    assert why(a, 1) is None and reasons.explain(entry(a, 1), agg(a)) == (None, None)
 
 
 def test_no_carrier():
@@ -126,23 +137,21 @@ def test_partner_system_differs():
 def test_partner_not_collecting_or_not_in_sync():
     a, b, w = pair()
     w.run(5, [a, b])
-    e = entry(a, 1)
-    e["flags"] = 1
-    e["lacp"]["partner_state"] &= ~P.COLLECTING
-    assert reasons.reason(e, a.status()) == "partner not collecting"
-    e["lacp"]["partner_state"] &= ~P.SYNC
-    assert reasons.reason(e, a.status()) == "partner not in sync"
+    e = entry(a, 1).replace(flags=1)
+    e = e.replace(lacp=e.lacp.replace(partner_state=e.lacp.partner_state & ~P.COLLECTING))
+    assert reasons.reason(e, agg(a)) == "partner not collecting"
+    e = e.replace(lacp=e.lacp.replace(partner_state=e.lacp.partner_state & ~P.SYNC))
+    assert reasons.reason(e, agg(a)) == "partner not in sync"
 
 
 def test_rules_are_extensible_and_fall_back_to_the_mux():
     a, b, w = pair()
     w.run(5, [a, b])
-    e = entry(a, 1)
-    e["flags"] = 0
+    e = entry(a, 1).replace(flags=0)
     standby = lambda port, agg: "standby (agrmaxports)"  # noqa: E731
-    assert reasons.reason(e, a.status(), rules=[reasons.no_carrier, standby]) == "standby (agrmaxports)"
-    assert reasons.reason(e, a.status(), rules=[]) == "mux COLLECTING_DISTRIBUTING"
-    assert reasons.explain({"flags": 0, "carrier": True}, None) == ("other", "not distributing")
+    assert reasons.reason(e, agg(a), rules=[reasons.no_carrier, standby]) == "standby (agrmaxports)"
+    assert reasons.reason(e, agg(a), rules=[]) == "mux COLLECTING_DISTRIBUTING"
+    assert reasons.explain(port({"flags": 0, "carrier": True}), None) == ("other", "not distributing")
 
 
 def test_history_counts_keeps_the_last_transitions_and_the_last_lacpdu():
@@ -191,7 +200,7 @@ def test_waiting_to_restore_counts_down():
     w.run(10, [a, b])
     assert why(a, 1) is None
     # link1 keeps its wait at the port's top level (no LACP)
-    assert reasons.reason({"flags": 0, "carrier": True, "wtr_left": 1.25}) == "waiting to restore, 1.2 s left"
+    assert reasons.reason(port({"flags": 0, "carrier": True, "wtr_left": 1.25})) == "waiting to restore, 1.2 s left"
 
 
 def test_fallback_idle_ports_say_another_carries_the_traffic():
@@ -205,12 +214,30 @@ def test_fallback_idle_ports_say_another_carries_the_traffic():
 
 def test_failover_and_linkcheck_reasons():
     standby = {"flags": 0, "carrier": True, "failover": {"role": "standby", "wtr_left": 0.0}}
-    assert reasons.reason(standby) == "standby (agrproto failover): another port is active"
+    assert reasons.reason(port(standby)) == "standby (agrproto failover): another port is active"
     waiting = {"flags": 0, "carrier": True, "failover": {"role": "standby", "wtr_left": 4.25}}
-    assert reasons.reason(waiting) == "waiting to restore, 4.2 s left"
+    assert reasons.reason(port(waiting)) == "waiting to restore, 4.2 s left"
     silent = {"flags": 0, "carrier": True, "linkcheck": {"up": False, "heard_ago": 3.5},
               "failover": {"role": "down", "wtr_left": 0.0}}
-    assert reasons.reason(silent) == "link check: no target heard for 3.5 s"
-    assert reasons.reason({**silent, "linkcheck": {"up": False, "heard_ago": None}}) == "link check: no target heard yet"
-    assert reasons.reason({**silent, "carrier": False}) == "no carrier"
-    assert reasons.reason({**standby, "flags": 2}) is None
+    assert reasons.reason(port(silent)) == "link check: no target heard for 3.5 s"
+    assert reasons.reason(port({**silent, "linkcheck": {"up": False, "heard_ago": None}})) == "link check: no target heard yet"
+    assert reasons.reason(port({**silent, "carrier": False})) == "no carrier"
+    assert reasons.reason(port({**standby, "flags": 2})) is None
+
+
+def test_the_mux_and_our_own_key_in_words():
+    chosen = LacpStatus.from_json({"system": "02:00:00:00:00:01", "system_priority": 1, "fast_timeout": True,
+                                   "strict": True, "active": True,
+                                   "aggregator": {"actor_key": 0x100, "partner_system": "02:00:00:00:00:02",
+                                                  "partner_key": 0x100, "ports": [2]}})
+    slower = statuses.port({"lacp": {"selected": "UNSELECTED", "actor_key": 0x200}})
+    assert reasons.reason(slower, chosen) == "our key 0x200 (link speed) differs from the aggregation's 0x100"
+    assert reasons.other_aggregation(slower, None) is None, "no aggregation chosen: nothing differs"
+    same = statuses.port({"lacp": {"selected": "UNSELECTED"}})
+    assert reasons.other_aggregation(same, chosen) is None
+    waiting = statuses.port({"lacp": {"mux_state": "WAITING"}})
+    assert reasons.mux_waiting(waiting, None) == "waiting for the other ports (aggregate wait)"
+    detached = statuses.port({"lacp": {"mux_state": "DETACHED"}})
+    assert reasons.mux_waiting(detached, None) == "not selected"
+    assert reasons.mux_waiting(statuses.port({"lacp": {}}), None) is None
+    assert reasons.mux_waiting(statuses.port({}), None) is None, "no LACP, no mux"

@@ -1,6 +1,7 @@
 from agrconfig.errors import AgrError
 from agrconfig.cli.render import bits_text, json_doc, render_text, BSD_FLAGS, PORT_FLAGS
 import errno
+from tests.unit.statuses import aggregate
 
 
 def doc(ports, flags=None):
@@ -12,9 +13,9 @@ def doc(ports, flags=None):
                       {"family": "inet6", "local": "fe80::1", "prefixlen": 64, "broadcast": None,
                        "scope": 253, "flags": 0x80}],
         "stats64": {},
-        "agr": {"name": "agr0", "pid": 1, "mac": "02:00:00:00:00:01", "protocol": "static",
-                "datapath": "relay", "flags": flags or {"link0": False, "link1": True, "hash": 3},
-                "ports": ports, "counters": {}, "lacp": None},
+        "agr": aggregate({"name": "agr0", "pid": 1, "mac": "02:00:00:00:00:01", "protocol": "static",
+                          "datapath": "relay", "flags": flags or {"link0": False, "link1": True, "hash": 3},
+                          "ports": ports, "counters": {}, "lacp": None}),
     }
 
 

@@ -10,6 +10,7 @@ from agrconfig.cli.grammar import parse_words
 from agrconfig.errors import UsageError
 from agrconfig.worker.flowhash import flow_hash
 from tests.unit.test_controls_words import complete
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, want", [
@@ -67,8 +68,8 @@ def test_the_frame_hashes_as_the_kernels_frame(l4, family):
 
 
 def ws(proto="lacp", link0=False, flags_by_port=(("re0", 3), ("re1", 0), ("re2", 3)), policy=options.L3):
-    return {"flags": {**options.defaults(), "proto": proto, "link0": link0, "hash": policy},
-            "ports": [{"name": n, "flags": f} for n, f in flags_by_port]}
+    return aggregate({"flags": {**options.defaults(), "proto": proto, "link0": link0, "hash": policy},
+                      "ports": [{"name": n, "flags": f} for n, f in flags_by_port]})
 
 
 def test_the_choice_follows_the_data_paths_table():

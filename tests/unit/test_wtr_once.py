@@ -1,12 +1,15 @@
 """Wait-to-restore is one implementation (agrconfig.lacp.wtr.WaitToRestore, `now` passed in)
 behind LACP, agrproto loadbalance and agrproto failover: the same rule, the same time left.
-Each reports the time left where its status always did (the keys are the JSON's):
-LACP port["lacp"]["wtr_left"], loadbalance port["wtr_left"], failover port["failover"]["wtr_left"]."""
+Each reports the time left where its status always did: LACP in the port's lacp part
+(LacpPortStatus.wtr_left), loadbalance at the port's own level (static_wtr_left, JSON key wtr_left),
+failover in the port's failover part (FailoverPortStatus.wtr_left); PortStatus.wtr_left reads
+whichever there is."""
 import pytest
 
 from agrconfig import options
 from agrconfig.lacp import LacpCore
 from agrconfig.lacp.wtr import WaitToRestore, WtrState
+from agrconfig.status import FailoverPortStatus, Role
 from agrconfig.worker import aggregation
 from agrconfig.worker.failover import Failover
 from tests.unit.test_lacp_controls import wired
@@ -114,12 +117,12 @@ def test_the_three_protocols_report_the_same_wait():
     fo.set_carrier(10.0, 1, True)
     static.handle_timer(13.0)
     fo.handle_timer(13.0)
-    assert static.port_status(1) == {"wtr_left": 2.0}
-    assert fo.port_status(1) == {"failover": {"role": "standby", "wtr_left": 2.0}}
+    assert static.port_status(1) == {"static_wtr_left": 2.0}
+    assert fo.port_status(1) == {"failover": FailoverPortStatus(Role.STANDBY, 2.0)}
     static.handle_timer(15.0)
     fo.handle_timer(15.0)
     assert static.port_status(1) == {} and static.sets([static_port(1)])[0] == {1}
-    assert fo.port_status(1) == {"failover": {"role": "active", "wtr_left": 0.0}}
+    assert fo.port_status(1) == {"failover": FailoverPortStatus(Role.ACTIVE, 0.0)}
     # LACP: the same object answers, through the core's status.
     a, b, w = wired({"wtr_time": 5.0}, {}, ports=(1,))
     w.run(1, [a, b])
@@ -136,9 +139,9 @@ def test_failover_reads_no_clock_for_its_status():
     fo.start(100.0, [FakePort(1, carrier=False, prio=1), FakePort(2)], {})
     fo.configure(100.0, options.defaults() | {"wtr_time": 30})
     fo.set_carrier(100.0, 1, True)
-    assert fo.port_status(1)["failover"]["wtr_left"] == 30.0
+    assert fo.port_status(1)["failover"].wtr_left == 30.0
     fo.handle_timer(110.5)
-    assert fo.port_status(1)["failover"]["wtr_left"] == 19.5
+    assert fo.port_status(1)["failover"].wtr_left == 19.5
 
 
 def test_failover_a_new_time_counts_from_the_start_of_the_wait_as_elsewhere():

@@ -6,18 +6,20 @@ import pytest
 
 from agrconfig import options
 from agrconfig.cli import provision, render
-from agrconfig.cli.grammar import Op, parse_words
+from agrconfig.cli.grammar import parse_words
+from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.lacp import DistributingChanged
 from agrconfig.worker import aggregation
 from tests.unit.test_controls_words import agr, complete, refused, said
 from tests.unit.test_maxports_words import ws
+from tests.unit.statuses import aggregate
 
 
 @pytest.mark.parametrize("words, n", [(["agrwtr", "0"], 0), (["agrwtr", "30"], 30), (["agrwtr", "3600"], 3600)])
 def test_agrwtr_parses(words, n):
-    assert parse_words(words) == [Op("flag", ("wtr_time", n), "agrwtr")]
+    assert parse_words(words) == [SetOption("wtr_time", n, "agrwtr")]
 
 
 @pytest.mark.parametrize("words, message", [
@@ -66,7 +68,7 @@ def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wai
     ports = [port(1), port(2)]
     agg.add_port(0.0, ports[0])
     assert agg.sets(ports)[0] == {2}, "port 2 was never added through add_port: as after a restart"
-    assert agg.get_timer() == 5.0 and agg.port_status(1) == {"wtr_left": 5.0}
+    assert agg.get_timer() == 5.0 and agg.port_status(1) == {"static_wtr_left": 5.0}
     agg.handle_timer(4.9)
     assert agg.sets(ports)[0] == {2} and not told
     agg.handle_timer(5.0)
@@ -84,7 +86,7 @@ def test_link1_a_port_whose_carrier_comes_back_waits_and_a_flap_restarts_the_wai
     agg.set_carrier(13.0, 1, True)
     agg.handle_timer(15.0)
     assert agg.sets(ports)[0] == {2}
-    assert agg.port_status(1)["wtr_left"] == pytest.approx(3.0)
+    assert agg.port_status(1)["static_wtr_left"] == pytest.approx(3.0)
     agg.handle_timer(18.0)
     assert agg.sets(ports)[0] == {1, 2}
 
@@ -105,17 +107,17 @@ def test_status_shows_the_time_left():
     w = ws(0, False)
     w["flags"]["wtr_time"] = 30
     w["ports"][0]["lacp"].update(selected="SELECTED", mux_state="ATTACHED", wtr_left=12.34)
-    lines = render.agr_lines(w)
+    lines = render.agr_lines(aggregate(w))
     assert lines[0].endswith("; wtr 30 s")
     assert "\t\tselected, wait-to-restore 12.3 s left, mux ATTACHED" in "\n".join(lines)
-    doc = render.json_doc({"ifname": "agr0", "agr": w})
+    doc = render.json_doc({"ifname": "agr0", "agr": aggregate(w)})
     assert doc["agrports"][0]["wtr_left"] == 12.34 and doc["linkinfo"]["info_data"]["updelay"] == 30000
     # link1: no LACP lines, the wait on a line of its own.
     static = {"protocol": "static", "datapath": "relay", "flags": {**options.defaults(), "proto": "loadbalance"},
               "ports": [{"name": "re0", "index": 2, "flags": 0, "carrier": True, "original_mac": "02:00:00:00:00:09",
                          "counters": {}, "options": options.defaults("port"), "wtr_left": 4.0}]}
-    assert render.agr_lines(static)[1:] == ["\tagrport: re0, flags=0x0", "\t\twait-to-restore 4.0 s left"]
-    assert render.json_doc({"ifname": "agr0", "agr": static})["agrports"][0]["wtr_left"] == 4.0
+    assert render.agr_lines(aggregate(static))[1:] == ["\tagrport: re0, flags=0x0", "\t\twait-to-restore 4.0 s left"]
+    assert render.json_doc({"ifname": "agr0", "agr": aggregate(static)})["agrports"][0]["wtr_left"] == 4.0
 
 
 def test_completion_knows_the_word():
@@ -129,9 +131,9 @@ def test_the_stanza_options_of_issue_13s_second_slice():
            "IF_AGR_LACP_FALLBACK": "yes", "IF_AGR_WTR": "30"}
     ports, words = ifupdown.stanza(env)
     assert ports == ["re0", "re1"]
-    assert parse_words(words) == [Op("flag", ("max_ports", 1), "agrmaxports"),
-                                  Op("flag", ("min_ports", 2), "agrminports"),
-                                  Op("flag", ("lacp_fallback", True), "lacpfallback"),
-                                  Op("flag", ("wtr_time", 30), "agrwtr")]
+    assert parse_words(words) == [SetOption("max_ports", 1, "agrmaxports"),
+                                  SetOption("min_ports", 2, "agrminports"),
+                                  SetOption("lacp_fallback", True, "lacpfallback"),
+                                  SetOption("wtr_time", 30, "agrwtr")]
     _ports, words = ifupdown.stanza({"IF_AGR_LACP_FALLBACK": "no"})
     assert words == ["-lacpfallback"]

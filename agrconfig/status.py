@@ -1,0 +1,288 @@
+"""The status of an agr interface: one typed model, built once in the worker (worker/report.py),
+sent over the control socket as JSON (to_json) and read back by the front end (from_json).
+
+Its readers (worker/reasons.py, cli/render.py, monitor.py, metrics.py, whichport.py and the
+front end's snapshot) read these objects, never the JSON: a key is spelled here only.
+
+The JSON document is the one release 0.2.0's worker sent, key for key, plus SCHEMA_KEY. A reply
+without SCHEMA_KEY is a 0.2.0 worker's (schema 0) and reads the same way; an older front end
+reads this worker's document as it read 0.2.0's (it ignores the extra key). A newer worker's
+keys that this code does not know are ignored: one release apart, either way, still talks.
+
+Keyed collections whose keys are open (the data path's counters, stats64, options by key) are
+read-only mappings. States the LACP core names are its own StrEnums: readers compare members,
+and the JSON carries their names, as before.
+"""
+from enum import StrEnum
+from types import MappingProxyType
+
+from . import options
+from .lacp.actor_churn import ActorChurnState
+from .lacp.mux import MuxState
+from .lacp.partner_churn import PartnerChurnState
+from .lacp.periodic import PeriodicState
+from .lacp.port import Selected
+from .lacp.rx import RxState
+from .lacp.wtr import WtrState
+from .record import Record
+
+SCHEMA = 1              # 1: this model (0: a 0.2.0 worker's reply, the same keys without this one)
+SCHEMA_KEY = "schema"
+
+__all__ = ["SCHEMA", "SCHEMA_KEY", "Protocol", "Role", "Transition", "HistoryView", "LinkcheckStatus",
+           "FailoverPortStatus", "FailoverStatus", "LacpPortStatus", "Aggregator", "LacpStatus",
+           "PortStatus", "AggregateStatus", "frozen", "plain", "ActorChurnState", "MuxState", "PartnerChurnState",
+           "PeriodicState", "RxState", "Selected", "WtrState"]
+
+
+class Protocol(StrEnum):
+    """How ports are chosen (status's "protocol"): agrproto lacp, loadbalance (static), failover."""
+    LACP = "lacp"
+    STATIC = "static"
+    FAILOVER = "failover"
+
+
+class Role(StrEnum):
+    """An agrproto failover port's role."""
+    ACTIVE = "active"
+    STANDBY = "standby"
+    DOWN = "down"
+
+
+def frozen(value):
+    """A JSON object as a read-only mapping (nested ones too), a list as a tuple."""
+    if isinstance(value, (dict, MappingProxyType)):
+        return MappingProxyType({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    return value
+
+
+def plain(value):
+    """The JSON form of a model, a read-only mapping or a tuple of them (what to_json writes)."""
+    return _dump(value)
+
+
+def _dump(value):
+    if isinstance(value, Model):
+        return value.to_json()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, (dict, MappingProxyType)):
+        return {k: _dump(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return value
+
+
+def _member(enum, value):
+    """An Enum member from its JSON name; a name this release does not know (a newer worker's)
+    is kept as the string, equal to no member."""
+    try:
+        return enum(value)
+    except ValueError:
+        if not isinstance(value, str):
+            raise
+        return value
+
+
+def _load(kind, value):
+    if value is None or kind is None:
+        return frozen(value)
+    if isinstance(kind, list):          # [Model]: a JSON list of them
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        return tuple(_load(kind[0], v) for v in value)
+    if isinstance(kind, type) and issubclass(kind, Model):
+        return kind.from_json(value)
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        return _member(kind, value)
+    return kind(value)
+
+
+class Model(Record):
+    """A Record that is a JSON object: each field is a key of the same name (KEYS renames),
+    KINDS says how a value is read (a Model, [Model], a StrEnum, or a function; else kept as
+    JSON, objects read-only), OMIT lists the keys left out while None (sent only sometimes),
+    ABSENT what a missing key means in a reply (else DEFAULTS; else the reply is malformed)."""
+    __slots__ = ()
+    KEYS = {}
+    KINDS = {}
+    OMIT = ()
+    ABSENT = {}
+
+    def to_json(self):
+        out = {}
+        for name in self.FIELDS:
+            value = getattr(self, name)
+            if value is None and name in self.OMIT:
+                continue
+            out[self.KEYS.get(name, name)] = _dump(value)
+        return out
+
+    @classmethod
+    def from_json(cls, doc):
+        """Read a JSON object; ValueError if it is not one of ours."""
+        if not isinstance(doc, (dict, MappingProxyType)):
+            raise ValueError(f"{cls.__name__}: expected an object, got {type(doc).__name__}")
+        values = {}
+        for name in cls.FIELDS:
+            key = cls.KEYS.get(name, name)
+            if key in doc:
+                try:
+                    values[name] = _load(cls.KINDS.get(name), doc[key])
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{cls.__name__}.{key}: {exc}") from None
+            elif name in cls.ABSENT:
+                values[name] = cls.ABSENT[name]
+            elif name in cls.OMIT or name in cls.DEFAULTS:
+                values[name] = cls.DEFAULTS.get(name)
+            else:
+                raise ValueError(f"{cls.__name__}: no {key!r}")
+        return cls(**values)
+
+
+# -- one port's parts ---------------------------------------------------------------------------
+
+class Transition(Model):
+    """One state change of a port's receive, mux or churn machine (history.py)."""
+    __slots__ = ("time", "machine", "old", "new", "cause")
+
+
+class HistoryView(Model):
+    """What a port went through since the worker started: counts, last change, last LACPDU."""
+    __slots__ = ("counts", "last_change", "lacpdu_age", "transitions")
+    KINDS = {"transitions": [Transition]}
+    DEFAULTS = {"counts": frozen({}), "last_change": None, "lacpdu_age": None, "transitions": ()}
+
+
+class LinkcheckStatus(Model):
+    """agrlinkcheck's verdict on a port: up, and seconds since a target was heard (None: never)."""
+    __slots__ = ("up", "heard_ago")
+    KINDS = {"up": bool}
+
+
+class FailoverPortStatus(Model):
+    """agrproto failover: a port's role, and what is left of its wait-to-restore."""
+    __slots__ = ("role", "wtr_left")
+    KINDS = {"role": Role}
+
+
+class LacpPortStatus(Model):
+    """The LACP core's view of a port (LacpCore.port_status), 802.1AX's variables."""
+    __slots__ = ("port_id", "actor_state", "actor_state_str", "partner_state", "partner_state_str",
+                 "actor_key", "actor_port_priority", "partner_system", "partner_system_priority",
+                 "partner_key", "partner_port", "partner_port_priority", "selected", "mux_state",
+                 "rx_state", "periodic_state", "actor_churn_state", "partner_churn_state", "carrier",
+                 "collecting", "distributing", "standby", "limited", "fallback", "wtr_state", "wtr_left",
+                 "aggregatable", "looped", "counters")
+    KINDS = {"actor_state": int, "partner_state": int, "selected": Selected, "mux_state": MuxState,
+             "rx_state": RxState, "periodic_state": PeriodicState, "actor_churn_state": ActorChurnState,
+             "partner_churn_state": PartnerChurnState, "wtr_state": WtrState}
+    DEFAULTS = {"counters": frozen({})}
+
+    def counter(self, key):
+        """One of the 802.1AX counters (lacpdu_rx, marker_tx, ...); 0 when not counted."""
+        return self.counters.get(key, 0)
+
+
+# -- the aggregate ----------------------------------------------------------------------------
+
+class Aggregator(Model):
+    """The aggregation LACP selected: our key, the partner's system and key, its ports."""
+    __slots__ = ("actor_key", "partner_system", "partner_key", "ports")
+    DEFAULTS = {"actor_key": None, "partner_system": None, "partner_key": None, "ports": ()}
+
+
+class LacpStatus(Model):
+    """The LACP core's view of the aggregate (LacpCore.status)."""
+    __slots__ = ("system", "system_priority", "fast_timeout", "strict", "active", "fallback_port",
+                 "aggregator", "ports")
+    KINDS = {"aggregator": Aggregator, "ports": [LacpPortStatus]}
+    DEFAULTS = {"fallback_port": None, "aggregator": Aggregator(), "ports": ()}
+
+
+class FailoverStatus(Model):
+    """agrproto failover: the active port's index (None: none) and the wait-to-restore time."""
+    __slots__ = ("active", "wtr")
+
+
+class PortStatus(Model):
+    """One port of agrN: its flags (options.PORT_FLAGS), link, counters, the aggregation's view
+    of it (lacp, failover, or loadbalance's wait) and why it is not distributing."""
+    __slots__ = ("name", "index", "flags", "carrier", "original_mac", "speed", "duplex_full", "counters",
+                 "options", "stats64", "lacp", "static_wtr_left", "failover", "history", "linkcheck",
+                 "reason_kind", "reason")
+    KEYS = {"static_wtr_left": "wtr_left"}   # loadbalance's wait, at the port's own level
+    KINDS = {"index": int, "flags": int, "lacp": LacpPortStatus, "failover": FailoverPortStatus,
+             "history": HistoryView, "linkcheck": LinkcheckStatus,
+             "options": lambda value: frozen({**options.defaults("port"), **value})}
+    OMIT = ("lacp", "static_wtr_left", "failover", "linkcheck")
+    DEFAULTS = {"original_mac": None, "speed": None, "duplex_full": None, "counters": frozen({}),
+                "options": frozen(options.defaults("port")), "stats64": None, "lacp": None,
+                "static_wtr_left": None, "failover": None, "history": HistoryView(), "linkcheck": None,
+                "reason_kind": None, "reason": None}
+
+    @property
+    def collecting(self):
+        return bool(self.flags & options.PORT_COLLECTING)
+
+    @property
+    def distributing(self):
+        return bool(self.flags & options.PORT_DISTRIBUTING)
+
+    @property
+    def wtr_left(self):
+        """Seconds of wait-to-restore left, whichever aggregation counts it (None: no wait)."""
+        if self.lacp is not None:
+            return self.lacp.wtr_left
+        if self.failover is not None:
+            return self.failover.wtr_left
+        return self.static_wtr_left
+
+    @property
+    def standby(self):
+        """Ready, and idle by design: agrproto failover's standby, agrmaxports' standby."""
+        return (self.failover is not None and self.failover.role == Role.STANDBY) or \
+            (self.lacp is not None and bool(self.lacp.limited))
+
+    @property
+    def port_priority(self):
+        return self.options["port_priority"]
+
+
+class AggregateStatus(Model):
+    """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
+    aggregation, the data path, the ports and the totals."""
+    __slots__ = ("schema", "name", "pid", "mac", "flags", "protocol", "datapath", "datapath_note",
+                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover")
+    KEYS = {"schema": SCHEMA_KEY}
+    KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
+             "flags": lambda value: frozen({**options.defaults(), **value})}
+    OMIT = ("stats64", "failover")
+    ABSENT = {"schema": 0}   # a 0.2.0 worker's reply
+    DEFAULTS = {"schema": SCHEMA, "pid": None, "mac": None, "datapath": "relay", "datapath_note": "",
+                "datapath_mode": None, "counters": frozen({}), "stats64": None, "lacp": None,
+                "failover": None}
+
+    def port(self, name):
+        """The port called `name`, or None."""
+        return next((p for p in self.ports if p.name == name), None)
+
+    def port_by_index(self, index):
+        return next((p for p in self.ports if p.index == index), None)
+
+    @property
+    def distributing(self):
+        """The distributing ports, in the order of addition (the data paths' order)."""
+        return tuple(p for p in self.ports if p.distributing)
+
+    @property
+    def active_port(self):
+        """agrproto failover's active port (a PortStatus), or None."""
+        return None if self.failover is None else self.port_by_index(self.failover.active)
+
+    @property
+    def fallback_port(self):
+        """The port carrying traffic in lacpfallback (a PortStatus), or None."""
+        return next((p for p in self.ports if p.lacp is not None and p.lacp.fallback), None)
