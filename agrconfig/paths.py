@@ -1,4 +1,5 @@
 """Runtime paths, keyed by network namespace so every netns has its own agr0."""
+import contextlib
 import errno
 import fcntl
 import os
@@ -78,13 +79,16 @@ def _forget_dead_namespace(path):
             with os.scandir(path) as entries:
                 for entry in entries:
                     if entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        os.unlink(entry.path)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(entry.path)
         if cookie is not None and old != cookie:
             tmp = f"{stamp}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                              0o600), "w") as f:
                 f.write(cookie + "\n")
             os.replace(tmp, stamp)
+    except FileNotFoundError:
+        return  # removed while we waited for it (its namespace had no agr interface left)
     finally:
         os.close(fd)
     _checked.add(path)
@@ -126,3 +130,234 @@ def revive_lock_file():
 def control_address(name):
     # Abstract socket: Linux scopes it to the network namespace, and it leaves no file behind.
     return f"\0agrconfig/{name}"
+
+
+# The runtime directory lives while its namespace has agr interfaces. It is removed when a
+# command that holds the namespace lock finds none left, and when a command finds that the
+# namespace itself is gone. The lock files are inside it, so a lock is taken again when the file
+# turned out to be unlinked by the time we held it: a lock on an unlinked file excludes no one.
+BOOKKEEPING = frozenset({"lock", "revive.lock", STAMP, f"{STAMP}.tmp"})
+
+
+def take_lock(path_of, blocking=True):
+    """An fd holding flock(LOCK_EX) on the file path_of() names (it makes the directory), or
+    None when not `blocking` and someone else holds it."""
+    while True:
+        path = path_of()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue   # the directory was removed between being made and the open
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if os.fstat(fd).st_nlink:
+            return fd
+        os.close(fd)   # unlinked with its directory while we waited: take the new one
+
+
+def lock_namespace():
+    return take_lock(lock_file)
+
+
+def unlock_namespace(fd):
+    """Release the namespace lock; first, with it held, remove the runtime directory when no agr
+    interface is left in it."""
+    try:
+        _remove_if_unused(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_if_unused(_held):
+    path = run_dir()
+    try:
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)   # as _forget_dead_namespace: not while it stamps
+        if not BOOKKEEPING.issuperset(os.listdir(dfd)):
+            return
+        # The revive lock, after the namespace lock as always: a status command reviving a
+        # worker holds it (it does so only where a state file is, but we look once more).
+        revive = _open_existing(path, "revive.lock", dfd)
+        try:
+            if revive is not None:
+                fcntl.flock(revive, fcntl.LOCK_EX)
+            _remove_dir(path, dfd)
+        finally:
+            if revive is not None:
+                os.close(revive)
+    finally:
+        os.close(dfd)
+
+
+def _open_existing(path, name, dfd):
+    try:
+        return os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        return None
+
+
+def _remove_dir(path, dfd, everything=False):
+    """Empty and remove a runtime directory whose locks we hold: only bookkeeping files unless
+    `everything` (its namespace is gone). Anything else (a subdirectory, a file that appeared)
+    keeps it. True when removed."""
+    names = os.listdir(dfd)
+    if not everything and not BOOKKEEPING.issuperset(names):
+        return False
+    for name in names:
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            return False
+    try:
+        os.rmdir(path)
+    except OSError as exc:   # ENOTEMPTY: a command made a file there just now
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            raise
+        return False
+    _checked.discard(path)
+    return True
+
+
+INIT_NET_NS = 0xEFFFFFF9   # the inodes of the initial namespaces are fixed (include/linux/proc_ns.h)
+INIT_PID_NS = 0xEFFFFFFC
+DIR_RE = re.compile(r"netns-([0-9]+)")
+
+
+def live_namespaces(proc="/proc"):
+    """({inode of every network namespace a process is in or a mount (ip netns add) holds},
+    complete). `complete` is False when some process might be in a namespace we cannot name:
+    we are not in the initial PID namespace (processes are hidden from us), a process's ns link
+    or a mount namespace's table cannot be read. A process whose ns link is refused (as the
+    init of some VMs) is named through the inode of its /proc/PID/net/dev, which each network
+    namespace has its own of, when a readable process shares it. Namespaces held only by an
+    open file or a socket, or only by a thread that changed namespace, are not seen."""
+    live = {INIT_NET_NS}
+    by_netdev, unknown, mounts_seen = {}, [], set()
+    try:
+        complete = os.stat(f"{proc}/self/ns/pid").st_ino == INIT_PID_NS
+    except OSError:
+        complete = False
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            netdev = os.stat(f"{proc}/{pid}/net/dev").st_ino
+        except OSError:
+            netdev = None   # gone, or a zombie (which holds no namespace)
+        try:
+            ino = os.stat(f"{proc}/{pid}/ns/net").st_ino
+            live.add(ino)
+            if netdev is not None:
+                by_netdev[netdev] = ino
+        except FileNotFoundError:
+            continue   # gone
+        except OSError:
+            unknown.append(netdev)
+        try:
+            mnt = os.stat(f"{proc}/{pid}/ns/mnt").st_ino
+        except FileNotFoundError:
+            continue
+        except OSError:
+            mnt = None   # not readable: read its table anyway
+        if mnt is not None and mnt in mounts_seen:
+            continue
+        mounts_seen.add(mnt)
+        try:
+            with open(f"{proc}/{pid}/mountinfo") as f:
+                table = f.read()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            complete = False
+            continue
+        live |= nsfs_networks(table)
+    for netdev in unknown:
+        if netdev in by_netdev:
+            live.add(by_netdev[netdev])
+        else:
+            complete = False
+    return live, complete
+
+
+def nsfs_networks(mountinfo):
+    """The network namespaces that nsfs mounts in a mountinfo table hold (ip netns add)."""
+    out = set()
+    for line in mountinfo.splitlines():
+        fields, _, fs = line.partition(" - ")
+        root = fields.split(" ")[3:4]
+        if fs.startswith("nsfs ") and root and root[0].startswith("net:[") and root[0].endswith("]"):
+            out.add(int(root[0][5:-1]))
+    return out
+
+
+SWEEP_MAX = 256   # directories locked at once by one sweep
+
+
+def sweep(scan=live_namespaces):
+    """Remove the runtime directories of network namespaces that are gone; their names.
+
+    A directory is taken only with its locks (directory, namespace, revive) got without waiting,
+    and the namespaces are looked at again once they are held: a command in that namespace
+    (which keeps it alive) either holds a lock, and the directory is skipped, or waits behind
+    ours and is seen by the second look. A namespace made meanwhile with the dead one's inode
+    is seen by the second look too. Where the look is not `complete`, only directories holding
+    no agr interface's files are removed, which is harmless even for a live namespace."""
+    own = os.path.join(RUN_ROOT, f"netns-{netns_id()}")
+    live, _complete = scan()
+    try:
+        names = os.listdir(RUN_ROOT)
+    except FileNotFoundError:
+        return []
+    dead = [n for n in names if DIR_RE.fullmatch(n) and int(n[6:]) not in live
+            and os.path.join(RUN_ROOT, n) != own][:SWEEP_MAX]
+    held = []
+    removed = []
+    try:
+        for name in dead:
+            locked = _lock_without_waiting(os.path.join(RUN_ROOT, name))
+            if locked is not None:
+                held.append((name, locked))
+        if not held:
+            return []
+        live, complete = scan()
+        for name, fds in held:
+            if int(name[6:]) not in live and _remove_dir(os.path.join(RUN_ROOT, name), fds[0], everything=complete):
+                removed.append(name)
+    finally:
+        for _name, fds in held:
+            for fd in reversed(fds):
+                os.close(fd)
+    return removed
+
+
+def _lock_without_waiting(path):
+    """[directory fd, lock fds...] all flocked, or None when any is busy or the path is not a
+    directory of ours."""
+    try:
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    fds = [dfd]
+    try:
+        st = os.fstat(dfd)
+        if st.st_uid != os.geteuid():
+            raise BlockingIOError
+        fcntl.flock(dfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for name in ("lock", "revive.lock"):
+            fd = _open_existing(path, name, dfd)
+            if fd is not None:
+                fds.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fds
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return None

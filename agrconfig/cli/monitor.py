@@ -1,6 +1,7 @@
 """`agrconfig agrN monitor`: stream port and partner events for people and scripts."""
 import errno
 import json
+import signal
 import sys
 import time
 
@@ -95,6 +96,21 @@ def satisfied(st, until):
     return bool(st.ports) and all(so(p) or p.standby for p in st.ports)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM: the way a monitor is meant to end. A KeyboardInterrupt, so that no
+    `except Exception` on the way swallows it, and main's own catch covers the last instant."""
+
+
+def _stop(signum, frame):
+    raise Stopped(signum)
+
+
+def _catch_stops():
+    """Stop on SIGINT and SIGTERM whatever was inherited: a background job of a non-interactive
+    shell starts with SIGINT ignored. Returns the handlers to put back."""
+    return {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 def run(name, words, as_json=False, out=None):
     out = out or (lambda line: (print(line), sys.stdout.flush()))
     opts = parse(words)
@@ -106,7 +122,9 @@ def run(name, words, as_json=False, out=None):
     sampled = None   # (time, {port: stats64}) of the last counters event: rates are since then
     emit = (lambda ev: out(json.dumps({"time": time.time(), "interface": name, **ev}))) if as_json else \
         (lambda ev: out(fmt_text(ev)))
+    previous = {}
     try:
+        previous = _catch_stops()
         while True:
             st = workers.worker_status(name)
             for ev in events(last, st):
@@ -132,5 +150,8 @@ def run(name, words, as_json=False, out=None):
                 sampled = (now, taken)
                 next_counters = now + opts["interval"]
             time.sleep(POLL)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # Stopped too
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,8 +2,6 @@
 ifconfig words through rtnetlink, serialized per network namespace. One command is all or
 nothing: when a word fails, what the words before it changed is undone."""
 import errno
-import fcntl
-import os
 
 from .. import paths
 from ..errors import AgrError
@@ -17,12 +15,11 @@ class Namespace:
     """Serializes mutating commands within this network namespace."""
 
     def __enter__(self):
-        self.fd = os.open(paths.lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.fd = paths.lock_namespace()
         return self
 
     def __exit__(self, *exc):
-        os.close(self.fd)
+        paths.unlock_namespace(self.fd)   # removes the runtime directory if no agr is left
 
 
 def apply(name, ops):

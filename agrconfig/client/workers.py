@@ -1,7 +1,6 @@
 """Workers seen from the client: find, spawn, revive, upgrade and destroy them; ask them."""
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import time
@@ -76,9 +75,8 @@ def _revive_lock():
     namespace lock (status) cannot bring back a worker that `destroy` is stopping, and two
     commands never start two workers for one interface. Always taken after the namespace
     lock, never before it: no deadlock."""
-    fd = os.open(paths.revive_lock_file(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = paths.take_lock(paths.revive_lock_file)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
@@ -239,7 +237,18 @@ def create(name):
             raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
     if rtnl.link(name) is not None:
         raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{name} already exists")
+    _sweep()
     worker.spawn(name, resume=False)
+
+
+def _sweep():
+    """A create also removes the runtime directories of namespaces that are gone (a namespace
+    deleted with its workers killed leaves its directory behind); never fails the create."""
+    try:
+        for gone in paths.sweep():
+            log.debug("agrconfig: removed %s: its network namespace is gone", gone)
+    except OSError as exc:
+        log.warning("agrconfig: cannot remove the runtime directories of namespaces that are gone: %s", exc)
 
 
 def destroy(name):

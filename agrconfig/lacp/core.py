@@ -18,7 +18,7 @@ from .periodic import Periodic
 from .port import (DEFAULT_PORT_PRIORITY, DEFAULT_SYSTEM_PRIORITY, FAST_PERIODIC_TIME, SELECTED,
                    SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port)
 from .rx import Rx
-from .wtr import Wtr, WtrState
+from .wtr import WaitToRestore, Wtr, WtrState
 from .actor_churn import ActorChurnState
 from .mux import MuxState
 from .partner_churn import PartnerChurnState
@@ -55,6 +55,7 @@ class LacpCore:
                  fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
                  fallback: bool = False, wtr_time: float = 0.0, now: float = 0.0):
         self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active, wtr_time)
+        self.wtr = WaitToRestore(wtr_time)   # agrwtr, by port; the Wtr machine drives it
         self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
         self.fallback = fallback     # lacpfallback: one plain port while every port is defaulted
         self.ports: dict[int, Port] = {}
@@ -78,8 +79,8 @@ class LacpCore:
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
         if resume is not None and carrier:
             resume_port(port, resume, now, log)
-            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING:
-                Wtr.enter(port, WtrState.RESTORED, log)   # it distributed: no new wait
+            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING and port.rx_state == RxState.CURRENT:
+                Wtr.resumed(port, self, log)   # it distributed: no new wait
             port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag
         return self._run(now, log)
@@ -92,6 +93,7 @@ class LacpCore:
     def remove_port(self, now, port_id) -> Output:
         now = self._clock(now)
         self.ports.pop(port_id, None)
+        self.wtr.forget(port_id)
         return self._run(now)
 
     def set_carrier(self, now, port_id, up) -> Output:
@@ -155,10 +157,8 @@ class LacpCore:
         ends every wait."""
         now = self._clock(now)
         old, self.system.wtr_time = self.system.wtr_time, seconds
+        self.wtr.set_time(seconds)
         for port in self.ports.values():
-            timer = port.timers["wtr"]
-            if timer.running and seconds > 0:
-                timer.deadline += seconds - old
             if (old > 0) != (seconds > 0):
                 port.ntt = True   # whether our Synchronization is held may change
         return self._run(now)
@@ -239,6 +239,9 @@ class LacpCore:
     def get_timer(self):
         deadlines = [d for port in self.ports.values() for d in port.deadlines()]
         deadlines += [d for d in (tx.deadline(p, self.now) for p in self.ports.values()) if d is not None]
+        wtr = self.wtr.deadline()
+        if wtr is not None:
+            deadlines.append(wtr)
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now) -> Output:
@@ -313,8 +316,7 @@ class LacpCore:
         return self.now
 
     def _wtr_left(self, p):
-        deadline = p.timers["wtr"].deadline
-        return max(0.0, deadline - self.now) if deadline is not None and p.wtr_hold else None
+        return self.wtr.wtr_left(self.now, p.port_id) if p.wtr_hold else None
 
     def _is_distributing(self, p):
         # Both ends in sync and collecting: only then may frames leave on the port.

@@ -125,7 +125,7 @@ class Timer:
         return False
 
 
-TIMER_NAMES = ("current_while", "periodic", "wait_while", "actor_churn", "partner_churn", "wtr")
+TIMER_NAMES = ("current_while", "periodic", "wait_while", "actor_churn", "partner_churn")   # wtr: wtr.py
 COUNTER_NAMES = ("lacpdu_rx", "lacpdu_tx", "lacpdu_err", "marker_rx", "marker_tx", "marker_resp_rx",
                  "loop")
 

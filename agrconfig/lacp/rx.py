@@ -105,6 +105,7 @@ class Rx(Machine):
         (S.EXPIRED, S.DEFAULTED): "current_while expired",
         (S.CURRENT, S.EXPIRED): "current_while expired",
         (S.PORT_DISABLED, S.CURRENT): "resumed after a worker restart",
+        (S.PORT_DISABLED, S.DEFAULTED): "resumed defaulted after a worker restart",
     }
 
     @classmethod

@@ -11,6 +11,8 @@ from .statefile import all_names, load as load_state, members, owner_of, remove 
 def spawn(name, resume):
     """Fork a daemonized, supervised worker for `name`; wait until it serves or fails."""
     from .process import spawn as _spawn   # the worker's imports are for the worker, not every command
+    from .tap import ensure_device
+    ensure_device()   # here, as root: the worker cannot load the tun module
     return _spawn(name, resume)
 
 

@@ -9,6 +9,7 @@ the control socket's protocol.
 import abc
 
 from ..lacp import DistributingChanged, LacpCore, Output, PortSnapshot
+from ..lacp.wtr import WaitToRestore
 from ..status import LacpPortStatus, LacpStatus
 
 
@@ -176,14 +177,13 @@ class Lacp(Aggregation):
 class Static(Aggregation):
     """agrproto loadbalance (link1): no LACP and no Marker frames at all; every port that is up
     (carrier, and agrlinkcheck's targets heard) distributes, once its wait-to-restore (agrwtr)
-    is over."""
+    is over: a port whose carrier comes back waits."""
     kind = "static"
 
     def __init__(self, act=None, wtr_time=0):
         self.act = act                # the worker's handler: told when a wait ends
-        self.wtr_time = wtr_time
-        self.restoring = {}           # port index -> when its wait-to-restore ends
-        self.now = 0.0
+        self.wtr = WaitToRestore(wtr_time)
+        self.now = 0.0                # the latest time we were told: status's time left
 
     def fits(self, flags):
         return flags["proto"] == "loadbalance"
@@ -192,9 +192,8 @@ class Static(Aggregation):
         return resume  # kept for a later switch to LACP, as a dead worker saved it
 
     def configure(self, now, flags):
-        # A running wait goes on with the new time from its start; 0 ends every wait.
-        shift, self.wtr_time = flags["wtr_time"] - self.wtr_time, flags["wtr_time"]
-        self.restoring = {i: t + shift for i, t in self.restoring.items()} if self.wtr_time else {}
+        self.wtr.set_time(flags["wtr_time"])
+        self._restore_due(now)
 
     def configure_port(self, now, port):
         pass  # kept for LACP; loadbalance ranks no port
@@ -203,15 +202,11 @@ class Static(Aggregation):
         self.set_carrier(now, port.index, port.carrier)
 
     def remove_port(self, now, index):
-        self.restoring.pop(index, None)
+        self.wtr.forget(index)
 
     def set_carrier(self, now, index, up):
-        # Carrier back: wait; lost (a flap during the wait): the wait starts over next time.
         self.now = max(self.now, now)
-        if up and self.wtr_time:
-            self.restoring[index] = now + self.wtr_time
-        else:
-            self.restoring.pop(index, None)
+        self.wtr.update(now, index, up)
 
     def set_system_mac(self, now, mac):
         pass
@@ -220,23 +215,24 @@ class Static(Aggregation):
         pass  # a partner's LACPDUs and Markers go unanswered
 
     def get_timer(self):
-        return min(self.restoring.values(), default=None)
+        return self.wtr.deadline()
 
     def handle_timer(self, now):
+        self._restore_due(now)
+
+    def _restore_due(self, now):
         self.now = max(self.now, now)
-        done = tuple(i for i, t in self.restoring.items() if t <= now)
-        for i in done:
-            del self.restoring[i]
+        done = self.wtr.restore_due(now)
         if done and self.act is not None:
             self.act(Output([DistributingChanged(done)]))   # the worker reads the sets again
 
     def sets(self, ports):
-        up = frozenset(p.index for p in ports if p.up and p.index not in self.restoring)   # carrier, agrlinkcheck, agrwtr
+        up = frozenset(p.index for p in ports if p.up and not self.wtr.waiting(p.index))   # carrier, agrlinkcheck, agrwtr
         return up, up
 
     def port_status(self, index):
-        end = self.restoring.get(index)
-        return {"static_wtr_left": max(0.0, end - self.now)} if end is not None else {}
+        left = self.wtr.wtr_left(self.now, index)
+        return {"static_wtr_left": left} if left is not None else {}
 
     def status(self):
         return None

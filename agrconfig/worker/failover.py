@@ -5,10 +5,10 @@ Selection is sans-IO (Selector: a clock passed in, no sockets) so a fake clock t
 Failover aggregation around it turns its moves into the worker's actions: the new sets, and a
 gratuitous ARP / unsolicited Neighbor Advertisement per address of agrN on the new port.
 """
-import time
 from dataclasses import dataclass
 
 from ..lacp import DistributingChanged, Output, Transmit
+from ..lacp.wtr import WaitToRestore
 from ..status import FailoverPortStatus, FailoverStatus, Role
 from .aggregation import Aggregation
 
@@ -17,43 +17,50 @@ from .aggregation import Aggregation
 class Candidate:
     priority: int
     up: bool = False
-    waiting: bool = False   # came back, wait-to-restore not over yet
-    ready_at: float = 0.0
 
 
 class Selector:
     """Which port is active. The best is the lowest (priority, port number). The active port
     stays while it is up unless a ready port has a strictly better priority (sticky on equal
     priorities, so a returning port does not move the traffic twice). A port that comes back
-    waits `wtr` seconds first; a drop meanwhile restarts the wait. With no port ready at all, the
-    best one still waiting is taken at once, as bonding does with updelay: waiting would only
-    lengthen an outage."""
+    waits `wtr` seconds first (WaitToRestore: a drop meanwhile restarts the wait). With no port
+    ready at all, the best one still waiting is taken at once, as bonding does with updelay:
+    waiting would only lengthen an outage."""
 
     def __init__(self, wtr=0.0):
-        self.wtr = wtr
+        self.restore = WaitToRestore(wtr)
         self.ports = {}        # port number (ifindex) -> Candidate
         self.active = None
 
+    @property
+    def wtr(self):
+        return self.restore.time
+
     def add(self, now, port, priority, up):
         """A port attached while another is active: sticky unless strictly better."""
-        self.ports[port] = Candidate(priority, up)   # attached with carrier: no wait
+        self._enter(port, priority, up)
         return self.select(now)
 
     def start(self, now, ports):
         """Every port at once, (number, priority, up): the best of them, whatever the order."""
         for port, priority, up in ports:
-            self.ports[port] = Candidate(priority, up)
+            self._enter(port, priority, up)
         return self.select(now)
+
+    def _enter(self, port, priority, up):
+        self.ports[port] = Candidate(priority, up)
+        self.restore.forget(port)
+        if up:
+            self.restore.restore(port)   # attached with carrier: no wait
 
     def remove(self, now, port):
         self.ports.pop(port, None)
+        self.restore.forget(port)
         return self.select(now)
 
     def set_up(self, now, port, up):
-        c = self.ports[port]
-        if up and not c.up:
-            c.waiting, c.ready_at = self.wtr > 0, now + self.wtr
-        c.up = up
+        self.ports[port].up = up
+        self.restore.update(now, port, up)
         return self.select(now)
 
     def set_priority(self, now, port, priority):
@@ -61,7 +68,7 @@ class Selector:
         return self.select(now)
 
     def set_wtr(self, now, wtr):
-        self.wtr = wtr
+        self.restore.set_time(wtr)
         return self.select(now)
 
     def _rank(self, port):
@@ -70,27 +77,24 @@ class Selector:
     def select(self, now):
         """Choose; returns (old, new) when the active port changed, else None."""
         old = self.active
-        for c in self.ports.values():
-            if c.waiting and c.ready_at <= now:
-                c.waiting = False
-        ready = [p for p, c in self.ports.items() if c.up and not c.waiting]
+        self.restore.restore_due(now)
+        ready = [p for p, c in self.ports.items() if c.up and not self.restore.waiting(p)]
         if not ready:
             ready = [p for p, c in self.ports.items() if c.up]
         best = min(ready, key=self._rank, default=None)
         if old in ready and self.ports[best].priority >= self.ports[old].priority:
             best = old   # sticky
         if best is not None:
-            self.ports[best].waiting = False
+            self.restore.restore(best)   # taken: its wait is over
         self.active = best
         return (old, best) if best != old else None
 
     def next_deadline(self):
         """When a waiting port becomes ready (and may take over), or None."""
-        return min((c.ready_at for c in self.ports.values() if c.up and c.waiting), default=None)
+        return self.restore.deadline()
 
     def wait_left(self, now, port):
-        c = self.ports.get(port)
-        return max(0.0, c.ready_at - now) if c and c.up and c.waiting else 0.0
+        return self.restore.wtr_left(now, port) or 0.0
 
     def role(self, port):
         if port == self.active:
@@ -108,16 +112,19 @@ class Failover(Aggregation):
         self.act = act
         self.announce = announce
         self.selector = Selector(wtr)
+        self.now = 0.0   # the latest time we were told (each loop turn): status's time left
 
     def fits(self, flags):
         return flags["proto"] == "failover"
 
     def start(self, now, ports, resume):
+        self._clock(now)
         change = self.selector.start(now, [(p.index, p.options["port_priority"], p.up) for p in ports])
         self._moved(change, force=True)
         return resume   # kept for a later switch back to LACP
 
     def configure(self, now, flags):
+        self._clock(now)
         self._moved(self.selector.set_wtr(now, flags["wtr_time"]))
 
     def _moved(self, change, force=False):
@@ -129,15 +136,19 @@ class Failover(Aggregation):
         self.act(Output([DistributingChanged(ports, ports)], frames))
 
     def configure_port(self, now, port):
+        self._clock(now)
         self._moved(self.selector.set_priority(now, port.index, port.options["port_priority"]))
 
     def add_port(self, now, port):
+        self._clock(now)
         self._moved(self.selector.add(now, port.index, port.options["port_priority"], port.up))
 
     def remove_port(self, now, index):
+        self._clock(now)
         self._moved(self.selector.remove(now, index))
 
     def set_carrier(self, now, index, up):
+        self._clock(now)
         if index in self.selector.ports:
             self._moved(self.selector.set_up(now, index, up))
 
@@ -150,7 +161,11 @@ class Failover(Aggregation):
     def get_timer(self):
         return self.selector.next_deadline()
 
+    def _clock(self, now):
+        self.now = max(self.now, now)
+
     def handle_timer(self, now):
+        self._clock(now)
         deadline = self.selector.next_deadline()
         if deadline is not None and deadline <= now:
             self._moved(self.selector.select(now))
@@ -164,7 +179,7 @@ class Failover(Aggregation):
         if index not in self.selector.ports:
             return {}
         return {"failover": FailoverPortStatus(self.selector.role(index),
-                                               round(self.selector.wait_left(time.monotonic(), index), 3))}
+                                               round(self.selector.wait_left(self.now, index), 3))}
 
     def status(self):
         return None

@@ -80,8 +80,11 @@ def peer(lab, ns):
 
 
 def start_monitor(ns, command):
+    # SIGINT back to its default in the child: the old release's monitor stops on SIGINT only
+    # when it did not inherit SIG_IGN (a suite started as a background job of `sh -c`).
     mon = subprocess.Popen(["ip", "netns", "exec", ns, *command, "--json", "agr0", "monitor", "interval", "0.5"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     events = []
     threading.Thread(target=lambda: events.extend(json.loads(line) for line in mon.stdout), daemon=True).start()
     return mon, events

@@ -190,6 +190,36 @@ def test_restarted_worker_resumes_lacp_so_the_partner_sees_no_change(lab):
     assert lab.ping(a, "192.0.2.2", count=2)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_monitor_stops_on_a_signal_even_when_started_with_sigint_ignored(lab, sig):
+    # A background job of a non-interactive shell (`sh -c 'agrconfig agr0 monitor &'`) starts
+    # with SIGINT ignored; SIGINT and SIGTERM must still end the monitor, cleanly.
+    a, _b = host_pair(lab)
+    aggregate(lab, a)
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    # The premise: what is started so, through ip netns exec, has SIGINT ignored.
+    status = subprocess.run(["ip", "netns", "exec", a, "cat", "/proc/self/status"], preexec_fn=ignore_sigint,
+                            capture_output=True, text=True, check=True).stdout
+    ignored = int(next(l for l in status.splitlines() if l.startswith("SigIgn:")).split()[1], 16)
+    assert ignored & 1 << (signal.SIGINT - 1), status
+    mon = subprocess.Popen(["ip", "netns", "exec", a, *AGRCONFIG, "--json", "agr0", "monitor", "interval", "0.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint)
+    try:
+        assert json.loads(mon.stdout.readline())["event"] == "port-attached"  # running, handlers set
+        mon.send_signal(sig)
+        start = time.monotonic()
+        out, err = mon.communicate(timeout=5)
+        took = time.monotonic() - start
+    finally:
+        if mon.poll() is None:
+            mon.kill()
+            mon.wait()
+    assert mon.returncode == 0, err
+    assert err == "", err
+    assert took < 1.0, f"the monitor took {took:.2f} s to stop"
+    ok(lab, a, "agr0", "destroy")
+
+
 def test_next_command_revives_a_worker_whose_supervisor_died_too(lab):
     a, _b = host_pair(lab)
     aggregate(lab, a)

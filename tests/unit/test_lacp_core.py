@@ -306,6 +306,11 @@ def _walk(fast):
                               resume=PortSnapshot.from_json(
                                   {"partner": [0x8000, "020000000002", 0x100, 0x8000, 101, 0x3D],
                                    "mux": "ATTACHED"})))
+    # A port that heard no partner resumes defaulted (lacpfallback's plain link goes on).
+    w.deliver(a3, a3.add_port(w.now, 2, mac(12), carrier=True,
+                              resume=PortSnapshot.from_json(
+                                  {"partner": [0, "000000000000", 0, 0, 0, 0x06],
+                                   "mux": "ATTACHED", "rx": "DEFAULTED"})))
     return w
 
 
@@ -373,7 +378,7 @@ def test_illegal_transition_is_refused():
     port = a.ports[1]
     log = []
     with pytest.raises(AssertionError):
-        Rx.enter(port, "DEFAULTED", log)
+        Rx.enter(port, "INITIALIZE", log)   # (PORT_DISABLED -> DEFAULTED is a resume's now)
     assert port.rx_state == "PORT_DISABLED" and log == [], "refused: nothing changed"
 
 

@@ -2,7 +2,9 @@
 with carrier is DEFAULTED, exactly one carries traffic as a plain link (best priority, then the
 lowest port number); LACPDUs keep going out on every port; a valid LACPDU ends it. Fake clock."""
 from agrconfig.lacp import LacpCore, Transmit
+from agrconfig.lacp import pdu as P
 from agrconfig.lacp.events import DistributingChanged
+from agrconfig.lacp.snapshot import PortSnapshot
 from tests.unit.lacp_wire import Wire, mac
 from tests.unit.test_lacp_controls import run_clock
 from tests.unit.test_lacp_timers import Peer, assert_settled
@@ -115,3 +117,99 @@ def test_no_port_with_carrier_no_fallback():
     run_clock(a, 4.0)
     a.set_carrier(4.0, 1, False)
     assert a.fallback_port() is None and a.distributing() == ()
+
+
+def restarted(a, now, ports=(1, 2, 3), through_json=True, **kw):
+    """A new core (a restarted worker) that resumes a's ports from a's snapshot, as the state
+    file carries it."""
+    snap = a.snapshot()
+    if through_json:
+        snap = {p: PortSnapshot.from_json(s.to_json()) for p, s in snap.items()}
+    b = LacpCore(mac(1), fallback=True, **kw)
+    outs = [b.add_port(now, p, mac(10 + p), carrier=True, resume=snap.get(p)) for p in ports]
+    return b, outs
+
+
+def test_a_restarted_worker_carries_fallback_on_at_once():
+    """The snapshot carries DEFAULTED ports: the plain link goes on carrying traffic, instead of
+    waiting out the expiry (3 s) again."""
+    a = alone()
+    run_clock(a, 4.0)
+    assert a.distributing() == (1,)
+    snap = a.snapshot()
+    assert set(snap) == {1, 2, 3}
+    assert snap[1].to_json()["rx"] == "DEFAULTED" and snap[1].to_json()["mux"] == "ATTACHED"
+    b, outs = restarted(a, 10.0)
+    assert b.distributing() == (1,) and b.collecting() == (1,) and b.fallback_port() == 1
+    assert [b.port_status(p)["rx_state"] for p in (1, 2, 3)] == ["DEFAULTED"] * 3
+    # It never stops: no change of the distributing set while the clock runs on.
+    changes = [x for _t, x in run_clock(b, 30.0) if isinstance(x, DistributingChanged)]
+    assert changes == [] and b.distributing() == (1,)
+    # And it still speaks LACP on every port, saying it is defaulted, from the first instant.
+    sent = {x.port_id: P.decode(P.parse_frame(x.frame)[1]) for out in outs for x in out.frames}
+    assert set(sent) == {1, 2, 3}
+    assert all(pdu.actor.state & P.DEFAULTED and not pdu.actor.state & P.EXPIRED for pdu in sent.values())
+    assert "DEFAULTED" in b.port_status(1)["actor_state_str"]
+    assert_settled(b)
+
+
+def test_without_the_defaulted_ports_a_restart_would_wait_the_timeouts_again():
+    """What the snapshot spares: the same restart from no snapshot has no traffic for 3 s."""
+    a = alone()
+    run_clock(a, 4.0)
+    b = LacpCore(mac(1), fallback=True)
+    for p in (1, 2, 3):
+        b.add_port(10.0, p, mac(10 + p), carrier=True)
+    assert b.distributing() == ()
+    run_clock(b, 12.9)
+    assert b.distributing() == ()
+    run_clock(b, 13.1)
+    assert b.distributing() == (1,)
+
+
+def test_a_partner_heard_after_the_restart_ends_fallback_as_before():
+    a = alone(fast_timeout=True)
+    run_clock(a, 4.0)
+    b, _outs = restarted(a, 10.0, fast_timeout=True)
+    Peer(b).say(10.5, 2)
+    assert b.fallback_port() is None and 1 not in b.distributing()
+    assert b.port_status(2)["rx_state"] == "CURRENT"
+
+
+def test_optimistic_defaulted_ports_resume_distributing():
+    """-lacpstrict without fallback: every defaulted port distributes, and goes on doing so."""
+    a = LacpCore(mac(1), strict=False)
+    for p in (1, 2):
+        a.add_port(0.0, p, mac(10 + p), carrier=True)
+    run_clock(a, 4.0)
+    assert a.distributing() == (1, 2)
+    snap = {p: PortSnapshot.from_json(s.to_json()) for p, s in a.snapshot().items()}
+    assert {p: (s.rx, s.mux) for p, s in snap.items()} == {p: ("DEFAULTED", "COLLECTING_DISTRIBUTING") for p in (1, 2)}
+    b = LacpCore(mac(1), strict=False)
+    for p in (1, 2):
+        b.add_port(10.0, p, mac(10 + p), carrier=True, resume=snap[p])
+    assert b.distributing() == (1, 2)
+    assert [x for _t, x in run_clock(b, 30.0) if isinstance(x, DistributingChanged)] == []
+    assert_settled(b)
+
+
+def test_a_defaulted_port_resumes_with_todays_administrative_partner():
+    """The saved partner of a defaulted port is the defaults of its day: a restart with
+    lacpstrict changed meanwhile takes the new ones, as recordDefault would."""
+    a = LacpCore(mac(1), strict=False)
+    a.add_port(0.0, 1, mac(11), carrier=True)
+    run_clock(a, 4.0)
+    b = LacpCore(mac(1), strict=True, fallback=True)
+    b.add_port(10.0, 1, mac(11), carrier=True, resume=a.snapshot()[1])
+    assert b.ports[1].partner == b.system.partner_admin()
+    assert b.fallback_port() == 1
+
+
+def test_a_port_without_carrier_at_the_restart_starts_afresh():
+    a = alone()
+    run_clock(a, 4.0)
+    b = LacpCore(mac(1), fallback=True)
+    b.add_port(10.0, 1, mac(11), carrier=False, resume=a.snapshot()[1])
+    b.add_port(10.0, 2, mac(12), carrier=True, resume=a.snapshot()[2])
+    assert b.port_status(1)["rx_state"] == "PORT_DISABLED"
+    assert b.distributing() == (2,)

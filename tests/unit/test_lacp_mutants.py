@@ -226,7 +226,7 @@ def test_defaulting_drops_the_partner_and_selects_afresh():
     assert not [x for x in out if type(x).__name__ == "PartnerChanged"]
 
 
-def test_snapshot_keeps_attached_and_distributing_current_ports_only():
+def test_snapshot_keeps_attached_and_distributing_current_ports_not_expired_ones():
     a, peer = converged(ports=(1, 2, 3), state=LIVE)
     peer.say(5.5, 2, state=LIVE & ~P.SYNC)              # 2: attached, the partner not in sync
     a.handle_timer(8.4)                                 # 3: silent since 5: EXPIRED, attached
@@ -298,8 +298,8 @@ def test_optimistic_default_partner_is_one_aggregatable_fast_partner():
 def test_an_illegal_transition_is_named():
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11))
-    with pytest.raises(AssertionError, match="illegal rx transition PORT_DISABLED -> DEFAULTED"):
-        Rx.enter(a.ports[1], "DEFAULTED", [])
+    with pytest.raises(AssertionError, match="illegal rx transition PORT_DISABLED -> INITIALIZE"):
+        Rx.enter(a.ports[1], "INITIALIZE", [])
 
 
 def test_an_individual_port_matches_a_partner_that_sees_it_individual():

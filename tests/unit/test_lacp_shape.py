@@ -87,9 +87,20 @@ def test_an_old_releases_snapshot_is_read_and_written_back_the_same():
     dict(OLD_ENTRY, partner=[0x8000, "020000000002", -1, 0x8000, 101, 0x3D]),
     dict(OLD_ENTRY, partner=[0x8000, "020000000002", 0x100, 0x8000, 101, 0x100]),  # state is 8 bits
     dict(OLD_ENTRY, partner=[0x8000, "020000000002", 0x100, 0x8000, "101", 0x3D]),
+    dict(OLD_ENTRY, rx="EXPIRED"), dict(OLD_ENTRY, rx="PORT_DISABLED"), dict(OLD_ENTRY, rx="nonsense"),
+    dict(OLD_ENTRY, rx=None), dict(OLD_ENTRY, rx=["DEFAULTED"]),
 ])
 def test_a_damaged_snapshot_is_refused(entry):
     assert PortSnapshot.from_json(entry) is None
+
+
+def test_a_defaulted_ports_snapshot_says_so_and_reads_back():
+    entry = dict(OLD_ENTRY, mux="ATTACHED", rx="DEFAULTED")
+    snap = PortSnapshot.from_json(entry)
+    assert snap.rx == "DEFAULTED" and snap.mux == MuxState.ATTACHED
+    assert snap.to_json() == entry
+    assert "rx" not in PortSnapshot.from_json(dict(OLD_ENTRY, rx="CURRENT")).to_json(), \
+        "a CURRENT port's entry is as release 0.1.0 wrote it"
 
 
 def test_a_snapshot_resumes_a_port_where_it_was():
