@@ -233,11 +233,12 @@ class PortStatus(Model):
 
     @property
     def wtr_left(self):
-        """Seconds of wait-to-restore left, whichever aggregation counts it (None: no wait)."""
+        """Seconds of wait-to-restore left, whichever aggregation counts it (None: no wait;
+        failover's own entry says 0.0 then, as release 0.2.0 did)."""
         if self.lacp is not None:
             return self.lacp.wtr_left
         if self.failover is not None:
-            return self.failover.wtr_left
+            return self.failover.wtr_left or None
         return self.static_wtr_left
 
     @property

@@ -114,14 +114,14 @@ def agr_lines(ws, verbose=False):
         if p.reason:
             out.append(f"\t\tnot distributing: {p.reason}")
         if p.lacp is None and p.failover is None and p.wtr_left is not None:
-            out.append(f"\t\twait-to-restore {p.wtr_left:.1f} s left")   # loadbalance: the wait is all there is
+            out.append(f"\t\t{_wait_text(p.wtr_left)}")   # loadbalance: the wait is all there is
         if p.linkcheck is not None:   # agrlinkcheck's verdict on this port
             lc = p.linkcheck
             heard = "never" if lc.heard_ago is None else f"{lc.heard_ago:.1f}s ago"
             out.append(f"\t\tlinkcheck {'up' if lc.up else 'down'}, target last heard {heard}")
         fo = p.failover
         if fo is not None:   # agrproto failover: the port's role and what ranks it
-            wait = f", wait-to-restore {fo.wtr_left:.1f}s" if fo.wtr_left else ""
+            wait = f", {_wait_text(p.wtr_left)}" if p.wtr_left is not None else ""
             out.append(f"\t\t{fo.role}, priority {p.port_priority:#06x},{p.index}{wait}")
         lacp = p.lacp
         if lacp is not None:
@@ -161,8 +161,12 @@ def _selected_text(lacp):
     text = str(lacp.selected).lower()
     text = text + " (agrmaxports)" if lacp.limited else text
     text = text + ", fallback" if lacp.fallback else text
-    left = lacp.wtr_left
-    return text + f", wait-to-restore {left:.1f} s left" if left is not None else text
+    return text + f", {_wait_text(lacp.wtr_left)}" if lacp.wtr_left is not None else text
+
+
+def _wait_text(left):
+    """agrwtr's wait, in the same words whichever aggregation counts it."""
+    return f"wait-to-restore {left:.1f} s left"
 
 
 def _active_port(ws):
@@ -266,7 +270,7 @@ def _port_json(p):
         })
         out["standby_maxports"] = lacp.limited
         out["fallback"] = lacp.fallback
-    out["wtr_left"] = lacp.wtr_left if lacp is not None else p.static_wtr_left
+    out["wtr_left"] = p.wtr_left   # one field for LACP, loadbalance and failover
     if p.linkcheck is not None:
         out["linkcheck"] = plain(p.linkcheck)
     if p.failover is not None:   # bonding's sysfs slave state: active or backup
