@@ -207,3 +207,10 @@ def test_queries_print_text_unless_asked_for_json(monkeypatch):
     with pytest.raises(UsageError) as err:
         WhichPort(()).run("agr0", dry_run=True)
     assert str(err.value) == "whichport is a query: it takes no -n"
+
+
+def test_the_model_shows_every_field_in_a_failed_assertion():
+    assert repr(agr(addrs=("192.0.2.1/24",), lacp_fast=True)).startswith(
+        "Interface(exists=True, agr=True, ports=['re0'], flags={")
+    assert repr(Interface(exists=False)) == (
+        "Interface(exists=False, agr=False, ports=[], flags={}, port_flags={}, mtu=None, up=False, addrs=set())")
