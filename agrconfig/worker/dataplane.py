@@ -51,8 +51,11 @@ class Relay:
     egress program and the main thread read through the join map's mapping.
     """
 
-    def __init__(self, tap_fd, on_slow_frame):
+    def __init__(self, tap_fd, on_slow_frame, clock=None):
         self.tap_fd = tap_fd
+        # The worker's injectable clock (monotonic seconds); by default this module's time,
+        # looked up at each call so that a test may replace it.
+        self.clock = clock or (lambda: time.monotonic())
         self.on_slow_frame = on_slow_frame  # called from the relay thread with (port_index, bytes)
         self.tx_table = ()          # (socket, counters) of distributing ports, in order
         self.rx_table = {}          # fd -> (port index, socket) of collecting ports
@@ -94,7 +97,7 @@ class Relay:
         if self.tx_table and {s for s, _ in table} - {s for s, _ in self.tx_table}:
             # A port joins: flows move to it while their older frames may still sit in
             # another port's queue. A short hold lets those drain first: no reordering.
-            self.hold_until = time.monotonic() + HOLD
+            self.hold_until = self.clock() + HOLD
         self.tx_table = table
         self.all_ports = {p.sock.fileno(): (p.index, p.sock) for p in ports if p.sock}
         self.rx_table = frozenset(fd for fd, (idx, _) in self.all_ports.items() if idx in collecting)
@@ -158,7 +161,7 @@ class Relay:
             drain = self._drain
             pending = drain is not None and drain[1] != self.drained_gen
             hold_until = self.hold_until
-            now = time.monotonic()
+            now = self.clock()
             holding = hold_until > now
             if holding:  # a port joined: frames wait in agrN's queue meanwhile
                 timeout = (hold_until - now) * 1000
@@ -189,10 +192,10 @@ class Relay:
                     stale = True
             if not pending:
                 quiet_until = None
-            elif tap_moved or not tap_empty or self.hold_until != hold_until or self.hold_until > time.monotonic():
+            elif tap_moved or not tap_empty or self.hold_until != hold_until or self.hold_until > self.clock():
                 quiet_until = None  # frames came, or may be waiting, or a join began: not quiet
             else:
-                now = time.monotonic()
+                now = self.clock()
                 if quiet_until is None:
                     quiet_until = now + drain[0]
                 if now >= quiet_until:
@@ -232,7 +235,7 @@ class Relay:
             table = self.tx_table
             if table is not self._last_table:
                 self._last_table = table
-                if self.hold_until > time.monotonic():
+                if self.hold_until > self.clock():
                     return moved, False
             try:
                 n = os.readv(fd, iov)
@@ -309,7 +312,7 @@ class Relay:
 
     def _slow_allowed(self, index):
         """Token bucket per port for Slow Protocols frames."""
-        now = time.monotonic()
+        now = self.clock()
         bucket = self._slow_bucket.get(index)
         if bucket is None:
             bucket = self._slow_bucket[index] = [SLOW_BURST, now]

@@ -91,7 +91,7 @@ class Worker:
             os.close(self.tap_fd)
             raise
         self.members.tap_index = self.tap_index
-        self.relay = Relay(self.tap_fd, self.agg.from_relay)
+        self.relay = Relay(self.tap_fd, self.agg.from_relay, clock=self.clock)
         self.datapath = DataPathPart(datapath.RelayPath(self.name, self.relay), self.relay,
                                      lambda now: self.links.changed(now, self.tap_index, gone=True))
         now = self.clock()

@@ -478,3 +478,25 @@ def test_a_failing_loop_logs_its_traceback_then_exits_70(n, monkeypatch, caplog)
     assert rec.levelname == "CRITICAL"
     assert rec.getMessage() == "relay thread failed; the worker exits to be restarted"
     assert rec.exc_info and rec.exc_info[0] is ZeroDivisionError
+
+
+def test_the_relay_reads_the_clock_it_is_given(n):
+    """The worker hands the relay its injectable clock: a join's hold is counted from it."""
+    given = Clock(now=5.0)
+    n.relay.clock = given.monotonic
+    n.set({0})
+    n.set({0, 1})                                 # a join
+    assert n.relay.hold_until == 5.0 + dataplane.HOLD
+    given.now += dataplane.HOLD
+    n.tap_far.send(VNET + frame(1))
+    assert n.relay._send_from_tap() == (True, True), "the hold is over by the given clock"
+
+
+def test_a_relay_made_with_a_clock_keeps_it():
+    r, w = os.pipe()
+    try:
+        relay = Relay(r, lambda *a: None, clock=Clock(now=7.0).monotonic)
+        assert relay.clock() == 7.0
+    finally:
+        os.close(r)
+        os.close(w)
