@@ -83,8 +83,8 @@ def in_fallback(lab, ns, want):
         next(p for p, f in want.items() if f == 3)
 
 
-@pytest.mark.parametrize("datapath", ["relay", "ebpf"])
-def test_one_cable_carries_traffic_the_other_none(lab, datapath):
+def fallback_behind_a_bridge(lab, datapath):
+    """agr0 in a with lacpfallback, both cables to a plain bridge in b (no LACP): re0 carries."""
     a, b = host_pair(lab)
     bridge(lab, b, ("re0", "re1"))
     for p in ("re0", "re1"):
@@ -92,6 +92,12 @@ def test_one_cable_carries_traffic_the_other_none(lab, datapath):
     ok(lab, a, "agr0", "create", "datapath", datapath, "lacptimeout", "fast", "lacpfallback",
        "agrport", "re0", "agrport", "re1", "inet", "192.0.2.1/24", "up")
     lab.wait_for(lambda: in_fallback(lab, a, {"re0": 3, "re1": 0}), timeout=15, what="fallback on re0")
+    return a, b
+
+
+@pytest.mark.parametrize("datapath", ["relay", "ebpf"])
+def test_one_cable_carries_traffic_the_other_none(lab, datapath):
+    a, b = fallback_behind_a_bridge(lab, datapath)
     text = ok(lab, a, "agr0")
     assert "; lacpfallback" in text and "selected, fallback, mux" in text, text
     assert lab.ping(a, "192.0.2.2", count=2)
@@ -138,13 +144,7 @@ def test_a_partner_speaking_lacp_ends_fallback(lab):
 def test_a_worker_killed_during_fallback_carries_on_at_once(lab, datapath):
     """The restarted worker resumes the DEFAULTED ports from the state file: the plain link goes
     on carrying traffic, instead of waiting out the expiry (3 s) again."""
-    a, b = host_pair(lab)
-    bridge(lab, b, ("re0", "re1"))
-    for p in ("re0", "re1"):
-        strip_addresses(lab, a, p)
-    ok(lab, a, "agr0", "create", "datapath", datapath, "lacptimeout", "fast", "lacpfallback",
-       "agrport", "re0", "agrport", "re1", "inet", "192.0.2.1/24", "up")
-    lab.wait_for(lambda: in_fallback(lab, a, {"re0": 3, "re1": 0}), timeout=15, what="fallback on re0")
+    a, b = fallback_behind_a_bridge(lab, datapath)
     assert lab.ping(a, "192.0.2.2", count=2)
     ping = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-q", "-c", "500", "-i", "0.01", "-W", "1",
                              "192.0.2.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
