@@ -10,6 +10,7 @@ import psutil
 from .. import __version__, paths, worker
 from ..errors import AgrError
 from ..ipc import client as control
+from ..ipc import protocol
 from ..ipc.protocol import PROTOCOL_VERSION
 from ..net import rtnl
 from ..status import AggregateStatus
@@ -211,17 +212,16 @@ def require(name):
     ensure_worker(name)
 
 
-READ_ONLY = ("status", "ping")
-
-
 def request(name, op, **args):
+    req = protocol.build(op, **args)
     for attempt in range(3):
         ensure_worker(name)
         try:
-            return control.request(name, op, **args)
+            return control.request(name, req)
         except control.WorkerGone as exc:
-            # It went away between our ping and our request (destroyed, or it crashed).
-            if exc.sent and op not in READ_ONLY:
+            # It went away between our ping and our request (destroyed, or it crashed): a
+            # look is asked again, a change may have been made and is not.
+            if exc.sent and req.CHANGES:
                 raise AgrError(errno.EIO, "control", f"worker for {name} went away during {op}; "
                                "check the interface's state") from None
     raise AgrError(errno.EIO, "control", f"worker for {name} keeps going away")

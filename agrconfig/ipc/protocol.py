@@ -93,6 +93,7 @@ class Request(Record):
     __slots__ = ()
     OP = ""
     CHECKS = {}          # argument -> checker (ValueError saying what is wrong)
+    CHANGES = True       # whether it may change the aggregate (False: a look, safe to send again)
 
     def to_json(self):
         """The request as it goes over the socket."""
@@ -118,11 +119,13 @@ class Request(Record):
 class Status(Request):
     __slots__ = ()
     OP = "status"
+    CHANGES = False
 
 
 class Ping(Request):
     __slots__ = ()
     OP = "ping"
+    CHANGES = False
 
 
 class Shutdown(Request):

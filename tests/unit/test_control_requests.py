@@ -191,3 +191,10 @@ def test_a_request_type_without_a_handler_is_einval():
     with pytest.raises(AgrError, match="unknown request 'exec'") as err:
         requests.handle(FakeWorker(), Exec(), 5.0)
     assert err.value.errno == errno.EINVAL
+
+
+def test_only_looks_are_safe_to_ask_again():
+    """A request that went out to a worker that then died is asked again only when it changes
+    nothing (client/workers.request): status and ping."""
+    looks = {cls.OP for cls in protocol.REQUESTS.values() if not cls.CHANGES}
+    assert looks == {"status", "ping"}
