@@ -19,6 +19,7 @@ from .port import (DEFAULT_PORT_PRIORITY, DEFAULT_SYSTEM_PRIORITY, FAST_PERIODIC
                    SHORT_TIMEOUT_TIME, STANDBY, UNSELECTED, ActorSystem, Port)
 from .rx import Rx
 from .wtr import WaitToRestore, Wtr, WtrState
+from .wtr import up as wtr_up
 from .actor_churn import ActorChurnState
 from .mux import MuxState
 from .partner_churn import PartnerChurnState
@@ -79,7 +80,7 @@ class LacpCore:
         port.ntt = carrier  # speak first: Open vSwitch waits 30 s before it does
         if resume is not None and carrier:
             resume_port(port, resume, now, log)
-            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING and port.rx_state == RxState.CURRENT:
+            if port.mux_state == MuxState.COLLECTING_DISTRIBUTING and wtr_up(port, self.system.strict):
                 Wtr.resumed(port, self, log)   # it distributed: no new wait
             port.selected_lag = selection.lag_id(port)
             self.selected_lag = port.selected_lag

@@ -8,7 +8,8 @@ say only what "up" means to them, and every one of them asks it how long a port 
 (`wtr_left`).
 
 For LACP, "up" is carrier and a partner heard (the Receive machine CURRENT): a port comes back
-with its carrier, or when its partner speaks again after it timed out. (Not the partner's
+with its carrier, or when its partner speaks again after it timed out. With -lacpstrict a
+DEFAULTED port is up as well: it distributes with its default partner. (Not the partner's
 Synchronization bit: a partner that limits its ports keeps it off on its standby ports, which
 must still take over at once.) While a port is not RESTORED (and the time is not 0), our
 Synchronization bit stays off in its LACPDUs and the Mux machine keeps it out of
@@ -113,8 +114,11 @@ class WaitToRestore:
             self._timers.pop(port, None)
 
 
-def up(port) -> bool:
-    return port.enabled and port.rx_state == RxState.CURRENT
+def up(port, strict=True) -> bool:
+    """Carrier and a partner heard; with -lacpstrict a defaulted port counts too (its default
+    partner is in sync, so it distributes without one, and must not wait for one for ever)."""
+    return port.enabled and (port.rx_state == RxState.CURRENT
+                             or (not strict and port.rx_state == RxState.DEFAULTED))
 
 
 class Wtr(Machine):
@@ -133,7 +137,7 @@ class Wtr(Machine):
 
     @classmethod
     def step(cls, port, core, now, log):
-        move = core.wtr.update(now, port.port_id, up(port))
+        move = core.wtr.update(now, port.port_id, up(port, core.system.strict))
         if move is None:
             return
         old, new = move

@@ -146,3 +146,34 @@ def test_the_walk_takes_every_move():
              and x.machine == "wtr"}
     assert moves >= {("DOWN", "WAITING"), ("WAITING", "DOWN"), ("WAITING", "RESTORED"), ("RESTORED", "DOWN")}
     assert isinstance(Wire(), Wire)
+
+
+def test_optimistic_mode_a_port_without_partner_waits_then_distributes():
+    """-lacpstrict: a defaulted port distributes (its default partner is in sync), so with
+    agrwtr it waits wtr-time and then distributes; it is not held for ever for want of a
+    partner it does not need."""
+    from tests.unit.lacp_wire import Wire
+    a = LacpCore(mac(1), fast_timeout=True, strict=False, wtr_time=4.0)
+    w = Wire()
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    took = run_until(w, [a], lambda: a.port_status(1)["rx_state"] == "DEFAULTED", 10)
+    assert took is not None
+    defaulted = w.now
+    assert a.port_status(1)["wtr_state"] == "WAITING" and a.distributing() == ()
+    took = run_until(w, [a], lambda: a.distributing() == (1,), 10)
+    assert took is not None and w.now - defaulted >= 4.0 - 0.05, took
+    assert a.port_status(1)["wtr_state"] == "RESTORED"
+    # lacpstrict again: the defaulted port is down for wait-to-restore, and leaves.
+    w.deliver(a, a.set_strict(w.now, True))
+    w.run(1, [a])
+    assert a.distributing() == () and a.port_status(1)["wtr_state"] == "DOWN"
+
+
+def test_strict_mode_a_port_without_partner_never_waits():
+    a = LacpCore(mac(1), fast_timeout=True, strict=True, wtr_time=4.0)
+    from tests.unit.lacp_wire import Wire
+    w = Wire()
+    w.deliver(a, a.add_port(0.0, 1, mac(11), carrier=True))
+    w.run(10, [a])
+    assert a.port_status(1)["rx_state"] == "DEFAULTED"
+    assert a.port_status(1)["wtr_state"] == "DOWN" and a.distributing() == ()

@@ -31,18 +31,29 @@ def test_a_resumed_port_that_was_only_attached_waits_again():
     assert a2.port_status(2)["wtr_state"] == "RESTORED"
 
 
-def test_a_resumed_defaulted_port_makes_no_wtr_move():
-    # Distributing but defaulted (-lacpstrict): not "up" for wait-to-restore (no partner
-    # heard), so the resume does not restore it (and take that back in the same run).
-    a = LacpCore(mac(1), strict=False)
+def test_a_resumed_defaulted_port_that_distributed_does_not_wait_again():
+    # Distributing but defaulted (-lacpstrict): up for wait-to-restore (its default partner is
+    # in sync), so the resume restores it at once, as a port that heard its partner: one move.
+    a = LacpCore(mac(1), strict=False, wtr_time=5.0)
     a.add_port(0.0, 1, mac(11), carrier=True)
-    run_clock(a, 4.0)
+    run_clock(a, 10.0)
     snap = a.snapshot()[1]
     assert (snap.rx, snap.mux) == ("DEFAULTED", "COLLECTING_DISTRIBUTING")
-    b = LacpCore(mac(1), strict=False, now=10.0)
-    out = b.add_port(10.0, 1, mac(11), carrier=True, resume=snap)
+    b = LacpCore(mac(1), strict=False, wtr_time=5.0, now=20.0)
+    out = b.add_port(20.0, 1, mac(11), carrier=True, resume=snap)
+    assert wtr_moves(out) == [("DOWN", "RESTORED")] and b.port_status(1)["wtr_state"] == "RESTORED"
+    assert b.distributing() == (1,) and b.port_status(1)["wtr_left"] is None
+
+
+def test_a_resumed_defaulted_port_in_strict_mode_makes_no_wtr_move():
+    # lacpstrict: a defaulted port is not up for wait-to-restore; the resume leaves it DOWN.
+    a = LacpCore(mac(1), strict=False, wtr_time=5.0)
+    a.add_port(0.0, 1, mac(11), carrier=True)
+    run_clock(a, 10.0)
+    snap = a.snapshot()[1]
+    b = LacpCore(mac(1), strict=True, wtr_time=5.0, now=20.0)
+    out = b.add_port(20.0, 1, mac(11), carrier=True, resume=snap)
     assert wtr_moves(out) == [] and b.port_status(1)["wtr_state"] == "DOWN"
-    assert b.distributing() == (1,)
 
 
 def test_a_port_removed_while_waiting_leaves_no_wait_behind():
