@@ -90,3 +90,15 @@ def test_out_of_range_values_exit_1_and_change_nothing(lab):
         proc = lab.agr(a, "agr0", *words)
         assert proc.returncode == 1 and "agrconfig: " in proc.stderr, (words, proc.stderr)
     assert status_json(lab, a)["linkinfo"]["info_data"]["flags"] == before
+
+
+def test_optimistic_mode_a_port_without_partner_waits_then_distributes(lab):
+    """-lacpstrict with agrwtr: a port whose far end speaks no LACP distributes once its
+    partner is defaulted and the wait is over (it was held for ever before 0.3.0)."""
+    a, _b = host_pair(lab)
+    aggregate(lab, a, ports=("re0",), words=("lacptimeout", "fast", "-lacpstrict", "agrwtr", "2"))
+    left = wtr_left_once_waiting(lab, a, "re0")
+    assert 0 < left <= 2.0, left
+    lab.wait_for(lambda: port_flags(lab, a) == {"re0": 3}, timeout=10, what="re0 distributing, defaulted")
+    port = port_of(lab, a, "re0")
+    assert port["rx_state"] == "DEFAULTED" and port["wtr_left"] is None, port
