@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agrconfig import options
-from agrconfig.cli import ifupdown, provision, render
+from agrconfig.cli import ifupdown, render
 from agrconfig.cli.grammar import parse_words
 from agrconfig.cli.ops import SetOption
 from agrconfig.errors import UsageError

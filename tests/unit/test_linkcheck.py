@@ -6,7 +6,7 @@ import struct
 import pytest
 
 from agrconfig import options
-from agrconfig.cli import ifupdown, provision, render
+from agrconfig.cli import ifupdown, render
 from agrconfig.cli.grammar import parse_words
 from agrconfig.cli.ops import AddAddress, SetOption, Up
 from agrconfig.errors import UsageError

@@ -390,9 +390,9 @@ def one_wait(then):
     its port-level wtr_left None."""
     then["text"] = [re.sub(r"wait-to-restore (\d+\.\d)s$", r"wait-to-restore \1 s left", line)
                     for line in then["text"]]
-    for port in then["json"].get("agrports", []):
-        if (port.get("failover") or {}).get("wtr_left"):
-            port["wtr_left"] = port["failover"]["wtr_left"]
+    for entry in then["json"].get("agrports", []):
+        if (entry.get("failover") or {}).get("wtr_left"):
+            entry["wtr_left"] = entry["failover"]["wtr_left"]
     return then
 
 
