@@ -23,8 +23,21 @@ def host_pair(lab, ports=("re0", "re1"), up=True):
 
 def ok(lab, ns, *words):
     proc = lab.agr(ns, *words)
-    assert proc.returncode == 0, f"agrconfig {' '.join(words)}: {proc.stderr}"
+    assert proc.returncode == 0, f"agrconfig {' '.join(words)}: {proc.stderr}{worker_logs_tail(lab, ns, words)}"
     return proc.stdout
+
+
+def worker_logs_tail(lab, ns, words, lines=40):
+    """The end of the log of each agr interface the words name, for a failure's message (a
+    worker's internal error is explained there, with its traceback)."""
+    out = ""
+    for name in dict.fromkeys(w for w in words if re.fullmatch(r"agr\d+", w)):
+        try:
+            tail = worker_log(lab, ns, name).splitlines()[-lines:]
+        except (OSError, AssertionError, RuntimeError):
+            continue
+        out += f"\n--- {name}'s worker log, last {len(tail)} lines ---\n" + "\n".join(tail)
+    return out
 
 
 def status_json(lab, ns, name="agr0"):
