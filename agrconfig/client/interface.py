@@ -2,7 +2,7 @@
 and for an agr interface of ours its worker's flags and ports). Provisioning plans against it
 (operations update it as planned words are applied: cli/ops.py), and a command that fails
 halfway compares it before and after to put back what its words changed (commands.py)."""
-from .. import options, paths
+from .. import paths
 from ..net import rtnl
 from ..status import plain
 from . import workers
@@ -45,8 +45,8 @@ class Interface:
                     addrs={a.interface for a in rtnl.addresses(link.index)})
         if paths.is_agr_name(name) and workers.exists(name):
             iface.agr = True
-            iface.flags, iface.ports, port_flags = _from_worker_status(workers.worker_status(name))
-            iface.port_flags = {p: {**options.defaults("port"), **o} for p, o in port_flags.items()}
+            # PortStatus already fills each port's settings with the defaults it did not report.
+            iface.flags, iface.ports, iface.port_flags = _from_worker_status(workers.worker_status(name))
         return iface
 
 
