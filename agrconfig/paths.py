@@ -45,9 +45,11 @@ def run_dir(create=False):
             _private_dir(d)
         with os.scandir(path) as entries:
             for entry in entries:
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
-                    os.chmod(entry.path, 0o600)
+                # Another worker's temporary file may be renamed away under us.
+                with contextlib.suppress(FileNotFoundError):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
+                        os.chmod(entry.path, 0o600)
     if path not in _checked:
         _forget_dead_namespace(path)
     return path

@@ -68,15 +68,30 @@ class OvsPartner:
         self.vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
 
     # -- building ------------------------------------------------------------------------
-    def add_bond(self, name, ports, lacp_time="fast", mode="balance-tcp", lacp="active"):
+    def _own(self, ports):
         for port in ports:
             # The kernel must not answer on OVS's ports itself (it would answer ARP for
             # int0's address with the veth's MAC): OVS owns them.
             self.lab.run(self.ns, "sysctl", "-qw", f"net.ipv4.conf.{port}.arp_ignore=8",
                          f"net.ipv6.conf.{port}.disable_ipv6=1")
             self.lab.ip(self.ns, "link", "set", port, "up")
+
+    def add_bond(self, name, ports, lacp_time="fast", mode="balance-tcp", lacp="active"):
+        self._own(ports)
         self.vsctl("add-bond", "br0", name, *ports, f"lacp={lacp}", f"bond_mode={mode}",
                    f"other_config:lacp-time={lacp_time}")
+
+    def add_ports(self, ports):
+        """Plain switch ports, each on its own: a switch whose LAG is not configured yet."""
+        self._own(ports)
+        for port in ports:
+            self.vsctl("add-port", "br0", port)
+
+    def bond_ports(self, name, ports, lacp_time="fast", mode="balance-tcp"):
+        """Plain ports made into a LACP bond, in one transaction (the switch configured)."""
+        deletes = [w for port in ports for w in ("--", "del-port", "br0", port)]
+        self.vsctl(*deletes[1:], "--", "add-bond", "br0", name, *ports, "lacp=active",
+                   f"bond_mode={mode}", f"other_config:lacp-time={lacp_time}")
 
     def add_internal(self, name, address_cidr):
         self.vsctl("add-port", "br0", name, "--", "set", "interface", name, "type=internal")

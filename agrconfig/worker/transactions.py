@@ -30,7 +30,11 @@ class PortTransactions:
         old_mac = agr.mac
         # Saved before any change: a crash from here on still restores the port.
         agr.members.add(port)
-        agr.save()
+        try:
+            agr.save()
+        except BaseException:
+            agr.members.remove(port)   # nothing else was touched yet
+            raise
         try:
             if first and link.mac != agr.mac:
                 rtnl.set_mac(agr.tap_index, link.mac)

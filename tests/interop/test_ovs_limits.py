@@ -35,9 +35,10 @@ def test_fallback_ends_when_ovs_starts_lacp(lab):
     with ovs:
         for i, port in enumerate(("re0", "re1")):
             lab.veth(a, port, ovs.ns, f"ov{i}")
-        # An OVS bond without LACP, as a switch not configured yet (balance-slb takes frames on
-        # every member).
-        ovs.add_bond("bond0", ["ov0", "ov1"], lacp="off", mode="balance-slb")
+        # Two plain switch ports, as a switch whose LAG is not configured yet: it learns our MAC
+        # where we send and floods the rest to both (re1, idle, drops it). An OVS bond without
+        # LACP would not do: balance-slb sends to us on whichever member it enabled first.
+        ovs.add_ports(["ov0", "ov1"])
         ovs.add_internal("int0", "192.0.2.2/24")
         for port in ("re0", "re1"):
             strip_addresses(lab, a, port)
@@ -47,7 +48,7 @@ def test_fallback_ends_when_ovs_starts_lacp(lab):
                      and status_json(lab, a)["linkinfo"]["info_data"]["fallback_port"] == "re0",
                      timeout=20, what="fallback on re0")
         assert lab.ping(a, "192.0.2.2", count=3)
-        ovs.vsctl("set", "port", "bond0", "lacp=active", "bond_mode=balance-tcp")
+        ovs.bond_ports("bond0", ["ov0", "ov1"])
         wait_distributing(lab, a, ["re0", "re1"], timeout=30)
         ovs.wait_member_enabled("bond0", ["ov0", "ov1"], timeout=30)
         assert status_json(lab, a)["linkinfo"]["info_data"]["fallback_port"] is None

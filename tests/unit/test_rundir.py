@@ -181,3 +181,36 @@ def test_nsfs_mounts_name_their_namespaces():
 def test_the_live_look_sees_our_own_namespace_and_the_initial_one():
     live, _complete = paths.live_namespaces()
     assert paths.netns_id() in live and paths.INIT_NET_NS in live
+
+
+def test_a_file_renamed_away_while_the_directory_is_repaired_is_no_error(root, monkeypatch):
+    """Another worker's agrN.state.tmp may vanish between the listing and its stat (CI saw
+    FileNotFoundError there fail an attach under test_scale)."""
+    paths.run_dir(create=True)
+    (own(root) / "agr3.state.tmp").write_text("x")
+    (own(root) / "agr4.state").write_text("x")
+    os.chmod(own(root) / "agr4.state", 0o644)
+    real_scandir = os.scandir
+
+    class Vanishing:
+        def __init__(self, entry):
+            self.entry, self.path, self.name = entry, entry.path, entry.name
+
+        def stat(self, follow_symlinks=True):
+            if self.name.endswith(".tmp"):
+                os.unlink(self.path)
+            return self.entry.stat(follow_symlinks=follow_symlinks)
+
+    class Listing:
+        def __init__(self, path):
+            self.it = real_scandir(path)
+
+        def __enter__(self):
+            return (Vanishing(e) for e in self.it)
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+    monkeypatch.setattr(paths.os, "scandir", Listing)
+    paths.run_dir(create=True)
+    assert oct(os.stat(own(root) / "agr4.state").st_mode & 0o777) == "0o600"   # the rest still repaired
