@@ -198,16 +198,16 @@ class Number:
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
-def parse_unicast_mac(text):
+def parse_unicast_mac(text, what="the system id"):
     """'02:00:5E:10:00:01' (or with '-') -> '02:00:5e:10:00:01'; ValueError unless it is six
     octets of a unicast address other than all zeros (bonding's ad_actor_system rule)."""
     mac = text.strip().lower().replace("-", ":")
     if not MAC_RE.match(mac):
         raise ValueError(f"bad MAC address {text!r} (six octets: 02:00:00:00:00:01)")
     if int(mac[:2], 16) & 1:
-        raise ValueError(f"{text!r} is a multicast address: the system id must be unicast")
+        raise ValueError(f"{text!r} is a multicast address: {what} must be unicast")
     if mac == "00:00:00:00:00:00":
-        raise ValueError(f"{text!r}: the system id must not be all zeros")
+        raise ValueError(f"{text!r}: {what} must not be all zeros")
     return mac
 
 
@@ -243,6 +243,24 @@ class MacAddress:
 
     def values(self):
         return (None, "02:00:00:00:13:01")
+
+
+@dataclass(frozen=True)
+class LinkAddress(MacAddress):
+    """`lladdr MAC` (OpenBSD), also NetBSD's `link MAC active`; `-lladdr` (ours) goes back to
+    the first port's address (None). NetBSD's `link MAC` without `active` only adds an inactive
+    address, which agrN has no use for: the grammar asks for `active`."""
+    alias: str = "link"
+    suffix: str = "active"   # the word that must follow `link MAC`
+
+    def words(self):
+        return {self.word: None, self.alias: None, self.off: None}
+
+    def takes_arg(self, word):
+        return word in (self.word, self.alias)
+
+    def value(self, word, arg=None):
+        return None if word == self.off else parse_unicast_mac(arg, "the address")
 
 
 LINKCHECK_TARGETS_MAX = 16          # bonding's arp_ip_target and ns_ip6_target limit
@@ -384,6 +402,11 @@ OPTIONS = (
            "while no port hears LACP, one port carries traffic as a plain link"),
     Option("wtr_time", Number("agrwtr", 0, WTR_MAX, (0, 1, 30, WTR_MAX)), 0,
            "wait-to-restore: seconds a port that comes back waits before it distributes", stanza="wtr"),
+    Option("mac_policy", Choice("agrmacpolicy", (("same", "same"), ("active", "active"), ("follow", "follow"))),
+           "same", "failover: every port takes agrN's MAC; agrN takes the active port's own; or only the "
+           "active port takes agrN's (bonding's fail_over_mac none, active, follow)", stanza="mac-policy"),
+    Option("lladdr", LinkAddress("lladdr", "-lladdr"), None,
+           "agrN's MAC address, fixed; or the first port's (the default)"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug agrmacpolicy lladdr -lladdr link monitor whichport"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -18,14 +18,19 @@ _agrconfig() {
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
         agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
+        agrmacpolicy) COMPREPLY=($(compgen -W "same active follow" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         whichport|from) return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr|agrlinkcheck) return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr|agrlinkcheck|lladdr|link) return ;;
     esac
     # agrportpri PORT N: the number is the user's
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return
+    # link MAC active (NetBSD's)
+    if [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = link ]; then
+        COMPREPLY=($(compgen -W "active" -- "$cur")); return
+    fi
     if [ "$cword" -eq 1 ]; then
         COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt -v --json --metrics --metrics-file= --destroy-all --help --version" -- "$cur"))
         return

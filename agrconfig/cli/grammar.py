@@ -63,6 +63,10 @@ def parse_words(words):
                     value = kind.value(word, arg(kind.arg_help())) if kind.takes_arg(word) else kind.value(word)
             except ValueError as exc:
                 raise UsageError(f"{word}: {exc}") from None
+            if word == getattr(kind, "alias", None):   # NetBSD's `link MAC active`
+                if i >= len(words) or words[i] != kind.suffix:
+                    raise UsageError(f"{word}: say `{word} MAC {kind.suffix}` (agr keeps no inactive address)")
+                i += 1
             if port is None:
                 ops.append(SetOption(option.key, value, word))
             else:
@@ -112,7 +116,17 @@ def parse_words(words):
             raise UsageError(f"{_say(word)}: bad value" if word.startswith("-") else f"{_say(word)}: unknown word")
     if any(isinstance(op, Destroy) for op in ops) and len(ops) > 1:
         raise UsageError("destroy takes no other words")
+    _check_together(ops)
     return ops
+
+
+def _check_together(ops):
+    """Settings of one command that exclude each other (the worker refuses them across commands)."""
+    last = {op.key: op for op in ops if isinstance(op, SetOption)}
+    if "lladdr" in last and "mac_policy" in last and last["lladdr"].value is not None \
+            and last["mac_policy"].value == "active":
+        raise UsageError(f"{last['lladdr'].word} and agrmacpolicy active exclude each other "
+                         "(under active, agr takes the active port's own address)")
 
 
 def _say(word):

@@ -36,6 +36,10 @@ Words (applied left to right, as ifconfig does):
   agrminports N                     no carrier while fewer than N ports distribute (default 1)
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
   agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
+  agrmacpolicy same|active|follow   failover: ports take agr's MAC (default) | agr takes the active
+                                    port's | the active port takes agr's
+  lladdr MAC | -lladdr              agr's MAC address, fixed | the first port's (default)
+  link MAC active                   NetBSD's lladdr MAC
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

@@ -104,7 +104,7 @@ def agr_lines(ws, verbose=False):
         f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f["link0"] else f"hash {options.format_policy(f['hash'])}"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.datapath}"
-               f"{_limits_text(f)}")
+               f"{_limits_text(f)}{_mac_text(ws)}")
     check = f["linkcheck"]
     if check:   # agrlinkcheck: which addresses vouch for a port, and how often they are asked
         applies = "" if ws.protocol != Protocol.LACP else " (not with lacp)"
@@ -148,6 +148,15 @@ def _limits_text(f):
     text += f"; minports {f['min_ports']}" if f["min_ports"] != options.BY_KEY["min_ports"].default else ""
     text += "; lacpfallback" if f["lacp_fallback"] else ""
     return text + (f"; wtr {f['wtr_time']} s" if f["wtr_time"] else "")
+
+
+def _mac_text(ws):
+    """agrmacpolicy and lladdr, when not the defaults: '; macpolicy follow; lladdr 02:..'."""
+    f = ws.flags
+    text = ""
+    if f["mac_policy"] != options.BY_KEY["mac_policy"].default:   # bonding honours it in active-backup only
+        text += f"; macpolicy {f['mac_policy']}" + ("" if ws.protocol == Protocol.FAILOVER else " (failover only)")
+    return text + (f"; lladdr {f['lladdr']}" if f["lladdr"] else "")
 
 
 def _fallback_port(ws):

@@ -25,6 +25,7 @@ def create(flags, mac, now, act):
 
 class Aggregation(abc.ABC):
     kind = ""  # as status shows it
+    active = None   # failover's active port (agrmacpolicy follows it); no other kind has one
 
     @abc.abstractmethod
     def fits(self, flags):

@@ -108,9 +108,10 @@ class Failover(Aggregation):
     socket: written to the TAP they would arrive as received on agrN."""
     kind = "failover"
 
-    def __init__(self, act, announce, wtr=0.0):
+    def __init__(self, act, announce, wtr=0.0, moving=lambda active: None):
         self.act = act
         self.announce = announce
+        self.moving = moving   # agrmacpolicy: the MACs follow the active port before it is announced
         self.selector = Selector(wtr)
         self.now = 0.0   # the latest time we were told (each loop turn): status's time left
 
@@ -131,6 +132,7 @@ class Failover(Aggregation):
         if change is None and not force:
             return
         active = self.selector.active
+        self.moving(active)
         frames = [Transmit(active, f) for f in self.announce()] if change and active is not None else []
         ports = () if active is None else (active,)
         self.act(Output([DistributingChanged(ports, ports)], frames))
@@ -154,6 +156,10 @@ class Failover(Aggregation):
 
     def set_system_mac(self, now, mac):
         pass
+
+    @property
+    def active(self):
+        return self.selector.active
 
     def receive(self, now, index, frame):
         pass   # no LACP: a partner's LACPDUs and Markers go unanswered

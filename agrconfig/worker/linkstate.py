@@ -38,10 +38,8 @@ class LinkState:
         if ours:
             agr.members.sync_memberships()
             if tap is not None and tap.mac != agr.mac:
-                # `ip link set agrN address ...`: the ports and the LACP system follow.
-                log.info("%s: link address changed to %s", agr.name, tap.mac)
-                agr.mac = tap.mac
-                agr.aggregation.set_system_mac(now, agr.system_mac())
+                # `ip link set agrN address ...`: followed, or set back (lladdr, agrmacpolicy active)
+                agr.link_address_changed(now, tap.mac)
         addrs = rtnl.all_addresses() if ports else {}
         for port in ports:
             link = rtnl.link(index=port.index)
@@ -53,7 +51,7 @@ class LinkState:
                 log.warning("%s: port %s was renamed %s; it stays a port", agr.name, port.name, link.name)
                 port.rename(link.name)
                 agr.save()
-            agr.members.revert_changes(port, link, tap, addrs.get(port.index, []), agr.mac)
+            agr.members.revert_changes(port, link, tap, addrs.get(port.index, []), agr.port_mac(port))
             carrier = link.carrier and link.up
             if carrier != port.carrier:
                 port.carrier = carrier

@@ -19,7 +19,8 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
+from . import (aggregation, announce, datapath, failover, history, linkcheck, linkwatch, macpolicy, report,
+               requests, statefile)
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
@@ -97,8 +98,11 @@ class Worker:
         now = self.clock()
         if self.saved:
             self.flags.update(self.saved.get("flags", {}))
+            # Under agrmacpolicy active or follow a port's MAC is left alone here: the policy
+            # (apply_macs, once the active port is known) sets each one live, with no bounce.
+            same = self.mac_policy() is macpolicy.MacPolicy.SAME
             for orig in self.saved["ports"]:
-                self.members.resume(orig, self.mac)
+                self.members.resume(orig, self.mac if same else None)
         self._apply_flags(now)
         try:
             self._setup_datapath()
@@ -126,11 +130,13 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
+                self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"],
+                                                     moving=lambda active: self.apply_macs(self.clock()))
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
         self.aggregation.set_system_mac(now, self.system_mac())  # lacpsysid set or cleared
+        self.apply_macs(now, strict=True)   # agrmacpolicy, lladdr, or agrproto changed
         # The link check only without LACP, which has its own.
         want = self.flags["linkcheck"] if proto != "lacp" else None
         if self.linkcheck.setting != want:
@@ -164,6 +170,63 @@ class Worker:
         """The LACP System ID's MAC: lacpsysid when set, else agrN's own address (which
         follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
         return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
+
+    # -- agrmacpolicy and lladdr (macpolicy.py) ----------------------------------------------
+    def mac_policy(self):
+        return macpolicy.effective(self.flags["mac_policy"], self.flags["proto"])
+
+    def mac_plan(self):
+        return macpolicy.plan(self.mac_policy(), self.mac, self.flags["lladdr"], self.aggregation.active,
+                              [(p.index, p.orig["mac"]) for p in self.members])
+
+    def port_mac(self, port):
+        """The MAC port `port` carries now (a new port: its own, except under same)."""
+        want = self.mac_plan().port(port.index)
+        if want is None:   # not a member yet
+            return self.mac if self.mac_policy() is macpolicy.MacPolicy.SAME else port.orig["mac"]
+        return want
+
+    def apply_macs(self, now, strict=False):
+        """Give agrN and each port the MAC the policy wants, live (a bounce would be a carrier
+        loss and a failover of its own). `strict`: a refused change of agrN's MAC raises."""
+        plan = self.mac_plan()
+        if plan.agr != self.mac:
+            try:
+                self._set_mac(plan.agr)
+            except AgrError as exc:
+                if strict:
+                    raise
+                log.error("%s: cannot take address %s: %s", self.name, plan.agr, exc)
+            else:
+                self.aggregation.set_system_mac(now, self.system_mac())
+        for index, mac in plan.ports:
+            link = rtnl.link(index=index)
+            if link is not None and link.mac != mac:
+                try:
+                    rtnl.set_mac(index, mac)
+                except AgrError as exc:
+                    log.error("%s: cannot give port %s address %s: %s", self.name, link.name, mac, exc)
+
+    def _set_mac(self, mac):
+        if mac != self.mac:
+            rtnl.set_mac(self.tap_index, mac)
+            log.info("%s: link address %s", self.name, mac)
+            self.mac = mac
+
+    def link_address_changed(self, now, mac):
+        """Another tool changed agrN's MAC: set back while lladdr or the active port fixes it,
+        else followed (the ports and the LACP system follow it)."""
+        if macpolicy.fixed(self.mac_policy(), self.flags["lladdr"], self.aggregation.active):
+            log.warning("%s: link address was changed to %s; set back to %s", self.name, mac, self.mac)
+            try:
+                rtnl.set_mac(self.tap_index, self.mac)
+            except AgrError as exc:
+                log.error("%s: cannot set the link address back: %s", self.name, exc)
+            return
+        log.info("%s: link address changed to %s", self.name, mac)
+        self.mac = mac
+        self.aggregation.set_system_mac(now, self.system_mac())
+        self.apply_macs(now)
 
     def _announcements(self):
         """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
@@ -211,13 +274,25 @@ class Worker:
     def set_flags(self, now, flags):
         """agrN's settings (setflags): applied whole, or not at all."""
         changes = {k: v for k, v in flags.items() if k in self.flags}
-        before = dict(self.flags)
+        merged = {**self.flags, **changes}
+        if merged["lladdr"] is not None and merged["mac_policy"] == "active":
+            raise AgrError(errno.EINVAL, "SIOCSETAGR", "lladdr and agrmacpolicy active exclude each other "
+                           "(under active, agr takes the active port's own address)")
+        before, mac_before = dict(self.flags), self.mac
         self.flags.update(changes)
         try:
+            if before["lladdr"] is not None and self.flags["lladdr"] is None:
+                # -lladdr: back to the first port's own address (ours: no BSD has the word)
+                self._set_mac(macpolicy.unfixed(self.mac, [(p.index, p.orig["mac"]) for p in self.members]))
             self._apply_flags(now)
             self._setup_datapath()
         except AgrError:
             self.flags = before
+            if self.mac != mac_before:
+                try:
+                    self._set_mac(mac_before)
+                except AgrError:
+                    pass
             self._apply_flags(now)
             raise
         self.recompute()

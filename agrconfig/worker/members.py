@@ -97,7 +97,8 @@ class Members:
         self.sync_memberships(port)
 
     def resume(self, orig, mac):
-        """Take back a port a dead worker had (from the state file); False if it cannot be."""
+        """Take back a port a dead worker had (from the state file); False if it cannot be.
+        `mac`: agrN's, for the port to carry; None leaves the port's as it is."""
         link = rtnl.link(index=orig["index"])
         if link is None or link.name != orig["name"]:
             log.warning("%s: port %s is gone; dropped", self.name, orig["name"])
@@ -170,7 +171,8 @@ class Members:
 
     def revert_changes(self, port, link, tap, addrs, mac):
         """Another tool changed a member: put back what membership needs, and say so.
-        `tap` is agrN's link (None if it is gone), `addrs` the port's addresses, `mac` agrN's."""
+        `tap` is agrN's link (None if it is gone), `addrs` the port's addresses, `mac` the one
+        the port carries (agrN's, or its own: agrmacpolicy)."""
         try:
             if tap is not None and link.mac != mac:
                 log.warning("%s: %s's MAC was changed to %s; set back to %s", self.name, port.name, link.mac, mac)

@@ -81,7 +81,8 @@ class Member:
 
     # -- configuring --------------------------------------------------------
     def configure(self, agr_mac, mtu):
-        """Make the port a member. Raises AgrError; the caller restores on failure."""
+        """Make the port a member, with the MAC `agr_mac` (None: as it is). Raises AgrError; the
+        caller restores on failure."""
         for fam, key, value in PORT_SYSCTLS:
             rtnl.sysctl_set(fam, self.name, key, value)
         link = rtnl.link(index=self.index)
@@ -89,7 +90,7 @@ class Member:
         # Down only for a MAC change (some drivers refuse it while up). A port that is
         # already right, as after a worker restart, is not bounced: its partner must
         # not see the carrier drop.
-        if link.mac != agr_mac:
+        if agr_mac is not None and link.mac != agr_mac:
             if up:
                 rtnl.set_up(self.index, False)
                 up = False

@@ -36,11 +36,11 @@ class PortTransactions:
             agr.members.remove(port)   # nothing else was touched yet
             raise
         try:
-            if first and link.mac != agr.mac:
+            if first and link.mac != agr.mac and agr.flags["lladdr"] is None:   # lladdr: a fixed one
                 rtnl.set_mac(agr.tap_index, link.mac)
                 agr.mac = link.mac
                 agr.aggregation.set_system_mac(now, agr.system_mac())
-            agr.members.attach(port, agr.mac, slow_only=agr.path.slow_only)
+            agr.members.attach(port, agr.port_mac(port), slow_only=agr.path.slow_only)
             agr.path.attach_port(port.index)
         except Exception:
             agr.members.remove(port)
