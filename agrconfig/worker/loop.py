@@ -228,6 +228,14 @@ class Worker:
         self.aggregation.set_system_mac(now, self.system_mac())
         self.apply_macs(now)
 
+    def _announce_address(self):
+        """Gratuitous ARP / unsolicited NA with agrN's new MAC, from one distributing port (a
+        failover's move announces by itself)."""
+        port = min(self.distributing or (), default=None)
+        if port is not None:
+            for frame in self._announcements():
+                self.members.send(port, frame)
+
     def _announcements(self):
         """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
         try:
@@ -296,6 +304,8 @@ class Worker:
             self._apply_flags(now)
             raise
         self.recompute()
+        if self.mac != mac_before:
+            self._announce_address()   # lladdr, -lladdr: neighbours learn the new MAC now
 
     def handle(self, req, now):
         """Carry out a typed control request (requests.py's table); the reply is the status."""
