@@ -116,11 +116,11 @@ def parse_words(words):
             raise UsageError(f"{_say(word)}: bad value" if word.startswith("-") else f"{_say(word)}: unknown word")
     if any(isinstance(op, Destroy) for op in ops) and len(ops) > 1:
         raise UsageError("destroy takes no other words")
-    _check_together(ops)
+    check_together(ops)
     return ops
 
 
-def _check_together(ops):
+def check_together(ops):
     """Settings of one command that exclude each other (the worker refuses them across commands)."""
     last = {op.key: op for op in ops if isinstance(op, SetOption)}
     if "lladdr" in last and "mac_policy" in last and last["lladdr"].value is not None \

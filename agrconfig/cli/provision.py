@@ -22,7 +22,7 @@ from ..client import workers
 from ..client.interface import Interface
 from ..errors import AgrError, UsageError
 from ..record import Record
-from .grammar import parse_words
+from .grammar import check_together, parse_words
 from .ops import AddAddress, AddPort, DeleteAddress, RemovePort, SetOption, SetPortOption
 
 CONF_PREFIX = "ifconfig."
@@ -60,6 +60,19 @@ def undo(file_ops, model):
     return [op for op in out if op.plan(model)]
 
 
+def exclusions_first(file_ops, model):
+    """The undo words that must go before the file's own: a setting the file leaves out (so it
+    goes back to its default at the end) that excludes one the file sets (lladdr and
+    agrmacpolicy active)."""
+    said = {op.key: op.value for op in file_ops if isinstance(op, SetOption)}
+    out = []
+    if model.flags.get("lladdr") and "lladdr" not in said and said.get("mac_policy") == "active":
+        out.append(SetOption.of("lladdr", None))
+    if model.flags.get("mac_policy") == "active" and said.get("lladdr") and "mac_policy" not in said:
+        out.append(SetOption.of("mac_policy", options.BY_KEY["mac_policy"].default))
+    return out
+
+
 # -- files ------------------------------------------------------------------------------
 
 class Line(Record):
@@ -86,6 +99,10 @@ def read_file(path):
                 lines.append(Line(number, ops=parse_words(shlex.split(text))))
             except (UsageError, ValueError) as exc:
                 raise UsageError(f"{path}:{number}: {exc}") from None
+    try:
+        check_together([op for line in lines if line.ops for op in line.ops])   # the file as a whole
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     return lines
 
 
@@ -101,6 +118,8 @@ def apply_file(path, name, apply_ops, dry_run=False, out=print):
     lines = read_file(path)
     model = current(name)
     changes = []
+    file_ops = [op for line in lines if line.ops for op in line.ops]
+    _run(name, plan(name, exclusions_first(file_ops, model), model), dry_run, out, apply_ops, changes)
     # Line by line, so that `!` commands run where they stand; then the undo words.
     for line in lines:
         if line.shell is None:
@@ -115,7 +134,6 @@ def apply_file(path, name, apply_ops, dry_run=False, out=print):
         if proc.returncode != 0:
             raise AgrError(errno.EIO, "ifconfig.if", f"{path}:{line.number}: command failed "
                            f"({proc.returncode})")
-    file_ops = [op for line in lines if line.ops for op in line.ops]
     _run(name, undo(file_ops, model), dry_run, out, apply_ops, changes)
     return changes
 

@@ -16,6 +16,7 @@ from agrconfig.worker.macpolicy import MacPolicy, effective, fixed, plan, unfixe
 from agrconfig.worker.port import Member
 from tests.unit.statuses import aggregate
 from tests.unit.test_controls_words import complete, refused
+from tests.unit.test_provision_plan import Host, agr
 
 AGR, A, B, C, FIX = ("02:00:00:00:0a:00", "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c",
                      "02:00:00:00:99:01")
@@ -276,3 +277,32 @@ def test_lladdr_and_active_are_refused_together_by_the_worker(monkeypatch):
     with pytest.raises(AgrError, match="exclude each other"):
         w.set_flags(0.0, {"mac_policy": "active"})
     assert w.flags["mac_policy"] == "same"
+
+
+# -- configuration files: the exclusion over the whole file, and in an order that works -------
+
+FILE = "create\nagrproto failover\nagrport re0\nagrport re1\n"
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    return lambda model: Host(tmp_path, monkeypatch, model)
+
+
+def test_a_file_that_says_both_is_refused_whole(host):
+    h = host(agr(["re0", "re1"], proto="failover"))
+    with pytest.raises(UsageError, match=r"ifconfig.agr0: lladdr and agrmacpolicy active exclude each other"):
+        h.run(FILE + f"lladdr {FIX}\nagrmacpolicy active\n", dry_run=True)
+    assert h.printed == [] and h.applied == []
+
+
+def test_a_file_leaving_lladdr_for_active_drops_lladdr_first(host):
+    h = host(agr(["re0", "re1"], proto="failover", lladdr=FIX))
+    h.run(FILE + "agrmacpolicy active\n", dry_run=True)
+    assert h.printed == ["agrconfig agr0 -lladdr", "agrconfig agr0 agrmacpolicy active"]
+    h = host(agr(["re0", "re1"], proto="failover", mac_policy="active"))
+    h.run(FILE + f"lladdr {FIX}\n", dry_run=True)
+    assert h.printed == ["agrconfig agr0 agrmacpolicy same", f"agrconfig agr0 lladdr {FIX}"]
+    h = host(agr(["re0", "re1"], proto="failover", lladdr=FIX))
+    h.run(FILE + "agrmacpolicy follow\n", dry_run=True)
+    assert h.printed == ["agrconfig agr0 agrmacpolicy follow", "agrconfig agr0 -lladdr"], "no hurry otherwise"
