@@ -222,9 +222,15 @@ def test_lladdr_from_a_configuration_directory_at_boot(lab, tmp_path):
     conf.write_text(f"create\nagrproto failover\nagrmacpolicy follow\nlink {FIX} active\nagrport re0\nagrport re1\n")
     again = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
     assert (again.returncode, again.stdout) == (0, ""), "NetBSD's spelling of the same setting"
-    # The file without it: -lladdr, agr0 back to the first port's own MAC.
+    # The file with agrmacpolicy active and no lladdr: -lladdr goes first, or active is refused.
+    conf.write_text("create\nagrproto failover\nagrmacpolicy active\nagrport re0\nagrport re1\n")
+    dry = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
+    assert dry.stdout.splitlines() == ["agrconfig agr0 -lladdr", "agrconfig agr0 agrmacpolicy active"], dry
+    ok(lab, a, "--boot", f"--confdir={tmp_path}")
+    settle_macs(lab, a, {"agr0": own["re0"], "re0": own["re0"], "re1": own["re1"]}, "active from the file")
+    # The file without either: agr0 keeps the active port's MAC, which every port takes.
     conf.write_text("create\nagrproto failover\nagrport re0\nagrport re1\n")
     dry = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
-    assert dry.stdout.splitlines() == ["agrconfig agr0 agrmacpolicy same", "agrconfig agr0 -lladdr"], dry.stdout
+    assert dry.stdout.splitlines() == ["agrconfig agr0 agrmacpolicy same"], dry.stdout
     ok(lab, a, "--boot", f"--confdir={tmp_path}")
     assert macs(lab, a) == {"agr0": own["re0"], "re0": own["re0"], "re1": own["re0"]}
