@@ -186,3 +186,11 @@ def test_parse_listen():
     for bad in ("0", "3601", "-1", "", "1.5", "²"):
         with pytest.raises(P.UsageError):
             P.parse_listen(bad)
+
+
+def test_text_says_when_two_free_ports_are_cabled_to_each_other():
+    partner = heard.LacpPartner(0x8000, "02:00:00:00:00:02", 0, 0x8000, 3, heard.ELICIT_STATE)
+    port = P.FreePort("re0", 2, "02:00:00:00:00:01", 1500, True, None, None, P.Use.FREE, (), sent=True,
+                      partner=partner, loop="re1")
+    assert "\tlacp partner: system 0x8000,02:00:00:00:00:02, key 0, port 0x8000,3, active, slow timeout, " \
+           "aggregatable\n\tloop: cabled to re1 of this host\n" in P.text(P.Preflight((port,), (), 0.1, True))
