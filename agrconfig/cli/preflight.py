@@ -132,6 +132,8 @@ def run_preflight(listen=None, clock=time.monotonic):
                     sock = _socket(port, proto, group)
                     socks[sock.fileno()] = (sock, port.name, proto)
             except OSError as exc:
+                if exc.errno in (errno.ENODEV, errno.ENXIO):
+                    continue      # gone since the dump: nothing to hear (listed as found)
                 raise AgrError.from_oserror(exc, "socket", f"raw socket on {port.name}") from exc
         start = clock()
         if listen is None:
