@@ -14,9 +14,9 @@ import socket
 import struct
 import time
 
-from .. import heard, paths
+from .. import heard
 from ..checks import is_number
-from ..client import workers
+from ..client import inspect, workers
 from ..errors import AgrError, UsageError
 from ..lacp import pdu
 from ..net import rtnl
@@ -27,10 +27,6 @@ LISTEN_MAX = 3600
 SOL_PACKET, PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING, PACKET_MR_MULTICAST = 263, 1, 23, 0
 PACKET_OUTGOING = 4
 # Links that stack on others or gather them: never a cable of their own.
-VIRTUAL_KINDS = {"bridge", "bond", "team", "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan",
-                 "geneve", "gretap", "ip6gretap", "erspan", "ip6erspan", "openvswitch", "macsec", "hsr",
-                 "vrf", "dsa", "ifb", "dummy"}      # (ifb, dummy: no cable at all)
-
 
 class Use(enum.Enum):
     FREE = "free"          # up, no address but its IPv6 link-local: one LACPDU is sent
@@ -76,9 +72,7 @@ def find_ports():
     addrs = rtnl.all_addresses()
     found = []
     for link in rtnl.links():
-        if (link.type != rtnl.ARPHRD_ETHER or link.addrlen != 6 or link.flags & rtnl.IFF_LOOPBACK
-                or link.kind in VIRTUAL_KINDS or link.master or link.name in members
-                or (paths.is_agr_name(link.name) and workers.exists(link.name))):
+        if not inspect.could_be_port(link, members):
             continue
         used = tuple(_ip_text(a) for a in addrs.get(link.index, [])
                      if not (a.family == socket.AF_INET6 and a.interface.ip.is_link_local))

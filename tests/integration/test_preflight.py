@@ -109,3 +109,15 @@ def test_preflight_needs_root_and_changes_nothing(lab):
     for bad in ("0", "x", "3601", "-1"):
         proc = lab.agr(h, "-l", "--free", "listen", bad)
         assert proc.returncode == 1 and proc.stderr.startswith("agrconfig: "), (bad, proc.stderr)
+
+
+def test_free_ports_are_those_pre_flight_looks_at(lab):
+    """`-l --free` and pre-flight agree: no bridge, no bridge port, no virtual link."""
+    h = lab.netns("h")
+    lab.ip(h, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    lab.ip(h, "link", "add", "br0", "type", "bridge")
+    lab.ip(h, "link", "set", "v0", "master", "br0")
+    lab.ip(h, "link", "add", "mv0", "link", "v1", "type", "macvlan")
+    assert lab.agr(h, "-l", "--free").stdout.split() == ["v1"]
+    doc = pl.preflight(lab, h, "listen", "1")
+    assert [p["ifname"] for p in doc["ports"]] == ["v1"]
