@@ -30,6 +30,14 @@ _agrconfig() {
         COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt -v --json --metrics --metrics-file= --destroy-all --help --version" -- "$cur"))
         return
     fi
+    if [ "${words[1]}" = -l ]; then    # -l [--free [-v] [--json] [listen N]]
+        case "$prev" in
+            -l) COMPREPLY=($(compgen -W "--free" -- "$cur")) ;;
+            listen) ;;
+            *) COMPREPLY=($(compgen -W "-v --json listen" -- "$cur")) ;;
+        esac
+        return
+    fi
     local name=${words[1]}
     case "$name" in
         -*) name=${words[2]} ;;
