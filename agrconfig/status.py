@@ -150,10 +150,15 @@ class Transition(Model):
 
 
 class HistoryView(Model):
-    """What a port went through since the worker started: counts, last change, last LACPDU."""
-    __slots__ = ("counts", "last_change", "lacpdu_age", "transitions")
+    """What a port went through since the worker started: counts, last change, last LACPDU;
+    for diagnose (None from a worker before them): the last LACPDU inter-arrival times, the
+    seconds since the mux machine changed state, and since each time the port stopped distributing."""
+    __slots__ = ("counts", "last_change", "lacpdu_age", "transitions", "lacpdu_intervals", "mux_age",
+                 "flap_ages")
     KINDS = {"transitions": [Transition]}
-    DEFAULTS = {"counts": frozen({}), "last_change": None, "lacpdu_age": None, "transitions": ()}
+    OMIT = ("lacpdu_intervals", "mux_age", "flap_ages")
+    DEFAULTS = {"counts": frozen({}), "last_change": None, "lacpdu_age": None, "transitions": (),
+                "lacpdu_intervals": None, "mux_age": None, "flap_ages": None}
 
 
 class LinkcheckStatus(Model):
