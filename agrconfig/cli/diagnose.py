@@ -113,17 +113,20 @@ def claims(links):
 def read_status(name):
     """(AggregateStatus or None, note): None with a note when the worker's status cannot be read."""
     from ..client import workers
-    try:
-        st = workers.worker_status(name)
-    except PermissionError as exc:
-        return None, f"the worker's status is not readable here ({exc.strerror}): LACP and port findings need root"
-    except AgrError as exc:
-        if exc.errno != errno.EPERM:
-            raise
-        return None, f"the worker answers root only ({exc.detail or exc.message}): LACP and port findings need root"
+    if os.geteuid() != 0:
+        # Ask the worker only: no state file to read, no worker to revive for a user.
+        from ..ipc import client as control
+        try:
+            return workers.read_status(name, control.request(name, "status", timeout=5.0)), None
+        except control.WorkerGone:
+            return None, f"no worker answers for {name}: LACP and port findings need it (and root, today)"
+        except AgrError as exc:
+            if exc.errno != errno.EPERM:
+                raise
+            return None, f"the worker answers root only ({exc.detail or exc.message}): LACP and port findings need root"
+    st = workers.worker_status(name)
     if st is None:
-        raise AgrError(errno.ENXIO, "diagnose", f"{name} is not an agr interface" if rtnl.link(name)
-                       else f"{name}: no such interface")
+        raise AgrError(errno.ENXIO, "diagnose", f"{name} is not an agr interface")
     return st, None
 
 

@@ -17,6 +17,9 @@ FLAPS = 3                # that many in the window is a flap
 GAP = 1.5                # an inter-arrival time above GAP periodic intervals lost a LACPDU
 OUT_OF_SYNC = 2          # periodic intervals the partner may take to come in sync
 NO_PARTNER = "00:00:00:00:00:00"
+# Frames on a port that never heard a LACPDU that say a static LAG sends to it: more than the
+# handful a lone host's IPv6 autoconfiguration sends on a cable (solicitations, MLD reports).
+STATIC_FRAMES = 10
 # The kernel's counters of a port that mean trouble when they grow (rtnl.STATS64's names).
 TROUBLE = ("rx_errors", "tx_errors", "rx_dropped", "tx_dropped", "rx_crc_errors", "rx_frame_errors",
            "rx_length_errors", "rx_fifo_errors", "rx_missed_errors", "rx_over_errors", "tx_carrier_errors",
@@ -85,6 +88,10 @@ def _frames_in(port):
     return port.counters.get("rx_packets", 0) + port.counters.get("rx_dropped", 0)
 
 
+def _traffic(port):
+    return _frames_in(port) >= STATIC_FRAMES
+
+
 def period(port):
     """The partner's periodic interval: fast (1 s) when our Timeout bit asks for it, else slow (30 s)."""
     return 1.0 if port.lacp.actor_state & P.TIMEOUT else 30.0
@@ -98,7 +105,7 @@ def _heard(port):
 
 def static_lag(facts):
     """Frames arrive on ports that never heard a LACPDU: the switch runs a static LAG."""
-    ports = [p for p in _lacp_ports(facts) if _never_heard(p) and _frames_in(p)]
+    ports = [p for p in _lacp_ports(facts) if _never_heard(p) and _traffic(p)]
     if not ports:
         return []
     return [finding(Severity.ERROR, "static-lag", [p.name for p in ports],
@@ -113,7 +120,7 @@ def passive_silent(facts):
     """lacpmode passive, and nothing heard: a passive partner waits for us as we wait for it."""
     if not _lacp(facts) or facts.status.flags.get("lacp_active", True):
         return []
-    ports = [p for p in _lacp_ports(facts) if _never_heard(p) and not _frames_in(p)]
+    ports = [p for p in _lacp_ports(facts) if _never_heard(p) and not _traffic(p)]
     if not ports:
         return []
     return [finding(Severity.ERROR, "passive-silent", [p.name for p in ports],
@@ -126,13 +133,15 @@ def no_lacp_heard(facts):
     """Active, nothing heard and no frames: no LACP at the far end, or the cable goes elsewhere."""
     if not _lacp(facts) or not facts.status.flags.get("lacp_active", True):
         return []
-    ports = [p for p in _lacp_ports(facts) if p.carrier and _never_heard(p) and not _frames_in(p)
+    ports = [p for p in _lacp_ports(facts) if p.carrier and _never_heard(p) and not _traffic(p)
              and p.lacp.counter("lacpdu_tx")]
     if not ports:
         return []
     return [finding(Severity.ERROR, "no-lacp-heard", [p.name for p in ports],
-                    "no LACPDU and no frame heard: the far end runs no LACP on this link, or the cable goes elsewhere",
+                    "no LACPDU heard, and next to no frame: the far end runs no LACP on this link, or the "
+                    "cable goes elsewhere",
                     {f"{p.name}.lacpdu_tx": p.lacp.counter("lacpdu_tx") for p in ports} |
+                    {f"{p.name}.frames_in": _frames_in(p) for p in ports} |
                     {f"{p.name}.lacpdu_rx": 0 for p in ports},
                     "check the cabling and ask for LACP on the switch's port; `lacpfallback` keeps one port "
                     "working meanwhile")]
