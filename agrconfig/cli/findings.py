@@ -193,8 +193,10 @@ def speeds_differ(facts):
             speeds.setdefault(p.speed, []).append(p.name)
     if len(speeds) < 2:
         return []
+    why = ("only ports of one speed aggregate" if st.protocol == Protocol.LACP
+           else "flows are spread evenly, so the slower port fills first")
     return [finding(Severity.WARNING, "speeds-differ", [n for ns in speeds.values() for n in ns],
-                    "the ports run at different speeds: only ports of one speed aggregate",
+                    f"the ports run at different speeds: {why}",
                     {f"{speed} Mb/s": ",".join(names) for speed, names in sorted(speeds.items())},
                     "use ports of one speed, or check autonegotiation at both ends (ethtool PORT)")]
 

@@ -111,6 +111,10 @@ def test_speeds_differ():
     ports[1]["speed"] = 100
     (f,) = findings.diagnose(facts(status(ports)))
     assert f.code == "speeds-differ" and f.evidence == {"100 Mb/s": "re1", "1000 Mb/s": "re0"}
+    assert f.message.endswith("only ports of one speed aggregate")
+    static = [{k: v for k, v in p.items() if k != "lacp"} for p in ports]
+    (f,) = findings.diagnose(facts(status(static, flags={"proto": "loadbalance"}, lacp=None)))
+    assert f.message.endswith("the slower port fills first")
     ports[1]["carrier"] = False     # a port without carrier has no speed to compare
     assert codes(facts(status(ports))) == []
 
