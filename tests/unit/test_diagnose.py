@@ -278,3 +278,21 @@ def test_gather_without_root_degrades(monkeypatch):
     assert notes == ["the worker answers root only (only root may control agr interfaces): "
                      "LACP and port findings need root"]
     assert findings.diagnose(f) == []
+
+
+def test_the_managers_state_files_are_read_only_in_their_namespace(monkeypatch):
+    monkeypatch.delenv("AGRCONFIG_NM_DEVICES_DIR", raising=False)
+    monkeypatch.delenv("AGRCONFIG_NETWORKD_LINKS_DIR", raising=False)
+    monkeypatch.setattr(diagnose, "_same_netns_as_init", lambda: True)
+    assert diagnose.manager_dirs() == ("/run/NetworkManager/devices", "/run/systemd/netif/links")
+    monkeypatch.setattr(diagnose, "_same_netns_as_init", lambda: False)
+    assert diagnose.manager_dirs() == (None, None)      # another namespace: its indexes are not theirs
+    monkeypatch.setenv("AGRCONFIG_NM_DEVICES_DIR", "/tmp/nm")
+    assert diagnose.manager_dirs() == ("/tmp/nm", "/run/systemd/netif/links")
+
+
+def test_the_query_runs_diagnose(monkeypatch):
+    ran = []
+    monkeypatch.setattr(diagnose, "run", lambda name, words, as_json: ran.append((name, words, as_json)) or 4)
+    assert Diagnose(("interval", "0")).run("agr0", as_json=True) == 4
+    assert ran == [("agr0", ["interval", "0"], True)]
