@@ -318,9 +318,11 @@ def no_fast_path(facts):
         why, action = "host", "none: the fast path needs a little-endian host; the relay is slower"
     elif "not implemented" in lower:
         why, action = "kernel", "a kernel with bpf(2) (CONFIG_BPF_SYSCALL) and tc eBPF (CONFIG_NET_CLS_BPF)"
+    elif " map" in lower:
+        why, action = "map type", "a kernel with BPF array and per-CPU array maps (Linux 4.6 or later)"
     else:
-        why, action = "kernel or map type", ("a kernel with array and per-CPU array maps and tc eBPF programs "
-                                             "(CONFIG_BPF_SYSCALL, CONFIG_NET_CLS_BPF, CONFIG_NET_SCH_INGRESS)")
+        why, action = "kernel", ("a kernel with tc eBPF programs in direct-action mode (CONFIG_NET_CLS_BPF, "
+                                 "CONFIG_NET_SCH_INGRESS)")
     return [finding(Severity.WARNING, "no-fast-path", [],
                     f"the eBPF fast path is not in use ({why}): every frame is copied by the relay",
                     {"datapath": st.datapath, "why": note},

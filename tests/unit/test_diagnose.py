@@ -1,6 +1,7 @@
 """diagnose (cli/findings.py, cli/diagnose.py): each rule on built status records, the network
 managers' state files, the words, the text and JSON, and the exit status. No root, no namespaces."""
 import json
+import os
 from types import MappingProxyType, SimpleNamespace
 
 import pytest
@@ -183,9 +184,10 @@ def test_errors_grow():
 
 
 @pytest.mark.parametrize("note, why", [
-    ("bpf(2): Operation not permitted", "capability"),
-    ("bpf(2): Invalid argument", "kernel or map type"),
-    ("bpf(2): Function not implemented", "kernel"),
+    ("bpf(2) array map: Operation not permitted", "capability"),
+    ("bpf(2) per-CPU array map: Invalid argument", "map type"),
+    ("bpf(2) SCHED_CLS program: Invalid argument", "kernel"),
+    ("bpf(2) array map: Function not implemented", "kernel"),
     ("big-endian host (the flow hash is defined over little-endian loads)", "host")])
 def test_no_fast_path_says_why(note, why):
     (f,) = findings.diagnose(facts(status(datapath="relay", datapath_note=note)))
@@ -296,3 +298,17 @@ def test_the_query_runs_diagnose(monkeypatch):
     monkeypatch.setattr(diagnose, "run", lambda name, words, as_json: ran.append((name, words, as_json)) or 4)
     assert Diagnose(("interval", "0")).run("agr0", as_json=True) == 4
     assert ran == [("agr0", ["interval", "0"], True)]
+
+
+def test_the_fast_path_probe_names_the_step_that_failed(monkeypatch):
+    import errno
+    from agrconfig.worker import bpf
+
+    def map_create(kind, *args):
+        if kind == bpf.BPF_MAP_TYPE_PERCPU_ARRAY:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return os.open("/dev/null", os.O_RDONLY)
+    monkeypatch.setattr(bpf, "map_create", map_create)
+    assert bpf.fastpath_supported() == (False, "bpf(2) per-CPU array map: Invalid argument")
+    monkeypatch.setattr(bpf, "map_create", lambda *args: (_ for _ in ()).throw(OSError(errno.EPERM, "Operation not permitted")))
+    assert bpf.fastpath_supported() == (False, "bpf(2) array map: Operation not permitted")
