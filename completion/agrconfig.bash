@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)

@@ -42,6 +42,7 @@ Words (applied left to right, as ifconfig does):
                                     with until: exit 0 once every port is so, 2 on timeout
   whichport DST [from SRC] [tcp|udp SPORT DPORT]
                                     the port a flow takes now (a query)
+  diagnose [interval SECONDS]       findings, their evidence and what to do; exit 4 if any
 
 Options:
   -n                 Dry run: print what would be done, one line per change; change nothing.
@@ -63,7 +64,7 @@ Options:
   --version      Show the version.
 
 Exit status: 0 success, 1 usage error, 2 an operation failed; with -n, 0 when nothing would
-change and 3 when something would.
+change and 3 when something would; diagnose: 4 when it found something.
 """
 import errno
 import sys
