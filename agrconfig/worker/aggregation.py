@@ -59,6 +59,10 @@ class Aggregation(abc.ABC):
     def set_system_mac(self, now, mac):
         pass
 
+    def set_port_speed(self, now, index, speed, duplex_full):
+        """A port's speed and duplex changed (read again at carrier up). Only LACP's key and
+        selection depend on them."""
+
     @abc.abstractmethod
     def receive(self, now, index, frame):
         """A Slow Protocols frame that arrived on port `index`."""
@@ -145,6 +149,9 @@ class Lacp(Aggregation):
 
     def set_carrier(self, now, index, up):
         self.act(self.core.set_carrier(now, index, up))
+
+    def set_port_speed(self, now, index, speed, duplex_full):
+        self.act(self.core.set_port_speed(now, index, speed, duplex_full))
 
     def set_system_mac(self, now, mac):
         if bytes(mac) != self.core.system.mac:   # the same id: nothing to select afresh
