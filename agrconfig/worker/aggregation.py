@@ -20,7 +20,7 @@ def create(flags, mac, now, act):
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
                          strict=flags["lacp_strict"], active=flags["lacp_active"],
                          max_ports=flags["max_ports"], fallback=flags["lacp_fallback"],
-                         wtr_time=flags["wtr_time"], now=now), act)
+                         wtr_time=flags["wtr_time"], now=now, select_policy=flags["select"]), act)
 
 
 class Aggregation(abc.ABC):
@@ -132,6 +132,8 @@ class Lacp(Aggregation):
             self.act(self.core.set_fallback(now, flags["lacp_fallback"]))
         if self.core.system.wtr_time != flags["wtr_time"]:
             self.act(self.core.set_wtr_time(now, flags["wtr_time"]))
+        if self.core.select_policy != flags["select"]:
+            self.act(self.core.set_select_policy(now, flags["select"]))
 
     def configure_port(self, now, port):
         self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))
