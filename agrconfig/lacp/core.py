@@ -177,7 +177,9 @@ class LacpCore:
         """A port's speed (Mbit/s, None: unknown) and duplex as the link now reports them
         (read again when its carrier comes back: renegotiation may change them). The
         operational key follows the speed (6.3.5: only like links aggregate): a port whose
-        key or aggregatability changes is selected afresh and tells its partner at once."""
+        key or aggregatability changes is selected afresh (Selected = UNSELECTED: the Mux
+        machine detaches it, which sets NTT, so the partner hears the new key at once; a
+        disabled port tells it when its carrier comes back)."""
         now = self._clock(now)
         port = self.ports.get(port_id)
         if port is not None and (port.speed, port.duplex_full) != (speed, duplex_full):
@@ -185,7 +187,6 @@ class LacpCore:
             port.speed, port.duplex_full = speed, duplex_full
             if (port.key, port.aggregatable) != before:
                 port.selected = UNSELECTED
-                port.ntt = True
         return self._run(now)
 
     def set_fallback(self, now, on) -> Output:

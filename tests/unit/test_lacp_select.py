@@ -4,7 +4,7 @@ partner systems, b and c, with different counts and speeds; and the ports' speed
 aggregate)."""
 import pytest
 
-from agrconfig.lacp import LacpCore, SelectPolicy
+from agrconfig.lacp import DistributingChanged, LacpCore, SelectPolicy, Transition
 from agrconfig.lacp import pdu as P
 from agrconfig.lacp.selection import rank_key
 from tests.unit.lacp_wire import Wire, mac
@@ -231,3 +231,52 @@ def test_half_duplex_after_renegotiation_makes_the_port_individual():
     assert not a.port_status(2)["aggregatable"]
     w.run(6, [a, b])
     assert 2 not in a.distributing() and 1 in a.distributing()
+
+
+def test_a_new_key_detaches_the_port_first_and_the_partner_hears_it():
+    a, b, w = pair_to_b([ONE_G])
+    w.run(6, [a, b])
+    assert a.distributing() == (1,)
+    out = a.set_port_speed(w.now, 1, TEN_G, True)
+    mux = [(e.old, e.new) for e in out.events if isinstance(e, Transition) and e.machine == "mux"]
+    assert ("ATTACHED", "DETACHED") in mux, "a new key: Selected = UNSELECTED, the mux detaches (6.4.15)"
+    assert any(isinstance(e, DistributingChanged) for e in out.events) and a.distributing() == ()
+    assert out.frames, "our new key goes out at once"
+    w.deliver(a, out)
+    w.deliver(b, b.set_port_speed(w.now, 1, TEN_G, True))
+    w.run(6, [a, b])
+    assert a.distributing() == (1,) and a.port_status(1)["actor_key"] == 0x0106
+
+
+@pytest.mark.parametrize("speed, duplex", [(0, True), (None, None), (-1, True)])
+def test_a_change_that_keeps_the_key_leaves_the_port_alone(speed, duplex):
+    # Unknown speed (None, 0, -1) is one key; unknown duplex counts as full.
+    a, b, w = pair_to_b([None])
+    w.run(6, [a, b])
+    assert a.distributing() == (1,)
+    out = a.set_port_speed(w.now, 1, speed, duplex)
+    assert not out.events and not out.frames, "the same key: nothing detaches, nothing to tell"
+    assert a.distributing() == (1,) and a.ports[1].speed == speed
+
+
+def test_the_duplex_alone_may_change_aggregatability():
+    a, b, w = pair_to_b([ONE_G])
+    w.run(6, [a, b])
+    out = a.set_port_speed(w.now, 1, ONE_G, None)
+    assert not out.events and not out.frames, "unknown duplex counts as full: the same key"
+    out = a.set_port_speed(w.now, 1, ONE_G, False)
+    assert any(isinstance(e, Transition) and e.machine == "mux" and e.new == "DETACHED" for e in out.events)
+
+
+def test_a_new_key_while_waiting_starts_the_aggregate_wait_over():
+    a, b, w = pair_to_b([ONE_G])
+    w.run(1.0, [a, b])
+    assert a.port_status(1)["mux_state"] == "WAITING"
+    out = a.set_port_speed(w.now, 1, TEN_G, True)
+    mux = [(e.old, e.new) for e in out.events if isinstance(e, Transition) and e.machine == "mux"]
+    assert mux == [("WAITING", "DETACHED"), ("DETACHED", "WAITING")]
+    w.deliver(a, out)
+    w.run(1.5, [a, b])   # 2.5 s after the first wait began, 1.5 s into the new one
+    assert a.port_status(1)["mux_state"] == "WAITING"
+    w.run(1.0, [a, b])
+    assert a.distributing() == (1,)
