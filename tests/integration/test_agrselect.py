@@ -2,8 +2,11 @@
 b (one port), re1 and re2 to host c (two ports), every end agrconfig with LACP. b's aggregation
 distributes first. `stable` keeps it while its port is up; `count` (set at run time) moves the
 traffic to c's two ports; the carrier cut of c's ports brings it back to b. veth ports all
-report 10000 Mb/s, so `bandwidth` (the default) chooses as `count` here; the unit tests
-(tests/unit/test_lacp_select.py) cover bandwidth against count with ports of other speeds."""
+report 10000 Mb/s, so `bandwidth` (the default) would choose as `count` there: the second test
+cables TAP ports (tapwire.py) whose speeds it sets, 10000 Mb/s to b and 2 x 1000 to c, where
+`bandwidth` chooses b and `count` c. The unit tests (tests/unit/test_lacp_select.py) cover
+every policy in detail."""
+import os
 import time
 
 import pytest
@@ -70,3 +73,48 @@ def test_stable_keeps_the_first_partner_count_moves_to_the_most_ports(lab):
     lab.ip(c, "link", "set", "re1", "down")
     wait_distributing(lab, a, ["re0"], timeout=10)
     assert distributing(lab, a) == {"re0"}
+
+
+def tap_hosts(lab, speeds):
+    """a's TAP ports tp0.. cabled by tapwire.py to b (tp0) and c (tp1, tp2) under the same
+    names, each end at `speeds[i]` Mb/s."""
+    import subprocess
+    import sys
+    from tests.lab import ROOT
+    a, b, c = lab.netns("a"), lab.netns("b"), lab.netns("c")
+    ends = [(f"tp{i}", f"xp{i}") for i in range(len(speeds))]
+    wire = subprocess.Popen(["ip", "netns", "exec", a, sys.executable,
+                             os.path.join(ROOT, "tests", "integration", "tapwire.py"),
+                             *[f"{m}:{x}" for m, x in ends]], stdout=subprocess.PIPE, text=True)
+    assert wire.stdout.readline().strip() == "ready"
+    for (mine, far), peer, speed in zip(ends, (b, c, c), speeds):
+        lab.ip(a, "link", "set", far, "netns", peer)
+        lab.ip(peer, "link", "set", far, "name", mine)
+        for ns in (a, peer):
+            lab.run(ns, "ethtool", "-s", mine, "speed", str(speed), "duplex", "full")
+            lab.run(ns, "sysctl", "-qw", f"net.ipv6.conf.{mine}.disable_ipv6=1")
+            lab.ip(ns, "link", "set", mine, "up")
+    return a, b, c, wire
+
+
+def test_bandwidth_and_count_choose_differently_with_ports_of_other_speeds(lab):
+    a, b, c, wire = tap_hosts(lab, [10000, 1000, 1000])
+    try:
+        agr(lab, b, ["tp0"])
+        agr(lab, c, ["tp1", "tp2"])
+        agr(lab, a, ["tp0", "tp1", "tp2"])      # agrselect bandwidth, the default
+        wait_distributing(lab, a, ["tp0"], timeout=10)
+        assert distributing(lab, a) == {"tp0"}, "10000 Mb/s to b beats 2 x 1000 to c"
+        doc = status_json(lab, a)
+        assert [p["speed"] for p in doc["agrports"]] == [10000, 1000, 1000]
+        assert doc["linkinfo"]["info_data"]["speed"] == 10000
+        assert "not distributing: " in ok(lab, a, "agr0")
+        ok(lab, a, "agr0", "agrselect", "count")
+        wait_distributing(lab, a, ["tp1", "tp2"], timeout=10)
+        assert distributing(lab, a) == {"tp1", "tp2"}, "two ports to c beat one to b"
+        lab.wait_for(lambda: status_json(lab, a)["linkinfo"]["info_data"]["speed"] == 2000, timeout=3,
+                     what="agr0 at 2000 Mb/s")
+        assert "Speed: 2000Mb/s" in lab.run(a, "ethtool", "agr0").stdout
+    finally:
+        wire.kill()
+        wire.wait()
