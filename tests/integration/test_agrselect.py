@@ -115,6 +115,18 @@ def test_bandwidth_and_count_choose_differently_with_ports_of_other_speeds(lab):
         lab.wait_for(lambda: status_json(lab, a)["linkinfo"]["info_data"]["speed"] == 2000, timeout=3,
                      what="agr0 at 2000 Mb/s")
         assert "Speed: 2000Mb/s" in lab.run(a, "ethtool", "agr0").stdout
+        # b's link renegotiates at 25000 Mb/s: its port is read again when its carrier comes back.
+        for ns in (a, b):
+            lab.run(ns, "ethtool", "-s", "tp0", "speed", "25000", "duplex", "full")
+        lab.ip(a, "link", "set", "tp0", "down")
+        lab.wait_for(lambda: not status_json(lab, a)["agrports"][0]["carrier"], timeout=5, what="tp0 down")
+        lab.ip(a, "link", "set", "tp0", "up")
+        lab.wait_for(lambda: status_json(lab, a)["agrports"][0]["speed"] == 25000, timeout=5,
+                     what="tp0 read again at 25000 Mb/s")
+        ok(lab, a, "agr0", "agrselect", "bandwidth")
+        wait_distributing(lab, a, ["tp0"], timeout=10)
+        lab.wait_for(lambda: "Speed: 25000Mb/s" in lab.run(a, "ethtool", "agr0").stdout, timeout=3,
+                     what="agr0 at 25000Mb/s")
     finally:
         wire.kill()
         wire.wait()
