@@ -43,6 +43,7 @@ class Link:
     carrier: bool
     operstate: str
     stats: dict = field(default_factory=dict)
+    master: int = 0      # IFLA_MASTER: the bridge, bond or team this link is a port of (0: none)
 
     @property
     def up(self):
@@ -112,6 +113,7 @@ def link_from_msg(msg):
         carrier=bool(at.get(IFLA_CARRIER, b"\0")[0]),
         operstate=OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else "",
         stats=stats,
+        master=struct.unpack("=I", at[IFLA_MASTER])[0] if len(at.get(IFLA_MASTER, b"")) == 4 else 0,
     )
 
 

@@ -28,6 +28,7 @@ from .members import Members
 from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, TapSpeed, take_tap
 from .tap import unpersist
 from .transactions import PortTransactions
+from .vlanfilter import VlanFilter
 
 log = logging.getLogger("agrconfig")
 
@@ -60,6 +61,7 @@ class Worker:
         self.carrier_poll = NoCarrierPoll()           # without LACP: distributing ports' carrier
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
+        self.vlans = VlanFilter(self)              # the ports' hardware VLAN filters
 
     @property
     def aggregation(self):
@@ -244,7 +246,7 @@ class Worker:
                 self.carrier_poll, self.mcast]
 
     def run(self):
-        self.linkwatch = linkwatch.LinkWatch(self.links.on_events)
+        self.linkwatch = linkwatch.LinkWatch(self._on_link_events)
         # Signals wake the loop: PEP 475 would otherwise resume select() and ignore them.
         sig_r, sig_w = socket.socketpair()
         sig_r.setblocking(False)
@@ -256,8 +258,13 @@ class Worker:
         self.mcast = MulticastResync(self.members.sync_memberships)
         self.loop = Loop(self.components, self.clock, name=self.name)
         self.links.changed(self.loop.now, None)  # catch up with anything missed while starting
+        self.vlans.sync()
         self.loop.run(lambda: self.stopping)
         self.shutdown()
+
+    def _on_link_events(self, now, events):
+        self.links.on_events(now, events)
+        self.vlans.on_events(now, events)
 
     def shutdown(self):
         """Give every port back, remove agrN and every file, and exit."""

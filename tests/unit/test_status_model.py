@@ -86,6 +86,18 @@ def keys(value, path=""):
     return out
 
 
+# Keys added since 0.2.0, each optional (an older worker's reply reads without them): a port's
+# history gained, for diagnose, the LACPDU inter-arrival times, the mux's age and the flaps.
+ADDED_HISTORY = ("lacpdu_intervals", "mux_age", "flap_ages")
+
+
+def added(key_set):
+    """The keys of key_set that are additions listed above (at any depth, under a history; and
+    ADDED_REPLY_KEYS, ADDED_JSON_KEYS)."""
+    return {k for k in key_set if k.rpartition(".")[0].endswith(".history") and k.rpartition(".")[2] in ADDED_HISTORY} | \
+        (set(key_set) & (ADDED_REPLY_KEYS | ADDED_JSON_KEYS))
+
+
 def test_the_fixtures_are_release_0_2_0s_four_scenarios():
     assert sorted(FIXTURES) == ["failover", "lacp", "loadbalance", "maxports"]
     for name in FIXTURES:
@@ -249,7 +261,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_lacp():
     st = built(agg, flags, ports, reply, now=w.now)
     assert [p.flags for p in st.ports] == [3, 3] and st.schema == SCHEMA
     hist_keys = {k for k in keys(reply) if ".history.transitions[]" in k}   # the fake history is empty
-    assert keys(st.to_json()) - ADDED_REPLY_KEYS == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}   # no mux change yet
+    assert got - added(got) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
     assert st.lacp.ports[0] == st.ports[0].lacp == LacpPortStatus.from_json(core.port_status(3))
 
 
@@ -262,7 +276,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_loadbalance_and_explains():
     agg.configure(1.0, flags)
     agg.add_port(1.0, ports[1])
     st = built(agg, flags, ports, reply, now=1.5)
-    assert keys(st.to_json()) - ADDED_REPLY_KEYS == keys(reply) | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.ports[1].static_wtr_left == st.ports[1].wtr_left == 600.0
     assert (st.ports[1].reason_kind, st.ports[1].reason) == ("waiting_to_restore", "waiting to restore, 600.0 s left")
     assert st.protocol is Protocol.STATIC and st.lacp is None and st.failover is None
@@ -277,7 +293,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     ports = [fake_port(3, "re0"), fake_port(5, "re1")]
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())
-    assert keys(st.to_json()) - ADDED_REPLY_KEYS == keys(reply) | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.failover == FailoverStatus(active=3, wtr=600) and st.active_port.name == "re0"
     assert st.protocol is Protocol.FAILOVER and st.lacp is None
     assert st.ports[0].linkcheck == LinkcheckStatus(up=True, heard_ago=0.5)
