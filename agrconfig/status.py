@@ -261,15 +261,17 @@ class AggregateStatus(Model):
     """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
     aggregation, the data path, the ports and the totals."""
     __slots__ = ("schema", "name", "pid", "mac", "flags", "protocol", "datapath", "datapath_note",
-                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover")
+                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed")
     KEYS = {"schema": SCHEMA_KEY}
     KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
-             "flags": lambda value: frozen({**options.defaults(), **value})}
-    OMIT = ("stats64", "failover")
+             "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int}
+    # speed: Mbit/s that agrN reports (its distributing ports' sum); None unknown (none
+    # distributes, or a 0.2.0 worker, which set none).
+    OMIT = ("stats64", "failover", "speed")
     ABSENT = {"schema": 0}   # a 0.2.0 worker's reply
     DEFAULTS = {"schema": SCHEMA, "pid": None, "mac": None, "datapath": "relay", "datapath_note": "",
                 "datapath_mode": None, "counters": frozen({}), "stats64": None, "lacp": None,
-                "failover": None}
+                "failover": None, "speed": None}
 
     def port(self, name):
         """The port called `name`, or None."""

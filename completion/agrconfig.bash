@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose agrselect"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -18,6 +18,7 @@ _agrconfig() {
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
         agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
+        agrselect) COMPREPLY=($(compgen -W "stable bandwidth count" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         whichport|from) return ;;

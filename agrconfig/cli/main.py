@@ -36,6 +36,7 @@ Words (applied left to right, as ifconfig does):
   agrminports N                     no carrier while fewer than N ports distribute (default 1)
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
   agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
+  agrselect stable|bandwidth|count  LACP: the aggregation kept while up | most bandwidth (default) | most ports
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);
