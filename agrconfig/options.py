@@ -402,6 +402,9 @@ OPTIONS = (
            "while no port hears LACP, one port carries traffic as a plain link"),
     Option("wtr_time", Number("agrwtr", 0, WTR_MAX, (0, 1, 30, WTR_MAX)), 0,
            "wait-to-restore: seconds a port that comes back waits before it distributes", stanza="wtr"),
+    Option("select", Choice("agrselect", (("stable", "stable"), ("bandwidth", "bandwidth"), ("count", "count"))),
+           "bandwidth", "LACP: which aggregation carries traffic when ports hear different partners: the "
+           "current one while a port of it is up, the most bandwidth (default), or the most ports"),
     Option("mac_policy", Choice("agrmacpolicy", (("same", "same"), ("active", "active"), ("follow", "follow"))),
            "same", "failover: every port takes agrN's MAC; agrN takes the active port's own; or only the "
            "active port takes agrN's (bonding's fail_over_mac none, active, follow)", stanza="mac-policy"),
