@@ -220,6 +220,10 @@ def render_all(as_json=False, verbose=False):
     return "".join(render_text(d, verbose) for d in docs)
 
 
+# agrmacpolicy in bonding's words (fail_over_mac)
+FAIL_OVER_MAC = {"same": "none", "active": "active", "follow": "follow"}
+
+
 def json_doc(doc):
     """The JSON document, with iproute2's bond key names where they fit."""
     out = {k: v for k, v in doc.items() if k != "agr"}
@@ -250,6 +254,7 @@ def json_doc(doc):
                         ns_ip6_target=[t for t in check["targets"] if ":" in t])
         if ws.protocol == Protocol.FAILOVER:    # bonding's active_slave
             info["active_slave"] = _active_port(ws)
+        info["fail_over_mac"] = FAIL_OVER_MAC[f["mac_policy"]]   # bonding's, as set (it applies to failover)
         out["agrports"] = [_port_json(p) for p in ws.ports]
         out["counters"] = plain(ws.counters)
     return out

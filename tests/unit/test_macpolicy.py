@@ -96,6 +96,9 @@ def test_status_text_says_the_policy_and_where_it_applies():
     assert line(lladdr=FIX).endswith(f"; lladdr {FIX}")
     doc = render.json_doc({"ifname": "agr0", "agr": aggregate({"flags": {**options.defaults(), "lladdr": FIX}})})
     assert doc["linkinfo"]["info_data"]["flags"]["lladdr"] == FIX
+    for policy, bonding in (("same", "none"), ("active", "active"), ("follow", "follow")):
+        ws = aggregate({"flags": {**options.defaults(), "mac_policy": policy}})
+        assert render.json_doc({"ifname": "agr0", "agr": ws})["linkinfo"]["info_data"]["fail_over_mac"] == bonding
 
 
 # -- the plan (pure) --------------------------------------------------------------------------

@@ -36,7 +36,8 @@ FIXTURES = {os.path.basename(p)[:-5]: p for p in sorted(glob.glob(os.path.join(H
 # the speed gauges of --metrics.
 ADDED_FLAGS = {"select", "mac_policy", "lladdr"}
 ADDED_REPLY_KEYS = {".speed"} | {f".flags.{k}" for k in ADDED_FLAGS}
-ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex"} | \
+ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex",
+                   ".linkinfo.info_data.fail_over_mac"} | \
     {f".linkinfo.info_data.flags.{k}" for k in ADDED_FLAGS}
 ADDED_METRICS = ("agr_speed_bytes", "agr_port_speed_bytes")
 
@@ -59,6 +60,7 @@ def readers_without_additions(seen):
     info = doc.get("linkinfo", {}).get("info_data")
     if info is not None:
         info.pop("speed", None)
+        info.pop("fail_over_mac", None)
         info["flags"] = without_added_flags(info["flags"])
     for entry in doc.get("agrports", []):
         entry.pop("speed", None)
