@@ -147,7 +147,16 @@ def _limits_text(f):
     text = f"; maxports {f['max_ports']}" if f["max_ports"] != options.BY_KEY["max_ports"].default else ""
     text += f"; minports {f['min_ports']}" if f["min_ports"] != options.BY_KEY["min_ports"].default else ""
     text += "; lacpfallback" if f["lacp_fallback"] else ""
-    return text + (f"; wtr {f['wtr_time']} s" if f["wtr_time"] else "")
+    text += f"; wtr {f['wtr_time']} s" if f["wtr_time"] else ""
+    return text + _announce_text(f)
+
+
+def _announce_text(f):
+    """agrannounce and agrdowndelay, when not the defaults: '; announce 3 interval 200 ms'."""
+    announce = f.get("announce") or options.BY_KEY["announce"].default   # a 0.2.0 worker has neither
+    text = "" if announce == options.BY_KEY["announce"].default else \
+        f"; announce {announce['count']} interval {announce['interval']} ms"
+    return text + (f"; downdelay {f['down_delay']} ms" if f.get("down_delay") else "")
 
 
 def _fallback_port(ws):
@@ -222,6 +231,10 @@ def json_doc(doc):
         info["min_links"] = f["min_ports"]   # bonding's name
         info["fallback_port"] = _fallback_port(ws)
         info["updelay"] = f["wtr_time"] * 1000   # bonding's, ms
+        info["downdelay"] = f.get("down_delay", 0)   # bonding's, ms (0.2.0's workers: none)
+        announce = f.get("announce") or options.BY_KEY["announce"].default
+        info.update(num_grat_arp=announce["count"], num_unsol_na=announce["count"],   # bonding's
+                    peer_notif_delay=announce["interval"])
         check = f["linkcheck"]
         if check:   # bonding's names
             info.update(arp_interval=check["interval"],

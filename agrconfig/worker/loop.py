@@ -17,9 +17,10 @@ import time
 from .. import options
 from ..errors import AgrError
 from ..ipc import server as control
-from ..lacp import DistributingChanged, Transition
+from ..lacp import DistributingChanged, SelectionChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
+from . import aggregation, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
+from .announcer import AggregatorWatch, Announcer, KernelFacts
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
@@ -60,6 +61,10 @@ class Worker:
         self.carrier_poll = NoCarrierPoll()           # without LACP: distributing ports' carrier
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
+        # agrannounce: announcements after a failover move or a new LACP aggregation
+        self.announcer = Announcer(self.members.send, KernelFacts(lambda: self.tap_index, lambda: self.mac),
+                                   lambda: self.flags["announce"])
+        self.aggregator = AggregatorWatch()
 
     @property
     def aggregation(self):
@@ -126,7 +131,7 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
+                self.agg.current = failover.Failover(self._act, self.announcer.moved, self.flags["wtr_time"])
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
@@ -165,15 +170,6 @@ class Worker:
         follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
         return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
 
-    def _announcements(self):
-        """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
-        try:
-            addrs = rtnl.addresses(self.tap_index)
-        except (AgrError, OSError) as exc:
-            log.warning("%s: no addresses to announce: %s", self.name, exc)
-            return []
-        return announce.frames(rtnl.mac_bytes(self.mac), [a.address for a in addrs])
-
     def _act(self, out):
         """Carry out the LACP core's Output: its events first, so the data path follows the
         mux before the frames (LACPDUs announcing it) leave."""
@@ -181,6 +177,9 @@ class Worker:
         for event in out.events:
             if isinstance(event, DistributingChanged):
                 changed = True
+            elif isinstance(event, SelectionChanged):
+                self.aggregator.selection(event)
+                log.info("%s: %s", self.name, event)
             elif isinstance(event, Transition):
                 self.history.record(event)
                 if self.flags["debug"]:
@@ -203,6 +202,9 @@ class Worker:
             log.info("%s: distributing on %s", self.name,
                      ", ".join(self.members.name_of(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
+        port = self.aggregator.distributing(distributing)
+        if port is not None:   # another LACP aggregation carries the traffic now
+            self.announcer.moved(port)
         self.path.set_ports(list(self.members), distributing, collecting)
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
             self.save()
@@ -237,7 +239,7 @@ class Worker:
     # -- loop ---------------------------------------------------------------------------------
     def components(self):
         return [self.signals, self.control, self.linkwatch, self.agg, self.datapath, self.linkcheck,
-                self.carrier_poll, self.mcast]
+                self.carrier_poll, self.mcast, self.links, self.announcer]
 
     def run(self):
         self.linkwatch = linkwatch.LinkWatch(self.links.on_events)

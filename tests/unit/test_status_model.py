@@ -56,6 +56,34 @@ def test_the_fixtures_are_release_0_2_0s_four_scenarios():
         assert SCHEMA_KEY not in rec["worker_reply"], "0.2.0 sent no schema key"
 
 
+# Keys added since 0.2.0 on purpose, each a new setting: in the worker's "flags" (and so in
+# --json's info_data.flags), and bonding's names for them in --json's info_data.
+FLAGS_ADDED = ("announce", "down_delay")
+INFO_ADDED = ("downdelay", "num_grat_arp", "num_unsol_na", "peer_notif_delay")
+
+
+def added_keys(prefix=""):
+    """The key paths of the added settings (with their defaults) under `prefix`."""
+    defaults = options.defaults()
+    return keys({"flags": {k: defaults[k] for k in FLAGS_ADDED}}, prefix) - {f"{prefix}.flags"}
+
+
+def added_info_keys():
+    return added_keys(".linkinfo.info_data") | {f".linkinfo.info_data.{k}" for k in INFO_ADDED}
+
+
+def without_added(doc):
+    """A worker's reply, or the readers' output, without what was added since 0.2.0."""
+    doc = json.loads(json.dumps(doc))
+    for flags in (doc.get("flags"), ((doc.get("json") or {}).get("linkinfo") or {}).get("info_data", {}).get("flags")):
+        for k in FLAGS_ADDED:
+            (flags or {}).pop(k, None)
+    info = ((doc.get("json") or {}).get("linkinfo") or {}).get("info_data") or {}
+    for k in INFO_ADDED:
+        info.pop(k, None)
+    return doc
+
+
 def test_keys_sees_every_level():
     assert keys({"a": [{"b": 1}, {"c": {"d": 2}}], "e": None}) == {".a", ".a[].b", ".a[].c", ".a[].c.d", ".e"}
     assert keys({"a": [{"b": 1}]}) != keys({"a": [{"c": 1}]})
@@ -68,7 +96,7 @@ def test_a_0_2_0_reply_reads_and_writes_back_key_for_key(name):
     assert st.schema == 0, "no schema key: a 0.2.0 worker"
     out = st.to_json()
     assert out.pop(SCHEMA_KEY) == 0
-    assert out == reply
+    assert without_added(out) == reply and keys(out) - keys(reply) == added_keys()
     again = AggregateStatus.from_json(st.to_json())
     assert again == st
 
@@ -78,7 +106,7 @@ def test_this_workers_document_is_0_2_0s_plus_the_schema_key():
         reply = fixture(name)["worker_reply"]
         new = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
         assert new[SCHEMA_KEY] == SCHEMA >= 1
-        assert keys(new) - keys(reply) == {f".{SCHEMA_KEY}"} and keys(reply) <= keys(new)
+        assert keys(new) - keys(reply) == {f".{SCHEMA_KEY}"} | added_keys() and keys(reply) <= keys(new)
 
 
 def test_the_model_reads_as_types():
@@ -209,7 +237,7 @@ def test_the_builder_writes_the_0_2_0_keys_for_lacp():
     st = built(agg, flags, ports, reply, now=w.now)
     assert [p.flags for p in st.ports] == [3, 3] and st.schema == SCHEMA
     hist_keys = {k for k in keys(reply) if ".history.transitions[]" in k}   # the fake history is empty
-    assert keys(st.to_json()) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
+    assert keys(st.to_json()) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"} | added_keys()
     assert st.lacp.ports[0] == st.ports[0].lacp == LacpPortStatus.from_json(core.port_status(3))
 
 
@@ -222,7 +250,7 @@ def test_the_builder_writes_the_0_2_0_keys_for_loadbalance_and_explains():
     agg.configure(1.0, flags)
     agg.add_port(1.0, ports[1])
     st = built(agg, flags, ports, reply, now=1.5)
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
+    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"} | added_keys()
     assert st.ports[1].static_wtr_left == st.ports[1].wtr_left == 600.0
     assert (st.ports[1].reason_kind, st.ports[1].reason) == ("waiting_to_restore", "waiting to restore, 600.0 s left")
     assert st.protocol is Protocol.STATIC and st.lacp is None and st.failover is None
@@ -233,11 +261,11 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     reply = fixture("failover")["worker_reply"]
     flags = {**options.defaults(), "proto": "failover", "wtr_time": 600,
              "linkcheck": {"targets": ["192.0.2.2"], "interval": 100}}
-    agg = failover.Failover(lambda out: None, lambda: [], 600)
+    agg = failover.Failover(lambda out: None, lambda port: None, 600)
     ports = [fake_port(3, "re0"), fake_port(5, "re1")]
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
+    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"} | added_keys()
     assert st.failover == FailoverStatus(active=3, wtr=600) and st.active_port.name == "re0"
     assert st.protocol is Protocol.FAILOVER and st.lacp is None
     assert st.ports[0].linkcheck == LinkcheckStatus(up=True, heard_ago=0.5)
@@ -402,7 +430,8 @@ def test_this_front_end_reads_a_0_2_0_worker_as_0_2_0_did(name, old_front_end):
     then = old_front_end(reply, FRAME)
     now = readers_now(AggregateStatus.from_json(reply), FRAME)
     assert now["json"]["linkinfo"]["info_data"].pop(SCHEMA_KEY) == 0
-    assert now == one_wait(then)
+    assert keys(now["json"]) - keys(then["json"]) == added_info_keys()
+    assert without_added(now) == one_wait(then)
 
 
 def test_the_wait_reads_the_same_for_every_aggregation():
@@ -421,7 +450,7 @@ def test_a_0_2_0_front_end_reads_this_worker_as_it_read_its_own(name, old_front_
     reply = fixture(name)["worker_reply"]
     ours = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
     assert ours[SCHEMA_KEY] == SCHEMA
-    assert old_front_end(ours, FRAME) == old_front_end(reply, FRAME)
+    assert without_added(old_front_end(ours, FRAME)) == old_front_end(reply, FRAME)
 
 
 def test_the_json_document_says_the_schema():
@@ -432,6 +461,6 @@ def test_the_json_document_says_the_schema():
 def test_plain_is_the_json_form():
     st = AggregateStatus.from_json(fixture("failover")["worker_reply"])
     assert plain(st) == st.to_json()
-    assert plain(st.flags) == fixture("failover")["worker_reply"]["flags"]
+    assert without_added({"flags": plain(st.flags)})["flags"] == fixture("failover")["worker_reply"]["flags"]
     assert isinstance(plain(st.flags)["linkcheck"]["targets"], list)
     assert PortStatus.from_json(plain(st.ports[0])) == st.ports[0]
