@@ -115,6 +115,8 @@ def agr_lines(ws, verbose=False):
             out.append(f"\t\tnot distributing: {p.reason}")
         if p.lacp is None and p.failover is None and p.wtr_left is not None:
             out.append(f"\t\t{_wait_text(p.wtr_left)}")   # loadbalance: the wait is all there is
+        if p.down_delay_left is not None:   # agrdowndelay: a loss held
+            out.append(f"\t\tlink lost, leaves in {p.down_delay_left:.1f} s unless it returns (agrdowndelay)")
         if p.linkcheck is not None:   # agrlinkcheck's verdict on this port
             lc = p.linkcheck
             heard = "never" if lc.heard_ago is None else f"{lc.heard_ago:.1f}s ago"
@@ -286,6 +288,8 @@ def _port_json(p):
     out["wtr_left"] = p.wtr_left   # one field for LACP, loadbalance and failover
     if p.linkcheck is not None:
         out["linkcheck"] = plain(p.linkcheck)
+    if p.down_delay_left is not None:   # agrdowndelay: the port goes then, unless its link returns
+        out["down_delay_left"] = p.down_delay_left
     if p.failover is not None:   # bonding's sysfs slave state: active or backup
         out["state"] = "active" if p.failover.role == Role.ACTIVE else "backup"
         out["failover"] = plain(p.failover)

@@ -74,6 +74,8 @@ def test_n_announcements_interval_apart_after_a_failover(lab):
     garps = [t for _n, t, f in seen for f in [bytes.fromhex(f)]
              if f[6:12] == mac and f[20:22] == b"\x00\x01" and f[28:32] == f[38:42] == own_ip]
     assert len(garps) == 3, f"{len(garps)} gratuitous ARPs on sw1, not 3: {seen}"
+    sent = [line for line in lab.agr(a, "--metrics").stdout.splitlines() if line.startswith("agr_announcements_total")]
+    assert sent and float(sent[0].split()[-1]) >= 4, sent   # 3 + 3 at the first activation at least
     assert garps[0] - cut < 0.5, "the first one goes at once"
     gaps = [b2 - b1 for b1, b2 in zip(garps, garps[1:])]
     assert all(0.2 <= g <= 0.4 for g in gaps), f"not 250 ms apart: {gaps}"
@@ -220,7 +222,10 @@ def test_agrdowndelay_a_short_flap_changes_nothing_a_long_loss_takes_the_port(la
     lab.ip(s, "link", "set", "sw0", "down")
     cut = time.monotonic()
     time.sleep(1.0)
-    assert flags()["re0"] == 3, "gone before agrdowndelay was over"
+    (re0,) = [p for p in status_json(lab, a)["agrports"] if p["ifname"] == "re0"]
+    assert re0["flags"] == 3, "gone before agrdowndelay was over"
+    assert 0.0 < re0["down_delay_left"] <= 0.6, re0
+    assert "link lost, leaves in" in ok(lab, a, "agr0")
     lab.wait_for(lambda: flags()["re0"] == 0, timeout=3, interval=0.05, what="re0 gone after agrdowndelay")
     took = time.monotonic() - cut
     assert 1.4 <= took <= 2.5, f"re0 went after {took:.2f} s, not 1.5"

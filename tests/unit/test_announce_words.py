@@ -112,3 +112,21 @@ def test_completion_offers_the_words_and_leaves_the_numbers():
     assert {"agrannounce", "agrdowndelay"} <= set(complete("agr0", ""))
     assert complete("agr0", "agrannounce", "") == []
     assert complete("agr0", "agrdowndelay", "") == []
+
+
+def test_a_held_loss_and_the_announcements_in_status_and_metrics():
+    from agrconfig.cli import metrics
+    port = {"name": "re0", "index": 3, "flags": 3, "carrier": True, "original_mac": "02:00:00:00:00:09",
+            "counters": {}, "options": options.defaults("port"), "down_delay_left": 1.5}
+    st = aggregate({"protocol": "loadbalance", "datapath": "relay", "flags": {**options.defaults(), "down_delay": 500},
+                    "ports": [port], "announced": 7})
+    assert st.ports[0].down_delay_left == 1.5 and st.announced == 7
+    assert "\t\tlink lost, leaves in 1.5 s unless it returns (agrdowndelay)" in render.agr_lines(st)
+    doc = render.json_doc({"ifname": "agr0", "agr": st})
+    assert doc["agrports"][0]["down_delay_left"] == 1.5
+    assert "agr_announcements_total{agr=\"agr0\"} 7.0" in metrics.text({"agr0": st})
+    quiet = aggregate({"protocol": "loadbalance", "datapath": "relay", "flags": options.defaults(),
+                       "ports": [dict(port, down_delay_left=None)]})
+    assert "down_delay_left" not in quiet.ports[0].to_json() and "announced" not in quiet.to_json()
+    assert not any("agrdowndelay" in line for line in render.agr_lines(quiet))
+    assert "agr_announcements_total{" not in metrics.text({"agr0": quiet}), "a 0.2.0 worker: no sample"
