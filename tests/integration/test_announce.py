@@ -5,7 +5,8 @@
 - a multicast receiver on the host keeps its stream through a snooping switch (a querier with a
   long query interval) within 1 s of the move (agr0's memberships reported again);
 - agrdowndelay: a carrier flap shorter than the delay leaves the port distributing, a longer
-  loss takes it away once the delay is over.
+  loss takes it away once the delay is over;
+- under LACP, another aggregation taking over announces too.
 """
 import json
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from tests.integration.helpers import ok, status_json, strip_addresses
+from tests.integration.helpers import aggregate, host_pair, ok, status_json, strip_addresses
 from tests.integration.test_failover import switched, wait_active
 
 pytestmark = pytest.mark.integration
@@ -232,3 +233,31 @@ def test_agrdowndelay_a_short_flap_changes_nothing_a_long_loss_takes_the_port(la
     bad = lab.agr(a, "agr0", "agrdowndelay", "-1")
     assert bad.returncode == 1 and bad.stderr.startswith("agrconfig: agrdowndelay: ")
     assert status_json(lab, a)["linkinfo"]["info_data"]["flags"]["down_delay"] == 1500
+
+
+def test_another_lacp_aggregation_taking_over_is_announced(lab):
+    """Our re0 and re1 hear two different partners (agr0 and agr1 in b, each with its own system
+    id): one aggregation carries the traffic. When its cable goes, the other takes over and
+    announces agr0's address from its port."""
+    a, b = host_pair(lab)
+    aggregate(lab, a, words=["lacptimeout", "fast", "agrannounce", "2", "interval", "100"])
+    ok(lab, a, "agr0", "inet", "192.0.2.1/24", "up")
+    for name, port, sysid in (("agr0", "re0", "02:00:00:00:aa:01"), ("agr1", "re1", "02:00:00:00:aa:02")):
+        strip_addresses(lab, b, port)
+        ok(lab, b, name, "create", "lacptimeout", "fast", "lacpsysid", sysid, "agrport", port, "up")
+
+    def carrying():
+        return {p["ifname"] for p in status_json(lab, a)["agrports"] if p["flags"] == 3}
+    first = lab.wait_for(lambda: carrying() if len(carrying()) == 1 else None, timeout=15,
+                         what="one aggregation distributing")
+    (old,) = first
+    new = {"re0": "re1", "re1": "re0"}[old]
+    mac = bytes.fromhex(status_json(lab, a)["address"].replace(":", ""))
+    sniffer = sniff(b, 4, 0x0806, new)
+    lab.ip(b, "link", "set", old, "down")
+    lab.wait_for(lambda: carrying() == {new}, timeout=5, interval=0.05, what=f"{new}'s aggregation taking over")
+    seen = json.loads(sniffer.communicate(timeout=30)[0])
+    own_ip = bytes([192, 0, 2, 1])
+    garps = [f for _n, _t, f in seen for f in [bytes.fromhex(f)]
+             if f[6:12] == mac and f[20:22] == b"\x00\x01" and f[28:32] == f[38:42] == own_ip]
+    assert len(garps) == 2, f"{len(garps)} gratuitous ARPs from {new}, not 2: {seen}"
