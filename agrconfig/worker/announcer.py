@@ -6,8 +6,8 @@ One entry point, `Announcer.moved(port, macs=None)`, for every kind of move:
   `count` rounds, `interval` ms apart, of a gratuitous ARP per IPv4 address and an unsolicited
   NA per IPv6 address of agrN (bonding's num_grat_arp/num_unsol_na and peer_notif_delay); with
   the first round, a learning frame (RARP, as Open vSwitch) for each MAC the bridge that agrN
-  is a port of learned on its other ports, and agrN's multicast memberships reported again in
-  one IGMPv3 and one MLDv2 report (bonding's resend_igmp).
+  is a port of learned on its other ports, and agrN's (and that bridge's) multicast memberships
+  reported again in an IGMPv3 and an MLDv2 report (bonding's resend_igmp).
 - `moved(P, macs)`: port P now carries the MACs `macs` ((mac bytes, VLAN ID or None) pairs), as
   after an slb move: one learning frame each, at once; when agrN's own MAC is among them,
   agrN's own announcements and reports follow as above (not the bridge's other MACs: the
@@ -84,9 +84,17 @@ class Facts:
         ports (and its own addresses); empty when agrN is in no bridge."""
         raise NotImplementedError
 
-    def groups(self):
-        """(IPv4 groups, IPv6 groups) agrN is a member of."""
+    def listeners(self):
+        """Who listens to multicast groups through agrN: (MAC bytes, addresses, IPv4 groups,
+        IPv6 groups) for agrN, and for the bridge agrN is a port of (the host's memberships
+        are the bridge's then)."""
         raise NotImplementedError
+
+
+class Listener(Record):
+    """A device whose multicast memberships are reported: its MAC (bytes), its addresses
+    (strings), its IPv4 and IPv6 groups."""
+    __slots__ = ("mac", "addresses", "v4", "v6")
 
 
 class KernelFacts(Facts):
@@ -129,16 +137,22 @@ class KernelFacts(Facts):
         except (AttributeError, OSError, ValueError):
             return None
 
-    def groups(self):
-        name = rtnl.link(index=self.index).name
+    def listeners(self):
         with open("/proc/net/igmp") as f:
-            v4 = announce.igmp_groups(f.read(), name)
+            igmp = f.read()
         try:
             with open("/proc/net/igmp6") as f:
-                v6 = announce.igmp6_groups(f.read(), self.index)
+                igmp6 = f.read()
         except FileNotFoundError:   # IPv6 disabled in the kernel
-            v6 = []
-        return v4, v6
+            igmp6 = ""
+        out = []
+        for index in (self.index, rtnl.master(self.index)):
+            link = rtnl.link(index=index) if index is not None else None
+            if link is None or not link.mac:
+                continue
+            out.append(Listener(mac=rtnl.mac_bytes(link.mac), addresses=[a.address for a in rtnl.addresses(index)],
+                                v4=announce.igmp_groups(igmp, link.name), v6=announce.igmp6_groups(igmp6, index)))
+        return out
 
 
 class Announcer(Component):
@@ -197,19 +211,20 @@ class Announcer(Component):
             if self.learning:
                 frames += [announce.rarp(m, vlan) for m, vlan in self._read(self.facts.learned, [])
                            if m != mac and not m[0] & 1]
-            frames += self.reports(mac)
+            frames += self.reports()
         for frame in frames:
             self._send(round_.port, frame)
 
-    def reports(self, mac):
-        """agrN's IGMPv3 and MLDv2 reports of its memberships (none without an address to
-        send from: a report from 0.0.0.0 or :: is valid, RFC 3376 §4.2.13 / RFC 3810 §5.2.13)."""
-        v4, v6 = self._read(self.facts.groups, ([], []))
-        addresses = self._read(self.facts.addresses, [])
-        src4 = next((a for a in addresses if ":" not in a), "0.0.0.0")
-        src6 = next((a.split("%", 1)[0] for a in addresses if a.lower().startswith("fe80:")), "::")
-        return [f for f in (announce.igmpv3_report(mac, src4, v4), announce.mldv2_report(mac, src6, v6))
-                if f is not None]
+    def reports(self):
+        """An IGMPv3 and an MLDv2 report of each listener's memberships, from its own MAC and
+        address (0.0.0.0 or :: without one: valid, RFC 3376 §4.2.13 / RFC 3810 §5.2.13)."""
+        out = []
+        for who in self._read(self.facts.listeners, []):
+            src4 = next((a for a in who.addresses if ":" not in a), "0.0.0.0")
+            src6 = next((a.split("%", 1)[0] for a in who.addresses if a.lower().startswith("fe80:")), "::")
+            out += [f for f in (announce.igmpv3_report(who.mac, src4, who.v4),
+                                announce.mldv2_report(who.mac, src6, who.v6)) if f is not None]
+        return out
 
     def _send(self, port, frame):
         self.send(port, frame)

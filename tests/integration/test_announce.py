@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.integration.helpers import aggregate, host_pair, ok, status_json, strip_addresses
+from tests.integration.helpers import aggregate, host_pair, ok, status_json, strip_addresses, worker_logs_tail
 from tests.integration.test_failover import switched, wait_active
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_n_announcements_interval_apart_after_a_failover(lab):
     assert sent and float(sent[0].split()[-1]) >= 4, sent   # 3 + 3 at the first activation at least
     assert garps[0] - cut < 0.5, "the first one goes at once"
     gaps = [b2 - b1 for b1, b2 in zip(garps, garps[1:])]
-    assert all(0.2 <= g <= 0.4 for g in gaps), f"not 250 ms apart: {gaps}"
+    assert all(0.18 <= g <= 0.45 for g in gaps), f"not 250 ms apart: {gaps}"   # a busy machine jitters
     # A bad value exits 1 and changes nothing.
     for words in (["agrannounce", "256"], ["agrannounce", "2", "interval", "5"], ["agrannounce"]):
         bad = lab.agr(a, "agr0", *words)
@@ -219,20 +219,23 @@ def test_agrdowndelay_a_short_flap_changes_nothing_a_long_loss_takes_the_port(la
         seen.append(flags()["re0"])
     assert seen and set(seen) == {3}, f"re0 left during a flap shorter than agrdowndelay: {seen}"
 
-    # A long loss: re0 stays for the delay, then goes.
+    # A long loss: re0 stays for the delay (3 s: room for a slow status on a busy machine), then goes.
+    ok(lab, a, "agr0", "agrdowndelay", "3000")
     lab.ip(s, "link", "set", "sw0", "down")
     cut = time.monotonic()
     time.sleep(1.0)
     (re0,) = [p for p in status_json(lab, a)["agrports"] if p["ifname"] == "re0"]
-    assert re0["flags"] == 3, "gone before agrdowndelay was over"
-    assert 0.0 < re0["down_delay_left"] <= 0.6, re0
-    assert "link lost, leaves in" in ok(lab, a, "agr0")
-    lab.wait_for(lambda: flags()["re0"] == 0, timeout=3, interval=0.05, what="re0 gone after agrdowndelay")
+    text = ok(lab, a, "agr0")
+    assert time.monotonic() - cut < 2.9, "too slow to tell"
+    assert re0["flags"] == 3, "gone before agrdowndelay was over" + worker_logs_tail(lab, a, ["agr0"])
+    assert 0.0 < re0["down_delay_left"] <= 2.0, re0
+    assert "link lost, leaves in" in text, text
+    lab.wait_for(lambda: flags()["re0"] == 0, timeout=5, interval=0.05, what="re0 gone after agrdowndelay")
     took = time.monotonic() - cut
-    assert 1.4 <= took <= 2.5, f"re0 went after {took:.2f} s, not 1.5"
+    assert 2.9 <= took <= 4.0, f"re0 went after {took:.2f} s, not 3"
     bad = lab.agr(a, "agr0", "agrdowndelay", "-1")
     assert bad.returncode == 1 and bad.stderr.startswith("agrconfig: agrdowndelay: ")
-    assert status_json(lab, a)["linkinfo"]["info_data"]["flags"]["down_delay"] == 1500
+    assert status_json(lab, a)["linkinfo"]["info_data"]["flags"]["down_delay"] == 3000
 
 
 def test_another_lacp_aggregation_taking_over_is_announced(lab):

@@ -15,10 +15,11 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from agrconfig.lacp import SelectionChanged
 from agrconfig.net import netlink, rtnl
 from agrconfig.worker import announce
-from agrconfig.worker.announcer import AggregatorWatch, AnnounceSchedule, Announcer, Facts, Round
+from agrconfig.worker.announcer import AggregatorWatch, AnnounceSchedule, Announcer, Facts, Listener, Round
 
 MAC = b"\x02\x00\x00\x00\x00\x01"
 VM = b"\x02\x00\x00\x00\x00\x42"
+BRIDGE = b"\x02\x00\x00\x00\x00\x0b"
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -166,8 +167,8 @@ def test_count_zero_still_has_the_first_round():
 # -- the component -------------------------------------------------------------------------------
 
 class FakeFacts(Facts):
-    def __init__(self, learned=(), groups=((), ())):
-        self._learned, self._groups = list(learned), groups
+    def __init__(self, learned=(), groups=((), ()), bridge_groups=None):
+        self._learned, self._groups, self._bridge = list(learned), groups, bridge_groups
 
     def mac(self):
         return MAC
@@ -178,8 +179,11 @@ class FakeFacts(Facts):
     def learned(self):
         return self._learned
 
-    def groups(self):
-        return self._groups
+    def listeners(self):
+        out = [Listener(mac=MAC, addresses=self.addresses(), v4=list(self._groups[0]), v6=list(self._groups[1]))]
+        if self._bridge is not None:
+            out.append(Listener(mac=BRIDGE, addresses=["192.0.2.9"], v4=self._bridge, v6=[]))
+        return out
 
 
 def announcer(setting, **facts):
@@ -293,3 +297,12 @@ def test_a_new_aggregation_is_a_move_once_it_distributes():
     assert w.distributing({5, 4}) is None
     w.selection(selected(b"\x04" * 6, key=2))
     assert w.distributing({6}) == 6, "another partner key is another aggregation"
+
+
+def test_the_bridges_memberships_are_reported_from_the_bridge():
+    a, sent = announcer({"count": 1, "interval": 100}, groups=([], []), bridge_groups=["239.9.9.9"])
+    a.moved(7)
+    a.on_timer(0.0)
+    (igmp,) = [Ether(f) for _p, f in sent if Ether(f).haslayer(IGMPv3)]
+    assert igmp.src == "02:00:00:00:00:0b" and igmp[IP].src == "192.0.2.9"
+    assert [r.maddr for r in igmp[IGMPv3mr].records] == ["239.9.9.9"]
