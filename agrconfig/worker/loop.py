@@ -230,12 +230,13 @@ class Worker:
 
     def status(self):
         """agrN's AggregateStatus (agrconfig.status), built by report.py."""
+        now = self.clock()
         return report.aggregate_status(
             name=self.name, pid=os.getpid(), mac=self.mac, flags=self.flags, aggregation=self.aggregation,
             path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
             collecting=self.collecting, distributing=self.distributing, history=self.history,
-            checker=self.linkcheck if self.linkcheck.running else None, now=self.clock(),
-            held=lambda index: self.links.held_left(self.clock(), index), announced=self.announcer.sent)
+            checker=self.linkcheck if self.linkcheck.running else None, now=now,
+            held=lambda index: self.links.held_left(now, index), announced=self.announcer.sent)
 
     # -- loop ---------------------------------------------------------------------------------
     def components(self):
