@@ -26,9 +26,10 @@ from .component import Loop
 from .dataplane import Relay
 from .linkstate import LinkState
 from .members import Members
-from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, take_tap
+from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, TapSpeed, take_tap
 from .tap import unpersist
 from .transactions import PortTransactions
+from .vlanfilter import VlanFilter
 
 log = logging.getLogger("agrconfig")
 
@@ -61,6 +62,7 @@ class Worker:
         self.carrier_poll = NoCarrierPoll()           # without LACP: distributing ports' carrier
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
+        self.vlans = VlanFilter(self)              # the ports' hardware VLAN filters
         # agrannounce: announcements after a failover move or a new LACP aggregation
         self.announcer = Announcer(self.members.send, KernelFacts(lambda: self.tap_index, lambda: self.mac),
                                    lambda: self.flags["announce"])
@@ -83,6 +85,7 @@ class Worker:
             raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
         self.tap_fd = take_tap(self.name, self.saved is not None, self.held_tap, self.keeper)
         self.tap_carrier = TapCarrier(self.name, self.tap_fd, (self.saved or {}).get("carrier"))
+        self.tap_speed = TapSpeed(self.name)
         try:
             link = rtnl.link(self.name)
             self.tap_index, self.mac = link.index, link.mac
@@ -206,6 +209,8 @@ class Worker:
         if port is not None:   # another LACP aggregation carries the traffic now
             self.announcer.moved(port)
         self.path.set_ports(list(self.members), distributing, collecting)
+        # The speed first: readers that look at carrier-up (a bridge's STP cost, zebra) see it.
+        self.tap_speed.update([p.speed for p in self.members if p.index in distributing])
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
             self.save()
 
@@ -236,6 +241,7 @@ class Worker:
             path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
             collecting=self.collecting, distributing=self.distributing, history=self.history,
             checker=self.linkcheck if self.linkcheck.running else None, now=now,
+            speed=self.tap_speed.mode.speed if self.tap_speed.mode else None,
             held=lambda index: self.links.held_left(now, index), announced=self.announcer.sent)
 
     # -- loop ---------------------------------------------------------------------------------
@@ -244,7 +250,7 @@ class Worker:
                 self.carrier_poll, self.mcast, self.links, self.announcer]
 
     def run(self):
-        self.linkwatch = linkwatch.LinkWatch(self.links.on_events)
+        self.linkwatch = linkwatch.LinkWatch(self._on_link_events)
         # Signals wake the loop: PEP 475 would otherwise resume select() and ignore them.
         sig_r, sig_w = socket.socketpair()
         sig_r.setblocking(False)
@@ -256,8 +262,13 @@ class Worker:
         self.mcast = MulticastResync(self.members.sync_memberships)
         self.loop = Loop(self.components, self.clock, name=self.name)
         self.links.changed(self.loop.now, None)  # catch up with anything missed while starting
+        self.vlans.sync()
         self.loop.run(lambda: self.stopping)
         self.shutdown()
+
+    def _on_link_events(self, now, events):
+        self.links.on_events(now, events)
+        self.vlans.on_events(now, events)
 
     def shutdown(self):
         """Give every port back, remove agrN and every file, and exit."""

@@ -14,11 +14,13 @@ def port_flags(index, collecting, distributing):
 
 
 def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note, ports, collecting,
-                     distributing, history, checker, now, held=lambda index: None, announced=None):
+                     distributing, history, checker, now, speed=None, held=lambda index: None,
+                     announced=None):
     """agrN's AggregateStatus. `ports` are the attached ports in order (worker/port.py's Member),
     `checker` agrlinkcheck's (None when off), `now` the monotonic time the link check is read at,
-    `held(index)` the seconds until a port's held loss applies (agrdowndelay; None: none),
-    `announced` the frames sent after moves (agrannounce)."""
+    `speed` what agrN reports in Mbit/s (None: unknown), `held(index)` the seconds until a port's
+    held loss applies (agrdowndelay; None: none), `announced` the frames sent after moves
+    (agrannounce)."""
     totals, port_counters = path.counters([p.index for p in ports])
     lacp = aggregation.status()
     entries = []
@@ -37,7 +39,7 @@ def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note,
         name=name, pid=pid, mac=mac, flags=frozen(flags), protocol=Protocol(aggregation.kind),
         datapath=path.name, datapath_note=datapath_note, datapath_mode=path.mode, ports=tuple(entries),
         counters=frozen(totals), stats64=frozen(counters.agr_stats64(totals, port_counters)), lacp=lacp,
-        announced=announced, **aggregation.status_extra())
+        speed=speed, announced=announced, **aggregation.status_extra())
 
 
 def _rounded(seconds):

@@ -40,6 +40,7 @@ def test_a_loss_that_ends_is_forgotten_and_the_next_waits_afresh():
 class Port:
     def __init__(self, index, name):
         self.index, self.name, self.carrier, self.alive = index, name, True, True
+        self.speed, self.duplex_full = 1000, True
 
     @property
     def up(self):
@@ -72,6 +73,7 @@ class World:
             aggregation=SimpleNamespace(set_carrier=lambda now, index, up: self.told.append((now, index, up))))
         monkeypatch.setattr(linkstate.rtnl, "link", lambda name=None, index=None: self.links.get(index))
         monkeypatch.setattr(linkstate.rtnl, "all_addresses", lambda: {})
+        monkeypatch.setattr(linkstate.rtnl, "link_mode", lambda name: (1000, True))   # read again at carrier back
         self.state = LinkState(self.agr)
 
     def carrier(self, now, index, on):

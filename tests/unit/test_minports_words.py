@@ -88,6 +88,7 @@ class FakeWorker(loop.Worker):
         self.agg = SimpleNamespace(current=SimpleNamespace(sets=lambda ports: self.sets))
         self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None))
         self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
+        self.tap_speed = parts.TapSpeed(self.name)
         self.saves = 0
         self.aggregator = AggregatorWatch()   # no LACP move to announce
 
@@ -103,6 +104,7 @@ class FakeWorker(loop.Worker):
 def ioctls(monkeypatch):
     calls = []
     monkeypatch.setattr(parts, "set_carrier", lambda fd, on: calls.append((fd, on)))
+    monkeypatch.setattr(parts.ethtool, "set_link_mode", lambda name, speed, duplex: None)
     return calls
 
 

@@ -30,6 +30,52 @@ OLD_RELEASE = "0df1f40"   # release 0.2.0: its workers' replies carry no schema 
 FIXTURES = {os.path.basename(p)[:-5]: p for p in sorted(glob.glob(os.path.join(HERE, "data", "status", "*.json")))}
 
 
+# What this release adds to 0.2.0's documents on purpose, each addition listed here (nothing of
+# 0.2.0's is removed or renamed): new options' keys in `flags` (their defaults), agrN's speed
+# (issue 21: the worker's reply has it while known), the ports' speed and duplex in JSON, and
+# the speed gauges of --metrics.
+# agrannounce and agrdowndelay (issue 21): their settings (announce's a dict), bonding's names
+# for them in --json, the announcements sent (reply and metrics) and a port's held loss (only
+# while one is held).
+ADDED_FLAGS = {"select", "announce", "down_delay"}
+ADDED_FLAG_KEYS = ADDED_FLAGS | {"announce.count", "announce.interval"}
+ADDED_INFO = ("downdelay", "num_grat_arp", "num_unsol_na", "peer_notif_delay")
+ADDED_REPLY_KEYS = {".speed", ".announced", ".ports[].down_delay_left"} | {f".flags.{k}" for k in ADDED_FLAG_KEYS}
+ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex",
+                   ".agrports[].down_delay_left"} | \
+    {f".linkinfo.info_data.flags.{k}" for k in ADDED_FLAG_KEYS} | {f".linkinfo.info_data.{k}" for k in ADDED_INFO}
+ADDED_METRICS = ("agr_speed_bytes", "agr_port_speed_bytes", "agr_announcements")
+
+
+def without_added_flags(flags):
+    return {k: v for k, v in flags.items() if k not in ADDED_FLAGS}
+
+
+def without_additions(reply):
+    """A worker's reply as 0.2.0 would have written it."""
+    out = {k: v for k, v in reply.items() if k not in ("speed", "announced")}
+    out["flags"] = without_added_flags(reply["flags"])
+    return out
+
+
+def readers_without_additions(seen):
+    """What the readers made of a status (readers_now, old_front_end), without the additions."""
+    seen = json.loads(json.dumps(seen))
+    doc = seen["json"]
+    info = doc.get("linkinfo", {}).get("info_data")
+    if info is not None:
+        info.pop("speed", None)
+        for k in ADDED_INFO:
+            info.pop(k, None)
+        info["flags"] = without_added_flags(info["flags"])
+    for entry in doc.get("agrports", []):
+        entry.pop("speed", None)
+        entry.pop("duplex", None)
+    seen["metrics"] = "".join(line for line in seen["metrics"].splitlines(keepends=True)
+                              if not any(name in line for name in ADDED_METRICS))
+    return seen
+
+
 def fixture(name):
     with open(FIXTURES[name]) as f:
         return json.load(f)
@@ -48,6 +94,18 @@ def keys(value, path=""):
     return out
 
 
+# Keys added since 0.2.0, each optional (an older worker's reply reads without them): a port's
+# history gained, for diagnose, the LACPDU inter-arrival times, the mux's age and the flaps.
+ADDED_HISTORY = ("lacpdu_intervals", "mux_age", "flap_ages")
+
+
+def added(key_set):
+    """The keys of key_set that are additions listed above (at any depth, under a history; and
+    ADDED_REPLY_KEYS, ADDED_JSON_KEYS)."""
+    return {k for k in key_set if k.rpartition(".")[0].endswith(".history") and k.rpartition(".")[2] in ADDED_HISTORY} | \
+        (set(key_set) & (ADDED_REPLY_KEYS | ADDED_JSON_KEYS))
+
+
 def test_the_fixtures_are_release_0_2_0s_four_scenarios():
     assert sorted(FIXTURES) == ["failover", "lacp", "loadbalance", "maxports"]
     for name in FIXTURES:
@@ -56,36 +114,6 @@ def test_the_fixtures_are_release_0_2_0s_four_scenarios():
         assert SCHEMA_KEY not in rec["worker_reply"], "0.2.0 sent no schema key"
 
 
-# Keys added since 0.2.0 on purpose, each a new setting: in the worker's "flags" (and so in
-# --json's info_data.flags), and bonding's names for them in --json's info_data.
-FLAGS_ADDED = ("announce", "down_delay")
-INFO_ADDED = ("downdelay", "num_grat_arp", "num_unsol_na", "peer_notif_delay")
-METRICS_ADDED = ("agr_announcements",)   # families (a 0.2.0 worker's status gives them no sample)
-
-
-def added_keys(prefix=""):
-    """The key paths of the added settings (with their defaults) under `prefix`."""
-    defaults = options.defaults()
-    return keys({"flags": {k: defaults[k] for k in FLAGS_ADDED}}, prefix) - {f"{prefix}.flags"}
-
-
-def added_info_keys():
-    return added_keys(".linkinfo.info_data") | {f".linkinfo.info_data.{k}" for k in INFO_ADDED}
-
-
-def without_added(doc):
-    """A worker's reply, or the readers' output, without what was added since 0.2.0."""
-    doc = json.loads(json.dumps(doc))
-    for flags in (doc.get("flags"), ((doc.get("json") or {}).get("linkinfo") or {}).get("info_data", {}).get("flags")):
-        for k in FLAGS_ADDED:
-            (flags or {}).pop(k, None)
-    info = ((doc.get("json") or {}).get("linkinfo") or {}).get("info_data") or {}
-    for k in INFO_ADDED:
-        info.pop(k, None)
-    if isinstance(doc.get("metrics"), str):
-        doc["metrics"] = "".join(line for line in doc["metrics"].splitlines(keepends=True)
-                                 if not any(f" {m}_" in line or line.startswith(f"{m}_") for m in METRICS_ADDED))
-    return doc
 
 
 def test_keys_sees_every_level():
@@ -100,7 +128,9 @@ def test_a_0_2_0_reply_reads_and_writes_back_key_for_key(name):
     assert st.schema == 0, "no schema key: a 0.2.0 worker"
     out = st.to_json()
     assert out.pop(SCHEMA_KEY) == 0
-    assert without_added(out) == reply and keys(out) - keys(reply) == added_keys()
+    assert without_additions(out) == reply
+    assert "speed" not in out, "0.2.0 said nothing of agrN's speed: unknown, left out"
+    assert all(out["flags"][k] == options.BY_KEY[k].default for k in ADDED_FLAGS)
     again = AggregateStatus.from_json(st.to_json())
     assert again == st
 
@@ -110,7 +140,7 @@ def test_this_workers_document_is_0_2_0s_plus_the_schema_key():
         reply = fixture(name)["worker_reply"]
         new = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
         assert new[SCHEMA_KEY] == SCHEMA >= 1
-        assert keys(new) - keys(reply) == {f".{SCHEMA_KEY}"} | added_keys() and keys(reply) <= keys(new)
+        assert keys(new) - keys(reply) - ADDED_REPLY_KEYS == {f".{SCHEMA_KEY}"} and keys(reply) <= keys(new)
 
 
 def test_the_model_reads_as_types():
@@ -241,7 +271,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_lacp():
     st = built(agg, flags, ports, reply, now=w.now)
     assert [p.flags for p in st.ports] == [3, 3] and st.schema == SCHEMA
     hist_keys = {k for k in keys(reply) if ".history.transitions[]" in k}   # the fake history is empty
-    assert keys(st.to_json()) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"} | added_keys()
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}   # no mux change yet
+    assert got - added(got) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
     assert st.lacp.ports[0] == st.ports[0].lacp == LacpPortStatus.from_json(core.port_status(3))
 
 
@@ -254,7 +286,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_loadbalance_and_explains():
     agg.configure(1.0, flags)
     agg.add_port(1.0, ports[1])
     st = built(agg, flags, ports, reply, now=1.5)
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"} | added_keys()
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.ports[1].static_wtr_left == st.ports[1].wtr_left == 600.0
     assert (st.ports[1].reason_kind, st.ports[1].reason) == ("waiting_to_restore", "waiting to restore, 600.0 s left")
     assert st.protocol is Protocol.STATIC and st.lacp is None and st.failover is None
@@ -269,7 +303,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     ports = [fake_port(3, "re0"), fake_port(5, "re1")]
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"} | added_keys()
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.failover == FailoverStatus(active=3, wtr=600) and st.active_port.name == "re0"
     assert st.protocol is Protocol.FAILOVER and st.lacp is None
     assert st.ports[0].linkcheck == LinkcheckStatus(up=True, heard_ago=0.5)
@@ -434,8 +470,7 @@ def test_this_front_end_reads_a_0_2_0_worker_as_0_2_0_did(name, old_front_end):
     then = old_front_end(reply, FRAME)
     now = readers_now(AggregateStatus.from_json(reply), FRAME)
     assert now["json"]["linkinfo"]["info_data"].pop(SCHEMA_KEY) == 0
-    assert keys(now["json"]) - keys(then["json"]) == added_info_keys()
-    assert without_added(now) == one_wait(then)
+    assert readers_without_additions(now) == readers_without_additions(one_wait(then))
 
 
 def test_the_wait_reads_the_same_for_every_aggregation():
@@ -454,7 +489,7 @@ def test_a_0_2_0_front_end_reads_this_worker_as_it_read_its_own(name, old_front_
     reply = fixture(name)["worker_reply"]
     ours = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
     assert ours[SCHEMA_KEY] == SCHEMA
-    assert without_added(old_front_end(ours, FRAME)) == old_front_end(reply, FRAME)
+    assert readers_without_additions(old_front_end(ours, FRAME)) == old_front_end(reply, FRAME)
 
 
 def test_the_json_document_says_the_schema():
@@ -465,6 +500,6 @@ def test_the_json_document_says_the_schema():
 def test_plain_is_the_json_form():
     st = AggregateStatus.from_json(fixture("failover")["worker_reply"])
     assert plain(st) == st.to_json()
-    assert without_added({"flags": plain(st.flags)})["flags"] == fixture("failover")["worker_reply"]["flags"]
+    assert without_added_flags(plain(st.flags)) == fixture("failover")["worker_reply"]["flags"]
     assert isinstance(plain(st.flags)["linkcheck"]["targets"], list)
     assert PortStatus.from_json(plain(st.ports[0])) == st.ports[0]
