@@ -59,8 +59,9 @@ def failover_host(lab, *words):
     return a, s, b
 
 
-def test_n_announcements_interval_apart_after_a_failover(lab):
-    a, s, b = failover_host(lab, "agrannounce", "3", "interval", "250")
+@pytest.mark.parametrize("datapath", ("relay", "ebpf"))
+def test_n_announcements_interval_apart_after_a_failover(lab, datapath):
+    a, s, b = failover_host(lab, "agrannounce", "3", "interval", "250", "datapath", datapath)
     ok(lab, a, "agr0", "inet", "192.0.2.1/24")
     text = ok(lab, a, "agr0")
     assert "; announce 3 interval 250 ms" in text, text
