@@ -37,6 +37,8 @@ Words (applied left to right, as ifconfig does):
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
   agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
   agrselect stable|bandwidth|count  LACP: the aggregation kept while up | most bandwidth (default) | most ports
+  agrannounce N [interval MS]       after a move: N gratuitous ARPs / NAs, MS apart (default 1)
+  agrdowndelay MS                   a port's link loss must last MS before it goes (default 0)
   agrmacpolicy same|active|follow   failover: ports take agr's MAC (default) | agr takes the active
                                     port's | the active port takes agr's
   lladdr MAC | -lladdr              agr's MAC address, fixed | the first port's (default)

@@ -189,11 +189,21 @@ def worker(monkeypatch, policy, lladdr=None, carrier=(True, True, True), refuse=
         port.carrier = up
         w.members.add(port)
 
-    def act(out):
-        sent.extend(t.frame for t in out.frames)
-    w.agg.current = failover.Failover(act, w._announcements, moving=lambda active: w.apply_macs(0.0))
+    # The worker's own Announcer, reading agrN's MAC and address as KernelFacts would, sending here.
+    w.announcer.facts = types.SimpleNamespace(mac=lambda: bytes.fromhex(w.mac.replace(":", "")),
+                                              addresses=lambda: ["192.0.2.7"], learned=lambda: [],
+                                              listeners=lambda: [])
+    w.announcer.send = lambda port, frame: sent.append(frame)
+    w.agg.current = failover.Failover(lambda out: None, w.announcer.moved, moving=lambda active: w.apply_macs(0.0))
     w.aggregation.start(0.0, list(w.members), {})
+    w.announcer.on_timer(0.0)
     return w, rt, sent
+
+
+def move(w, now, index, up):
+    """Port `index`'s carrier, and the announcements' first round."""
+    w.aggregation.set_carrier(now, index, up)
+    w.announcer.on_timer(now)
 
 
 def macs(rt):
@@ -207,7 +217,7 @@ def announced_from(frame):
 def test_same_under_failover(monkeypatch):
     w, rt, sent = worker(monkeypatch, "same")
     assert macs(rt) == (AGR, AGR, AGR, AGR) and rt.changes == []
-    w.aggregation.set_carrier(1.0, 3, False)
+    move(w, 1.0, 3, False)
     assert w.aggregation.active == 5 and rt.changes == [] and announced_from(sent[-1]) == (AGR, AGR)
 
 
@@ -216,16 +226,22 @@ def test_active_moves_agrs_mac_before_the_announcement(monkeypatch):
     assert w.aggregation.active == 3
     assert macs(rt) == (A, A, B, C), "a restarted worker gives every port its own MAC back"
     assert w.mac == A and announced_from(sent[-1]) == (A, A)
-    w.aggregation.set_carrier(1.0, 3, False)
+    w.flags["announce"] = {"count": 3, "interval": 100}
+    move(w, 1.0, 3, False)
     assert w.aggregation.active == 5 and macs(rt) == (B, A, B, C) and w.mac == B
-    # the gratuitous ARP after the move: Ethernet source and ARP sender are the new MAC
+    # the gratuitous ARP after the move: Ethernet source and ARP sender are the new MAC, in
+    # every round agrannounce asks for
     assert announced_from(sent[-1]) == (B, B)
+    del sent[:]
+    w.announcer.on_timer(1.1)
+    w.announcer.on_timer(1.25)
+    assert [announced_from(f) for f in sent] == [(B, B), (B, B)]
 
 
 def test_follow_moves_agrs_mac_with_the_active_port(monkeypatch):
     w, rt, sent = worker(monkeypatch, "follow")
     assert macs(rt) == (AGR, AGR, B, C), "standby ports get their own back on a restart"
-    w.aggregation.set_carrier(1.0, 3, False)
+    move(w, 1.0, 3, False)
     assert macs(rt) == (AGR, A, AGR, C), "the old active its own, the new one agr's"
     assert announced_from(sent[-1]) == (AGR, AGR)
     w.aggregation.remove_port(2.0, 5)
