@@ -16,7 +16,7 @@ _agrconfig() {
             COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
         lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
-        agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover" -- "$cur")); return ;;
+        agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover slb" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;

@@ -33,11 +33,19 @@ def probe_ebpf():
         return False, str(exc)
 
 
-def choose(want, probe=probe_ebpf):
-    """(use eBPF, note) for the datapath flag (auto, relay or ebpf). The note says why the
-    relay is used where eBPF was allowed; None leaves the last note as it was."""
+SLB_RELAY_ONLY = "agrproto slb: the eBPF fast path does not carry it (yet)"
+
+
+def choose(want, probe=probe_ebpf, proto="lacp"):
+    """(use eBPF, note) for the datapath flag (auto, relay or ebpf) under agrproto `proto`.
+    The note says why the relay is used where eBPF was allowed; None leaves the last note as
+    it was."""
     if want == "relay":
         return False, None
+    if proto == "slb":
+        if want == "ebpf":
+            raise AgrError(errno.EOPNOTSUPP, "SIOCSETAGR", SLB_RELAY_ONLY)
+        return False, SLB_RELAY_ONLY
     ok, reason = probe()
     if not ok and want == "ebpf":
         raise AgrError(errno.EOPNOTSUPP, "SIOCSETAGR", f"eBPF fast path unavailable: {reason}")
@@ -75,6 +83,10 @@ class DataPath(abc.ABC):
     @abc.abstractmethod
     def set_ports(self, ports, distributing, collecting):
         """The ports (in order of addition) and the index sets that distribute and collect."""
+
+    def set_slb(self, plan):
+        """agrproto slb's Plan (slb.py), or None: taken up by the next set_ports."""
+        self.relay.slb_plan = plan
 
     @abc.abstractmethod
     def attach_port(self, index):
@@ -139,6 +151,9 @@ class RelayPath(DataPath):
             ports[index] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3],
                             "rx_dropped": self.relay.rx_discarded.get(index, 0),
                             "rx_slow_limited": self.relay.slow_limited.get(index, 0)}
+            dropped = self.relay.slb_dropped.get(index)
+            if dropped is not None:   # agrproto slb: off the designated port, reflections
+                ports[index]["rx_slb_not_designated"], ports[index]["rx_slb_reflected"] = dropped
         return totals, ports
 
     def close(self):

@@ -19,7 +19,7 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
+from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, slb, statefile
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
@@ -128,7 +128,8 @@ class Worker:
             if proto == "failover":
                 self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
             else:
-                self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
+                self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act,
+                                                      lambda t: self.relay.slb_learned.entries(t))
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
         self.aggregation.set_system_mac(now, self.system_mac())  # lacpsysid set or cleared
         # The link check only without LACP, which has its own.
@@ -146,7 +147,7 @@ class Worker:
 
     def _setup_datapath(self):
         """Use the kernel fast path or the relay, as the datapath flag allows."""
-        use_ebpf, note = datapath.choose(self.flags["datapath"])
+        use_ebpf, note = datapath.choose(self.flags["datapath"], proto=self.flags["proto"])
         if note is not None:
             self.datapath_note = note
         if not self.datapath.switch(self.name, use_ebpf, self.tap_index, self.flags, list(self.members),
@@ -203,7 +204,11 @@ class Worker:
             log.info("%s: distributing on %s", self.name,
                      ", ".join(self.members.name_of(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
+        plan, moves = self.aggregation.slb_plan(self.clock(), [p.index for p in self.members], distributing)
+        self.path.set_slb(plan)
         self.path.set_ports(list(self.members), distributing, collecting)
+        for move in moves:   # agrproto slb: the switches learn where each moved MAC is now
+            self.members.send(move.port, slb.learning_frame(move.mac, move.vlan))
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
             self.save()
 
