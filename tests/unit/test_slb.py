@@ -259,3 +259,55 @@ def test_plan_is_a_record():
     assert plan == slb.Plan(slb.placement([5], {5}), 5)
     with pytest.raises(AttributeError):
         plan.designated = 1
+
+
+# -- the Slb aggregation and its status ------------------------------------------------------------
+def test_slb_aggregation_plans_counts_moves_and_reports():
+    from types import SimpleNamespace
+
+    from agrconfig.status import SlbStatus
+    from agrconfig.worker import aggregation
+    full = slb.placement([1, 2], {1, 2})
+    on2 = mac_in_bucket_of(2, full)
+    learned = [(on2, 0), (MAC_A, 0)]
+    agg = aggregation.create({"proto": "slb", "wtr_time": 0}, b"\x02" * 6, 0.0, None, lambda now: learned)
+    assert agg.kind == "slb" and agg.fits({"proto": "slb"}) and not agg.fits({"proto": "loadbalance"})
+    ports = [SimpleNamespace(index=1, up=True), SimpleNamespace(index=2, up=True)]
+    assert agg.sets(ports) == (frozenset({1, 2}), frozenset({1, 2}))
+    plan, moves = agg.slb_plan(1.0, [1, 2], {1, 2})
+    assert plan == slb.Plan(full, 1) and moves == []
+    plan, moves = agg.slb_plan(2.0, [1, 2], {1})
+    assert slb.Move(1, on2, 0) in moves
+    assert agg.status_extra() == {"slb": SlbStatus(1, 2, len(moves))}
+    assert aggregation.Static().slb_plan(0.0, [1], {1}) == (None, [])
+
+
+def test_slb_status_text_and_json():
+    from agrconfig import options
+    from agrconfig.cli import render
+    from tests.unit.statuses import aggregate
+    st = aggregate({"flags": {**options.defaults(), "proto": "slb"}, "protocol": "slb",
+                    "slb": {"designated": 8, "learned": 3, "moved": 1},
+                    "ports": [{"name": "re0", "flags": 3, "index": 7}, {"name": "re1", "flags": 3, "index": 8}]})
+    assert st.designated_port.name == "re1"
+    assert render.agr_lines(st)[0] == ("\tagr: slb (no LACP), designated re1, 3 MACs learned, 1 moved; "
+                                       "distribution source MAC and VLAN; datapath relay")
+    info = render.json_doc({"ifname": "agr0", "agr": st})["linkinfo"]["info_data"]
+    assert info["mode"] == "balance-slb"
+    assert info["slb"] == {"designated": "re1", "learned": 3, "moved": 1}
+    old = aggregate({"flags": {**options.defaults(), "proto": "slb"}, "protocol": "slb", "ports": []})
+    assert old.slb is None and "designated none" in render.agr_lines(old)[0]
+
+
+def test_slb_runs_on_the_relay_and_says_why():
+    import errno
+
+    from agrconfig.errors import AgrError
+    from agrconfig.worker import datapath
+    ok = lambda: (True, "")   # noqa: E731
+    assert datapath.choose("auto", ok, proto="slb") == (False, datapath.SLB_RELAY_ONLY)
+    assert datapath.choose("relay", ok, proto="slb") == (False, None)
+    assert datapath.choose("auto", ok, proto="failover") == (True, "")
+    with pytest.raises(AgrError) as exc:
+        datapath.choose("ebpf", ok, proto="slb")
+    assert exc.value.errno == errno.EOPNOTSUPP
