@@ -217,3 +217,38 @@ def test_slb_between_two_access_switches(lab):
     assert fdb(lab, core).get(macs[0]) == "ub"
     elapsed = time.monotonic() - started
     print(f"slb integration test: {elapsed:.1f} s")
+
+
+def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
+    """agrproto slb from a file, under -n and --boot; it takes the relay (and says why) and
+    gives eBPF back when it goes; datapath ebpf under slb fails, and bad words change nothing."""
+    from tests.integration.helpers import host_pair
+    a, _b = host_pair(lab)
+    for port in ("re0", "re1"):
+        strip_addresses(lab, a, port)
+    conf = tmp_path / "ifconfig.agr0"
+    conf.write_text("create\nagrproto slb\nagrport re0\nagrport re1\n")
+    dry = lab.agr(a, "-n", "-f", str(conf), "agr0")
+    assert dry.returncode == 3 and "agrconfig agr0 agrproto slb" in dry.stdout, dry.stdout + dry.stderr
+    ok(lab, a, "-f", str(conf), "agr0")
+    info = status_json(lab, a)["linkinfo"]["info_data"]
+    assert info["flags"]["proto"] == "slb" and info["mode"] == "balance-slb" and info["datapath"] == "relay"
+    assert lab.agr(a, "-n", "-f", str(conf), "agr0").returncode == 0, "applied: nothing left to do"
+    # Back to LACP: eBPF again where the kernel has it (this lab's does), and no note.
+    ok(lab, a, "agr0", "agrproto", "lacp")
+    info = status_json(lab, a)["linkinfo"]["info_data"]
+    assert info["datapath"] == "ebpf" and "datapath_note" not in info, info
+    boot = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
+    assert boot.returncode == 3 and "agrconfig agr0 agrproto slb" in boot.stdout, boot.stdout + boot.stderr
+    ok(lab, a, "--boot", f"--confdir={tmp_path}")
+    info = status_json(lab, a)["linkinfo"]["info_data"]
+    assert info["flags"]["proto"] == "slb" and info["datapath"] == "relay"
+    # eBPF asked for under slb: refused, nothing changed (either order of the words).
+    for words in (("datapath", "ebpf"), ("agrproto", "lacp", "datapath", "ebpf", "agrproto", "slb")):
+        bad = lab.agr(a, "agr0", *words)
+        assert bad.returncode == 2 and "agrproto slb" in bad.stderr, bad.stderr
+        info = status_json(lab, a)["linkinfo"]["info_data"]
+        assert (info["flags"]["proto"], info["flags"]["datapath"], info["datapath"]) == ("slb", "auto", "relay")
+    bad = lab.agr(a, "agr0", "agrproto", "balance-slb")
+    assert bad.returncode == 1 and bad.stderr.startswith("agrconfig: agrproto: "), bad.stderr
+    assert status_json(lab, a)["linkinfo"]["info_data"]["flags"]["proto"] == "slb", "nothing changed"
