@@ -25,6 +25,7 @@ from ..record import Record
 BUCKETS = 256
 AGING = 300.0          # seconds: Open vSwitch's default mac-aging-time
 GRAT_ARP_LOCK = 5.0    # seconds: our own gratuitous ARPs coming back are reflections meanwhile
+MAX_LEARNED = 8192     # entries: a bound on what forged source addresses can cost (OVS: 2048)
 BROADCAST = b"\xff" * 6
 
 FNV_OFFSET, FNV_PRIME, MASK32 = 0x811C9DC5, 0x01000193, 0xFFFFFFFF
@@ -103,16 +104,22 @@ class Learned:
     """The aging table of (MAC, VLAN) pairs agrN sends from: key -> last seen; locked: key ->
     until when a received gratuitous ARP from it is still ours coming back."""
 
-    def __init__(self, aging=AGING):
+    def __init__(self, aging=AGING, limit=MAX_LEARNED):
         self.aging = aging
+        self.limit = limit
         self.seen = {}
         self.locked = {}
 
     def learn(self, now, mac, vlan, grat_arp=False):
+        """Returns False when the table is full and the pair new: it is not learned (until
+        the next age() makes room), so its reflections are not recognised meanwhile."""
         key = (mac, vlan)
+        if key not in self.seen and len(self.seen) >= self.limit:
+            return False
         self.seen[key] = now
         if grat_arp:
             self.locked[key] = now + GRAT_ARP_LOCK
+        return True
 
     def knows(self, now, mac, vlan):
         seen = self.seen.get((mac, vlan))

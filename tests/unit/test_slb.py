@@ -316,3 +316,12 @@ def test_slb_runs_on_the_relay_and_says_why():
     with pytest.raises(AgrError) as exc:
         datapath.choose("ebpf", ok, proto="slb")
     assert exc.value.errno == errno.EOPNOTSUPP
+
+
+def test_learned_table_is_bounded():
+    t = slb.Learned(aging=10, limit=2)
+    assert t.learn(0.0, MAC_A, 0) and t.learn(0.0, MAC_B, 0)
+    assert not t.learn(1.0, FAR, 0) and not t.knows(1.0, FAR, 0)
+    assert t.learn(5.0, MAC_A, 0)                    # known pairs are refreshed
+    t.age(10.0)                                      # MAC_B expired: room again
+    assert t.learn(10.0, FAR, 0) and t.entries(10.0) == [(MAC_A, 0), (FAR, 0)]
