@@ -55,6 +55,18 @@ print(json.dumps(seen), flush=True)
 """ % ETHERTYPE
 
 
+# Five broadcasts from agr0's own MAC, sent on agr0.
+SEND_FROM_AGR0 = r"""
+import socket, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("agr0", 0))
+mac = bytes.fromhex(open("/sys/class/net/agr0/address").read().strip().replace(":", ""))
+for i in range(5):
+    s.send(b"\xff" * 6 + mac + (%d).to_bytes(2, "big") + bytes(46))
+time.sleep(0.3)
+""" % ETHERTYPE
+
+
 def agent(lab, ns, ifname, seconds, send=False, interval=0.05):
     argv = ["ip", "netns", "exec", ns, sys.executable, "-c", AGENT, str(seconds), ifname]
     argv += ["send", str(MARKS), str(interval)] if send else ["count"]
@@ -234,6 +246,21 @@ def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
     info = status_json(lab, a)["linkinfo"]["info_data"]
     assert info["flags"]["proto"] == "slb" and info["mode"] == "balance-slb" and info["datapath"] == "relay"
     assert lab.agr(a, "-n", "-f", str(conf), "agr0").returncode == 0, "applied: nothing left to do"
+    # whichport: agr0's own frames (broadcasts from its MAC) leave by its MAC's port.
+    ok(lab, a, "agr0", "inet", "192.0.2.1/24", "up")
+    doc = status_json(lab, a)
+    indexes = {p["ifindex"]: p["ifname"] for p in doc["agrports"]}
+    lab.wait_for(lambda: all(p["flags"] == 3 for p in status_json(lab, a)["agrports"]), timeout=10,
+                 what="both ports distributing")
+    mac = bytes.fromhex(doc["address"].replace(":", ""))
+    want = indexes[slb.placement(list(indexes), set(indexes))[slb.bucket_of(mac)]]
+    answer = json.loads(ok(lab, a, "--json", "agr0", "whichport", "192.0.2.9"))
+    assert answer["port"] == want and answer["policy"].startswith("slb: source MAC"), answer
+    before = {p: counters(lab, a, p)[0] for p in indexes.values()}
+    lab.run(a, sys.executable, "-c", SEND_FROM_AGR0)
+    sent = {p: counters(lab, a, p)[0] - before[p] for p in indexes.values()}
+    other = next(p for p in indexes.values() if p != want)
+    assert sent[want] >= 5 and sent[other] == 0, sent
     # Back to LACP: eBPF again where the kernel has it (this lab's does), and no note.
     ok(lab, a, "agr0", "agrproto", "lacp")
     info = status_json(lab, a)["linkinfo"]["info_data"]
