@@ -96,6 +96,10 @@ class Aggregation(abc.ABC):
         set; (None, []) for every other kind."""
         return None, []
 
+    def slb_preview(self, ports, distributing):
+        """The Plan slb_plan would give, changing nothing; None for every other kind."""
+        return None
+
     @abc.abstractmethod
     def snapshot(self):
         """What a restarted worker resumes from (kept in the state file)."""
@@ -269,6 +273,9 @@ class Slb(Static):
         plan, moves = self.balance.update(ports, distributing, self.learned(now))
         self.moved += len(moves)
         return plan, moves
+
+    def slb_preview(self, ports, distributing):
+        return self.balance.preview(ports, distributing)
 
     def status_extra(self):
         return {"slb": SlbStatus(self.balance.designated, len(self.learned(self.now)), self.moved)}

@@ -33,19 +33,11 @@ def probe_ebpf():
         return False, str(exc)
 
 
-SLB_RELAY_ONLY = "agrproto slb: the eBPF fast path does not carry it (yet)"
-
-
-def choose(want, probe=probe_ebpf, proto="lacp"):
-    """(use eBPF, note) for the datapath flag (auto, relay or ebpf) under agrproto `proto`.
-    The note says why the relay is used where eBPF was allowed; None leaves the last note as
-    it was."""
+def choose(want, probe=probe_ebpf):
+    """(use eBPF, note) for the datapath flag (auto, relay or ebpf). The note says why the
+    relay is used where eBPF was allowed; None leaves the last note as it was."""
     if want == "relay":
         return False, None
-    if proto == "slb":
-        if want == "ebpf":
-            raise AgrError(errno.EOPNOTSUPP, "SIOCSETAGR", SLB_RELAY_ONLY)
-        return False, SLB_RELAY_ONLY
     ok, reason = probe()
     if not ok and want == "ebpf":
         raise AgrError(errno.EOPNOTSUPP, "SIOCSETAGR", f"eBPF fast path unavailable: {reason}")
@@ -87,6 +79,10 @@ class DataPath(abc.ABC):
     def set_slb(self, plan):
         """agrproto slb's Plan (slb.py), or None: taken up by the next set_ports."""
         self.relay.slb_plan = plan
+
+    def slb_learned(self, now):
+        """agrproto slb: the (MAC, VLAN) pairs agrN sent from lately, sorted."""
+        return self.relay.slb_learned.entries(now)
 
     @abc.abstractmethod
     def attach_port(self, index):
@@ -182,7 +178,8 @@ class EbpfPath(RelayPath):
                      "costs the frames of a moment (%s)", agr_name, fast.no_drain)
 
     @classmethod
-    def open(cls, agr_name, relay, tap_index, policy, round_robin, ports, distributing, collecting):
+    def open(cls, agr_name, relay, tap_index, policy, round_robin, ports, distributing, collecting,
+             slb_plan=None):
         from .fastpath import FastPath
         fast = FastPath(tap_index, policy, round_robin)
         try:
@@ -190,6 +187,7 @@ class EbpfPath(RelayPath):
             # still moving frames, are then replaced atomically (no gap, no reordering).
             fast.set_ports([p.index for p in ports if p.index in distributing])
             fast.set_collecting([p.index for p in ports if p.index in collecting])
+            fast.set_slb(slb_plan)   # agrproto slb: its rules from the first frame
             for p in ports:
                 fast.attach_port(p.index)
             fast.attach_tap()
@@ -215,6 +213,16 @@ class EbpfPath(RelayPath):
         self._carry_out(self.handover.ports_changed(self.fast.distributing, indexes, carrier, self.relay.hold_until))
         self.fast.set_ports(indexes)
         self.fast.set_collecting([p.index for p in ports if p.index in collecting])
+
+    def set_slb(self, plan):
+        """Both: the relay carries frames while a port joins (join.py)."""
+        super().set_slb(plan)
+        if plan != self.fast.slb_plan:
+            self.fast.set_slb(plan)
+
+    def slb_learned(self, now):
+        """The kernel's learned table and the relay's (frames it sent while a port joined)."""
+        return sorted(set(super().slb_learned(now)) | set(self.fast.slb_entries(now)))
 
     def attach_port(self, index):
         self.fast.attach_port(index)

@@ -129,7 +129,7 @@ class Worker:
                 self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act,
-                                                      lambda t: self.relay.slb_learned.entries(t))
+                                                      lambda t: self.path.slb_learned(t))
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
         self.aggregation.set_system_mac(now, self.system_mac())  # lacpsysid set or cleared
         # The link check only without LACP, which has its own.
@@ -147,11 +147,13 @@ class Worker:
 
     def _setup_datapath(self):
         """Use the kernel fast path or the relay, as the datapath flag allows."""
-        use_ebpf, note = datapath.choose(self.flags["datapath"], proto=self.flags["proto"])
+        use_ebpf, note = datapath.choose(self.flags["datapath"])
         if note is not None:
             self.datapath_note = note
+        sets = self.aggregation.sets(self.members)
+        plan = self.aggregation.slb_preview([p.index for p in self.members], sets[0])
         if not self.datapath.switch(self.name, use_ebpf, self.tap_index, self.flags, list(self.members),
-                                    *self.aggregation.sets(self.members)):
+                                    *sets, plan):
             return
         # The port sockets take only Slow Protocols frames while the kernel moves the rest.
         self.relay.set_ports([], set(), set())  # the relay lets go of the sockets closed below

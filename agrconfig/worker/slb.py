@@ -171,6 +171,13 @@ class Balance:
         self.designated = None
         self.buckets = ()
 
+    def preview(self, ports, distributing):
+        """The Plan update() would give, changing nothing (no moves are lost to it)."""
+        designated = self.designated
+        if designated not in distributing:
+            designated = next((p for p in ports if p in distributing), None)
+        return Plan(placement(ports, distributing), designated)
+
     def update(self, ports, distributing, learned):
         """The new Plan for agrN's ports (in order) and the distributing set, and the Moves for
         the learned (MAC, VLAN) pairs whose port changed (none on the first placement)."""

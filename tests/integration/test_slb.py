@@ -94,7 +94,7 @@ def vm_macs():
     return first(0), first(1)
 
 
-def topology(lab):
+def topology(lab, datapath):
     sa, sb, core, host, far = (lab.netns(n) for n in ("sa", "sb", "co", "h", "f"))
     vms = [lab.netns("v1"), lab.netns("v2")]
     lab.ip(core, "link", "add", "br0", "type", "bridge", "stp_state", "0")
@@ -120,7 +120,8 @@ def topology(lab):
     for port in ("re0", "re1"):
         lab.ip(host, "link", "set", port, "up")
         strip_addresses(lab, host, port)
-    ok(lab, host, "agr0", "create", "agrproto", "slb", "agrport", "re0", "agrport", "re1", "up")
+    ok(lab, host, "agr0", "create", "agrproto", "slb", "datapath", datapath, "agrport", "re0", "agrport", "re1",
+       "up")
     lab.ip(host, "link", "set", "agr0", "master", "hbr")
     lab.ip(host, "link", "set", "hbr", "up")
     return sa, sb, core, host, far, vms
@@ -146,18 +147,17 @@ def ping_loss(output):
     return int(m.group(1)), int(m.group(2))
 
 
-def test_slb_between_two_access_switches(lab):
+@pytest.mark.parametrize("datapath", ("relay", "ebpf"))
+def test_slb_between_two_access_switches(lab, datapath):
     started = time.monotonic()
-    sa, sb, core, host, far, vms = topology(lab)
+    sa, sb, core, host, far, vms = topology(lab, datapath)
     macs = vm_macs()
     lab.wait_for(lambda: all(p["flags"] == 3 for p in status_json(lab, host)["agrports"]),
                  timeout=10, what="re0 and re1 distributing")
     doc = status_json(lab, host)
     info = doc["linkinfo"]["info_data"]
     assert info["mode"] == "balance-slb" and info["slb"]["designated"] == "re0"
-    assert info["datapath"] == "relay"
-    assert info["datapath_note"].startswith("agrproto slb:"), info
-    assert f"datapath relay ({info['datapath_note']})" in ok(lab, host, "agr0")
+    assert info["datapath"] == datapath and info["datapath_mode"] == ("normal" if datapath == "ebpf" else None)
     for i, vm in enumerate(vms, 1):
         assert lab.ping(vm, "192.0.2.100", count=2, wait=2), f"vm{i} cannot reach the far host"
 
@@ -228,12 +228,12 @@ def test_slb_between_two_access_switches(lab):
     assert seen_ub.get(f"{macs[1]}/8035", 0) == 0, "vm2 did not move"
     assert fdb(lab, core).get(macs[0]) == "ub"
     elapsed = time.monotonic() - started
-    print(f"slb integration test: {elapsed:.1f} s")
+    print(f"slb integration test ({datapath}): {elapsed:.1f} s")
 
 
 def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
-    """agrproto slb from a file, under -n and --boot; it takes the relay (and says why) and
-    gives eBPF back when it goes; datapath ebpf under slb fails, and bad words change nothing."""
+    """agrproto slb from a file, under -n and --boot, on either data path, whichport; bad
+    words change nothing."""
     from tests.integration.helpers import host_pair
     a, _b = host_pair(lab)
     for port in ("re0", "re1"):
@@ -244,7 +244,7 @@ def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
     assert dry.returncode == 3 and "agrconfig agr0 agrproto slb" in dry.stdout, dry.stdout + dry.stderr
     ok(lab, a, "-f", str(conf), "agr0")
     info = status_json(lab, a)["linkinfo"]["info_data"]
-    assert info["flags"]["proto"] == "slb" and info["mode"] == "balance-slb" and info["datapath"] == "relay"
+    assert info["flags"]["proto"] == "slb" and info["mode"] == "balance-slb" and info["datapath"] == "ebpf"
     assert lab.agr(a, "-n", "-f", str(conf), "agr0").returncode == 0, "applied: nothing left to do"
     # whichport: agr0's own frames (broadcasts from its MAC) leave by its MAC's port.
     ok(lab, a, "agr0", "inet", "192.0.2.1/24", "up")
@@ -261,21 +261,24 @@ def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
     sent = {p: counters(lab, a, p)[0] - before[p] for p in indexes.values()}
     other = next(p for p in indexes.values() if p != want)
     assert sent[want] >= 5 and sent[other] == 0, sent
-    # Back to LACP: eBPF again where the kernel has it (this lab's does), and no note.
     ok(lab, a, "agr0", "agrproto", "lacp")
     info = status_json(lab, a)["linkinfo"]["info_data"]
-    assert info["datapath"] == "ebpf" and "datapath_note" not in info, info
+    assert info["flags"]["proto"] == "lacp" and "slb" not in info, info
     boot = lab.agr(a, "-n", "--boot", f"--confdir={tmp_path}")
     assert boot.returncode == 3 and "agrconfig agr0 agrproto slb" in boot.stdout, boot.stdout + boot.stderr
     ok(lab, a, "--boot", f"--confdir={tmp_path}")
     info = status_json(lab, a)["linkinfo"]["info_data"]
-    assert info["flags"]["proto"] == "slb" and info["datapath"] == "relay"
-    # eBPF asked for under slb: refused, nothing changed (either order of the words).
-    for words in (("datapath", "ebpf"), ("agrproto", "lacp", "datapath", "ebpf", "agrproto", "slb")):
-        bad = lab.agr(a, "agr0", *words)
-        assert bad.returncode == 2 and "agrproto slb" in bad.stderr, bad.stderr
+    assert info["flags"]["proto"] == "slb" and info["datapath"] == "ebpf"
+    # The relay and back: whichport's answer holds on both (agr0's MAC stays on its port).
+    for path in ("relay", "ebpf"):
+        ok(lab, a, "agr0", "datapath", path)
         info = status_json(lab, a)["linkinfo"]["info_data"]
-        assert (info["flags"]["proto"], info["flags"]["datapath"], info["datapath"]) == ("slb", "auto", "relay")
+        assert (info["flags"]["proto"], info["datapath"]) == ("slb", path)
+        assert json.loads(ok(lab, a, "--json", "agr0", "whichport", "192.0.2.9"))["port"] == want
+        before = {p: counters(lab, a, p)[0] for p in indexes.values()}
+        lab.run(a, sys.executable, "-c", SEND_FROM_AGR0)
+        sent = {p: counters(lab, a, p)[0] - before[p] for p in indexes.values()}
+        assert sent[want] >= 5 and sent[other] == 0, (path, sent)
     bad = lab.agr(a, "agr0", "agrproto", "balance-slb")
     assert bad.returncode == 1 and bad.stderr.startswith("agrconfig: agrproto: "), bad.stderr
     assert status_json(lab, a)["linkinfo"]["info_data"]["flags"]["proto"] == "slb", "nothing changed"

@@ -304,20 +304,6 @@ def test_slb_status_text_and_json():
     assert "datapath_note" not in info
 
 
-def test_slb_runs_on_the_relay_and_says_why():
-    import errno
-
-    from agrconfig.errors import AgrError
-    from agrconfig.worker import datapath
-    ok = lambda: (True, "")   # noqa: E731
-    assert datapath.choose("auto", ok, proto="slb") == (False, datapath.SLB_RELAY_ONLY)
-    assert datapath.choose("relay", ok, proto="slb") == (False, None)
-    assert datapath.choose("auto", ok, proto="failover") == (True, "")
-    with pytest.raises(AgrError) as exc:
-        datapath.choose("ebpf", ok, proto="slb")
-    assert exc.value.errno == errno.EOPNOTSUPP
-
-
 def test_learned_table_is_bounded():
     t = slb.Learned(aging=10, limit=2)
     assert t.learn(0.0, MAC_A, 0) and t.learn(0.0, MAC_B, 0)
@@ -325,3 +311,12 @@ def test_learned_table_is_bounded():
     assert t.learn(5.0, MAC_A, 0)                    # known pairs are refreshed
     t.age(10.0)                                      # MAC_B expired: room again
     assert t.learn(10.0, FAR, 0) and t.entries(10.0) == [(MAC_A, 0), (FAR, 0)]
+
+
+def test_preview_is_the_plan_update_would_give_and_changes_nothing():
+    b = slb.Balance()
+    b.update([1, 2, 3], {2, 3}, [])
+    assert b.preview([1, 2, 3], {1, 2, 3}) == slb.Plan(slb.placement([1, 2, 3], {1, 2, 3}), 2)
+    assert b.buckets == slb.placement([1, 2, 3], {2, 3}) and b.designated == 2
+    assert b.preview([1, 2, 3], {1, 3}).designated == 1 and b.designated == 2
+    assert b.preview([1, 2, 3], {1, 3}) == b.update([1, 2, 3], {1, 3}, [])[0]
