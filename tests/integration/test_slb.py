@@ -270,8 +270,15 @@ def test_slb_words_files_boot_and_the_data_path(lab, tmp_path):
     info = status_json(lab, a)["linkinfo"]["info_data"]
     assert info["flags"]["proto"] == "slb" and info["datapath"] == "ebpf"
     # The relay and back: whichport's answer holds on both (agr0's MAC stays on its port).
-    for path in ("relay", "ebpf"):
-        ok(lab, a, "agr0", "datapath", path)
+    for path in ("relay", "ebpf", "restarted"):
+        if path == "restarted":   # a worker killed: its successor takes slb up from the state file
+            from tests.integration.test_worker import kill_worker
+            kill_worker(lab, a)
+            path = "ebpf"
+            lab.wait_for(lambda: all(p["flags"] == 3 for p in status_json(lab, a)["agrports"]), timeout=10,
+                         what="both ports distributing after the restart")
+        else:
+            ok(lab, a, "agr0", "datapath", path)
         info = status_json(lab, a)["linkinfo"]["info_data"]
         assert (info["flags"]["proto"], info["datapath"]) == ("slb", path)
         assert json.loads(ok(lab, a, "--json", "agr0", "whichport", "192.0.2.9"))["port"] == want
