@@ -107,8 +107,7 @@ def agr_lines(ws, verbose=False):
     dist = "round-robin (link0)" if f["link0"] else f"hash {options.format_policy(f['hash'])}"
     if ws.protocol == Protocol.SLB:   # agrhash and link0 do not apply
         dist = "source MAC and VLAN"
-    note = f" ({ws.datapath_note})" if ws.protocol == Protocol.SLB and ws.datapath_note else ""
-    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.datapath}{note}"
+    out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.datapath}"
                f"{_limits_text(f)}")
     check = f["linkcheck"]
     if check:   # agrlinkcheck: which addresses vouch for a port, and how often they are asked
@@ -227,7 +226,6 @@ def json_doc(doc):
             "ad_actor_sys_prio": f["lacp_sysprio"],
             "ad_actor_system": f["lacp_sysid"] or (ws.lacp.system if ws.lacp is not None else None),
             "datapath": ws.datapath, "datapath_mode": ws.datapath_mode,
-            **({"datapath_note": ws.datapath_note} if ws.datapath_note else {}),   # why not eBPF
             "flags": plain(ws.flags),
             "ad_info": _ad_info(ws),
             SCHEMA_KEY: ws.schema,   # the worker's status schema (0: release 0.2.0's worker)

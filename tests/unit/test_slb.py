@@ -297,11 +297,7 @@ def test_slb_status_text_and_json():
     assert info["slb"] == {"designated": "re1", "learned": 3, "moved": 1}
     old = aggregate({"flags": {**options.defaults(), "proto": "slb"}, "protocol": "slb", "ports": []})
     assert old.slb is None and "designated none" in render.agr_lines(old)[0]
-    noted = st.replace(datapath_note="agrproto slb: why")
-    assert render.agr_lines(noted)[0].endswith("datapath relay (agrproto slb: why)")
-    assert render.json_doc({"ifname": "agr0", "agr": noted})["linkinfo"]["info_data"]["datapath_note"] == \
-        "agrproto slb: why"
-    assert "datapath_note" not in info
+
 
 
 def test_learned_table_is_bounded():
