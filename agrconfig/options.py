@@ -384,6 +384,9 @@ OPTIONS = (
            "while no port hears LACP, one port carries traffic as a plain link"),
     Option("wtr_time", Number("agrwtr", 0, WTR_MAX, (0, 1, 30, WTR_MAX)), 0,
            "wait-to-restore: seconds a port that comes back waits before it distributes", stanza="wtr"),
+    Option("select", Choice("agrselect", (("stable", "stable"), ("bandwidth", "bandwidth"), ("count", "count"))),
+           "bandwidth", "LACP: which aggregation carries traffic when ports hear different partners: the "
+           "current one while a port of it is up, the most bandwidth (default), or the most ports"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}

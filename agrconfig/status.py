@@ -1,8 +1,8 @@
 """The status of an agr interface: one typed model, built once in the worker (worker/report.py),
 sent over the control socket as JSON (to_json) and read back by the front end (from_json).
 
-Its readers (worker/reasons.py, cli/render.py, monitor.py, metrics.py, whichport.py and the
-front end's snapshot) read these objects, never the JSON: a key is spelled here only.
+Its readers (worker/reasons.py, cli/render.py, monitor.py, metrics.py, whichport.py, findings.py
+and the front end's snapshot) read these objects, never the JSON: a key is spelled here only.
 
 The JSON document is the one release 0.2.0's worker sent, key for key, plus SCHEMA_KEY. A reply
 without SCHEMA_KEY is a 0.2.0 worker's (schema 0) and reads the same way; an older front end
@@ -151,10 +151,15 @@ class Transition(Model):
 
 
 class HistoryView(Model):
-    """What a port went through since the worker started: counts, last change, last LACPDU."""
-    __slots__ = ("counts", "last_change", "lacpdu_age", "transitions")
+    """What a port went through since the worker started: counts, last change, last LACPDU;
+    for diagnose (None from a worker before them): the last LACPDU inter-arrival times, the
+    seconds since the mux machine changed state, and since each time the port stopped distributing."""
+    __slots__ = ("counts", "last_change", "lacpdu_age", "transitions", "lacpdu_intervals", "mux_age",
+                 "flap_ages")
     KINDS = {"transitions": [Transition]}
-    DEFAULTS = {"counts": frozen({}), "last_change": None, "lacpdu_age": None, "transitions": ()}
+    OMIT = ("lacpdu_intervals", "mux_age", "flap_ages")
+    DEFAULTS = {"counts": frozen({}), "last_change": None, "lacpdu_age": None, "transitions": (),
+                "lacpdu_intervals": None, "mux_age": None, "flap_ages": None}
 
 
 class LinkcheckStatus(Model):
@@ -265,15 +270,17 @@ class AggregateStatus(Model):
     """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
     aggregation, the data path, the ports and the totals."""
     __slots__ = ("schema", "name", "pid", "mac", "flags", "protocol", "datapath", "datapath_note",
-                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "slb")
+                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed", "slb")
     KEYS = {"schema": SCHEMA_KEY}
     KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
-             "flags": lambda value: frozen({**options.defaults(), **value}), "slb": SlbStatus}
-    OMIT = ("stats64", "failover", "slb")
+             "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int, "slb": SlbStatus}
+    # speed: Mbit/s that agrN reports (its distributing ports' sum); None unknown (none
+    # distributes, or a 0.2.0 worker, which set none).
+    OMIT = ("stats64", "failover", "speed", "slb")
     ABSENT = {"schema": 0}   # a 0.2.0 worker's reply
     DEFAULTS = {"schema": SCHEMA, "pid": None, "mac": None, "datapath": "relay", "datapath_note": "",
                 "datapath_mode": None, "counters": frozen({}), "stats64": None, "lacp": None,
-                "failover": None, "slb": None}
+                "failover": None, "speed": None, "slb": None}
 
     def port(self, name):
         """The port called `name`, or None."""

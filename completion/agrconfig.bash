@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose agrselect"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -18,6 +18,7 @@ _agrconfig() {
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
         agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover slb" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
+        agrselect) COMPREPLY=($(compgen -W "stable bandwidth count" -- "$cur")); return ;;
         agrhash) COMPREPLY=($(compgen -W "l2 l2,l3 l2,l3,l4 l3 l3,l4 l4" -- "$cur")); return ;;
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         whichport|from) return ;;
@@ -28,6 +29,14 @@ _agrconfig() {
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return
     if [ "$cword" -eq 1 ]; then
         COMPREPLY=($(compgen -W "$(agrconfig -l 2>/dev/null) -a -l -C -n -f --boot --halt -v --json --metrics --metrics-file= --destroy-all --help --version" -- "$cur"))
+        return
+    fi
+    if [ "${words[1]}" = -l ]; then    # -l [--free [-v] [--json] [listen N]]
+        case "$prev" in
+            -l) COMPREPLY=($(compgen -W "--free" -- "$cur")) ;;
+            listen) ;;
+            *) COMPREPLY=($(compgen -W "-v --json listen" -- "$cur")) ;;
+        esac
         return
     fi
     local name=${words[1]}

@@ -8,7 +8,7 @@ Usage:
   agrconfig [-v] [--json] -a
   agrconfig --metrics
   agrconfig --metrics-file=<path>
-  agrconfig -l [--free]
+  agrconfig -l [--free [-v] [--json] [listen <seconds>]]
   agrconfig -C
   agrconfig --destroy-all
   agrconfig -h | --help
@@ -36,12 +36,14 @@ Words (applied left to right, as ifconfig does):
   agrminports N                     no carrier while fewer than N ports distribute (default 1)
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
   agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
+  agrselect stable|bandwidth|count  LACP: the aggregation kept while up | most bandwidth (default) | most ports
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);
                                     with until: exit 0 once every port is so, 2 on timeout
   whichport DST [from SRC] [tcp|udp SPORT DPORT]
                                     the port a flow takes now (a query)
+  diagnose [interval SECONDS]       findings, their evidence and what to do; exit 4 if any
 
 Options:
   -n                 Dry run: print what would be done, one line per change; change nothing.
@@ -49,7 +51,8 @@ Options:
   --boot             Apply every ifconfig.IF file of the configuration directory.
   --halt             Destroy the agr interfaces that configuration files describe.
   --confdir=<dir>    Configuration directory [default: /etc].
-  --free             With -l: only Ethernet interfaces that could become ports.
+  --free             With -l: only Ethernet interfaces that could become ports; with
+                     pre-flight (-v, --json or listen N): what each one reaches (root).
   -a             Show every interface.
   -l             List interface names.
   -C             List interface cloners (agr).
@@ -62,7 +65,7 @@ Options:
   --version      Show the version.
 
 Exit status: 0 success, 1 usage error, 2 an operation failed; with -n, 0 when nothing would
-change and 3 when something would.
+change and 3 when something would; diagnose: 4 when it found something.
 """
 import errno
 import sys
@@ -107,6 +110,13 @@ def main(argv=None):
         return 0 if exc.code in (None, 0) else 1
     # Each branch imports what it needs: the front end's start-up is most of a status command.
     try:
+        if args["-l"] and (args["-v"] or args["--json"] or args["listen"]):
+            if not args["--free"]:
+                raise UsageError("-v, --json and listen go with -l --free (pre-flight)")
+            from . import preflight
+            listen = preflight.parse_listen(args["<seconds>"]) if args["listen"] else None
+            print(preflight.run(as_json=args["--json"], listen=listen), end="")
+            return 0
         if args["-l"]:
             from ..client import inspect
             print(" ".join(inspect.free_ports() if args["--free"] else inspect.names()))

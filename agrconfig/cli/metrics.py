@@ -64,6 +64,9 @@ def families(statuses):
     counts = [new(CounterMetricFamily, n, d, PORT) for n, d, _ in HISTORY_COUNTS]
     ports_dist = new(GaugeMetricFamily, "agr_ports_distributing", "Ports of agrN distributing", AGR)
     ports_n = new(GaugeMetricFamily, "agr_ports", "Ports attached to agrN", AGR)
+    speed = new(GaugeMetricFamily, "agr_speed_bytes", "agrN's speed in bytes per second as ethtool shows it: "
+                "the sum of its distributing ports' (as node_exporter's node_network_speed_bytes)", AGR)
+    port_speed = new(GaugeMetricFamily, "agr_port_speed_bytes", "The port's link speed in bytes per second", PORT)
     dist = new(GaugeMetricFamily, "agr_port_distributing", "1 if the port distributes agrN's frames", PORT)
     coll = new(GaugeMetricFamily, "agr_port_collecting", "1 if the port collects frames for agrN", PORT)
     carrier = new(GaugeMetricFamily, "agr_port_carrier", "1 if the port has carrier", PORT)
@@ -96,6 +99,8 @@ def families(statuses):
             fam.add_metric([name], s64.get(direction, {}).get(key, 0))
         ports_dist.add_metric([name], len(ws.distributing))
         ports_n.add_metric([name], len(ws.ports))
+        if ws.speed:   # unknown: no sample, as node_exporter does
+            speed.add_metric([name], ws.speed * 125000)
         for p in ws.ports:
             labels = [name, p.name]
             ps64 = p.stats64 or {}
@@ -104,6 +109,8 @@ def families(statuses):
             dist.add_metric(labels, 1 if p.distributing else 0)
             coll.add_metric(labels, 1 if p.collecting else 0)
             carrier.add_metric(labels, 1 if p.carrier else 0)
+            if p.speed:
+                port_speed.add_metric(labels, p.speed * 125000)
             for fam, (_, _, key) in zip(counts, HISTORY_COUNTS):
                 fam.add_metric(labels, p.history.counts.get(key, 0))
             if p.history.last_change is not None:
@@ -122,7 +129,7 @@ def families(statuses):
                 "partner_key": f"{lp.partner_key:#06x}", "partner_port": str(lp.partner_port),
                 "partner_port_priority": f"{lp.partner_port_priority:#06x}"})
     return [*agr_traffic, ports_dist, ports_n, dist, coll, carrier, *port_traffic, *lacp, actor, partner,
-            partner_info, *counts, changed,
+            partner_info, *counts, changed, speed, port_speed,
             # only under agrproto slb: other setups' output stays as it was, HELP lines included
             *([slb_learned, slb_moved, slb_designated, slb_dropped]
               if any(ws.slb is not None for ws in statuses.values()) else [])]

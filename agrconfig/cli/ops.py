@@ -389,4 +389,15 @@ class WhichPort(Query):
         return whichport.run(name, list(self.args), as_json=as_json)
 
 
-QUERIES = {q.WORD: q for q in (Monitor, WhichPort)}
+class Diagnose(Query):
+    __slots__ = ()
+    WORD = "diagnose"
+
+    def run(self, name, as_json=False, dry_run=False):
+        if dry_run:
+            raise UsageError("diagnose is a query: it takes no -n")
+        from . import diagnose
+        return diagnose.run(name, list(self.args), as_json=as_json)
+
+
+QUERIES = {q.WORD: q for q in (Monitor, WhichPort, Diagnose)}

@@ -80,6 +80,8 @@ def render_text(doc, verbose=False):
         lines.append(f"\taddress: {doc['address']}")
     if "master" in doc:
         lines.append(f"\tagr: {doc['master']}")
+    if ws:   # as ifconfig's media line: what agrN reports to ethtool (its distributing ports' sum)
+        lines.append(f"\tmedia: {media_text(ws.speed)}")
     lines.append(f"\tstatus: {'active' if doc['carrier'] else 'no carrier'}")
     for a in doc["addr_info"]:
         if a["family"] == "inet":
@@ -92,6 +94,14 @@ def render_text(doc, verbose=False):
     if verbose:
         lines += stats.lines(doc["stats64"])
     return "\n".join(lines) + "\n"
+
+
+def media_text(speed):
+    return f"Ethernet {speed}Mb/s full-duplex" if speed else "Ethernet (speed unknown: no port distributing)"
+
+
+def duplex_text(duplex_full):
+    return None if duplex_full is None else ("full" if duplex_full else "half")
 
 
 def agr_lines(ws, verbose=False):
@@ -151,7 +161,8 @@ def _limits_text(f):
     text = f"; maxports {f['max_ports']}" if f["max_ports"] != options.BY_KEY["max_ports"].default else ""
     text += f"; minports {f['min_ports']}" if f["min_ports"] != options.BY_KEY["min_ports"].default else ""
     text += "; lacpfallback" if f["lacp_fallback"] else ""
-    return text + (f"; wtr {f['wtr_time']} s" if f["wtr_time"] else "")
+    text += f"; wtr {f['wtr_time']} s" if f["wtr_time"] else ""
+    return text + (f"; select {f['select']}" if f["select"] != options.BY_KEY["select"].default else "")
 
 
 def _fallback_port(ws):
@@ -231,6 +242,7 @@ def json_doc(doc):
             SCHEMA_KEY: ws.schema,   # the worker's status schema (0: release 0.2.0's worker)
         }
         out["linkinfo"] = {"info_kind": "agr", "info_data": info}
+        info["speed"] = ws.speed   # Mbit/s, as ethtool shows agrN's; None: unknown
         info["min_links"] = f["min_ports"]   # bonding's name
         info["fallback_port"] = _fallback_port(ws)
         info["updelay"] = f["wtr_time"] * 1000   # bonding's, ms
@@ -267,7 +279,8 @@ def _port_json(p):
            "stats64": plain(p.stats64) if p.stats64 is not None else {}, "reason": p.reason,
            "history": plain(p.history),
            "options": plain(p.options),
-           "actor_port_prio": p.port_priority}
+           "actor_port_prio": p.port_priority,
+           "speed": p.speed, "duplex": duplex_text(p.duplex_full)}
     lacp = p.lacp
     if lacp is not None:
         out.update({

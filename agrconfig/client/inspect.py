@@ -21,12 +21,24 @@ def names():
     return [l.name for l in rtnl.links()]
 
 
+# Links that are no cable of their own (or none at all: ifb, dummy): never offered as ports.
+VIRTUAL_KINDS = frozenset({"bridge", "bond", "team", "vlan", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan",
+                           "geneve", "gretap", "ip6gretap", "erspan", "ip6erspan", "openvswitch", "macsec",
+                           "hsr", "vrf", "dsa", "ifb", "dummy"})
+
+
+def could_be_port(link, members):
+    """An Ethernet link that is neither an agr interface nor a port of one, nor a port of a
+    bridge, bond or team, nor a virtual link (`members`: workers.members())."""
+    return (link.type == rtnl.ARPHRD_ETHER and link.addrlen == 6 and not link.flags & rtnl.IFF_LOOPBACK
+            and link.kind not in VIRTUAL_KINDS and not link.master and link.name not in members
+            and not (paths.is_agr_name(link.name) and workers.exists(link.name)))
+
+
 def free_ports():
-    """Ethernet interfaces that could become ports: not an agr, not in one already."""
+    """The names of the links that could become ports (`-l --free`, pre-flight's ports)."""
     members = workers.members()
-    return [l.name for l in rtnl.links()
-            if l.type == rtnl.ARPHRD_ETHER and l.addrlen == 6 and l.name not in members
-            and not (paths.is_agr_name(l.name) and workers.exists(l.name))]
+    return [l.name for l in rtnl.links() if could_be_port(l, members)]
 
 
 def describe(name):

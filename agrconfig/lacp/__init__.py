@@ -2,7 +2,8 @@
 from .core import LacpCore, NotSettled
 from .events import DistributingChanged, Output, PartnerChanged, SelectionChanged, Transition, Transmit
 from .port import port_key
+from .selection import SelectPolicy
 from .snapshot import PortSnapshot
 
 __all__ = ["LacpCore", "NotSettled", "Output", "PortSnapshot", "port_key", "Transmit", "DistributingChanged",
-           "Transition", "PartnerChanged", "SelectionChanged"]
+           "Transition", "PartnerChanged", "SelectionChanged", "SelectPolicy"]

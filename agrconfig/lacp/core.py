@@ -54,11 +54,13 @@ class NotSettled(RuntimeError):
 class LacpCore:
     def __init__(self, system_mac: bytes, *, system_priority: int = DEFAULT_SYSTEM_PRIORITY,
                  fast_timeout: bool = False, strict: bool = True, active: bool = True, max_ports: int = 0,
-                 fallback: bool = False, wtr_time: float = 0.0, now: float = 0.0):
+                 fallback: bool = False, wtr_time: float = 0.0, now: float = 0.0,
+                 select_policy: selection.SelectPolicy = selection.SelectPolicy.BANDWIDTH):
         self.system = ActorSystem(bytes(system_mac), system_priority, fast_timeout, strict, active, wtr_time)
         self.wtr = WaitToRestore(wtr_time)   # agrwtr, by port; the Wtr machine drives it
         self.max_ports = max_ports   # agrmaxports: at most this many ports SELECTED (0: no limit)
         self.fallback = fallback     # lacpfallback: one plain port while every port is defaulted
+        self.select_policy = selection.SelectPolicy(select_policy)   # agrselect
         self.ports: dict[int, Port] = {}
         self.now = now
         self.selected_lag = None
@@ -162,6 +164,29 @@ class LacpCore:
         for port in self.ports.values():
             if (old > 0) != (seconds > 0):
                 port.ntt = True   # whether our Synchronization is held may change
+        return self._run(now)
+
+    def set_select_policy(self, now, policy) -> Output:
+        """agrselect: Selection Logic chooses by the new policy from now on (the next round
+        of the machines may move traffic to another aggregation)."""
+        now = self._clock(now)
+        self.select_policy = selection.SelectPolicy(policy)
+        return self._run(now)
+
+    def set_port_speed(self, now, port_id, speed, duplex_full) -> Output:
+        """A port's speed (Mbit/s, None: unknown) and duplex as the link now reports them
+        (read again when its carrier comes back: renegotiation may change them). The
+        operational key follows the speed (6.3.5: only like links aggregate): a port whose
+        key or aggregatability changes is selected afresh (Selected = UNSELECTED: the Mux
+        machine detaches it, which sets NTT, so the partner hears the new key at once; a
+        disabled port tells it when its carrier comes back)."""
+        now = self._clock(now)
+        port = self.ports.get(port_id)
+        if port is not None and (port.speed, port.duplex_full) != (speed, duplex_full):
+            before = (port.key, port.aggregatable)
+            port.speed, port.duplex_full = speed, duplex_full
+            if (port.key, port.aggregatable) != before:
+                port.selected = UNSELECTED
         return self._run(now)
 
     def set_fallback(self, now, on) -> Output:

@@ -1,17 +1,44 @@
 """Selection Logic (802.1AX-2014 §6.4.14), for one aggregator.
 
-Ports are grouped by Link Aggregation Group identifier. One group is chosen: the one with
-a live partner and the most bandwidth, ties keeping the current one. Its ports are
+Ports are grouped by Link Aggregation Group identifier. One group is chosen: one with a live
+partner first, then as the policy (agrselect, bonding's ad_select) says: `bandwidth` (the
+default, and the only policy before agrselect) the most bandwidth, ties keeping the current
+one; `count` the most ports, then bandwidth, then the current one; `stable` the current one
+while any of its ports is up (and it has a live partner, or no group has), else as
+`bandwidth`. The bandwidth is the sum of the ports' speeds (1 for a port of unknown speed,
+so that ports of unknown speed count as ports). Its ports are
 SELECTED; ports of any other group wait in STANDBY; disabled or looped ports are
 UNSELECTED. With a port limit (agrmaxports, 802.1AX-2014 §6.7.1), only the best ranked ports
 of the chosen group are SELECTED and the rest of it waits in STANDBY.
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 from . import pdu as P
 from .events import SelectionChanged
 from .mux import MuxState
 from .port import SELECTED, STANDBY, UNSELECTED, Port
+
+
+class SelectPolicy(StrEnum):
+    """agrselect: which group carries traffic when the ports hear different partners."""
+    STABLE = "stable"
+    BANDWIDTH = "bandwidth"
+    COUNT = "count"
+
+
+def bandwidth(ports) -> int:
+    return sum(p.known_speed or 1 for p in ports)
+
+
+def rank_key(policy: SelectPolicy, ports, live: bool, current: bool) -> tuple:
+    """The key a group is chosen by (the highest wins), under `policy`."""
+    if policy == SelectPolicy.STABLE:
+        return (live, current, bandwidth(ports))
+    if policy == SelectPolicy.COUNT:
+        return (live, len(ports), bandwidth(ports), current)
+    return (live, bandwidth(ports), current)
 
 
 def lag_id(port: Port) -> tuple:
@@ -39,9 +66,7 @@ def select(core) -> bool:
 
     def rank(item):
         lag, ports = item
-        live = any(not p.defaulted for p in ports)
-        bandwidth = sum(p.known_speed or 1 for p in ports)
-        return (live, bandwidth, lag == core.selected_lag)
+        return rank_key(core.select_policy, ports, any(not p.defaulted for p in ports), lag == core.selected_lag)
 
     best = max(groups.items(), key=rank)[0] if groups else None
     limited = over_limit(core, groups.get(best, []))

@@ -43,6 +43,7 @@ class Link:
     carrier: bool
     operstate: str
     stats: dict = field(default_factory=dict)
+    master: int = 0      # IFLA_MASTER: the bridge, bond or team this link is a port of (0: none)
 
     @property
     def up(self):
@@ -112,6 +113,7 @@ def link_from_msg(msg):
         carrier=bool(at.get(IFLA_CARRIER, b"\0")[0]),
         operstate=OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else "",
         stats=stats,
+        master=struct.unpack("=I", at[IFLA_MASTER])[0] if len(at.get(IFLA_MASTER, b"")) == 4 else 0,
     )
 
 
@@ -283,43 +285,11 @@ def sysctl_set(family, ifname, key, value):
         raise AgrError.from_oserror(exc, "sysctl", path) from exc
 
 
-SIOCETHTOOL = 0x8946
-ETHTOOL_GSET, ETHTOOL_GLINKSETTINGS = 0x1, 0x4C
-SPEED_UNKNOWN, DUPLEX_HALF, DUPLEX_FULL = 0xFFFFFFFF, 0, 1
-
-
-def _ethtool(ifname, data):
-    """The SIOCETHTOOL ioctl on `data` (a struct beginning with its command); the struct back."""
-    import ctypes
-    import fcntl
-    buf = ctypes.create_string_buffer(data, len(data))
-    ifr = struct.pack("16sP", ifname.encode()[:15], ctypes.addressof(buf)).ljust(40, b"\0")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifr)
-    return buf.raw
-
-
 def link_mode(ifname):
-    """(speed in Mbit/s or None, full duplex True/False/None) from ethtool: struct
-    ethtool_link_settings (its size asked first, as the kernel wants), else the older
-    struct ethtool_cmd."""
-    try:
-        try:
-            head = _ethtool(ifname, struct.pack("=I", ETHTOOL_GLINKSETTINGS).ljust(48, b"\0"))
-            nwords = -struct.unpack_from("=b", head, 15)[0]      # link_mode_masks_nwords, negated
-            if nwords <= 0:
-                raise OSError(errno.EOPNOTSUPP, "no link settings")
-            data = struct.pack("=I11xb", ETHTOOL_GLINKSETTINGS, nwords).ljust(48 + 12 * nwords, b"\0")
-            got = _ethtool(ifname, data)
-            speed, duplex = struct.unpack_from("=IB", got, 4)
-        except OSError:
-            got = _ethtool(ifname, struct.pack("=I", ETHTOOL_GSET).ljust(44, b"\0"))
-            low, duplex, high = struct.unpack_from("=H", got, 12)[0], got[14], struct.unpack_from("=H", got, 28)[0]
-            speed = high << 16 | low
-    except OSError:
-        return None, None
-    return (speed if 0 < speed < SPEED_UNKNOWN else None,
-            {DUPLEX_FULL: True, DUPLEX_HALF: False}.get(duplex))
+    """(speed in Mbit/s or None, full duplex True/False/None): ethtool.py's, as a pair."""
+    from . import ethtool
+    mode = ethtool.link_mode(ifname)
+    return mode.speed, mode.duplex_full
 
 
 def mcast_addresses(ifname):

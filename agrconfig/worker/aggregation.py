@@ -23,7 +23,7 @@ def create(flags, mac, now, act, learned=None):
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
                          strict=flags["lacp_strict"], active=flags["lacp_active"],
                          max_ports=flags["max_ports"], fallback=flags["lacp_fallback"],
-                         wtr_time=flags["wtr_time"], now=now), act)
+                         wtr_time=flags["wtr_time"], now=now, select_policy=flags["select"]), act)
 
 
 class Aggregation(abc.ABC):
@@ -61,6 +61,10 @@ class Aggregation(abc.ABC):
     @abc.abstractmethod
     def set_system_mac(self, now, mac):
         pass
+
+    def set_port_speed(self, now, index, speed, duplex_full):
+        """A port's speed and duplex changed (read again at carrier up). Only LACP's key and
+        selection depend on them."""
 
     @abc.abstractmethod
     def receive(self, now, index, frame):
@@ -140,6 +144,8 @@ class Lacp(Aggregation):
             self.act(self.core.set_fallback(now, flags["lacp_fallback"]))
         if self.core.system.wtr_time != flags["wtr_time"]:
             self.act(self.core.set_wtr_time(now, flags["wtr_time"]))
+        if self.core.select_policy != flags["select"]:
+            self.act(self.core.set_select_policy(now, flags["select"]))
 
     def configure_port(self, now, port):
         self.act(self.core.set_port_priority(now, port.index, port.options["port_priority"]))
@@ -157,6 +163,9 @@ class Lacp(Aggregation):
 
     def set_carrier(self, now, index, up):
         self.act(self.core.set_carrier(now, index, up))
+
+    def set_port_speed(self, now, index, speed, duplex_full):
+        self.act(self.core.set_port_speed(now, index, speed, duplex_full))
 
     def set_system_mac(self, now, mac):
         if bytes(mac) != self.core.system.mac:   # the same id: nothing to select afresh

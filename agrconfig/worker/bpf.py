@@ -440,12 +440,15 @@ def fastpath_supported():
     if sys.byteorder != "little":
         return False, "big-endian host (the flow hash is defined over little-endian loads)"
     fds = []
+    step = "array map"       # the why names what failed (diagnose tells a map type from the rest)
     try:
         fds.append(map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1, "agr_probe"))
+        step = "per-CPU array map"
         fds.append(map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 1, "agr_probe"))
+        step = "SCHED_CLS program"
         fds.append(prog_load(Asm().mov(R0, TC_ACT_OK).exit().assemble(), "agr_probe"))
     except OSError as exc:
-        return False, f"bpf(2): {exc.strerror or exc}"
+        return False, f"bpf(2) {step}: {exc.strerror or exc}"
     finally:
         for fd in fds:
             os.close(fd)

@@ -14,6 +14,10 @@ WATCHED = ("rx", "mux")
 # (machine, state entered) -> the count it adds to
 COUNTED = {("rx", "EXPIRED"): "expired", ("rx", "DEFAULTED"): "defaulted",
            ("actor_churn", "ACTOR_CHURN"): "actor_churn", ("partner_churn", "PARTNER_CHURN"): "partner_churn"}
+# For diagnose: the last LACPDU inter-arrival times (gaps in the partner's periodic rate) and
+# the times the port stopped distributing (flapping over the last 10 minutes).
+KEEP_INTERVALS = 32
+KEEP_FLAPS = 32
 
 
 class PortRecord:
@@ -22,11 +26,18 @@ class PortRecord:
         self.transitions = collections.deque(maxlen=KEEP)
         self.last_change = None      # wall-clock time of the last kept transition
         self.last_lacpdu = None      # monotonic time of the last LACPDU the receive machine took
+        self.arrival = None          # the same, forgotten while the port is disabled: a link
+        self.intervals = collections.deque(maxlen=KEEP_INTERVALS)   # that was down lost nothing
+        self.flaps = collections.deque(maxlen=KEEP_FLAPS)   # monotonic times it stopped distributing
+        self.mux_changed = None      # monotonic time the mux machine last changed state
 
     def view(self, now):
         return {"counts": dict(self.counts), "last_change": self.last_change,
                 "lacpdu_age": None if self.last_lacpdu is None else max(0.0, now - self.last_lacpdu),
-                "transitions": list(self.transitions)}
+                "transitions": list(self.transitions),
+                "lacpdu_intervals": [round(i, 3) for i in self.intervals],
+                "mux_age": None if self.mux_changed is None else max(0.0, now - self.mux_changed),
+                "flap_ages": [max(0.0, now - t) for t in self.flaps]}
 
 
 class History:
@@ -39,9 +50,18 @@ class History:
         rec = self.ports.setdefault(event.port_id, PortRecord())
         new = str(event.new)
         if event.machine == "rx" and new == "CURRENT":
-            rec.last_lacpdu = self.clock()
+            rec.last_lacpdu = now = self.clock()
+            if rec.arrival is not None:
+                rec.intervals.append(now - rec.arrival)
+            rec.arrival = now
         if str(event.old) == new:
             return
+        if event.machine == "rx" and new == "PORT_DISABLED":
+            rec.arrival = None
+        if event.machine == "mux":
+            rec.mux_changed = self.clock()
+            if str(event.old) == "COLLECTING_DISTRIBUTING":
+                rec.flaps.append(rec.mux_changed)
         counted = COUNTED.get((event.machine, new))
         if counted:
             rec.counts[counted] += 1

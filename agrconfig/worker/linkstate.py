@@ -60,8 +60,19 @@ class LinkState:
                 log.info("%s: port %s carrier %s", agr.name, port.name, "up" if carrier else "down")
                 if carrier:   # back: under agrlinkcheck it proves itself again
                     agr.linkcheck.carrier_back(now, port)
+                    self.reread_speed(now, port)   # renegotiated: maybe another speed
                 agr.aggregation.set_carrier(now, port.index, port.up)
                 agr.recompute()
+
+    def reread_speed(self, now, port):
+        """The port's speed and duplex as the link reports them now; the aggregation (LACP's
+        key) hears of a change before the port is enabled again."""
+        speed, duplex_full = rtnl.link_mode(port.name)
+        if (speed, duplex_full) != (port.speed, port.duplex_full):
+            log.info("%s: port %s speed %s", self.agr.name, port.name,
+                     f"{speed} Mb/s" if speed else "unknown")
+            port.speed, port.duplex_full = speed, duplex_full
+            self.agr.aggregation.set_port_speed(now, port.index, speed, duplex_full)
 
     def verdict(self, now, index, up):
         """agrlinkcheck's verdict on port `index` changed."""

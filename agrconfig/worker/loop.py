@@ -25,9 +25,10 @@ from .component import Loop
 from .dataplane import Relay
 from .linkstate import LinkState
 from .members import Members
-from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, take_tap
+from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, TapSpeed, take_tap
 from .tap import unpersist
 from .transactions import PortTransactions
+from .vlanfilter import VlanFilter
 
 log = logging.getLogger("agrconfig")
 
@@ -60,6 +61,7 @@ class Worker:
         self.carrier_poll = NoCarrierPoll()           # without LACP: distributing ports' carrier
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
+        self.vlans = VlanFilter(self)              # the ports' hardware VLAN filters
 
     @property
     def aggregation(self):
@@ -78,6 +80,7 @@ class Worker:
             raise AgrError(errno.EEXIST, "SIOCIFCREATE", f"{self.name} already exists")
         self.tap_fd = take_tap(self.name, self.saved is not None, self.held_tap, self.keeper)
         self.tap_carrier = TapCarrier(self.name, self.tap_fd, (self.saved or {}).get("carrier"))
+        self.tap_speed = TapSpeed(self.name)
         try:
             link = rtnl.link(self.name)
             self.tap_index, self.mac = link.index, link.mac
@@ -211,6 +214,8 @@ class Worker:
         self.path.set_ports(list(self.members), distributing, collecting)
         for move in moves:   # agrproto slb: the switches learn where each moved MAC is now
             self.members.send(move.port, slb.learning_frame(move.mac, move.vlan))
+        # The speed first: readers that look at carrier-up (a bridge's STP cost, zebra) see it.
+        self.tap_speed.update([p.speed for p in self.members if p.index in distributing])
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
             self.save()
 
@@ -239,7 +244,8 @@ class Worker:
             name=self.name, pid=os.getpid(), mac=self.mac, flags=self.flags, aggregation=self.aggregation,
             path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
             collecting=self.collecting, distributing=self.distributing, history=self.history,
-            checker=self.linkcheck if self.linkcheck.running else None, now=self.clock())
+            checker=self.linkcheck if self.linkcheck.running else None, now=self.clock(),
+            speed=self.tap_speed.mode.speed if self.tap_speed.mode else None)
 
     # -- loop ---------------------------------------------------------------------------------
     def components(self):
@@ -247,7 +253,7 @@ class Worker:
                 self.carrier_poll, self.mcast]
 
     def run(self):
-        self.linkwatch = linkwatch.LinkWatch(self.links.on_events)
+        self.linkwatch = linkwatch.LinkWatch(self._on_link_events)
         # Signals wake the loop: PEP 475 would otherwise resume select() and ignore them.
         sig_r, sig_w = socket.socketpair()
         sig_r.setblocking(False)
@@ -259,8 +265,13 @@ class Worker:
         self.mcast = MulticastResync(self.members.sync_memberships)
         self.loop = Loop(self.components, self.clock, name=self.name)
         self.links.changed(self.loop.now, None)  # catch up with anything missed while starting
+        self.vlans.sync()
         self.loop.run(lambda: self.stopping)
         self.shutdown()
+
+    def _on_link_events(self, now, events):
+        self.links.on_events(now, events)
+        self.vlans.on_events(now, events)
 
     def shutdown(self):
         """Give every port back, remove agrN and every file, and exit."""

@@ -11,6 +11,7 @@ import os
 import socket
 
 from ..errors import AgrError
+from ..net import ethtool
 from . import datapath
 from .component import READ, Component
 from .tap import attached_name, open_tap, set_carrier
@@ -151,6 +152,33 @@ class TapCarrier:
         except OSError as exc:   # a kernel without TUNSETCARRIER (before 5.0): carrier stays on
             log.warning("%s: cannot set the carrier: %s", self.name, exc)
             self.on = True
+
+
+class TapSpeed:
+    """agrN's speed and duplex as ethtool reports them (ETHTOOL_SLINKSETTINGS on the TAP,
+    which tun stores): the sum of the distributing ports' speeds, full duplex; unknown when
+    none distributes. `mode` is what we last set (None: not yet)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.mode = None
+        self.warned = False
+
+    def update(self, speeds):
+        """Set the speed for distributing ports of these `speeds`; True if it changed."""
+        mode = ethtool.aggregate_mode(speeds)
+        if mode == self.mode:
+            return False
+        try:
+            ethtool.set_link_mode(self.name, mode.speed, mode.duplex_full)
+        except OSError as exc:   # reported once: the speed is a courtesy to readers
+            if not self.warned:
+                log.warning("%s: cannot set the link speed: %s", self.name, exc)
+                self.warned = True
+            return False
+        log.info("%s: speed %s", self.name, f"{mode.speed} Mb/s" if mode.speed else "unknown")
+        self.mode = mode
+        return True
 
 
 def take_tap(name, resuming, held_tap, keeper):

@@ -3,7 +3,7 @@ import socket
 import struct
 
 from .. import options
-from ..net import rtnl
+from ..net import rtnl, vlan
 from ..errors import AgrError
 from ..lacp.pdu import ETH_P_SLOW, SLOW_PROTOCOLS_MAC
 
@@ -187,6 +187,8 @@ class Member:
             value = self.orig["sysctl"].get(f"{fam}/{key}")
             if value is not None:
                 attempt(rtnl.sysctl_set, fam, self.name, key, value)
+        errors.extend(AgrError.from_oserror(exc, "RTM_DELLINK", f"{self.name}'s VLAN filter entry")
+                      for exc in vlan.release(self.index))
         if self.orig["up"]:
             attempt(rtnl.set_up, self.index, True)
         return errors

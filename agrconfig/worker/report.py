@@ -14,9 +14,10 @@ def port_flags(index, collecting, distributing):
 
 
 def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note, ports, collecting,
-                     distributing, history, checker, now):
+                     distributing, history, checker, now, speed=None):
     """agrN's AggregateStatus. `ports` are the attached ports in order (worker/port.py's Member),
-    `checker` agrlinkcheck's (None when off), `now` the monotonic time the link check is read at."""
+    `checker` agrlinkcheck's (None when off), `now` the monotonic time the link check is read at,
+    `speed` what agrN reports in Mbit/s (None: unknown)."""
     totals, port_counters = path.counters([p.index for p in ports])
     lacp = aggregation.status()
     entries = []
@@ -35,4 +36,4 @@ def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note,
         name=name, pid=pid, mac=mac, flags=frozen(flags), protocol=Protocol(aggregation.kind),
         datapath=path.name, datapath_note=datapath_note, datapath_mode=path.mode, ports=tuple(entries),
         counters=frozen(totals), stats64=frozen(counters.agr_stats64(totals, port_counters)), lacp=lacp,
-        **aggregation.status_extra())
+        speed=speed, **aggregation.status_extra())

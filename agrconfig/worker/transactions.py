@@ -57,6 +57,7 @@ class PortTransactions:
         agr.linkcheck.add_port(now, port)   # down until a target answers on it
         agr.aggregation.add_port(now, port)
         agr.recompute()
+        agr.vlans.sync()   # its filter passes agrN's VLANs
         log.info("%s: port %s attached", agr.name, name)
 
     def set(self, now, name, flags):

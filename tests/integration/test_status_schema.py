@@ -9,7 +9,7 @@ import pytest
 from agrconfig.status import SCHEMA, SCHEMA_KEY
 from tests.integration import status_scenarios
 from tests.lab import ROOT
-from tests.unit.test_status_model import FIXTURES, keys
+from tests.unit.test_status_model import FIXTURES, added, keys
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +21,11 @@ def test_the_json_keys_are_0_2_0s_plus_the_schema(lab, scenario):
     doc, reply = status_scenarios.record(lab, scenario, ROOT)
     assert reply[SCHEMA_KEY] == SCHEMA
     assert doc["linkinfo"]["info_data"][SCHEMA_KEY] == SCHEMA
-    assert keys(reply) - keys(old["worker_reply"]) == {f".{SCHEMA_KEY}"}
+    new_reply, new_doc = keys(reply), keys(doc)
+    assert ".ports[].history.lacpdu_intervals" in added(new_reply)      # the additions listed there
+    assert new_reply - added(new_reply) - keys(old["worker_reply"]) == {f".{SCHEMA_KEY}"}
     assert keys(old["worker_reply"]) - keys(reply) == set()
-    assert keys(doc) - keys(old["agrconfig_json"]) == {f".linkinfo.info_data.{SCHEMA_KEY}"}
+    assert new_doc - added(new_doc) - keys(old["agrconfig_json"]) == {f".linkinfo.info_data.{SCHEMA_KEY}"}
     assert keys(old["agrconfig_json"]) - keys(doc) == set()
 
 

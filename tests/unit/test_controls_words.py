@@ -269,3 +269,10 @@ def test_completion_offers_the_new_words_and_their_values():
     assert complete("agr0", "agrportpri", "re0", "") == [], "the number is the user's"
     assert complete("agr0", "lacpsysprio", "") == []
     assert complete("agr0", "lacpsysid", "") == []
+
+
+def test_completion_of_pre_flight():
+    assert complete("-l", "") == ["--free"]
+    assert complete("-l", "--free", "") == ["-v", "--json", "listen"]
+    assert complete("-l", "--free", "-v", "") == ["-v", "--json", "listen"]
+    assert complete("-l", "--free", "listen", "") == [], "the seconds are the user's"

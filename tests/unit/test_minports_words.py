@@ -90,6 +90,7 @@ class FakeWorker(loop.Worker):
         self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None,
                                                              set_slb=lambda plan: None))
         self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
+        self.tap_speed = parts.TapSpeed(self.name)
         self.saves = 0
 
     def distribute(self, *indexes):
@@ -104,6 +105,7 @@ class FakeWorker(loop.Worker):
 def ioctls(monkeypatch):
     calls = []
     monkeypatch.setattr(parts, "set_carrier", lambda fd, on: calls.append((fd, on)))
+    monkeypatch.setattr(parts.ethtool, "set_link_mode", lambda name, speed, duplex: None)
     return calls
 
 

@@ -39,7 +39,7 @@ def test_netbsd_defaults():
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
                                   "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None,
                                   "max_ports": 0, "min_ports": 1, "lacp_fallback": False,
-                                  "wtr_time": 0, "linkcheck": None}
+                                  "wtr_time": 0, "linkcheck": None, "select": "bandwidth"}
     assert options.defaults("port") == {"port_priority": 0x8000}
     assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
 
@@ -91,13 +91,14 @@ VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover", "s
          "wtr_time": range(0, 3601),
          "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
                        {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10},
-                       {"targets": ["192.0.2.1"], "interval": 60000}]}
+                       {"targets": ["192.0.2.1"], "interval": 60000}],
+         "select": ["stable", "bandwidth", "count"]}
 SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
            "lacp_sysid": [None, "02:00:00:00:13:01"],
            "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024], "wtr_time": [0, 1, 30, 3600],
            "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
                          {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10}]}
-CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
+CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", "stable", "bandwidth", "count", "Count", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
               False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
               "lacp", "loadbalance", "failover", "LACP", "static", "link1",
               {"targets": ["192.0.2.1"], "interval": 1000}, {"targets": ["192.0.2.1"], "interval": 60000},

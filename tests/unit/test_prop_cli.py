@@ -155,14 +155,14 @@ class Recorder:
 
 @contextlib.contextmanager
 def no_side_effects():
-    from agrconfig.cli import metrics, monitor, render
+    from agrconfig.cli import metrics, monitor, preflight, render
     from agrconfig.client import commands, inspect, workers
     rec = Recorder()
     with contextlib.ExitStack() as stack:
         for obj, name in ((commands, "apply"), (workers, "destroy_all"), (provision, "boot"), (provision, "halt"),
                           (provision, "apply_file"), (provision, "plan"), (render, "render"),
                           (render, "render_all"), (inspect, "names"), (inspect, "free_ports"),
-                          (monitor, "run"), (metrics, "text"), (metrics, "write_file")):
+                          (monitor, "run"), (metrics, "text"), (metrics, "write_file"), (preflight, "run")):
             stack.enter_context(mock.patch.object(obj, name, rec(name)))
         stack.enter_context(mock.patch.object(commands, "Namespace", contextlib.nullcontext))
         yield rec

@@ -18,7 +18,8 @@ from agrconfig.worker.flowhash import L2, L3, L4
 DEFAULTS = {"link0": False, "proto": "lacp", "link2": False, "debug": False, "lacp_fast": False,
             "lacp_strict": True, "hash": L2 | L3, "datapath": "auto", "lacp_active": True,
             "lacp_sysprio": 0x8000, "lacp_sysid": None,
-            "max_ports": 0, "min_ports": 1, "lacp_fallback": False, "wtr_time": 0, "linkcheck": None}
+            "max_ports": 0, "min_ports": 1, "lacp_fallback": False, "wtr_time": 0, "linkcheck": None,
+            "select": "bandwidth"}
 
 
 def ip(text):

@@ -241,3 +241,32 @@ def test_the_mux_and_our_own_key_in_words():
     assert reasons.mux_waiting(detached, None) == "not selected"
     assert reasons.mux_waiting(statuses.port({"lacp": {}}), None) is None
     assert reasons.mux_waiting(statuses.port({}), None) is None, "no LACP, no mux"
+
+
+def test_history_keeps_lacpdu_intervals_mux_age_and_flaps_for_diagnose():
+    clock = [100.0]
+    h = history.History(clock=lambda: clock[0], wall=lambda: 1e9 + clock[0])
+    for t in (100.0, 101.0, 103.5, 104.5):
+        clock[0] = t
+        h.record(Transition(1, "rx", "CURRENT", "CURRENT", "LACPDU received"))
+    assert h.view(1)["lacpdu_intervals"] == [1.0, 2.5, 1.0]
+    # A disabled port lost nothing while its link was down: no interval across it.
+    clock[0] = 105.0
+    h.record(Transition(1, "rx", "CURRENT", "PORT_DISABLED", "port disabled"))
+    clock[0] = 130.0
+    h.record(Transition(1, "rx", "PORT_DISABLED", "EXPIRED", "port enabled, LACP enabled"))
+    h.record(Transition(1, "rx", "EXPIRED", "CURRENT", "LACPDU received"))
+    clock[0] = 131.0
+    h.record(Transition(1, "rx", "CURRENT", "CURRENT", "LACPDU received"))
+    assert h.view(1)["lacpdu_intervals"] == [1.0, 2.5, 1.0, 1.0]
+    assert h.view(1)["mux_age"] is None and h.view(1)["flap_ages"] == []
+    clock[0] = 140.0
+    h.record(Transition(1, "mux", "ATTACHED", "COLLECTING_DISTRIBUTING", "partner in sync"))
+    clock[0] = 150.0
+    h.record(Transition(1, "mux", "COLLECTING_DISTRIBUTING", "ATTACHED", "partner out of sync"))
+    clock[0] = 160.0
+    v = h.view(1)
+    assert v["mux_age"] == 10.0 and v["flap_ages"] == [10.0]
+    for i in range(50):
+        h.record(Transition(1, "rx", "CURRENT", "CURRENT", "LACPDU received"))
+    assert len(h.view(1)["lacpdu_intervals"]) == history.KEEP_INTERVALS

@@ -24,6 +24,16 @@ def frame(flow, seq=0, ethertype=b"\x08\x00"):
     return b"\x02\x00\x00\x00\x00\x0b\x02\x00\x00\x00\x00\x0a" + ethertype + ip + struct.pack("!I", seq) + bytes(16)
 
 
+def eventually(predicate, timeout=5.0):
+    """Whether `predicate` holds within `timeout`: the relay thread may lag on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def wait_event(fd, timeout=2.0):
     """An eventfd's count, waiting at most `timeout` (a missing signal fails, never hangs)."""
     ready, _, _ = select.select([fd], [], [], timeout)
@@ -34,11 +44,11 @@ def wait_event(fd, timeout=2.0):
 class Net:
     """agrN's TAP and n ports: each a datagram socketpair; the far ends are ours."""
 
-    def __init__(self, nports=2):
+    def __init__(self, nports=2, clock=None):
         self.tap_far, tap = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.tap_fd = tap.detach()
         self.slow = []
-        self.relay = Relay(self.tap_fd, lambda index, data: self.slow.append((index, data)))
+        self.relay = Relay(self.tap_fd, lambda index, data: self.slow.append((index, data)), clock=clock)
         self.ports, self.far = [], []
         for i in range(nports):
             ours, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -87,7 +97,11 @@ def test_frames_from_agr_go_by_flow_hash_with_counters(net):
     frames = [frame(flow) for flow in range(40)]
     for f in frames:
         net.tap_far.send(VNET + f)
-    got = [net.received(0), net.received(1)]
+    got = [[], []]
+    deadline = time.monotonic() + 5
+    while len(got[0]) + len(got[1]) < 40 and time.monotonic() < deadline:
+        for i in (0, 1):
+            got[i] += net.received(i, timeout=0.05)
     for f in frames:
         i = flow_hash(f, net.relay.policy) % 2
         assert VNET + f in got[i]
@@ -101,8 +115,7 @@ def test_no_distributing_port_drops_and_counts(net):
     net.set(set())
     net.relay.start()
     net.tap_far.send(VNET + frame(1))
-    time.sleep(0.2)
-    assert net.relay.counters["tx_drop_no_port"] == 1
+    assert eventually(lambda: net.relay.counters["tx_drop_no_port"] == 1)
 
 
 def test_collecting_ports_feed_agr_slow_protocols_go_to_the_worker(net):
@@ -112,9 +125,9 @@ def test_collecting_ports_feed_agr_slow_protocols_go_to_the_worker(net):
     net.far[1].send(VNET + frame(2))                                  # not collecting: dropped
     lacpdu = frame(3, ethertype=b"\x88\x09")
     net.far[1].send(VNET + lacpdu)                                    # from any port
-    net.tap_far.settimeout(1)
+    net.tap_far.settimeout(5)
     assert net.tap_far.recv(70000) == VNET + frame(1)
-    time.sleep(0.2)
+    assert eventually(lambda: net.slow)    # sent after frame 2 on the same port: 2 was read
     net.tap_far.setblocking(False)
     with pytest.raises(BlockingIOError):
         net.tap_far.recv(70000)
@@ -122,14 +135,19 @@ def test_collecting_ports_feed_agr_slow_protocols_go_to_the_worker(net):
     assert net.relay.port_counters[10][2:] == [1, len(frame(1))]
 
 
-def test_slow_protocol_flood_is_limited(net):
-    net.set({0})
-    net.relay.start()
-    for i in range(100):
-        net.far[0].send(VNET + frame(i, ethertype=b"\x88\x09"))
-    time.sleep(0.3)
-    assert 20 <= len(net.slow) <= 25
-    assert net.relay.slow_limited[10] == 100 - len(net.slow)
+def test_slow_protocol_flood_is_limited(monkeypatch):
+    net = Net(clock=lambda: 100.0)   # no time passes: the burst alone, however slow the thread
+    monkeypatch.setattr(dataplane.os, "_exit", lambda code: net.failed.append(code))
+    try:
+        net.set({0})
+        net.relay.start()
+        for i in range(100):
+            net.far[0].send(VNET + frame(i, ethertype=b"\x88\x09"))
+        assert eventually(lambda: len(net.slow) + net.relay.slow_limited.get(10, 0) == 100)
+        assert len(net.slow) == 20 and net.relay.slow_limited[10] == 80
+    finally:
+        net.close()
+    assert not net.failed
 
 
 def first_arrival(socks, deadline):

@@ -30,6 +30,44 @@ OLD_RELEASE = "0df1f40"   # release 0.2.0: its workers' replies carry no schema 
 FIXTURES = {os.path.basename(p)[:-5]: p for p in sorted(glob.glob(os.path.join(HERE, "data", "status", "*.json")))}
 
 
+# What this release adds to 0.2.0's documents on purpose, each addition listed here (nothing of
+# 0.2.0's is removed or renamed): new options' keys in `flags` (their defaults), agrN's speed
+# (issue 21: the worker's reply has it while known), the ports' speed and duplex in JSON, and
+# the speed gauges of --metrics.
+ADDED_FLAGS = {"select"}
+ADDED_REPLY_KEYS = {".speed"} | {f".flags.{k}" for k in ADDED_FLAGS}
+ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex"} | \
+    {f".linkinfo.info_data.flags.{k}" for k in ADDED_FLAGS}
+ADDED_METRICS = ("agr_speed_bytes", "agr_port_speed_bytes")
+
+
+def without_added_flags(flags):
+    return {k: v for k, v in flags.items() if k not in ADDED_FLAGS}
+
+
+def without_additions(reply):
+    """A worker's reply as 0.2.0 would have written it."""
+    out = {k: v for k, v in reply.items() if k != "speed"}
+    out["flags"] = without_added_flags(reply["flags"])
+    return out
+
+
+def readers_without_additions(seen):
+    """What the readers made of a status (readers_now, old_front_end), without the additions."""
+    seen = json.loads(json.dumps(seen))
+    doc = seen["json"]
+    info = doc.get("linkinfo", {}).get("info_data")
+    if info is not None:
+        info.pop("speed", None)
+        info["flags"] = without_added_flags(info["flags"])
+    for entry in doc.get("agrports", []):
+        entry.pop("speed", None)
+        entry.pop("duplex", None)
+    seen["metrics"] = "".join(line for line in seen["metrics"].splitlines(keepends=True)
+                              if not any(name in line for name in ADDED_METRICS))
+    return seen
+
+
 def fixture(name):
     with open(FIXTURES[name]) as f:
         return json.load(f)
@@ -46,6 +84,18 @@ def keys(value, path=""):
         for v in value:
             out |= keys(v, f"{path}[]")
     return out
+
+
+# Keys added since 0.2.0, each optional (an older worker's reply reads without them): a port's
+# history gained, for diagnose, the LACPDU inter-arrival times, the mux's age and the flaps.
+ADDED_HISTORY = ("lacpdu_intervals", "mux_age", "flap_ages")
+
+
+def added(key_set):
+    """The keys of key_set that are additions listed above (at any depth, under a history; and
+    ADDED_REPLY_KEYS, ADDED_JSON_KEYS)."""
+    return {k for k in key_set if k.rpartition(".")[0].endswith(".history") and k.rpartition(".")[2] in ADDED_HISTORY} | \
+        (set(key_set) & (ADDED_REPLY_KEYS | ADDED_JSON_KEYS))
 
 
 def test_the_fixtures_are_release_0_2_0s_four_scenarios():
@@ -68,7 +118,9 @@ def test_a_0_2_0_reply_reads_and_writes_back_key_for_key(name):
     assert st.schema == 0, "no schema key: a 0.2.0 worker"
     out = st.to_json()
     assert out.pop(SCHEMA_KEY) == 0
-    assert out == reply
+    assert without_additions(out) == reply
+    assert "speed" not in out, "0.2.0 said nothing of agrN's speed: unknown, left out"
+    assert all(out["flags"][k] == options.BY_KEY[k].default for k in ADDED_FLAGS)
     again = AggregateStatus.from_json(st.to_json())
     assert again == st
 
@@ -78,7 +130,7 @@ def test_this_workers_document_is_0_2_0s_plus_the_schema_key():
         reply = fixture(name)["worker_reply"]
         new = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
         assert new[SCHEMA_KEY] == SCHEMA >= 1
-        assert keys(new) - keys(reply) == {f".{SCHEMA_KEY}"} and keys(reply) <= keys(new)
+        assert keys(new) - keys(reply) - ADDED_REPLY_KEYS == {f".{SCHEMA_KEY}"} and keys(reply) <= keys(new)
 
 
 def test_the_model_reads_as_types():
@@ -209,7 +261,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_lacp():
     st = built(agg, flags, ports, reply, now=w.now)
     assert [p.flags for p in st.ports] == [3, 3] and st.schema == SCHEMA
     hist_keys = {k for k in keys(reply) if ".history.transitions[]" in k}   # the fake history is empty
-    assert keys(st.to_json()) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}   # no mux change yet
+    assert got - added(got) == keys(reply) - hist_keys | {f".{SCHEMA_KEY}"}
     assert st.lacp.ports[0] == st.ports[0].lacp == LacpPortStatus.from_json(core.port_status(3))
 
 
@@ -222,7 +276,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_loadbalance_and_explains():
     agg.configure(1.0, flags)
     agg.add_port(1.0, ports[1])
     st = built(agg, flags, ports, reply, now=1.5)
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.ports[1].static_wtr_left == st.ports[1].wtr_left == 600.0
     assert (st.ports[1].reason_kind, st.ports[1].reason) == ("waiting_to_restore", "waiting to restore, 600.0 s left")
     assert st.protocol is Protocol.STATIC and st.lacp is None and st.failover is None
@@ -237,7 +293,9 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     ports = [fake_port(3, "re0"), fake_port(5, "re1")]
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())
-    assert keys(st.to_json()) == keys(reply) | {f".{SCHEMA_KEY}"}
+    got = keys(st.to_json())
+    assert added(got) - ADDED_REPLY_KEYS == {".ports[].history.lacpdu_intervals", ".ports[].history.flap_ages"}
+    assert got - added(got) == keys(reply) | {f".{SCHEMA_KEY}"}
     assert st.failover == FailoverStatus(active=3, wtr=600) and st.active_port.name == "re0"
     assert st.protocol is Protocol.FAILOVER and st.lacp is None
     assert st.ports[0].linkcheck == LinkcheckStatus(up=True, heard_ago=0.5)
@@ -402,7 +460,7 @@ def test_this_front_end_reads_a_0_2_0_worker_as_0_2_0_did(name, old_front_end):
     then = old_front_end(reply, FRAME)
     now = readers_now(AggregateStatus.from_json(reply), FRAME)
     assert now["json"]["linkinfo"]["info_data"].pop(SCHEMA_KEY) == 0
-    assert now == one_wait(then)
+    assert readers_without_additions(now) == readers_without_additions(one_wait(then))
 
 
 def test_the_wait_reads_the_same_for_every_aggregation():
@@ -421,7 +479,7 @@ def test_a_0_2_0_front_end_reads_this_worker_as_it_read_its_own(name, old_front_
     reply = fixture(name)["worker_reply"]
     ours = AggregateStatus.from_json(reply).replace(schema=SCHEMA).to_json()
     assert ours[SCHEMA_KEY] == SCHEMA
-    assert old_front_end(ours, FRAME) == old_front_end(reply, FRAME)
+    assert readers_without_additions(old_front_end(ours, FRAME)) == old_front_end(reply, FRAME)
 
 
 def test_the_json_document_says_the_schema():
@@ -432,6 +490,6 @@ def test_the_json_document_says_the_schema():
 def test_plain_is_the_json_form():
     st = AggregateStatus.from_json(fixture("failover")["worker_reply"])
     assert plain(st) == st.to_json()
-    assert plain(st.flags) == fixture("failover")["worker_reply"]["flags"]
+    assert without_added_flags(plain(st.flags)) == fixture("failover")["worker_reply"]["flags"]
     assert isinstance(plain(st.flags)["linkcheck"]["targets"], list)
     assert PortStatus.from_json(plain(st.ports[0])) == st.ports[0]
