@@ -273,15 +273,26 @@ class Slb(Static):
         self.learned = learned or (lambda now: [])
         self.balance = slb.Balance()
         self.moved = 0      # learned MACs moved to another port, since this aggregation began
+        self.next_sweep = 0.0   # reading the learned table ages it (the eBPF map: nothing else does)
 
     def fits(self, flags):
         return flags["proto"] == "slb"
 
     def slb_plan(self, now, ports, distributing):
         self.now = max(self.now, now)
-        plan, moves = self.balance.update(ports, distributing, self.learned(now))
+        plan, moves = self.balance.update(ports, distributing, lambda: self.learned(now))
         self.moved += len(moves)
         return plan, moves
+
+    def get_timer(self):
+        wtr = super().get_timer()
+        return self.next_sweep if wtr is None else min(wtr, self.next_sweep)
+
+    def handle_timer(self, now):
+        super().handle_timer(now)
+        if now >= self.next_sweep:
+            self.learned(now)
+            self.next_sweep = now + slb.SWEEP
 
     def slb_preview(self, ports, distributing):
         return self.balance.preview(ports, distributing)

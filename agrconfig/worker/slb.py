@@ -26,6 +26,7 @@ BUCKETS = 256
 AGING = 300.0          # seconds: Open vSwitch's default mac-aging-time
 GRAT_ARP_LOCK = 5.0    # seconds: our own gratuitous ARPs coming back are reflections meanwhile
 MAX_LEARNED = 8192     # entries: a bound on what forged source addresses can cost (OVS: 2048)
+SWEEP = 30.0           # seconds between two sweeps of aged entries by the worker (eBPF's table)
 BROADCAST = b"\xff" * 6
 
 FNV_OFFSET, FNV_PRIME, MASK32 = 0x811C9DC5, 0x01000193, 0xFFFFFFFF
@@ -180,14 +181,15 @@ class Balance:
 
     def update(self, ports, distributing, learned):
         """The new Plan for agrN's ports (in order) and the distributing set, and the Moves for
-        the learned (MAC, VLAN) pairs whose port changed (none on the first placement)."""
+        the learned (MAC, VLAN) pairs whose port changed (none on the first placement).
+        `learned` may be a function giving them: called only when the placement changed."""
         ports = list(ports)
         if self.designated not in distributing:
             self.designated = next((p for p in ports if p in distributing), None)
         old, self.buckets = self.buckets, placement(ports, distributing)
         moves = []
-        if old and self.buckets:
-            for mac, vlan in learned:
+        if old and self.buckets and old != self.buckets:
+            for mac, vlan in (learned() if callable(learned) else learned):
                 b = bucket_of(mac, vlan)
                 if old[b] != self.buckets[b]:
                     moves.append(Move(self.buckets[b], mac, vlan))

@@ -316,3 +316,34 @@ def test_preview_is_the_plan_update_would_give_and_changes_nothing():
     assert b.buckets == slb.placement([1, 2, 3], {2, 3}) and b.designated == 2
     assert b.preview([1, 2, 3], {1, 3}).designated == 1 and b.designated == 2
     assert b.preview([1, 2, 3], {1, 3}) == b.update([1, 2, 3], {1, 3}, [])[0]
+
+
+def test_learned_is_read_only_when_the_placement_changed():
+    calls = []
+
+    def learned():
+        calls.append(1)
+        return [(MAC_A, 0)]
+    b = slb.Balance()
+    b.update([1, 2], {1, 2}, learned)
+    b.update([1, 2], {1, 2}, learned)
+    assert calls == []
+    b.update([1, 2], {1}, learned)
+    assert calls == [1]
+
+
+def test_slb_aggregation_sweeps_the_learned_table_on_its_timer():
+    from agrconfig.worker import aggregation
+    reads = []
+    agg = aggregation.Slb(None, 0, lambda now: reads.append(now) or [])
+    assert agg.get_timer() == 0.0
+    agg.handle_timer(5.0)
+    assert reads == [5.0] and agg.get_timer() == 5.0 + slb.SWEEP
+    agg.handle_timer(20.0)
+    assert reads == [5.0]
+    agg.handle_timer(35.0)
+    assert reads == [5.0, 35.0]
+    agg.configure(36.0, {"wtr_time": 10})
+    agg.set_carrier(36.0, 4, False)
+    agg.set_carrier(37.0, 4, True)                 # a wait-to-restore comes first
+    assert agg.get_timer() == 47.0
