@@ -184,6 +184,7 @@ def emit_slb_key(a, short):
     a.st(4, R10, SLB_GARP, 0)
     a.mov(R2, 0)
     a.ldx(4, R4, R6, SKB_VLAN_PRESENT).jmp("jeq", R4, untagged, 0)
+    a.ldx(4, R4, R6, SKB_VLAN_PROTO).jmp("jne", R4, garp14, LE_VLAN)   # 802.1ad: VLAN 0, as slb.py
     a.ldx(4, R2, R6, SKB_VLAN_TCI).alu("and", R2, 0xFFF)
     a.ja(garp14)                                      # metadata tag: the EtherType is at 12
     a.label(untagged)
