@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MTU_MIN, MTU_MAX = 68, 65535
 PRIORITY_MAX = 0xFFFF
@@ -320,11 +320,60 @@ class LinkCheck:
                 {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10})
 
 
+ANNOUNCE_MAX = 255                  # bonding's num_grat_arp / num_unsol_na limit
+ANNOUNCE_INTERVAL = (10, 60000)     # milliseconds
+ANNOUNCE_DEFAULT_INTERVAL = 100     # bonding spaces them by miimon (100 ms) when peer_notif_delay is 0
+DOWNDELAY_MAX = 3600000             # agrdowndelay: milliseconds (an hour, as agrwtr's limit)
+
+
+@dataclass(frozen=True)
+class Announce:
+    """`agrannounce N [interval MS]` (bonding's num_grat_arp/num_unsol_na and
+    peer_notif_delay): {"count": N, "interval": ms}; N 0 sends no gratuitous ARP or NA."""
+    word: str
+    more: tuple = ("interval",)   # optional `KEY VALUE` words after the count
+
+    def words(self):
+        return {self.word: None}
+
+    def takes_arg(self, word):
+        return True
+
+    def arg_help(self):
+        return f"a number 0-{ANNOUNCE_MAX}"
+
+    def value(self, word, arg=None, more=None):
+        count = Number(self.word, 0, ANNOUNCE_MAX).value(self.word, arg)
+        interval = (more or {}).get("interval")
+        if interval is None:
+            interval = ANNOUNCE_DEFAULT_INTERVAL
+        else:
+            try:
+                interval = Number("interval", *ANNOUNCE_INTERVAL).value("interval", interval)
+            except ValueError as exc:
+                raise ValueError(f"interval: {exc}") from None
+        return {"count": count, "interval": interval}
+
+    def check(self, value):
+        if not isinstance(value, dict) or set(value) != {"count", "interval"}:
+            return False
+        count, interval = value["count"], value["interval"]
+        return type(count) is int and 0 <= count <= ANNOUNCE_MAX and type(interval) is int \
+            and ANNOUNCE_INTERVAL[0] <= interval <= ANNOUNCE_INTERVAL[1]
+
+    def file_words(self, value):
+        return [self.word, str(value["count"]), "interval", str(value["interval"])]
+
+    def values(self):
+        return ({"count": 1, "interval": ANNOUNCE_DEFAULT_INTERVAL}, {"count": 0, "interval": 10},
+                {"count": 3, "interval": 200}, {"count": ANNOUNCE_MAX, "interval": 60000})
+
+
 @dataclass(frozen=True)
 class Option:
     key: str                  # control protocol, worker, state file and JSON name
     kind: object              # Switch, Choice or HashPolicy: words, type and range
-    default: object
+    default: object = field(hash=False)   # agrannounce's is a dict: the key names the option
     summary: str              # one line, as agrconfig(8) lists it
     scope: str = "agr"        # "agr", or "port" for a setting of one attached port
     ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
@@ -387,6 +436,11 @@ OPTIONS = (
     Option("select", Choice("agrselect", (("stable", "stable"), ("bandwidth", "bandwidth"), ("count", "count"))),
            "bandwidth", "LACP: which aggregation carries traffic when ports hear different partners: the "
            "current one while a port of it is up, the most bandwidth (default), or the most ports"),
+    Option("announce", Announce("agrannounce"), {"count": 1, "interval": ANNOUNCE_DEFAULT_INTERVAL},
+           "after a move: N gratuitous ARPs and unsolicited NAs for agrN's addresses, MS apart"),
+    Option("down_delay", Number("agrdowndelay", 0, DOWNDELAY_MAX, (0, 1, 200, DOWNDELAY_MAX)), 0,
+           "milliseconds a port's carrier or link-check loss must last before the port goes",
+           stanza="downdelay"),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_WORD = {word: o for o in OPTIONS for word in o.words()}
@@ -404,7 +458,9 @@ def upgrade_flags(flags):
 
 def defaults(scope="agr"):
     """The settings of a new agr interface (or of a newly attached port)."""
-    return {o.key: o.default for o in OPTIONS if o.scope == scope}
+    # a copy of a dict default (agrannounce's), so that no caller can change the schema's
+    return {o.key: dict(o.default) if isinstance(o.default, dict) else o.default
+            for o in OPTIONS if o.scope == scope}
 
 
 def check(key, value, scope="agr"):

@@ -226,16 +226,17 @@ class PortStatus(Model):
     of it (lacp, failover, or loadbalance's wait) and why it is not distributing."""
     __slots__ = ("name", "index", "flags", "carrier", "original_mac", "speed", "duplex_full", "counters",
                  "options", "stats64", "lacp", "static_wtr_left", "failover", "history", "linkcheck",
-                 "reason_kind", "reason")
+                 "reason_kind", "reason", "down_delay_left")
     KEYS = {"static_wtr_left": "wtr_left"}   # loadbalance's wait, at the port's own level
     KINDS = {"index": int, "flags": int, "lacp": LacpPortStatus, "failover": FailoverPortStatus,
              "history": HistoryView, "linkcheck": LinkcheckStatus,
              "options": lambda value: frozen({**options.defaults("port"), **value})}
-    OMIT = ("lacp", "static_wtr_left", "failover", "linkcheck")
+    OMIT = ("lacp", "static_wtr_left", "failover", "linkcheck", "down_delay_left")
     DEFAULTS = {"original_mac": None, "speed": None, "duplex_full": None, "counters": frozen({}),
                 "options": frozen(options.defaults("port")), "stats64": None, "lacp": None,
                 "static_wtr_left": None, "failover": None, "history": HistoryView(), "linkcheck": None,
-                "reason_kind": None, "reason": None}
+                "reason_kind": None, "reason": None,
+                "down_delay_left": None}   # agrdowndelay: seconds until a held loss applies
 
     @property
     def collecting(self):
@@ -270,17 +271,20 @@ class AggregateStatus(Model):
     """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
     aggregation, the data path, the ports and the totals."""
     __slots__ = ("schema", "name", "pid", "mac", "flags", "protocol", "datapath", "datapath_note",
-                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed", "slb")
+                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed", "announced",
+                 "slb")
     KEYS = {"schema": SCHEMA_KEY}
     KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
              "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int, "slb": SlbStatus}
     # speed: Mbit/s that agrN reports (its distributing ports' sum); None unknown (none
     # distributes, or a 0.2.0 worker, which set none).
-    OMIT = ("stats64", "failover", "speed", "slb")
+    OMIT = ("stats64", "failover", "speed", "announced", "slb")
     ABSENT = {"schema": 0}   # a 0.2.0 worker's reply
     DEFAULTS = {"schema": SCHEMA, "pid": None, "mac": None, "datapath": "relay", "datapath_note": "",
                 "datapath_mode": None, "counters": frozen({}), "stats64": None, "lacp": None,
-                "failover": None, "speed": None, "slb": None}
+                "failover": None, "speed": None,
+                "announced": None,   # agrannounce: frames sent after moves (None: a 0.2.0 worker)
+                "slb": None}
 
     def port(self, name):
         """The port called `name`, or None."""

@@ -5,7 +5,7 @@ _agrconfig() {
         cur=${COMP_WORDS[COMP_CWORD]}; prev=${COMP_WORDS[COMP_CWORD-1]}
         words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
     }
-    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose agrselect"
+    local agr_words="create destroy agrport -agrport link0 -link0 link1 -link1 agrproto link2 -link2 lacptimeout lacpstrict -lacpstrict agrhash datapath lacpmode lacpsysprio lacpsysid -lacpsysid agrportpri agrmaxports agrminports lacpfallback -lacpfallback agrwtr agrlinkcheck -agrlinkcheck debug -debug monitor whichport diagnose agrselect agrannounce agrdowndelay"
     local if_words="up down mtu inet inet6"
     case "$prev" in
         agrport)
@@ -23,7 +23,7 @@ _agrconfig() {
         until) COMPREPLY=($(compgen -W "distributing collecting" -- "$cur")); return ;;
         whichport|from) return ;;
         -f|--confdir=*) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr|agrlinkcheck) return ;;
+        mtu|interval|timeout|inet|inet6|netmask|prefixlen|lacpsysprio|lacpsysid|agrmaxports|agrminports|agrwtr|agrlinkcheck|agrannounce|agrdowndelay) return ;;
     esac
     # agrportpri PORT N: the number is the user's
     [ "$cword" -ge 3 ] && [ "${words[cword-2]}" = agrportpri ] && return

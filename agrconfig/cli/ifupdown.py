@@ -61,6 +61,8 @@ def _value_words(option, text):
         words = text.split()
         cut = words.index("interval") if "interval" in words else len(words)
         return [kind.word, ",".join(w.strip(",") for w in words[:cut]), *words[cut:]]
+    if isinstance(kind, options.Announce):           # `agr-announce 3 interval 200`
+        return [kind.word, *text.split()]
     if isinstance(kind, options.MacAddress) and text in (kind.off, "default"):
         return [kind.off]                           # back to agrN's own address
     if option.scope == "port":                      # `agr-port-priority re0 100 re1 200`

@@ -37,6 +37,8 @@ Words (applied left to right, as ifconfig does):
   lacpfallback | -lacpfallback      one port as a plain link while no port hears LACP | never (default)
   agrwtr SECONDS                    wait-to-restore: a port that comes back waits (default 0)
   agrselect stable|bandwidth|count  LACP: the aggregation kept while up | most bandwidth (default) | most ports
+  agrannounce N [interval MS]       after a move: N gratuitous ARPs / NAs, MS apart (default 1)
+  agrdowndelay MS                   a port's link loss must last MS before it goes (default 0)
   debug | -debug                    trace every LACP state transition in the log
   monitor [interval N] [until distributing|collecting] [timeout N]
                                     stream port and partner events (and counters every N s);

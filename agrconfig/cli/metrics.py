@@ -76,6 +76,8 @@ def families(statuses):
                   "Partner_Oper_Port_State bit (802.1AX partner-oper-port-state), 1 if set", PORT + ["bit"])
     partner_info = InfoMetricFamily("agr_port_partner", "The partner's System ID, key and port (802.1AX "
                                     "partner-oper-system, -key, -port-number and priorities)", labels=PORT)
+    announced = new(CounterMetricFamily, "agr_announcements",
+                    "Frames sent after moves: gratuitous ARP, unsolicited NA, learning frames, reports", AGR)
     changed = new(GaugeMetricFamily, "agr_port_last_change_timestamp_seconds",
                   "Unix time of the port's last LACP state change (receive, mux or churn machine)", PORT)
     slb_learned = new(GaugeMetricFamily, "agr_slb_learned", "agrproto slb: (MAC, VLAN) pairs agrN sends from, "
@@ -101,6 +103,8 @@ def families(statuses):
         ports_n.add_metric([name], len(ws.ports))
         if ws.speed:   # unknown: no sample, as node_exporter does
             speed.add_metric([name], ws.speed * 125000)
+        if ws.announced is not None:   # None: a 0.2.0 worker
+            announced.add_metric([name], ws.announced)
         for p in ws.ports:
             labels = [name, p.name]
             ps64 = p.stats64 or {}
@@ -129,7 +133,7 @@ def families(statuses):
                 "partner_key": f"{lp.partner_key:#06x}", "partner_port": str(lp.partner_port),
                 "partner_port_priority": f"{lp.partner_port_priority:#06x}"})
     return [*agr_traffic, ports_dist, ports_n, dist, coll, carrier, *port_traffic, *lacp, actor, partner,
-            partner_info, *counts, changed, speed, port_speed,
+            partner_info, *counts, changed, speed, port_speed, announced,
             # only under agrproto slb: other setups' output stays as it was, HELP lines included
             *([slb_learned, slb_moved, slb_designated, slb_dropped]
               if any(ws.slb is not None for ws in statuses.values()) else [])]

@@ -129,6 +129,8 @@ def agr_lines(ws, verbose=False):
             out.append(f"\t\tnot distributing: {p.reason}")
         if p.lacp is None and p.failover is None and p.wtr_left is not None:
             out.append(f"\t\t{_wait_text(p.wtr_left)}")   # loadbalance: the wait is all there is
+        if p.down_delay_left is not None:   # agrdowndelay: a loss held
+            out.append(f"\t\tlink lost, leaves in {p.down_delay_left:.1f} s unless it returns (agrdowndelay)")
         if p.linkcheck is not None:   # agrlinkcheck's verdict on this port
             lc = p.linkcheck
             heard = "never" if lc.heard_ago is None else f"{lc.heard_ago:.1f}s ago"
@@ -162,7 +164,16 @@ def _limits_text(f):
     text += f"; minports {f['min_ports']}" if f["min_ports"] != options.BY_KEY["min_ports"].default else ""
     text += "; lacpfallback" if f["lacp_fallback"] else ""
     text += f"; wtr {f['wtr_time']} s" if f["wtr_time"] else ""
-    return text + (f"; select {f['select']}" if f["select"] != options.BY_KEY["select"].default else "")
+    text += f"; select {f['select']}" if f["select"] != options.BY_KEY["select"].default else ""
+    return text + _announce_text(f)
+
+
+def _announce_text(f):
+    """agrannounce and agrdowndelay, when not the defaults: '; announce 3 interval 200 ms'."""
+    announce = f.get("announce") or options.BY_KEY["announce"].default   # a 0.2.0 worker has neither
+    text = "" if announce == options.BY_KEY["announce"].default else \
+        f"; announce {announce['count']} interval {announce['interval']} ms"
+    return text + (f"; downdelay {f['down_delay']} ms" if f.get("down_delay") else "")
 
 
 def _fallback_port(ws):
@@ -246,6 +257,10 @@ def json_doc(doc):
         info["min_links"] = f["min_ports"]   # bonding's name
         info["fallback_port"] = _fallback_port(ws)
         info["updelay"] = f["wtr_time"] * 1000   # bonding's, ms
+        info["downdelay"] = f.get("down_delay", 0)   # bonding's, ms (0.2.0's workers: none)
+        announce = f.get("announce") or options.BY_KEY["announce"].default
+        info.update(num_grat_arp=announce["count"], num_unsol_na=announce["count"],   # bonding's
+                    peer_notif_delay=announce["interval"])
         check = f["linkcheck"]
         if check:   # bonding's names
             info.update(arp_interval=check["interval"],
@@ -302,6 +317,8 @@ def _port_json(p):
     out["wtr_left"] = p.wtr_left   # one field for LACP, loadbalance and failover
     if p.linkcheck is not None:
         out["linkcheck"] = plain(p.linkcheck)
+    if p.down_delay_left is not None:   # agrdowndelay: the port goes then, unless its link returns
+        out["down_delay_left"] = p.down_delay_left
     if p.failover is not None:   # bonding's sysfs slave state: active or backup
         out["state"] = "active" if p.failover.role == Role.ACTIVE else "backup"
         out["failover"] = plain(p.failover)

@@ -349,3 +349,51 @@ def neighbour(index, addr):
                 and at.get(NDA_LLADDR):
             return mac_str(at[NDA_LLADDR])
     return None
+
+
+# -- a bridge's forwarding database (agrannounce's learning frames) ------------------------------
+NDA_MASTER, NDA_VLAN = 9, 5
+NTF_SELF, NTF_MASTER = 0x02, 0x04
+
+
+class FdbEntry(Record):
+    """An entry of a bridge's forwarding database: `mac` (str) learned (or configured) on port
+    `port` (an ifindex; the bridge's own index for its own addresses), in VLAN `vlan` (None:
+    untagged); `state` the NUD_* bits (NUD_PERMANENT 0x80: the bridge's own address)."""
+    __slots__ = ("mac", "vlan", "port", "state")
+
+
+def fdb_from_msg(msg, bridge):
+    """The FdbEntry of an RTM_NEWNEIGH message of family AF_BRIDGE if it is bridge `bridge`'s
+    (not a port device's own address list: those carry NTF_SELF and no master), else None."""
+    fam, index, state, flags, _type = NDMSG.unpack_from(msg, NLMSG.size)
+    at = _attrs(msg, NLMSG.size + NDMSG.size)
+    mac = at.get(NDA_LLADDR)
+    if fam != AF_BRIDGE or not mac or len(mac) != 6:
+        return None
+    master = netlink.get_u32(at, NDA_MASTER) if len(at.get(NDA_MASTER, b"")) == 4 else None
+    if not (master == bridge or (index == bridge and not flags & NTF_SELF)):
+        return None
+    vlan = at.get(NDA_VLAN)
+    return FdbEntry(mac=mac_str(mac), vlan=struct.unpack("=H", vlan)[0] if len(vlan or b"") == 2 else None,
+                    port=index, state=state)
+
+
+def bridge_fdb(bridge):
+    """Bridge `bridge`'s forwarding database (RTM_GETNEIGH dump of family AF_BRIDGE)."""
+    msgs = netlink.request(RTM_GETNEIGH, NDMSG.pack(AF_BRIDGE, 0, 0, 0, 0), dump=True)
+    return [e for e in (fdb_from_msg(m, bridge) for _t, m in msgs) if e is not None]
+
+
+def master(index):
+    """The ifindex of link `index`'s master (a bridge), or None."""
+    try:
+        msgs = netlink.request(RTM_GETLINK, IFINFOMSG.pack(0, 0, index, 0, 0))
+    except OSError as exc:
+        if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+            return None
+        raise
+    if not msgs:
+        return None
+    at = _attrs(msgs[0][1], NLMSG.size + IFINFOMSG.size)
+    return netlink.get_u32(at, IFLA_MASTER) or None

@@ -2,12 +2,12 @@
 teamd's activebackup runner, lagg's failover).
 
 Selection is sans-IO (Selector: a clock passed in, no sockets) so a fake clock tests it; the
-Failover aggregation around it turns its moves into the worker's actions: the new sets, and a
-gratuitous ARP / unsolicited Neighbor Advertisement per address of agrN on the new port.
+Failover aggregation around it turns its moves into the worker's actions: the new sets, and
+the announcements (announcer.py) from the new port.
 """
 from dataclasses import dataclass
 
-from ..lacp import DistributingChanged, Output, Transmit
+from ..lacp import DistributingChanged, Output
 from ..lacp.wtr import WaitToRestore
 from ..status import FailoverPortStatus, FailoverStatus, Role
 from .aggregation import Aggregation
@@ -103,9 +103,9 @@ class Selector:
 
 
 class Failover(Aggregation):
-    """agrproto failover. `announce()` gives the frames that tell the network where agrN's
-    addresses are now (gratuitous ARP, unsolicited NA), sent on the new active port's own
-    socket: written to the TAP they would arrive as received on agrN."""
+    """agrproto failover. `announce(port)` is told each move to a new active port (the
+    worker's announcer.Announcer.moved: gratuitous ARP, unsolicited NA and the rest, sent on
+    the port's own socket: written to the TAP they would arrive as received on agrN)."""
     kind = "failover"
 
     def __init__(self, act, announce, wtr=0.0):
@@ -131,9 +131,10 @@ class Failover(Aggregation):
         if change is None and not force:
             return
         active = self.selector.active
-        frames = [Transmit(active, f) for f in self.announce()] if change and active is not None else []
         ports = () if active is None else (active,)
-        self.act(Output([DistributingChanged(ports, ports)], frames))
+        self.act(Output([DistributingChanged(ports, ports)]))
+        if change and active is not None:
+            self.announce(active)   # after the data path follows: "agrN moved to port `active`"
 
     def configure_port(self, now, port):
         self._clock(now)

@@ -1,21 +1,58 @@
 """How what happens to the links reaches the aggregation: the link watch's events (agrN deleted
 or given another MAC; a port gone, renamed, changed by another tool, its carrier), agrlinkcheck's
-verdicts and the polled carrier (carrierpoll.py)."""
+verdicts and the polled carrier (carrierpoll.py); agrdowndelay holds a loss for a while
+(downdelay.py), as a component of the loop whose deadline is the end of the earliest hold."""
 import logging
 
 from ..net import rtnl
+from .component import Component
+from .downdelay import DownDelay
 from .linkwatch import LinkGone
 
 log = logging.getLogger("agrconfig")
 
 
-class LinkState:
+class LinkState(Component):
     """The link reactions of one worker. `agr` is the worker: its members, mac, tap_index,
-    aggregation, linkcheck and ports (transactions.py), its save(), recompute() and
-    system_mac(), and its `stopping` flag."""
+    aggregation, linkcheck and ports (transactions.py), its flags, save(), recompute() and
+    system_mac(), and its `stopping` flag.
+
+    With agrdowndelay, a port that loses its carrier (or agrlinkcheck's verdict) keeps its
+    place until the loss has lasted the delay; frames the data path sends it meanwhile are lost.
+    """
 
     def __init__(self, agr):
         self.agr = agr
+        self.hold = DownDelay()
+
+    def _held(self, now, port, what):
+        """True while the loss of `what` ("carrier", "check") on `port` is held (agrdowndelay)."""
+        key = (what, port.index)
+        fresh = key not in self.hold.until
+        held = self.hold.holding(now, key, self.agr.flags["down_delay"] / 1000.0)
+        if held and fresh:
+            log.info("%s: port %s %s down, held for agrdowndelay %d ms", self.agr.name, port.name,
+                     what, self.agr.flags["down_delay"])
+        return held
+
+    def deadline(self):
+        return self.hold.deadline()
+
+    def on_timer(self, now):
+        """Held losses that lasted: applied now, if they still hold."""
+        for key in self.hold.due(now):
+            what, index = key
+            port = self.agr.members.find(index)
+            if port is not None and what == "carrier":
+                self.changed(now, index)          # read again: the carrier may be back
+            elif port is not None:
+                self.hold.cancel(key)
+                self._set_alive(now, port, False)
+            self.hold.cancel(key)
+
+    def held_left(self, now, index):
+        """Seconds until port `index`'s held loss applies (None: none held), for status."""
+        return self.hold.left(now, index)
 
     def on_events(self, now, events):
         """The link watch's events, in order."""
@@ -55,6 +92,9 @@ class LinkState:
                 agr.save()
             agr.members.revert_changes(port, link, tap, addrs.get(port.index, []), agr.mac)
             carrier = link.carrier and link.up
+            if not carrier and port.carrier and self._held(now, port, "carrier"):
+                continue
+            self.hold.cancel(("carrier", port.index))
             if carrier != port.carrier:
                 port.carrier = carrier
                 log.info("%s: port %s carrier %s", agr.name, port.name, "up" if carrier else "down")
@@ -77,18 +117,27 @@ class LinkState:
     def verdict(self, now, index, up):
         """agrlinkcheck's verdict on port `index` changed."""
         port = self.agr.members.find(index)
-        if port is not None:
-            log.info("%s: port %s linkcheck %s", self.agr.name, port.name, "up" if up else "down: no answer")
-            self.set_alive(now, port, up)
+        if port is None or (not up and port.alive and self._held(now, port, "check")):
+            return
+        log.info("%s: port %s linkcheck %s", self.agr.name, port.name, "up" if up else "down: no answer")
+        self.set_alive(now, port, up)
 
     def set_alive(self, now, port, alive):
+        self.hold.cancel(("check", port.index))
+        self._set_alive(now, port, alive)
+
+    def _set_alive(self, now, port, alive):
         if port.alive != alive:
             port.alive = alive
             self.agr.aggregation.set_carrier(now, port.index, port.up)
             self.agr.recompute()
 
     def carrier_lost(self, now, port):
-        """The carrier poll found a distributing port's carrier gone: it leaves now."""
+        """The carrier poll found a distributing port's carrier gone: it leaves now (after
+        agrdowndelay, which the poll's next look finds still running)."""
+        if self._held(now, port, "carrier"):
+            return
+        self.hold.cancel(("carrier", port.index))
         port.carrier = False
         log.info("%s: port %s carrier down (polled)", self.agr.name, port.name)
         self.agr.aggregation.set_carrier(now, port.index, port.up)

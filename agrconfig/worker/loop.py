@@ -17,9 +17,10 @@ import time
 from .. import options
 from ..errors import AgrError
 from ..ipc import server as control
-from ..lacp import DistributingChanged, Transition
+from ..lacp import DistributingChanged, SelectionChanged, Transition
 from ..net import rtnl
-from . import aggregation, announce, datapath, failover, history, linkcheck, linkwatch, report, requests, slb, statefile
+from . import aggregation, datapath, failover, history, linkcheck, linkwatch, report, requests, statefile
+from .announcer import AggregatorWatch, Announcer, KernelFacts
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
@@ -62,6 +63,10 @@ class Worker:
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
         self.vlans = VlanFilter(self)              # the ports' hardware VLAN filters
+        # agrannounce: announcements after a failover move or a new LACP aggregation
+        self.announcer = Announcer(self.members.send, KernelFacts(lambda: self.tap_index, lambda: self.mac),
+                                   lambda: self.flags["announce"])
+        self.aggregator = AggregatorWatch()
 
     @property
     def aggregation(self):
@@ -129,7 +134,7 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.agg.current = failover.Failover(self._act, self._announcements, self.flags["wtr_time"])
+                self.agg.current = failover.Failover(self._act, self.announcer.moved, self.flags["wtr_time"])
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act,
                                                       lambda t: self.path.slb_learned(t))
@@ -171,15 +176,6 @@ class Worker:
         follows the first port: lacpsysid keeps the LAG's identity when that port goes)."""
         return rtnl.mac_bytes(self.flags["lacp_sysid"] or self.mac)
 
-    def _announcements(self):
-        """Gratuitous ARP and unsolicited NA frames for agrN's addresses (failover's move)."""
-        try:
-            addrs = rtnl.addresses(self.tap_index)
-        except (AgrError, OSError) as exc:
-            log.warning("%s: no addresses to announce: %s", self.name, exc)
-            return []
-        return announce.frames(rtnl.mac_bytes(self.mac), [a.address for a in addrs])
-
     def _act(self, out):
         """Carry out the LACP core's Output: its events first, so the data path follows the
         mux before the frames (LACPDUs announcing it) leave."""
@@ -187,6 +183,9 @@ class Worker:
         for event in out.events:
             if isinstance(event, DistributingChanged):
                 changed = True
+            elif isinstance(event, SelectionChanged):
+                self.aggregator.selection(event)
+                log.info("%s: %s", self.name, event)
             elif isinstance(event, Transition):
                 self.history.record(event)
                 if self.flags["debug"]:
@@ -211,9 +210,14 @@ class Worker:
         self.distributing, self.collecting = distributing, collecting
         plan, moves = self.aggregation.slb_plan(self.clock(), [p.index for p in self.members], distributing)
         self.path.set_slb(plan)
+        port = self.aggregator.distributing(distributing)
+        if port is not None:   # another LACP aggregation carries the traffic now
+            self.announcer.moved(port)
         self.path.set_ports(list(self.members), distributing, collecting)
-        for move in moves:   # agrproto slb: the switches learn where each moved MAC is now
-            self.members.send(move.port, slb.learning_frame(move.mac, move.vlan))
+        # agrproto slb: the switches learn where each moved MAC is now (a learning frame each,
+        # from its new port; agrN's own announcements too when its MAC is among them)
+        for port in dict.fromkeys(m.port for m in moves):
+            self.announcer.moved(port, [(m.mac, m.vlan or None) for m in moves if m.port == port])
         # The speed first: readers that look at carrier-up (a bridge's STP cost, zebra) see it.
         self.tap_speed.update([p.speed for p in self.members if p.index in distributing])
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):
@@ -240,17 +244,19 @@ class Worker:
 
     def status(self):
         """agrN's AggregateStatus (agrconfig.status), built by report.py."""
+        now = self.clock()
         return report.aggregate_status(
             name=self.name, pid=os.getpid(), mac=self.mac, flags=self.flags, aggregation=self.aggregation,
             path=self.path, datapath_note=self.datapath_note, ports=list(self.members),
             collecting=self.collecting, distributing=self.distributing, history=self.history,
-            checker=self.linkcheck if self.linkcheck.running else None, now=self.clock(),
-            speed=self.tap_speed.mode.speed if self.tap_speed.mode else None)
+            checker=self.linkcheck if self.linkcheck.running else None, now=now,
+            speed=self.tap_speed.mode.speed if self.tap_speed.mode else None,
+            held=lambda index: self.links.held_left(now, index), announced=self.announcer.sent)
 
     # -- loop ---------------------------------------------------------------------------------
     def components(self):
         return [self.signals, self.control, self.linkwatch, self.agg, self.datapath, self.linkcheck,
-                self.carrier_poll, self.mcast]
+                self.carrier_poll, self.mcast, self.links, self.announcer]
 
     def run(self):
         self.linkwatch = linkwatch.LinkWatch(self._on_link_events)

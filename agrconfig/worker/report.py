@@ -14,10 +14,13 @@ def port_flags(index, collecting, distributing):
 
 
 def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note, ports, collecting,
-                     distributing, history, checker, now, speed=None):
+                     distributing, history, checker, now, speed=None, held=lambda index: None,
+                     announced=None):
     """agrN's AggregateStatus. `ports` are the attached ports in order (worker/port.py's Member),
     `checker` agrlinkcheck's (None when off), `now` the monotonic time the link check is read at,
-    `speed` what agrN reports in Mbit/s (None: unknown)."""
+    `speed` what agrN reports in Mbit/s (None: unknown), `held(index)` the seconds until a port's
+    held loss applies (agrdowndelay; None: none), `announced` the frames sent after moves
+    (agrannounce)."""
     totals, port_counters = path.counters([p.index for p in ports])
     lacp = aggregation.status()
     entries = []
@@ -29,11 +32,15 @@ def aggregate_status(*, name, pid, mac, flags, aggregation, path, datapath_note,
             stats64=frozen(counters.port_stats64(port_counters[p.index])),
             history=HistoryView.from_json(history.view(p.index)),
             linkcheck=None if checker is None else LinkcheckStatus(**checker.status(now, p.index)),
-            **aggregation.port_status(p.index))
+            down_delay_left=_rounded(held(p.index)), **aggregation.port_status(p.index))
         kind, words = reasons.explain(entry, lacp)
         entries.append(entry.replace(reason_kind=kind, reason=words))
     return AggregateStatus(
         name=name, pid=pid, mac=mac, flags=frozen(flags), protocol=Protocol(aggregation.kind),
         datapath=path.name, datapath_note=datapath_note, datapath_mode=path.mode, ports=tuple(entries),
         counters=frozen(totals), stats64=frozen(counters.agr_stats64(totals, port_counters)), lacp=lacp,
-        speed=speed, **aggregation.status_extra())
+        speed=speed, announced=announced, **aggregation.status_extra())
+
+
+def _rounded(seconds):
+    return None if seconds is None else round(seconds, 3)

@@ -15,8 +15,9 @@ Pure: no sockets, no clock (`now` is passed in), so a fake clock tests every rul
   after AGING seconds. A frame received from a learned source is our own come back (a
   reflection) and is dropped, except a gratuitous ARP (a VM that moved to another host), unless
   it is one of ours sent in the last GRAT_ARP_LOCK seconds.
-- Learning frames: for each learned MAC whose port changed, a RARP from that MAC, with its VLAN
-  tag, on the new port, so that the switches learn the move at once.
+- Moves: each learned MAC whose port changed, with its new port; the worker has the announcer
+  (announcer.py) send a RARP learning frame from it, with its VLAN tag, on the new port, so
+  that the switches learn the move at once.
 """
 import struct
 
@@ -90,15 +91,6 @@ def is_gratuitous_arp(frame, off=0):
     if len(frame) < l3 + 28 or frame[l3 - 2] != 0x08 or frame[l3 - 1] != 0x06:
         return False
     return bytes(frame[l3 + 14:l3 + 18]) == bytes(frame[l3 + 24:l3 + 28])
-
-
-def learning_frame(mac, vlan=0):
-    """A RARP request from `mac` (Open vSwitch's learning packet): broadcast, sender and target
-    hardware addresses `mac`, addresses 0; tagged with `vlan` when it is not 0. 60 octets."""
-    tag = struct.pack("!HH", 0x8100, vlan & 0xFFF) if vlan else b""
-    rarp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 3) + mac + bytes(4) + mac + bytes(4)
-    frame = BROADCAST + bytes(mac) + tag + b"\x80\x35" + rarp
-    return frame + bytes(max(0, 60 - len(frame)))
 
 
 class Learned:

@@ -81,6 +81,7 @@ class PortTransactions:
         agr.members.remove(port)
         agr.aggregation.remove_port(now, port.index)
         agr.history.forget(port.index)
+        agr.announcer.forget(port.index)   # nothing more from it (agrannounce's rounds)
         agr.recompute()
         agr.path.detach_port(port.index)
         agr.members.release(port, restore)

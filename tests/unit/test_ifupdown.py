@@ -27,6 +27,8 @@ def stanza_value(option, value):
         return " ".join(option.file_words(value, "re0")[1:])
     if isinstance(option.kind, options.LinkCheck):   # `192.0.2.1,2001:db8::1 interval 10` or none
         return " ".join(option.file_words(value)[1:]) or "none"
+    if isinstance(option.kind, options.Announce):    # `3 interval 200`
+        return " ".join(option.file_words(value)[1:])
     return (option.file_words(value) + ["default"])[1]
 
 

@@ -11,6 +11,7 @@ from agrconfig.cli.ops import SetOption
 from agrconfig.cli.provision import plan
 from agrconfig.errors import UsageError
 from agrconfig.worker import loop, parts, statefile, tap
+from agrconfig.worker.announcer import AggregatorWatch
 from agrconfig.worker.members import Members
 from tests.unit.test_controls_words import agr, complete, refused, said, state
 from tests.unit.test_maxports_words import ws
@@ -92,6 +93,7 @@ class FakeWorker(loop.Worker):
         self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
         self.tap_speed = parts.TapSpeed(self.name)
         self.saves = 0
+        self.aggregator = AggregatorWatch()   # no LACP move to announce
 
     def distribute(self, *indexes):
         self.sets = (frozenset(indexes), frozenset(indexes))

@@ -39,7 +39,8 @@ def test_netbsd_defaults():
                                   "lacp_fast": False, "lacp_strict": True, "hash": 3, "datapath": "auto",
                                   "lacp_active": True, "lacp_sysprio": 0x8000, "lacp_sysid": None,
                                   "max_ports": 0, "min_ports": 1, "lacp_fallback": False,
-                                  "wtr_time": 0, "linkcheck": None, "select": "bandwidth"}
+                                  "wtr_time": 0, "linkcheck": None, "select": "bandwidth",
+                                  "announce": {"count": 1, "interval": 100}, "down_delay": 0}
     assert options.defaults("port") == {"port_priority": 0x8000}
     assert [o.key for o in options.PORT_OPTIONS] == ["port_priority"]
 
@@ -92,12 +93,17 @@ VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover", "s
          "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
                        {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10},
                        {"targets": ["192.0.2.1"], "interval": 60000}],
-         "select": ["stable", "bandwidth", "count"]}
+         "select": ["stable", "bandwidth", "count"],
+         "announce": [{"count": c, "interval": i} for c in range(0, 256) for i in (10, 100, 200, 60000)],
+         "down_delay": range(0, 3600001)}
 SAMPLED = {"lacp_sysprio": [0, 1, 0x8000, 0xFFFF], "port_priority": [0, 1, 0x8000, 0xFFFF],
            "lacp_sysid": [None, "02:00:00:00:13:01"],
            "max_ports": [0, 1, 2, 1024], "min_ports": [0, 1, 2, 1024], "wtr_time": [0, 1, 30, 3600],
            "linkcheck": [None, {"targets": ["192.0.2.1"], "interval": 1000},
-                         {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10}]}
+                         {"targets": ["192.0.2.1", "2001:db8::1"], "interval": 10}],
+           "announce": [{"count": 1, "interval": 100}, {"count": 0, "interval": 10},
+                        {"count": 3, "interval": 200}, {"count": 255, "interval": 60000}],
+           "down_delay": [0, 1, 200, 3600000]}
 CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", "stable", "bandwidth", "count", "Count", 1.5, [], {}, -1, 0, 1, 7, 8, 0xFFFF, 0x10000, True,
               False, "auto", "relay", "ebpf", "active", "passive", "0x8000", 32768.0,
               "lacp", "loadbalance", "failover", "LACP", "static", "link1",
@@ -112,7 +118,11 @@ CANDIDATES = [None, "", "yes", "fast", "slow", "AUTO", "stable", "bandwidth", "c
               {"targets": [f"192.0.2.{n}" for n in range(1, 18)], "interval": 1000},
               "02:00:00:00:13:01", "00:00:5e:00:53:01", "02:00:00:00:13:01".upper(), "02-00-00-00-13-01",
               "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "02:00:00:00:13", "02:00:00:00:13:0g",
-              1024, 1025, 3600, 3601]
+              1024, 1025, 3600, 3601,
+              {"count": 1, "interval": 100}, {"count": 0, "interval": 10}, {"count": 255, "interval": 60000},
+              {"count": 256, "interval": 100}, {"count": -1, "interval": 100}, {"count": 1, "interval": 9},
+              {"count": 1, "interval": 60001}, {"count": 1.0, "interval": 100}, {"count": True, "interval": 100},
+              {"count": 1}, {"count": 1, "interval": 100, "x": 0}, 3600000, 3600001, 200]
 
 
 def same(a, b):

@@ -19,7 +19,7 @@ DEFAULTS = {"link0": False, "proto": "lacp", "link2": False, "debug": False, "la
             "lacp_strict": True, "hash": L2 | L3, "datapath": "auto", "lacp_active": True,
             "lacp_sysprio": 0x8000, "lacp_sysid": None,
             "max_ports": 0, "min_ports": 1, "lacp_fallback": False, "wtr_time": 0, "linkcheck": None,
-            "select": "bandwidth"}
+            "select": "bandwidth", "announce": {"count": 1, "interval": 100}, "down_delay": 0}
 
 
 def ip(text):

@@ -117,26 +117,6 @@ def test_gratuitous_arp():
     assert not slb.is_gratuitous_arp(b"")
 
 
-def test_learning_frame_is_a_rarp_from_the_mac_with_its_vlan():
-    f = slb.learning_frame(MAC_A)
-    assert len(f) == 60
-    assert f[:6] == slb.BROADCAST and f[6:12] == MAC_A and f[12:14] == b"\x80\x35"
-    htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", f, 14)
-    assert (htype, ptype, hlen, plen, op) == (1, 0x0800, 6, 4, 3)
-    assert f[22:28] == MAC_A and f[32:38] == MAC_A
-    t = slb.learning_frame(MAC_B, 100)
-    assert len(t) == 60 and t[12:16] == b"\x81\x00\x00\x64" and t[16:18] == b"\x80\x35"
-    assert t[26:32] == MAC_B and slb.frame_source(t) == (MAC_B, 100)
-
-
-def test_learning_frame_parses_with_scapy():
-    from scapy.layers.l2 import ARP, Dot1Q, Ether
-    pkt = Ether(slb.learning_frame(MAC_A, 42))
-    assert pkt[Dot1Q].vlan == 42 and pkt[Dot1Q].type == 0x8035
-    rarp = ARP(bytes(pkt[Dot1Q].payload))
-    assert rarp.op == 3 and rarp.hwsrc == "02:00:00:00:0a:01" and rarp.hwdst == "02:00:00:00:0a:01"
-
-
 # -- the learned table ------------------------------------------------------------------------------
 def test_learned_ages_out():
     t = slb.Learned(aging=300)

@@ -34,11 +34,17 @@ FIXTURES = {os.path.basename(p)[:-5]: p for p in sorted(glob.glob(os.path.join(H
 # 0.2.0's is removed or renamed): new options' keys in `flags` (their defaults), agrN's speed
 # (issue 21: the worker's reply has it while known), the ports' speed and duplex in JSON, and
 # the speed gauges of --metrics.
-ADDED_FLAGS = {"select"}
-ADDED_REPLY_KEYS = {".speed"} | {f".flags.{k}" for k in ADDED_FLAGS}
-ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex"} | \
-    {f".linkinfo.info_data.flags.{k}" for k in ADDED_FLAGS}
-ADDED_METRICS = ("agr_speed_bytes", "agr_port_speed_bytes")
+# agrannounce and agrdowndelay (issue 21): their settings (announce's a dict), bonding's names
+# for them in --json, the announcements sent (reply and metrics) and a port's held loss (only
+# while one is held).
+ADDED_FLAGS = {"select", "announce", "down_delay"}
+ADDED_FLAG_KEYS = ADDED_FLAGS | {"announce.count", "announce.interval"}
+ADDED_INFO = ("downdelay", "num_grat_arp", "num_unsol_na", "peer_notif_delay")
+ADDED_REPLY_KEYS = {".speed", ".announced", ".ports[].down_delay_left"} | {f".flags.{k}" for k in ADDED_FLAG_KEYS}
+ADDED_JSON_KEYS = {".linkinfo.info_data.speed", ".agrports[].speed", ".agrports[].duplex",
+                   ".agrports[].down_delay_left"} | \
+    {f".linkinfo.info_data.flags.{k}" for k in ADDED_FLAG_KEYS} | {f".linkinfo.info_data.{k}" for k in ADDED_INFO}
+ADDED_METRICS = ("agr_speed_bytes", "agr_port_speed_bytes", "agr_announcements")
 
 
 def without_added_flags(flags):
@@ -47,7 +53,7 @@ def without_added_flags(flags):
 
 def without_additions(reply):
     """A worker's reply as 0.2.0 would have written it."""
-    out = {k: v for k, v in reply.items() if k != "speed"}
+    out = {k: v for k, v in reply.items() if k not in ("speed", "announced")}
     out["flags"] = without_added_flags(reply["flags"])
     return out
 
@@ -59,6 +65,8 @@ def readers_without_additions(seen):
     info = doc.get("linkinfo", {}).get("info_data")
     if info is not None:
         info.pop("speed", None)
+        for k in ADDED_INFO:
+            info.pop(k, None)
         info["flags"] = without_added_flags(info["flags"])
     for entry in doc.get("agrports", []):
         entry.pop("speed", None)
@@ -104,6 +112,8 @@ def test_the_fixtures_are_release_0_2_0s_four_scenarios():
         rec = fixture(name)
         assert rec["release"] == "0.2.0" and rec["commit"] == OLD_RELEASE
         assert SCHEMA_KEY not in rec["worker_reply"], "0.2.0 sent no schema key"
+
+
 
 
 def test_keys_sees_every_level():
@@ -289,7 +299,7 @@ def test_the_builder_writes_the_0_2_0_keys_for_failover_with_linkcheck():
     reply = fixture("failover")["worker_reply"]
     flags = {**options.defaults(), "proto": "failover", "wtr_time": 600,
              "linkcheck": {"targets": ["192.0.2.2"], "interval": 100}}
-    agg = failover.Failover(lambda out: None, lambda: [], 600)
+    agg = failover.Failover(lambda out: None, lambda port: None, 600)
     ports = [fake_port(3, "re0"), fake_port(5, "re1")]
     agg.start(0.0, ports, {})
     st = built(agg, flags, ports, reply, checker=FakeChecker())

@@ -111,7 +111,7 @@ def test_the_three_protocols_report_the_same_wait():
     static = aggregation.create(flags | {"proto": "loadbalance"}, b"\x02\0\0\0\0\x01", 0.0, lambda out: None)
     static.add_port(0.0, static_port(1, carrier=False))
     static.set_carrier(10.0, 1, True)
-    fo = Failover(lambda out: None, lambda: [])
+    fo = Failover(lambda out: None, lambda port: None)
     fo.start(0.0, [FakePort(1, carrier=False, prio=1), FakePort(2)], {})
     fo.configure(0.0, flags)
     fo.set_carrier(10.0, 1, True)
@@ -135,7 +135,7 @@ def test_the_three_protocols_report_the_same_wait():
 
 def test_failover_reads_no_clock_for_its_status():
     """The time left is from the time the loop passed last (every turn), not a clock of its own."""
-    fo = Failover(lambda out: None, lambda: [])
+    fo = Failover(lambda out: None, lambda port: None)
     fo.start(100.0, [FakePort(1, carrier=False, prio=1), FakePort(2)], {})
     fo.configure(100.0, options.defaults() | {"wtr_time": 30})
     fo.set_carrier(100.0, 1, True)
@@ -145,7 +145,7 @@ def test_failover_reads_no_clock_for_its_status():
 
 
 def test_failover_a_new_time_counts_from_the_start_of_the_wait_as_elsewhere():
-    fo = Failover(lambda out: None, lambda: [])
+    fo = Failover(lambda out: None, lambda port: None)
     fo.start(0.0, [FakePort(1, carrier=False, prio=1), FakePort(2)], {})
     fo.configure(0.0, options.defaults() | {"wtr_time": 30})
     fo.set_carrier(10.0, 1, True)
