@@ -1,7 +1,8 @@
 """agrproto slb: switch-independent load sharing, Open vSwitch's balance-slb rules (sans-IO).
 
 Pure: no sockets, no clock (`now` is passed in), so a fake clock tests every rule; the relay
-(dataplane.py) and the worker (loop.py) only call it.
+(dataplane.py) and the worker (loop.py) only call it, and the eBPF programs (fastpath.py)
+compute the same hash, bucket and drops in the kernel.
 
 - Placement: a frame leaves by the port chosen from its source MAC and VLAN, broadcasts
   included: (MAC, VLAN) hashes to one of BUCKETS buckets, and each bucket has a home port among
