@@ -113,7 +113,7 @@ class Choice:
 
 @dataclass(frozen=True)
 class Proto(Choice):
-    """`agrproto lacp|loadbalance|failover` (NetBSD lagg's laggproto), with NetBSD agr's
+    """`agrproto lacp|loadbalance|failover|slb` (NetBSD lagg's laggproto), with NetBSD agr's
     `link1` and `-link1` as aliases of loadbalance and lacp: one setting, so a file, status
     and JSON can never say link1 and failover at once."""
     aliases: tuple = ()   # (word, value) pairs that take no argument
@@ -419,10 +419,10 @@ OPTIONS = (
     Option("link0", Switch("link0", "-link0"), False,
            "round-robin distribution (breaks frame order) instead of the flow hash", ifflag=0x1000),
     Option("proto", Proto("agrproto", (("lacp", "lacp"), ("loadbalance", "loadbalance"),
-                                        ("failover", "failover")),
+                                        ("failover", "failover"), ("slb", "slb")),
                           (("link1", "loadbalance"), ("-link1", "lacp"))), "lacp",
-           "LACP; static (no LACP, every port with carrier distributes); or one active port, "
-           "the others standby", ifflag=0x2000, ifflag_value="loadbalance", stanza="proto"),
+           "LACP; static (no LACP, every port with carrier distributes); one active port, "
+           "the others standby; or slb: each source MAC on one port, no switch configuration", ifflag=0x2000, ifflag_value="loadbalance", stanza="proto"),
     Option("link2", Switch("link2", "-link2"), False, "unused, kept as NetBSD's flag", ifflag=0x4000),
     Option("debug", Switch("debug", "-debug"), False, "log every LACP state transition", ifflag=0x4),
     Option("lacp_fast", Choice("lacptimeout", (("fast", True), ("slow", False))), False,

@@ -31,7 +31,7 @@ SCHEMA_KEY = "schema"
 
 __all__ = ["SCHEMA", "SCHEMA_KEY", "Protocol", "Role", "Transition", "HistoryView", "LinkcheckStatus",
            "FailoverPortStatus", "FailoverStatus", "LacpPortStatus", "Aggregator", "LacpStatus",
-           "PortStatus", "AggregateStatus", "frozen", "plain", "ActorChurnState", "MuxState", "PartnerChurnState",
+           "PortStatus", "AggregateStatus", "SlbStatus", "frozen", "plain", "ActorChurnState", "MuxState", "PartnerChurnState",
            "PeriodicState", "RxState", "Selected", "WtrState"]
 
 
@@ -40,6 +40,7 @@ class Protocol(StrEnum):
     LACP = "lacp"
     STATIC = "static"
     FAILOVER = "failover"
+    SLB = "slb"
 
 
 class Role(StrEnum):
@@ -212,6 +213,14 @@ class FailoverStatus(Model):
     __slots__ = ("active", "wtr")
 
 
+class SlbStatus(Model):
+    """agrproto slb: the designated port's index (broadcast and multicast are accepted there
+    only; None: none), how many (MAC, VLAN) pairs agrN sends from are learned, and how many
+    learned MACs moved to another port (each announced by a learning frame)."""
+    __slots__ = ("designated", "learned", "moved")
+    DEFAULTS = {"learned": 0, "moved": 0}
+
+
 class PortStatus(Model):
     """One port of agrN: its flags (options.PORT_FLAGS), link, counters, the aggregation's view
     of it (lacp, failover, or loadbalance's wait) and why it is not distributing."""
@@ -262,18 +271,20 @@ class AggregateStatus(Model):
     """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
     aggregation, the data path, the ports and the totals."""
     __slots__ = ("schema", "name", "pid", "mac", "flags", "protocol", "datapath", "datapath_note",
-                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed", "announced")
+                 "datapath_mode", "ports", "counters", "stats64", "lacp", "failover", "speed", "announced",
+                 "slb")
     KEYS = {"schema": SCHEMA_KEY}
     KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
-             "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int}
+             "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int, "slb": SlbStatus}
     # speed: Mbit/s that agrN reports (its distributing ports' sum); None unknown (none
     # distributes, or a 0.2.0 worker, which set none).
-    OMIT = ("stats64", "failover", "speed", "announced")
+    OMIT = ("stats64", "failover", "speed", "announced", "slb")
     ABSENT = {"schema": 0}   # a 0.2.0 worker's reply
     DEFAULTS = {"schema": SCHEMA, "pid": None, "mac": None, "datapath": "relay", "datapath_note": "",
                 "datapath_mode": None, "counters": frozen({}), "stats64": None, "lacp": None,
                 "failover": None, "speed": None,
-                "announced": None}   # agrannounce: frames sent after moves (None: a 0.2.0 worker)
+                "announced": None,   # agrannounce: frames sent after moves (None: a 0.2.0 worker)
+                "slb": None}
 
     def port(self, name):
         """The port called `name`, or None."""
@@ -291,6 +302,11 @@ class AggregateStatus(Model):
     def active_port(self):
         """agrproto failover's active port (a PortStatus), or None."""
         return None if self.failover is None else self.port_by_index(self.failover.active)
+
+    @property
+    def designated_port(self):
+        """agrproto slb's designated port (a PortStatus), or None."""
+        return None if self.slb is None else self.port_by_index(self.slb.designated)
 
     @property
     def fallback_port(self):

@@ -16,7 +16,7 @@ _agrconfig() {
             COMPREPLY=($(compgen -W "$ports" -- "$cur")); return ;;
         lacptimeout) COMPREPLY=($(compgen -W "fast slow" -- "$cur")); return ;;
         lacpmode) COMPREPLY=($(compgen -W "active passive" -- "$cur")); return ;;
-        agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover" -- "$cur")); return ;;
+        agrproto) COMPREPLY=($(compgen -W "lacp loadbalance failover slb" -- "$cur")); return ;;
         datapath) COMPREPLY=($(compgen -W "auto relay ebpf" -- "$cur")); return ;;
         agrselect) COMPREPLY=($(compgen -W "stable bandwidth count" -- "$cur")); return ;;
         agrmacpolicy) COMPREPLY=($(compgen -W "same active follow" -- "$cur")); return ;;

@@ -23,6 +23,10 @@ def parse_query(words):
     return query(tuple(words[1:])) if query else None
 
 
+# The command line's own flags, which docopt takes before the interface only.
+FLAGS_FIRST = frozenset({"-v", "--json", "-n", "-a", "-l", "-f"})
+
+
 def parse_words(words):
     """ifconfig words -> list of operations (ops.py). Raises UsageError naming the bad word."""
     ops = []
@@ -112,6 +116,8 @@ def parse_words(words):
                 ops.append(DeleteAddress(iface, explicit))
             else:
                 ops.append(AddAddress(iface, action == "alias"))
+        elif word in FLAGS_FIRST:   # `agrconfig agr0 -v`: ifconfig's flags come first
+            raise UsageError(f"{word} goes before the interface: agrconfig {word} <interface> ...")
         else:
             raise UsageError(f"{_say(word)}: bad value" if word.startswith("-") else f"{_say(word)}: unknown word")
     if any(isinstance(op, Destroy) for op in ops) and len(ops) > 1:

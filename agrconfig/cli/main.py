@@ -19,7 +19,7 @@ Words (applied left to right, as ifconfig does):
   agrport PORT | -agrport PORT      attach or detach a physical Ethernet interface
   link0 | -link0                    round-robin distribution | hash of MACs, VLAN, IP
   link1 | -link1                    static configuration without LACP | LACP (default)
-  agrproto lacp|loadbalance|failover  LACP (default, -link1) | static (link1) | one active port
+  agrproto lacp|loadbalance|failover|slb  LACP (default, -link1) | static (link1) | one active port | by source MAC
   up | down                         bring the interface up or down
   mtu N                             set the MTU (on agr: also on every port)
   inet ADDR[/LEN] [netmask MASK] [alias | -alias | delete]

@@ -40,6 +40,8 @@ LACP_COUNTERS = (
      "marker_resp_rx"),
     ("agr_port_loop", "Our own LACPDUs received back (a loop)", "loop"),
 )
+# agr_port_slb_dropped's reason label, and the data path's per-port counter it reads
+SLB_DROPS = (("not_designated", "rx_slb_not_designated"), ("reflection", "rx_slb_reflected"))
 # (family, help, key of history.py's counts)
 HISTORY_COUNTS = (
     ("agr_port_expired", "Times the receive machine entered EXPIRED (partner silent)", "expired"),
@@ -78,8 +80,23 @@ def families(statuses):
                     "Frames sent after moves: gratuitous ARP, unsolicited NA, learning frames, reports", AGR)
     changed = new(GaugeMetricFamily, "agr_port_last_change_timestamp_seconds",
                   "Unix time of the port's last LACP state change (receive, mux or churn machine)", PORT)
+    slb_learned = new(GaugeMetricFamily, "agr_slb_learned", "agrproto slb: (MAC, VLAN) pairs agrN sends from, "
+                      "learned", AGR)
+    slb_moved = new(CounterMetricFamily, "agr_slb_moved", "agrproto slb: learned MACs moved to another port "
+                    "(each announced by a RARP)", AGR)
+    slb_dropped = new(CounterMetricFamily, "agr_port_slb_dropped", "agrproto slb: frames dropped on arrival: "
+                      "broadcast or multicast off the designated port, or our own come back", PORT + ["reason"])
+    slb_designated = new(GaugeMetricFamily, "agr_port_slb_designated", "agrproto slb: 1 on the port that "
+                         "accepts broadcast and multicast", PORT)
     for name, ws in sorted(statuses.items()):
         s64 = ws.stats64 or {}
+        if ws.slb is not None:
+            slb_learned.add_metric([name], ws.slb.learned)
+            slb_moved.add_metric([name], ws.slb.moved)
+            for p in ws.ports:
+                slb_designated.add_metric([name, p.name], 1 if p.index == ws.slb.designated else 0)
+                for reason, key in SLB_DROPS:
+                    slb_dropped.add_metric([name, p.name, reason], p.counters.get(key, 0))
         for fam, (_, _, direction, key) in zip(agr_traffic, AGR_TRAFFIC):
             fam.add_metric([name], s64.get(direction, {}).get(key, 0))
         ports_dist.add_metric([name], len(ws.distributing))
@@ -116,7 +133,10 @@ def families(statuses):
                 "partner_key": f"{lp.partner_key:#06x}", "partner_port": str(lp.partner_port),
                 "partner_port_priority": f"{lp.partner_port_priority:#06x}"})
     return [*agr_traffic, ports_dist, ports_n, dist, coll, carrier, *port_traffic, *lacp, actor, partner,
-            partner_info, *counts, changed, speed, port_speed, announced]
+            partner_info, *counts, changed, speed, port_speed, announced,
+            # only under agrproto slb: other setups' output stays as it was, HELP lines included
+            *([slb_learned, slb_moved, slb_designated, slb_dropped]
+              if any(ws.slb is not None for ws in statuses.values()) else [])]
 
 
 class _Collector:

@@ -21,7 +21,8 @@ LINUX_TO_BSD = {
     rtnl.IFF_PROMISC: 0x100, rtnl.IFF_ALLMULTI: 0x200, rtnl.IFF_MULTICAST: 0x8000,
 }
 # Aggregation kinds as bonding's mode names (static keeps the name it had before agrproto).
-MODES = {Protocol.LACP: "802.3ad", Protocol.STATIC: "static", Protocol.FAILOVER: "active-backup"}
+MODES = {Protocol.LACP: "802.3ad", Protocol.STATIC: "static", Protocol.FAILOVER: "active-backup",
+         Protocol.SLB: "balance-slb"}
 PORT_FLAGS = options.PORT_FLAGS
 
 
@@ -108,11 +109,14 @@ def agr_lines(ws, verbose=False):
     f = ws.flags
     proto = "loadbalance (link1: no LACP)" if ws.protocol == Protocol.STATIC else (
         f"failover (no LACP), active {_active_port(ws) or 'none'}" if ws.protocol == Protocol.FAILOVER else
+        _slb_text(ws) if ws.protocol == Protocol.SLB else
         f"lacp {'active' if f['lacp_active'] else 'passive'}, "
         f"timeout {'fast' if f['lacp_fast'] else 'slow'}, "
         f"{'strict' if f['lacp_strict'] else 'optimistic (-lacpstrict)'}, "
         f"system {_system_text(ws)}")
     dist = "round-robin (link0)" if f["link0"] else f"hash {options.format_policy(f['hash'])}"
+    if ws.protocol == Protocol.SLB:   # agrhash and link0 do not apply
+        dist = "source MAC and VLAN"
     out.append(f"\tagr: {proto}; distribution {dist}; datapath {ws.datapath}"
                f"{_limits_text(f)}{_mac_text(ws)}")
     check = f["linkcheck"]
@@ -200,6 +204,14 @@ def _wait_text(left):
     return f"wait-to-restore {left:.1f} s left"
 
 
+def _slb_text(ws):
+    """agrproto slb's line: the designated port, the learned MACs and the moves so far."""
+    s = ws.slb
+    port = ws.designated_port
+    text = f"slb (no LACP), designated {port.name if port else 'none'}"
+    return text if s is None else f"{text}, {s.learned} MACs learned, {s.moved} moved"
+
+
 def _active_port(ws):
     """agrproto failover's active port's name, or None."""
     port = ws.active_port
@@ -269,6 +281,10 @@ def json_doc(doc):
                         ns_ip6_target=[t for t in check["targets"] if ":" in t])
         if ws.protocol == Protocol.FAILOVER:    # bonding's active_slave
             info["active_slave"] = _active_port(ws)
+        if ws.protocol == Protocol.SLB:   # the designated port by name, as active_slave
+            port = ws.designated_port
+            info["slb"] = {"designated": port.name if port else None,
+                           "learned": ws.slb.learned if ws.slb else 0, "moved": ws.slb.moved if ws.slb else 0}
         info["fail_over_mac"] = FAIL_OVER_MAC[f["mac_policy"]]   # bonding's, as set (it applies to failover)
         out["agrports"] = [_port_json(p) for p in ws.ports]
         out["counters"] = plain(ws.counters)

@@ -71,6 +71,12 @@ def choose(ws, frame):
         return None, None, table, "no port distributes"
     if flags["proto"] == "failover":
         return table[0], None, table, "failover: the active port"
+    if flags["proto"] == "slb":   # the source MAC's port (the VLAN is 0: agrN's own frames)
+        src = bytes(frame[6:12])
+        b = worker.slb_bucket(src, 0)
+        plan = worker.slb_placement([p.index for p in ws.ports], {p.index for p in ws.distributing})
+        port = ws.port_by_index(plan[b])
+        return port.name, None, table, f"slb: source MAC {src.hex(':')}, bucket {b} of {len(plan)}"
     if flags["link0"]:
         return None, None, table, "round-robin (link0): each frame to the next port"
     h = worker.flow_hash(frame, flags["hash"])
@@ -95,7 +101,7 @@ def query(name, words):
     hop_text = f"gateway {gateway}" if gateway else f"neighbour {dst}"
     dst_mac = rtnl.neighbour(link.index, hop)
     l2 = ws.flags["hash"] & options.L2
-    if dst_mac is None and l2 and not ws.flags["link0"] and ws.flags["proto"] != "failover":
+    if dst_mac is None and l2 and not ws.flags["link0"] and ws.flags["proto"] not in ("failover", "slb"):
         raise AgrError(errno.EHOSTUNREACH, "whichport",
                        f"no neighbour entry for {hop} on {name} (the hash takes MAC addresses): reach it first")
     frame = first_frame(rtnl.mac_bytes(dst_mac or "00:00:00:00:00:00"), rtnl.mac_bytes(link.mac), src, dst, l4)

@@ -5,6 +5,7 @@ This module is the worker's entry point, and the only part of it the client impo
 a worker, reading the state file it keeps, and giving back the ports of a dead one.
 """
 from .flowhash import flow_hash  # noqa: F401 (whichport: the data paths' own hash)
+from .slb import bucket_of as slb_bucket, placement as slb_placement  # noqa: F401 (whichport under slb)
 from .statefile import all_names, load as load_state, members, owner_of, remove as remove_state  # noqa: F401
 
 

@@ -10,13 +10,16 @@ import abc
 
 from ..lacp import DistributingChanged, LacpCore, Output, PortSnapshot
 from ..lacp.wtr import WaitToRestore
-from ..status import LacpPortStatus, LacpStatus
+from ..status import LacpPortStatus, LacpStatus, SlbStatus
+from . import slb
 
 
-def create(flags, mac, now, act):
+def create(flags, mac, now, act, learned=None):
     """The aggregation the flags ask for (failover: failover.py's); `mac` is agrN's as bytes."""
     if flags["proto"] == "loadbalance":
         return Static(act, flags["wtr_time"])
+    if flags["proto"] == "slb":
+        return Slb(act, flags["wtr_time"], learned)
     return Lacp(LacpCore(mac, system_priority=flags["lacp_sysprio"], fast_timeout=flags["lacp_fast"],
                          strict=flags["lacp_strict"], active=flags["lacp_active"],
                          max_ports=flags["max_ports"], fallback=flags["lacp_fallback"],
@@ -92,6 +95,15 @@ class Aggregation(abc.ABC):
     def status_extra(self):
         """What the kind adds to the aggregate's status: AggregateStatus fields by name."""
         return {}
+
+    def slb_plan(self, now, ports, distributing):
+        """agrproto slb's (Plan, [Move]) for the ports (indexes in order) and the distributing
+        set; (None, []) for every other kind."""
+        return None, []
+
+    def slb_preview(self, ports, distributing):
+        """The Plan slb_plan would give, changing nothing; None for every other kind."""
+        return None
 
     @abc.abstractmethod
     def snapshot(self):
@@ -249,3 +261,42 @@ class Static(Aggregation):
 
     def snapshot(self):
         return {}
+
+
+class Slb(Static):
+    """agrproto slb: no protocol, every port that is up distributes (as loadbalance); which port
+    a frame leaves by, and which frames are accepted, is slb.py's (the data path applies it).
+    `learned(now)` gives the (MAC, VLAN) pairs agrN sends from (the relay's table)."""
+    kind = "slb"
+
+    def __init__(self, act=None, wtr_time=0, learned=None):
+        super().__init__(act, wtr_time)
+        self.learned = learned or (lambda now: [])
+        self.balance = slb.Balance()
+        self.moved = 0      # learned MACs moved to another port, since this aggregation began
+        self.next_sweep = 0.0   # reading the learned table ages it (the eBPF map: nothing else does)
+
+    def fits(self, flags):
+        return flags["proto"] == "slb"
+
+    def slb_plan(self, now, ports, distributing):
+        self.now = max(self.now, now)
+        plan, moves = self.balance.update(ports, distributing, lambda: self.learned(now))
+        self.moved += len(moves)
+        return plan, moves
+
+    def get_timer(self):
+        wtr = super().get_timer()
+        return self.next_sweep if wtr is None else min(wtr, self.next_sweep)
+
+    def handle_timer(self, now):
+        super().handle_timer(now)
+        if now >= self.next_sweep:
+            self.learned(now)
+            self.next_sweep = now + slb.SWEEP
+
+    def slb_preview(self, ports, distributing):
+        return self.balance.preview(ports, distributing)
+
+    def status_extra(self):
+        return {"slb": SlbStatus(self.balance.designated, len(self.learned(self.now)), self.moved)}

@@ -225,6 +225,8 @@ BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = 1, 2, 6
 PERCPU_TYPES = {BPF_MAP_TYPE_PERCPU_ARRAY}
 BPF_PROG_TYPE_SCHED_CLS = 3
 BPF_FUNC_map_lookup_elem, BPF_FUNC_redirect, BPF_FUNC_skb_pull_data = 1, 23, 39
+BPF_FUNC_map_update_elem, BPF_FUNC_map_delete_elem, BPF_FUNC_ktime_get_ns = 2, 3, 5
+BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 3, 4
 BPF_F_INGRESS = 1
 BPF_F_MMAPABLE = 1 << 10  # map_flags: the ARRAY's values can be mmap()ed (Linux 5.5)
 BPF_ANY = 0
@@ -362,6 +364,36 @@ def map_lookup(fd, key, value_size):
             return None
         raise
     return v.raw
+
+
+def map_delete(fd, key):
+    """Delete a key; False if it was not there."""
+    k = ctypes.create_string_buffer(key, len(key))
+    try:
+        _bpf(BPF_MAP_DELETE_ELEM, struct.pack("<IIQ", fd, 0, _addr(k)))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+def map_keys(fd, key_size):
+    """Every key of a HASH map (BPF_MAP_GET_NEXT_KEY from none), as bytes."""
+    out, nxt = [], ctypes.create_string_buffer(key_size)
+    cur = None
+    while True:
+        attr = struct.pack("<IIQQ", fd, 0, 0 if cur is None else _addr(cur), _addr(nxt))
+        try:
+            _bpf(BPF_MAP_GET_NEXT_KEY, attr)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return out
+            raise
+        out.append(nxt.raw)
+        cur = ctypes.create_string_buffer(nxt.raw, key_size)
+        if len(out) > 1 << 20:
+            return out
 
 
 def _prog_attr(prog_type, code, license_, log, log_level, name):

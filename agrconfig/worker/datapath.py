@@ -76,6 +76,14 @@ class DataPath(abc.ABC):
     def set_ports(self, ports, distributing, collecting):
         """The ports (in order of addition) and the index sets that distribute and collect."""
 
+    def set_slb(self, plan):
+        """agrproto slb's Plan (slb.py), or None: taken up by the next set_ports."""
+        self.relay.slb_plan = plan
+
+    def slb_learned(self, now):
+        """agrproto slb: the (MAC, VLAN) pairs agrN sent from lately, sorted."""
+        return self.relay.slb_learned.entries(now)
+
     @abc.abstractmethod
     def attach_port(self, index):
         """A port joined agrN (its socket is open)."""
@@ -139,6 +147,9 @@ class RelayPath(DataPath):
             ports[index] = {"tx_packets": c[0], "tx_bytes": c[1], "rx_packets": c[2], "rx_bytes": c[3],
                             "rx_dropped": self.relay.rx_discarded.get(index, 0),
                             "rx_slow_limited": self.relay.slow_limited.get(index, 0)}
+            dropped = self.relay.slb_dropped.get(index)
+            if dropped is not None:   # agrproto slb: off the designated port, reflections
+                ports[index]["rx_slb_not_designated"], ports[index]["rx_slb_reflected"] = dropped
         return totals, ports
 
     def close(self):
@@ -167,7 +178,8 @@ class EbpfPath(RelayPath):
                      "costs the frames of a moment (%s)", agr_name, fast.no_drain)
 
     @classmethod
-    def open(cls, agr_name, relay, tap_index, policy, round_robin, ports, distributing, collecting):
+    def open(cls, agr_name, relay, tap_index, policy, round_robin, ports, distributing, collecting,
+             slb_plan=None):
         from .fastpath import FastPath
         fast = FastPath(tap_index, policy, round_robin)
         try:
@@ -175,6 +187,7 @@ class EbpfPath(RelayPath):
             # still moving frames, are then replaced atomically (no gap, no reordering).
             fast.set_ports([p.index for p in ports if p.index in distributing])
             fast.set_collecting([p.index for p in ports if p.index in collecting])
+            fast.set_slb(slb_plan)   # agrproto slb: its rules from the first frame
             for p in ports:
                 fast.attach_port(p.index)
             fast.attach_tap()
@@ -200,6 +213,16 @@ class EbpfPath(RelayPath):
         self._carry_out(self.handover.ports_changed(self.fast.distributing, indexes, carrier, self.relay.hold_until))
         self.fast.set_ports(indexes)
         self.fast.set_collecting([p.index for p in ports if p.index in collecting])
+
+    def set_slb(self, plan):
+        """Both: the relay carries frames while a port joins (join.py)."""
+        super().set_slb(plan)
+        if plan != self.fast.slb_plan:
+            self.fast.set_slb(plan)
+
+    def slb_learned(self, now):
+        """The kernel's learned table and the relay's (frames it sent while a port joined)."""
+        return sorted(set(super().slb_learned(now)) | set(self.fast.slb_entries(now)))
 
     def attach_port(self, index):
         self.fast.attach_port(index)

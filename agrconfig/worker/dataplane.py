@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 
+from . import slb
 from .flowhash import DEFAULT_POLICY, flow_hash
 from .port import PACKET_AUXDATA, SOL_PACKET
 from .tap import VNET_HDR_LEN
@@ -32,6 +33,8 @@ BATCH = 64   # frames moved from one descriptor before the others get their turn
 # rarely: more than this per port is a flood, dropped and counted before the main loop.
 SLOW_RATE = 10.0
 SLOW_BURST = 20.0
+SLB_AGE_EVERY = 10.0   # seconds between two sweeps of agrproto slb's learned table
+SLB_CACHE = 4096       # (MAC, VLAN) -> bucket entries kept before the cache starts over
 
 
 class Relay:
@@ -66,6 +69,16 @@ class Relay:
         # The eBPF path's count of frames read from agrN's queue and finished with (a
         # ctypes c_uint64 in its join map; see fastpath.py): added to after they are sent.
         self.tap_sink = None
+        # agrproto slb (slb.py): the plan main sets before set_ports, and what set_ports makes
+        # of it for the relay thread, one tuple assigned whole: (bucket -> (socket, counters)
+        # or None, the designated port's fd); None when slb is off. The learned table is the
+        # relay thread's (main reads it whole, by entries()).
+        self.slb_plan = None
+        self.slb = None
+        self.slb_learned = slb.Learned()
+        self.slb_dropped = {}       # port index -> [broadcast/multicast off the designated port, reflections]
+        self._slb_bucket = {}       # (MAC, VLAN) -> bucket: a cache, the hash costs more than a lookup
+        self._slb_aged = 0.0
         self.counters = {"tx_drop_no_port": 0, "tx_errors": 0, "rx_errors": 0}
         self.port_counters = {}     # port index -> [tx frames, tx bytes, rx frames, rx bytes]
         self.slow_limited = {}      # port index -> Slow Protocols frames dropped by the rate limit
@@ -101,6 +114,14 @@ class Relay:
         self.tx_table = table
         self.all_ports = {p.sock.fileno(): (p.index, p.sock) for p in ports if p.sock}
         self.rx_table = frozenset(fd for fd, (idx, _) in self.all_ports.items() if idx in collecting)
+        plan = self.slb_plan
+        if plan is None:
+            self.slb = None
+        else:
+            by_index = {p.index: (p.sock, self.port_counters[p.index]) for p in ports
+                        if p.index in distributing and p.sock}
+            designated = next((p.sock.fileno() for p in ports if p.index == plan.designated and p.sock), None)
+            self.slb = (tuple(by_index.get(i) for i in plan.buckets), designated)
         os.write(self._wake_w, b"x")  # the relay thread re-reads its poll set and the hold
 
     def request_drain(self, quiet=0.0):
@@ -231,6 +252,7 @@ class Relay:
         iov, view, fd = self._tx_iov, self._tx_view, self.tap_fd
         counters = self.counters
         moved = 0
+        slb_now = self.clock() if self.slb is not None else 0.0
         for _ in range(BATCH):
             table = self.tx_table
             if table is not self._last_table:
@@ -254,14 +276,20 @@ class Relay:
                 counters["tx_drop_no_port"] += 1
                 continue
             frame = view[:n]
-            if len(table) == 1:
-                i = 0
+            balance = self.slb
+            if balance is not None:
+                target = self._slb_choose(balance[0], frame, slb_now)
+                if target is None:
+                    counters["tx_drop_no_port"] += 1
+                    continue
+                sock, c = target
+            elif len(table) == 1:
+                sock, c = table[0]
             elif self.round_robin:
                 self._rr += 1
-                i = self._rr % len(table)
+                sock, c = table[self._rr % len(table)]
             else:
-                i = flow_hash(frame, self.policy, VNET_HDR_LEN) % len(table)
-            sock, c = table[i]
+                sock, c = table[flow_hash(frame, self.policy, VNET_HDR_LEN) % len(table)]
             try:
                 sock.send(frame)
             except OSError:
@@ -270,6 +298,39 @@ class Relay:
             c[0] += 1
             c[1] += n - VNET_HDR_LEN
         return moved, False
+
+    def _slb_choose(self, buckets, frame, now):
+        """agrproto slb: the (socket, counters) of the frame's source MAC and VLAN, which are
+        learned (behind agrN) on the way; None if no port distributes."""
+        src = slb.frame_source(frame, VNET_HDR_LEN)
+        if src is None or not buckets:
+            return None
+        learned = self.slb_learned
+        # Gratuitous ARP (ours: agrannounce, failover) only tested on ARP and tagged frames.
+        learned.learn(now, *src, grat_arp=frame[ETHERTYPE_OFF] in (0x08, 0x81)
+                      and slb.is_gratuitous_arp(frame, VNET_HDR_LEN))
+        if now - self._slb_aged >= SLB_AGE_EVERY:
+            self._slb_aged = now
+            learned.age(now)
+        bucket = self._slb_bucket.get(src)
+        if bucket is None:
+            if len(self._slb_bucket) >= SLB_CACHE:
+                self._slb_bucket = {}
+            bucket = self._slb_bucket[src] = slb.bucket_of(*src)
+        return buckets[bucket]
+
+    def _slb_admit(self, balance, fd, index, n):
+        """agrproto slb: may the frame in the receive buffer go up? Broadcast and multicast
+        only from the designated port; nothing from a source we send from (a reflection),
+        except a gratuitous ARP that is not our own."""
+        view = self._rx_view
+        if view[VNET_HDR_LEN] & 1 and fd != balance[1]:
+            self.slb_dropped.setdefault(index, [0, 0])[0] += 1
+            return False
+        if not self.slb_learned.admit(self.clock(), view[:n], VNET_HDR_LEN):
+            self.slb_dropped.setdefault(index, [0, 0])[1] += 1
+            return False
+        return True
 
     # -- ports -> TAP ----------------------------------------------------------
     def _receive(self, fd, index, sock):
@@ -299,6 +360,9 @@ class Relay:
                 continue
             if fd not in self.rx_table:  # not collecting: the standard says discard
                 self.rx_discarded[index] = self.rx_discarded.get(index, 0) + 1
+                continue
+            balance = self.slb
+            if balance is not None and not self._slb_admit(balance, fd, index, n):
                 continue
             try:
                 os.write(fd_tap, view[:n])

@@ -41,6 +41,17 @@ Maps
          every frame it handed to the worker has left on a port, so none can be overtaken.
          Absent where the kernel has no mmap-able maps: then a join ends by dropping for a
          moment (Mode.DROP) instead of draining. When each mode is used: join.py.
+  agrproto slb (slb.py's rules; MODE_SLB in conf's mode, the designated port's ifindex in
+  conf's fourth u32):
+  slb_buckets  ARRAY[256] of {u32 ifindex, u32 counter slot}: each bucket's port. agrN egress
+               hashes the source MAC and VLAN (metadata or inline tag) as slb.slb_hash does
+               and redirects to its bucket's port, broadcasts included.
+  slb_learned  HASH {6-byte MAC, u16 VLAN} -> {u64 last seen, u64 gratuitous-ARP lock until}
+               (ktime ns = the worker's monotonic clock): written by agrN egress, read by the
+               ports' ingress (a learned source is a reflection: dropped, except a gratuitous
+               ARP past its lock, which deletes the entry); the worker reads it for the moves
+               and deletes what aged out. Port ingress also drops broadcast and multicast off
+               the designated port. Drops count in the port slot's last two u64s.
 
 Programs: one egress program on agrN; one small ingress program per port with
 the port's counter slot and agrN's ifindex built in.  Filters are tc bpf in
@@ -53,7 +64,7 @@ import os
 import struct
 
 from ..net import rtnl, tc
-from . import bpf
+from . import bpf, slb
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
 from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 from .join import Mode
@@ -62,6 +73,7 @@ MAX_PORTS = 16
 MODE_RR = 0x100
 MODE_PASS = 0x200         # while a port joins: frames go to the worker, which holds them (no reordering)
 MODE_DRAIN = 0x400        # then: to the worker while it has frames of ours unsent, else redirected
+MODE_SLB = 0x800          # agrproto slb (slb.py): egress by the source MAC's bucket, ingress drops
 PRIO = 0xA9               # our filters' priority: how we find (and remove) only our own
 HANDLE = 1
 ETH_P_ALL = 0x0003
@@ -70,20 +82,33 @@ EGRESS_NAME, INGRESS_NAME = "agrconfig_egress", "agrconfig_ingress"
 
 # struct __sk_buff offsets (include/uapi/linux/bpf.h)
 SKB_LEN, SKB_VLAN_PRESENT, SKB_VLAN_TCI, SKB_VLAN_PROTO, SKB_DATA, SKB_DATA_END = 0, 20, 24, 28, 76, 80
+SKB_IFINDEX = 40
 # EtherTypes as a 16-bit little-endian load of their network-order bytes sees them
 LE_VLAN, LE_IPV4, LE_IPV6, LE_SLOW = 0x0081, 0x0008, 0xDD86, 0x0988
 LE_FRAG_MASK = 0xFF3F     # 0x3fff (fragment offset and MF) as seen by a little-endian load
 # The longest header the hash reads: VLAN tag, IPv4 with options, 4 bytes of ports.
 HASH_HEADROOM = 18 + 60 + 4
 
-# conf entry layout
-CONF_N, CONF_MODE, CONF_COLLECTING, CONF_IFINDEX = 0, 4, 8, 16
+# conf entry layout (CONF_DESIGNATED: agrproto slb's designated port's ifindex, 0 for none)
+CONF_N, CONF_MODE, CONF_COLLECTING, CONF_DESIGNATED, CONF_IFINDEX = 0, 4, 8, 12, 16
 # stats entry layout (u64 each)
 TX_PACKETS, TX_BYTES, RX_PACKETS, RX_BYTES, RX_DROPPED, RX_SLOW, TX_DROPPED, RR_NEXT = range(0, 64, 8)
 STATS = struct.Struct("<8Q")
 JOIN_PASSED, JOIN_RELAYED = 0, 8   # join entry layout (u64 each)
 JOIN = struct.Struct("<QQ")
 PORT_COUNTERS = ("tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "rx_dropped", "rx_slow")
+# agrproto slb's drops, in a port slot's last two fields (the GLOBAL slot's tx_dropped and
+# round-robin counter: unused in a port's)
+SLB_NOT_DESIGNATED, SLB_REFLECTED = TX_DROPPED, RR_NEXT
+SLB_COUNTERS = ("rx_slb_not_designated", "rx_slb_reflected")
+# slb maps: bucket -> {u32 ifindex, u32 counter slot}; learned: {6-byte MAC, u16 VLAN} ->
+# {u64 last seen, u64 gratuitous-ARP lock until} in ktime ns (CLOCK_MONOTONIC, as the worker's)
+SLB_BUCKET = struct.Struct("<II")
+SLB_KEY = struct.Struct("<6sH")
+SLB_SEEN = struct.Struct("<QQ")
+NS = 1_000_000_000
+# stack slots of the slb code (below emit_hash's PULLED at -16 and _lookup's key at -4)
+SLB_K, SLB_GARP, SLB_NOW, SLB_VALUE = -24, -28, -40, -56
 
 
 def conf_struct(max_ports):
@@ -143,6 +168,61 @@ def _ip(a, l3, short, fmix):
 
 
 PULLED = -16     # stack slot: the headers were pulled once already
+
+
+def emit_slb_key(a, short):
+    """agrproto slb: the learned-table key {source MAC, VLAN id} at R10+SLB_K, its bucket
+    (slb.bucket_of) in R5, and at R10+SLB_GARP 1 if the frame is a gratuitous ARP, else 0.
+    In: R6 = skb. Uses R0-R5, R7 = data, R8 = data_end. A frame shorter than 14: `short`.
+    The VLAN is the metadata tag, or an inline 802.1Q tag."""
+    tagged, untagged, have, garp14, garp18, done = (a.fresh(x) for x in (
+        "tagged", "untagged", "havevlan", "garp14", "garp18", "keydone"))
+    a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
+    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, short, src=R8)
+    a.ldx(4, R1, R7, 6).stx(4, R10, SLB_K, R1)
+    a.ldx(2, R1, R7, 10).stx(2, R10, SLB_K + 4, R1)
+    a.st(4, R10, SLB_GARP, 0)
+    a.mov(R2, 0)
+    a.ldx(4, R4, R6, SKB_VLAN_PRESENT).jmp("jeq", R4, untagged, 0)
+    a.ldx(4, R4, R6, SKB_VLAN_PROTO).jmp("jne", R4, garp14, LE_VLAN)   # 802.1ad: VLAN 0, as slb.py
+    a.ldx(4, R2, R6, SKB_VLAN_TCI).alu("and", R2, 0xFFF)
+    a.ja(garp14)                                      # metadata tag: the EtherType is at 12
+    a.label(untagged)
+    a.ldx(2, R3, R7, 12).jmp("jne", R3, garp14, LE_VLAN)
+    a.mov(R1, src=R7).alu("add", R1, 18).jmp("jgt", R1, garp14, src=R8)
+    a.ldx(2, R2, R7, 14).be16(R2).alu("and", R2, 0xFFF)
+    a.ja(tagged)
+    for l3, label in ((14, garp14), (18, tagged)):
+        a.label(label)
+        a.stx(2, R10, SLB_K + 6, R2)
+        a.ldx(2, R3, R7, l3 - 2).jmp("jne", R3, have, 0x0608)          # ARP
+        a.mov(R1, src=R7).alu("add", R1, l3 + 28).jmp("jgt", R1, have, src=R8)
+        a.ldx(4, R3, R7, l3 + 14).ldx(4, R4, R7, l3 + 24).jmp("jne", R3, have, src=R4)
+        a.st(4, R10, SLB_GARP, 1)
+        a.ja(have)
+    del garp18
+    a.label(have)                                     # slb.slb_hash of (MAC, VLAN)
+    a.mov32(R5, FNV_OFFSET)
+    a.ldx(4, R4, R10, SLB_K)
+    _mix(a)
+    a.ldx(2, R4, R10, SLB_K + 4).ldx(2, R2, R10, SLB_K + 6).alu32("lsh", R2, 16).alu32("or", R4, src=R2)
+    _mix(a)
+    for shift, mul in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None)):
+        a.mov32(R4, src=R5).alu32("rsh", R4, shift).alu32("xor", R5, src=R4)
+        if mul:
+            a.alu32("mul", R5, mul)
+    a.alu32("and", R5, 0xFF)
+    a.label(done)
+
+
+def slb_key_program():
+    """For tests: returns bucket | garp << 8 | vlan << 16 of a frame, by emit_slb_key."""
+    a = Asm().mov(R6, src=R1)
+    emit_slb_key(a, "short")
+    a.ldx(4, R0, R10, SLB_GARP).alu("lsh", R0, 8).alu("or", R0, src=R5)
+    a.ldx(2, R1, R10, SLB_K + 6).alu("lsh", R1, 16).alu("or", R0, src=R1).exit()
+    a.label("short").mov(R0, 0xFFFFFFFF).exit()
+    return a.assemble()
 
 
 def emit_hash(a, load_policy):
@@ -250,10 +330,34 @@ def counting():
     return os.environ.get("AGRCONFIG_BPF_COUNTERS", "1") != "0"
 
 
-def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=None):
+def _slb_learn(a, learned_fd):
+    """agrproto slb, agrN egress: the key at R10+SLB_K is seen now (and locked for
+    GRAT_ARP_LOCK if the frame is a gratuitous ARP). A full table learns nothing new."""
+    found, new, nolock, done = (a.fresh(x) for x in ("found", "new", "nolock", "learned"))
+    a.call(bpf.BPF_FUNC_ktime_get_ns).stx(8, R10, SLB_NOW, R0)
+    a.mov(R2, src=R10).alu("add", R2, SLB_K).ld_map_fd(R1, learned_fd).call(bpf.BPF_FUNC_map_lookup_elem)
+    a.jmp("jeq", R0, new, 0)
+    a.label(found)
+    a.ldx(8, R1, R10, SLB_NOW).stx(8, R0, 0, R1)
+    a.ldx(4, R2, R10, SLB_GARP).jmp("jeq", R2, done, 0)
+    a.ld_imm64(R2, int(slb.GRAT_ARP_LOCK * NS)).alu("add", R1, src=R2).stx(8, R0, 8, R1)
+    a.ja(done)
+    a.label(new)
+    a.ldx(8, R1, R10, SLB_NOW).stx(8, R10, SLB_VALUE, R1)
+    a.st(4, R10, SLB_VALUE + 8, 0).st(4, R10, SLB_VALUE + 12, 0)
+    a.ldx(4, R2, R10, SLB_GARP).jmp("jeq", R2, nolock, 0)
+    a.ld_imm64(R2, int(slb.GRAT_ARP_LOCK * NS)).alu("add", R1, src=R2).stx(8, R10, SLB_VALUE + 8, R1)
+    a.label(nolock)
+    a.mov(R2, src=R10).alu("add", R2, SLB_K).mov(R3, src=R10).alu("add", R3, SLB_VALUE).mov(R4, bpf.BPF_ANY)
+    a.ld_map_fd(R1, learned_fd).call(bpf.BPF_FUNC_map_update_elem)
+    a.label(done)
+
+
+def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=None, slb_fds=None):
     """agrN's egress. join_fd: the join map (MODE_PASS counts into it and MODE_DRAIN is
     possible); None: MODE_PASS passes uncounted. Either way a frame in neither join mode
-    costs the one test of the mode it always had."""
+    costs the one test of the mode it always had. slb_fds: (buckets, learned) maps for
+    MODE_SLB (None: no slb code)."""
     slots = conf_slot_offset(max_ports)
     a = Asm().mov(R6, src=R1)
     _active_conf(a, conf_fd, "shot")
@@ -261,6 +365,8 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=N
     a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "join", MODE_PASS | MODE_DRAIN)
     a.label("direct")                                   # R6 = skb, R9 = the configuration
     a.ldx(4, R1, R9, CONF_N).jmp("jeq", R1, "drop", 0)
+    if slb_fds is not None:
+        a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "slb", MODE_SLB)
     a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "rr", MODE_RR)
     emit_hash(a, lambda a: a.ldx(4, R2, R9, CONF_MODE))
     a.ja("pick")
@@ -272,6 +378,7 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=N
     a.alu32("mod", R5, src=R3).jmp("jge", R5, "drop", max_ports)
     a.alu("lsh", R5, 2).mov(R1, src=R9).alu("add", R1, src=R5)
     a.ldx(4, R8, R1, CONF_IFINDEX).ldx(4, R7, R1, slots)
+    a.label("chosen")                                   # R8 = the port's ifindex, R7 = its slot
     a.jmp("jeq", R8, "drop", 0)
     if count:
         _lookup(a, stats_fd, key_reg=R7, null="send")   # no counter slot: send uncounted
@@ -299,11 +406,56 @@ def egress_program(conf_fd, stats_fd, max_ports=MAX_PORTS, count=True, join_fd=N
         a.jmp("jeq", R2, "direct", src=R3)
         a.label("count").mov(R1, 1).atomic_add(8, R0, JOIN_PASSED, R1)
     a.label("pass").mov(R0, bpf.TC_ACT_OK).exit()
+    if slb_fds is not None:                             # agrproto slb: the source MAC's bucket
+        buckets_fd, learned_fd = slb_fds
+        a.label("slb")
+        emit_slb_key(a, "drop")
+        a.stx(4, R10, SLB_GARP - 4, R5)                 # the bucket, past the helpers' calls
+        _slb_learn(a, learned_fd)
+        a.ldx(4, R1, R10, SLB_GARP - 4)
+        _lookup(a, buckets_fd, key_reg=R1, null="drop")
+        a.ldx(4, R8, R0, 0).ldx(4, R7, R0, 4)
+        a.ja("chosen")
     return a.assemble()
 
 
-def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True):
-    """The program for the port whose counters are in `slot`."""
+def _slb_admit(a, learned_fd, slot, count, accept, stats_fd):
+    """agrproto slb, port ingress (R9 = the configuration, R6 = skb): broadcast and multicast
+    only on the designated port; a frame from a learned source is a reflection, unless it is
+    a gratuitous ARP not locked as our own (then the source is forgotten). Dropped frames are
+    counted and shot; the others go on to `accept`."""
+    unicast, reflected, forget = (a.fresh(x) for x in ("unicast", "reflected", "forget"))
+    a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
+    a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, accept, src=R8)
+    a.ldx(1, R1, R7, 0).alu("and", R1, 1).jmp("jeq", R1, unicast, 0)
+    a.ldx(4, R2, R6, SKB_IFINDEX).ldx(4, R3, R9, CONF_DESIGNATED).jmp("jeq", R2, unicast, src=R3)
+    if count:
+        _lookup(a, stats_fd, key_imm=slot, null="shot")
+        _count(a, SLB_NOT_DESIGNATED)
+    a.ja("shot")
+    a.label(unicast)
+    emit_slb_key(a, accept)
+    a.mov(R2, src=R10).alu("add", R2, SLB_K).ld_map_fd(R1, learned_fd).call(bpf.BPF_FUNC_map_lookup_elem)
+    a.jmp("jeq", R0, accept, 0)
+    a.mov(R9, src=R0)                                   # the learned entry
+    a.call(bpf.BPF_FUNC_ktime_get_ns)
+    a.ldx(8, R1, R9, 0).mov(R2, src=R0).alu("sub", R2, src=R1)
+    a.ld_imm64(R3, int(slb.AGING * NS)).jmp("jge", R2, accept, src=R3)   # aged out: not ours now
+    a.ldx(4, R1, R10, SLB_GARP).jmp("jeq", R1, reflected, 0)
+    a.ldx(8, R1, R9, 8).jmp("jle", R1, forget, src=R0)
+    a.label(reflected)
+    if count:
+        _lookup(a, stats_fd, key_imm=slot, null="shot")
+        _count(a, SLB_REFLECTED)
+    a.ja("shot")
+    a.label(forget)                                     # a VM that moved away announces itself
+    a.mov(R2, src=R10).alu("add", R2, SLB_K).ld_map_fd(R1, learned_fd).call(bpf.BPF_FUNC_map_delete_elem)
+    a.ja(accept)
+
+
+def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True, learned_fd=None):
+    """The program for the port whose counters are in `slot`; learned_fd: agrproto slb's
+    learned map (None: no slb code)."""
     a = Asm().mov(R6, src=R1)
     a.ldx(4, R7, R6, SKB_DATA).ldx(4, R8, R6, SKB_DATA_END)
     a.mov(R1, src=R7).alu("add", R1, 14).jmp("jgt", R1, "discard", src=R8)
@@ -315,6 +467,10 @@ def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True):
     a.label("data")
     _active_conf(a, conf_fd, "shot")
     a.ldx(4, R1, R0, CONF_COLLECTING).alu32("and", R1, 1 << slot).jmp("jeq", R1, "discard", 0)
+    if learned_fd is not None:
+        a.mov(R9, src=R0)
+        a.ldx(4, R1, R9, CONF_MODE).jmp("jset", R1, "slb", MODE_SLB)
+    a.label("admitted")
     if count:
         _lookup(a, stats_fd, key_imm=slot, null="redirect")
         a.ldx(4, R2, R6, SKB_LEN)
@@ -325,6 +481,9 @@ def ingress_program(conf_fd, stats_fd, slot, tap_ifindex, count=True):
     _lookup(a, stats_fd, key_imm=slot, null="shot")
     _count(a, RX_DROPPED)
     a.label("shot").mov(R0, bpf.TC_ACT_SHOT).exit()
+    if learned_fd is not None:
+        a.label("slb")
+        _slb_admit(a, learned_fd, slot, count, "admitted", stats_fd)
     return a.assemble()
 
 
@@ -349,12 +508,17 @@ class FastPath:
         self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
         self.conf_struct = conf_struct(max_ports)
         self.conf = self.stats = self.join = None
+        self.slb_buckets = self.slb_learned = None
+        self.slb_plan = None            # agrproto slb's Plan (slb.py) while it applies
         self.egress_fd = None
         self._join_mem = self.passed = self.relayed = None
         self.no_drain = ""              # why there is no join map (drain mode), if there is none
         try:
             self.conf = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, self.conf_struct.size, 3, "agr_conf")
             self.stats = bpf.Map(bpf.BPF_MAP_TYPE_PERCPU_ARRAY, 4, STATS.size, max_ports + 1, "agr_stats")
+            self.slb_buckets = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, SLB_BUCKET.size, slb.BUCKETS, "agr_slb_bkt")
+            self.slb_learned = bpf.Map(bpf.BPF_MAP_TYPE_HASH, SLB_KEY.size, SLB_SEEN.size, slb.MAX_LEARNED,
+                                       "agr_slb_mac")
             self._write_conf()
             self.count = counting()
             self.egress_fd = self._load_egress()
@@ -369,7 +533,7 @@ class FastPath:
             self.join = bpf.Map(bpf.BPF_MAP_TYPE_ARRAY, 4, JOIN.size, 1, "agr_join", bpf.BPF_F_MMAPABLE)
             self._join_mem = self.join.mmap()
             fd = bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, self.max_ports, self.count,
-                                              self.join.fd), "agr_egress")
+                                              self.join.fd, self._slb_fds()), "agr_egress")
         except OSError as exc:
             self._close_join()
             self.no_drain = str(exc)
@@ -377,7 +541,11 @@ class FastPath:
             self.passed = ctypes.c_uint64.from_buffer(self._join_mem, JOIN_PASSED)
             self.relayed = ctypes.c_uint64.from_buffer(self._join_mem, JOIN_RELAYED)
             return fd
-        return bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, self.max_ports, self.count), "agr_egress")
+        return bpf.prog_load(egress_program(self.conf.fd, self.stats.fd, self.max_ports, self.count,
+                                            slb_fds=self._slb_fds()), "agr_egress")
+
+    def _slb_fds(self):
+        return self.slb_buckets.fd, self.slb_learned.fd
 
     @property
     def drains(self):
@@ -421,8 +589,8 @@ class FastPath:
         dropped, Slow Protocols excepted) until set_collecting() names it."""
         ifindex = self._index(ifindex)
         slot = self._slot(ifindex)
-        fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count),
-                           "agr_ingress")
+        fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count,
+                                           self.slb_learned.fd), "agr_ingress")
         try:
             _attach(ifindex, INGRESS, fd, INGRESS_NAME)
         except BaseException:
@@ -483,6 +651,33 @@ class FastPath:
         self.mode = mode
         self._write_conf()
 
+    def set_slb(self, plan):
+        """agrproto slb's Plan (slb.py: the port of each bucket, the designated port), or
+        None to hash flows again. The buckets are written before the mode says slb, so a
+        frame never meets an unwritten bucket."""
+        if plan is not None:
+            for b, ifindex in enumerate(plan.buckets or (0,) * slb.BUCKETS):
+                slot = self._slot(ifindex) if ifindex else 0
+                self.slb_buckets.update(b, SLB_BUCKET.pack(ifindex, slot))
+        self.slb_plan = plan
+        self._write_conf()
+
+    def slb_entries(self, now):
+        """The learned (MAC, VLAN) pairs seen within slb.AGING of `now` (monotonic seconds, the
+        programs' ktime); older ones are deleted."""
+        out = []
+        for key in bpf.map_keys(self.slb_learned.fd, SLB_KEY.size):
+            value = self.slb_learned.lookup(key)
+            if value is None:
+                continue
+            seen = SLB_SEEN.unpack(value)[0] / NS
+            if now - seen >= slb.AGING:
+                bpf.map_delete(self.slb_learned.fd, key)
+            else:
+                mac, vlan = SLB_KEY.unpack(key)
+                out.append((mac, vlan))
+        return sorted(out)
+
     def set_policy(self, policy_mask, round_robin):
         self.policy, self.round_robin = _check_policy(policy_mask), bool(round_robin)
         self._write_conf()
@@ -492,7 +687,10 @@ class FastPath:
         rx_bytes, rx_dropped, rx_slow}}} summed over CPUs, for every port with a slot."""
         out = {"tx_drop_no_port": self._sum(self.max_ports)[TX_DROPPED // 8], "ports": {}}
         for ifindex, slot in sorted(self.slots.items()):
-            out["ports"][ifindex] = dict(zip(PORT_COUNTERS, self._sum(slot)))
+            values = self._sum(slot)
+            out["ports"][ifindex] = dict(zip(PORT_COUNTERS, values))
+            if self.slb_plan is not None:
+                out["ports"][ifindex].update(zip(SLB_COUNTERS, values[SLB_NOT_DESIGNATED // 8:]))
         return out
 
     def close(self):
@@ -555,7 +753,11 @@ class FastPath:
                 collecting |= 1 << self.slots[i]
         mode = self.policy | (MODE_RR if self.round_robin else 0) | \
             {Mode.PASS: MODE_PASS, Mode.DRAIN: MODE_DRAIN}.get(self.mode, 0)
-        value = self.conf_struct.pack(len(ports), mode, collecting, 0, *ports, *pad,
+        designated = 0
+        if self.slb_plan is not None:
+            mode |= MODE_SLB
+            designated = self.slb_plan.designated or 0
+        value = self.conf_struct.pack(len(ports), mode, collecting, designated, *ports, *pad,
                                       *[self.slots.get(i, 0xFFFFFFFF) for i in ports], *pad)
         idle = 3 - self._active
         self.conf.update(idle, value)
@@ -571,7 +773,7 @@ class FastPath:
                     pass
         self.egress_fd = None
         self.port_progs = {}
-        for m in (self.conf, self.stats):
+        for m in (self.conf, self.stats, self.slb_buckets, self.slb_learned):
             if m is not None:
                 m.close()
         self._close_join()

@@ -141,7 +141,8 @@ class Worker:
                 self.agg.current = failover.Failover(self._act, self.announcer.moved, self.flags["wtr_time"],
                                                      moving=lambda active: self.apply_macs(self.clock()))
             else:
-                self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act)
+                self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act,
+                                                      lambda t: self.path.slb_learned(t))
             self.resume_lacp = self.aggregation.start(now, self.members, self.resume_lacp)
         self.aggregation.set_system_mac(now, self.system_mac())  # lacpsysid set or cleared
         self.apply_macs(now, strict=True)   # agrmacpolicy, lladdr, or agrproto changed
@@ -163,8 +164,10 @@ class Worker:
         use_ebpf, note = datapath.choose(self.flags["datapath"])
         if note is not None:
             self.datapath_note = note
+        sets = self.aggregation.sets(self.members)
+        plan = self.aggregation.slb_preview([p.index for p in self.members], sets[0])
         if not self.datapath.switch(self.name, use_ebpf, self.tap_index, self.flags, list(self.members),
-                                    *self.aggregation.sets(self.members)):
+                                    *sets, plan):
             return
         # The port sockets take only Slow Protocols frames while the kernel moves the rest.
         self.relay.set_ports([], set(), set())  # the relay lets go of the sockets closed below
@@ -275,10 +278,16 @@ class Worker:
             log.info("%s: distributing on %s", self.name,
                      ", ".join(self.members.name_of(i) for i in sorted(distributing)) or "no port")
         self.distributing, self.collecting = distributing, collecting
+        plan, moves = self.aggregation.slb_plan(self.clock(), [p.index for p in self.members], distributing)
+        self.path.set_slb(plan)
         port = self.aggregator.distributing(distributing)
         if port is not None:   # another LACP aggregation carries the traffic now
             self.announcer.moved(port)
         self.path.set_ports(list(self.members), distributing, collecting)
+        # agrproto slb: the switches learn where each moved MAC is now (a learning frame each,
+        # from its new port; agrN's own announcements too when its MAC is among them)
+        for port in dict.fromkeys(m.port for m in moves):
+            self.announcer.moved(port, [(m.mac, m.vlan or None) for m in moves if m.port == port])
         # The speed first: readers that look at carrier-up (a bridge's STP cost, zebra) see it.
         self.tap_speed.update([p.speed for p in self.members if p.index in distributing])
         if self.tap_carrier.update(len(distributing), self.flags["min_ports"]):

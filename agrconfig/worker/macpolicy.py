@@ -2,8 +2,8 @@
 in, MACs out; the worker changes the links).
 
 The policies are Linux bonding's fail_over_mac, which bonding honours in active-backup only;
-so are ours, under agrproto failover only (lacp and loadbalance: every port takes agrN's MAC,
-whatever the setting says):
+so are ours, under agrproto failover only (lacp, loadbalance and slb: every port takes agrN's
+MAC, whatever the setting says):
 
 - same (bonding's none, NetBSD agr's only way): every port takes agrN's MAC;
 - active: the ports keep their own MACs and agrN takes the active port's own;

@@ -78,13 +78,14 @@ class DataPathPart(Component):
     def on_timer(self, now):
         self.path.handle_timer(now)
 
-    def switch(self, name, use_ebpf, tap_index, flags, ports, distributing, collecting):
-        """Move to the eBPF fast path or back to the relay; False if already there."""
+    def switch(self, name, use_ebpf, tap_index, flags, ports, distributing, collecting, slb_plan=None):
+        """Move to the eBPF fast path or back to the relay; False if already there. slb_plan:
+        agrproto slb's current Plan (slb.py), in the maps before the programs go in."""
         if use_ebpf == (self.path.name == "ebpf"):
             return False
         if use_ebpf:
             self.path = datapath.EbpfPath.open(name, self.relay, tap_index, flags["hash"], flags["link0"],
-                                               ports, distributing, collecting)
+                                               ports, distributing, collecting, slb_plan)
         else:
             self.path.close()
             self.path = datapath.RelayPath(name, self.relay)

@@ -2,7 +2,7 @@
 needs: the keys a worker always sends are made up here."""
 from agrconfig.status import AggregateStatus, PortStatus
 
-PROTOCOLS = {"lacp": "lacp", "loadbalance": "static", "failover": "failover"}
+PROTOCOLS = {"lacp": "lacp", "loadbalance": "static", "failover": "failover", "slb": "slb"}
 # A LACP port in sync with its partner, distributing: what a test's "lacp" entry does not say.
 LACP = {"port_id": 1, "actor_state": 0x3D, "actor_state_str": [], "partner_state": 0x3D, "partner_state_str": [],
         "actor_key": 0x100, "actor_port_priority": 0x8000, "partner_system": "02:00:00:00:00:02",

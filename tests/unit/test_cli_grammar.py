@@ -77,3 +77,9 @@ def test_help_and_version(capsys):
     assert "agrport PORT" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert "agrconfig" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag", ["-v", "--json", "-n"])
+def test_a_flag_after_the_interface_says_where_it_goes(flag):
+    with pytest.raises(UsageError, match=f"^{flag} goes before the interface: agrconfig {flag} <interface>"):
+        parse_words([flag])

@@ -34,8 +34,8 @@ def test_agrproto_and_its_aliases_are_one_setting(words, value):
 
 
 @pytest.mark.parametrize("words, message", [
-    (["agrproto"], "^agrproto: missing lacp, loadbalance or failover"),
-    (["agrproto", "roundrobin"], "^agrproto: 'roundrobin' is not lacp, loadbalance or failover"),
+    (["agrproto"], "^agrproto: missing lacp, loadbalance, failover or slb"),
+    (["agrproto", "roundrobin"], "^agrproto: 'roundrobin' is not lacp, loadbalance, failover or slb"),
     (["agrproto", "LACP"], "^agrproto: 'LACP' is not"),
     (["link1", "yes"], "^yes: unknown word"),
 ])
@@ -78,7 +78,7 @@ def test_ifupdown_reads_agr_proto_and_the_old_agr_link1():
 
 def test_completion_offers_agrproto_and_its_values():
     assert "agrproto" in complete("agr0", "")
-    assert complete("agr0", "agrproto", "") == ["lacp", "loadbalance", "failover"]
+    assert complete("agr0", "agrproto", "") == ["lacp", "loadbalance", "failover", "slb"]
 
 
 # -- selection on a fake clock -------------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_lladdr_fixes_agrs_mac_and_the_ports_that_carry_it():
 def test_the_policy_is_failovers_only():
     assert effective("follow", "failover") is MacPolicy.FOLLOW
     assert effective("active", "failover") is MacPolicy.ACTIVE
-    for proto in ("lacp", "loadbalance"):
+    for proto in ("lacp", "loadbalance", "slb"):
         assert effective("active", proto) is effective("follow", proto) is MacPolicy.SAME
 
 

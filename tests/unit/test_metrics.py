@@ -51,3 +51,25 @@ def test_text_is_prometheus_0_0_4_from_the_library():
     text = metrics.text({})
     assert "# TYPE agr_port_lacpdu_rx_total counter" in text   # prometheus_client's own naming
     assert parsed(text) == {}
+
+
+def test_slb_families_only_under_slb():
+    statuses = {"agr0": aggregate({"flags": {"proto": "slb"}, "slb": {"designated": 8, "learned": 5, "moved": 2},
+                                   "ports": [{**port("re0", 3), "index": 7},
+                                             {**port("re1", 3), "index": 8,
+                                              "counters": {"rx_slb_not_designated": 4, "rx_slb_reflected": 6}}]}),
+                "agr1": aggregate({"ports": [port("re2", 3)]})}
+    got = parsed(metrics.text(statuses))
+    agr = (("agr", "agr0"),)
+    re0, re1 = (("agr", "agr0"), ("port", "re0")), (("agr", "agr0"), ("port", "re1"))
+    assert got[("agr_slb_learned", agr)] == 5 and got[("agr_slb_moved_total", agr)] == 2
+    assert got[("agr_port_slb_designated", re0)] == 0 and got[("agr_port_slb_designated", re1)] == 1
+    assert got[("agr_port_slb_dropped_total", tuple(sorted((*re1, ("reason", "not_designated")))))] == 4
+    assert got[("agr_port_slb_dropped_total", tuple(sorted((*re1, ("reason", "reflection")))))] == 6
+    assert got[("agr_port_slb_dropped_total", tuple(sorted((*re0, ("reason", "reflection")))))] == 0
+    assert not [k for k in got if k[0].startswith(("agr_slb", "agr_port_slb")) and ("agr", "agr1") in k[1]]
+
+
+def test_no_slb_family_without_slb():
+    text = metrics.text({"agr0": aggregate({"ports": [port("re0", 3)]})})
+    assert "slb" not in text

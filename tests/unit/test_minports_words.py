@@ -82,11 +82,14 @@ class FakeWorker(loop.Worker):
 
     def __init__(self, saved=None):
         self.name, self.flags, self.saved = "agr0", options.defaults(), saved
+        self.clock = lambda: 0.0
         self.members = Members("agr0", 1)
         self.distributing = self.collecting = frozenset()
         self.sets = (frozenset(), frozenset())
-        self.agg = SimpleNamespace(current=SimpleNamespace(sets=lambda ports: self.sets))
-        self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None))
+        self.agg = SimpleNamespace(current=SimpleNamespace(sets=lambda ports: self.sets,
+                                                           slb_plan=lambda now, ports, d: (None, [])))
+        self.datapath = SimpleNamespace(path=SimpleNamespace(set_ports=lambda ports, d, c: None,
+                                                             set_slb=lambda plan: None))
         self.tap_carrier = parts.TapCarrier(self.name, 99, (saved or {}).get("carrier"))
         self.tap_speed = parts.TapSpeed(self.name)
         self.saves = 0

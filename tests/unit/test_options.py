@@ -84,7 +84,7 @@ def test_the_control_protocol_takes_every_value(option, value):
 
 
 # What each option takes, written out (not asked of the product).
-VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover"], "link2": [False, True], "debug": [False, True],
+VALID = {"link0": [False, True], "proto": ["lacp", "loadbalance", "failover", "slb"], "link2": [False, True], "debug": [False, True],
          "lacp_strict": [False, True], "lacp_fast": [False, True], "hash": [1, 2, 3, 4, 5, 6, 7],
          "datapath": ["auto", "relay", "ebpf"], "lacp_active": [False, True],
          "lacp_sysprio": range(0, 0x10000), "port_priority": range(0, 0x10000),

@@ -91,3 +91,34 @@ def test_the_answer_as_text():
         "agr0: 192.0.2.7 from 192.0.2.10 tcp 1 2: re0",
         "\thash l2,l3: 0x00001234 % 2 ports (re0, re1)",
         "\tMAC addresses: 02:00:00:00:0a:01 (agr0) -> 02:00:00:00:0b:02 (gateway 192.0.2.1)"]
+
+
+def slb_ws(flags_by_port):
+    return aggregate({"flags": {**options.defaults(), "proto": "slb"},
+                      "ports": [{"name": n, "flags": f, "index": 7 + i} for i, (n, f) in enumerate(flags_by_port)]})
+
+
+def test_under_slb_the_source_macs_port_answers():
+    from agrconfig.worker import slb
+    frame = whichport.first_frame(MAC_B, MAC_A, ipaddress.ip_address("192.0.2.1"),
+                                  ipaddress.ip_address("192.0.2.2"), None)
+    status = slb_ws((("re0", 3), ("re1", 3), ("re2", 3)))
+    indexes = [p.index for p in status.ports]
+    b = slb.bucket_of(MAC_A, 0)
+    port, h, table, why = whichport.choose(status, frame)
+    assert table == ["re0", "re1", "re2"] and h is None
+    assert port == status.port_by_index(slb.placement(indexes, set(indexes))[b]).name
+    assert why == f"slb: source MAC {MAC_A.hex(':')}, bucket {b} of 256"
+    # Its port gone, the MAC goes where slb.py sends it; the others stay where they were.
+    down = [(n, 0 if n == port else 3) for n in ("re0", "re1", "re2")]
+    status = slb_ws(down)
+    up = {p.index for p in status.ports if p.name != port}
+    moved, *_ = whichport.choose(status, frame)
+    assert moved != port and moved == status.port_by_index(slb.placement(indexes, up)[b]).name
+    # Another source MAC on another port: the destination does not count.
+    other = next(m for m in (bytes([2, 0, 0, 0, 0, i]) for i in range(256))
+                 if slb.placement(indexes, set(indexes))[slb.bucket_of(m)] !=
+                 slb.placement(indexes, set(indexes))[b])
+    full = slb_ws((("re0", 3), ("re1", 3), ("re2", 3)))
+    assert whichport.choose(full, MAC_B + other + frame[12:])[0] != whichport.choose(full, frame)[0]
+    assert whichport.choose(full, other + MAC_A + frame[12:])[0] == whichport.choose(full, frame)[0]
