@@ -38,10 +38,12 @@ def guest_run(request):
         return vm.VmError(str(e))
     finally:
         shutil.rmtree(result_dir, ignore_errors=True)
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\nVM stage: Debian's kernel under {run.accel}, {len(run.results)} guest tests "
-                            f"in {run.seconds:.0f} s")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.getplugin("terminalreporter"), plugins.getplugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():     # the stage's time, in CI's log too
+            reporter.write_line(f"\nVM stage: Debian's kernel under {run.accel}, {len(run.results)} guest "
+                                f"tests in {run.seconds:.0f} s")
     return run
 
 
