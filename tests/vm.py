@@ -18,6 +18,7 @@ import os
 import py_compile
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -110,13 +111,20 @@ def accelerator(image):
         return "tcg"
     os.close(fd)
     marker = "agrconfig-kvm-answers"
+    out, _finished = run_bounded(_base_argv(image, "kvm", "512M", 1) + ["--", f"echo {marker}"],
+                                 KVM_PROBE_TIMEOUT)
+    return "kvm" if marker in out else "tcg"    # else it failed, or hung (nested KVM): never printed
+
+
+def run_bounded(argv, timeout):
+    """(output, finished in time): vng forks QEMU, so a late VM is ended as a process group."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        proc = subprocess.run(_base_argv(image, "kvm", "512M", 1) + ["--", f"echo {marker}"],
-                              capture_output=True, text=True, timeout=KVM_PROBE_TIMEOUT,
-                              env=_env(), stdin=subprocess.DEVNULL, start_new_session=True)
+        return proc.communicate(timeout=timeout)[0], True
     except subprocess.TimeoutExpired:
-        return "tcg"    # nested KVM that hangs: the guest never prints
-    return "kvm" if marker in proc.stdout else "tcg"
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.communicate()[0], False
 
 
 def copy_tree(path):
@@ -191,22 +199,15 @@ def run_guest_suite(result_dir, pytest_args=(GUEST_DIR,), memory="2G", cpus=2, t
         f.write(guest_script(result_dir, tops, pytest_args))
     argv = _base_argv(image, accel, memory, cpus) + ["--rwdir", result_dir, "--", f"sh {result_dir}/guest.sh"]
     left = timeout - (time.monotonic() - start)
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=left, env=_env(),
-                              stdin=subprocess.DEVNULL, start_new_session=True)
-        console = proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as e:
-        console = f"the VM ({accel}) did not finish within {timeout:.0f} s\n" + _text(e.stdout) + _text(e.stderr)
+    console, finished = run_bounded(argv, max(left, 1))
+    if not finished:
+        console = f"the VM ({accel}) did not finish within {timeout:.0f} s\n" + console
     log = console + _read(os.path.join(result_dir, "guest.log"))
     seconds = time.monotonic() - start
     xml = os.path.join(result_dir, "guest.xml")
     if not os.path.exists(xml):
         raise VmError(f"the guest wrote no results ({accel}, {seconds:.0f} s):\n{log[-6000:]}")
     return GuestRun(parse_junit(xml), accel, seconds, log)
-
-
-def _text(data):
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
 
 
 def _read(path):
