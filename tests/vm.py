@@ -181,7 +181,7 @@ mkdir -p /run/hvcopy && mount -t tmpfs -o size=1200m hvcopy /run/hvcopy &&
     tar -xf {q(result_dir)}/copy.tar -C /run/hvcopy && rm -f {q(result_dir)}/copy.tar || echo "copy failed"
 {overlays}echo "copied into memory in $(( $(date +%s) - start )) s"
 cd {q(ROOT)}
-AGRCONFIG_VM_GUEST=1 PYTHONDONTWRITEBYTECODE=1 AGRCONFIG_TEST_PREFIX={q(os.environ.get("AGRCONFIG_TEST_PREFIX", "v"))} \\
+AGRCONFIG_VM_GUEST=1 PYTHONDONTWRITEBYTECODE=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 AGRCONFIG_TEST_PREFIX={q(os.environ.get("AGRCONFIG_TEST_PREFIX", "v"))} \\
     {q(sys.executable)} -m pytest -p no:cacheprovider -v -o junit_logging=all \\
     --junitxml={q(result_dir)}/guest.xml {" ".join(q(a) for a in pytest_args)}
 echo $? >{q(result_dir)}/guest.rc

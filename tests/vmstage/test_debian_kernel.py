@@ -43,7 +43,8 @@ def guest_run(request):
     if reporter is not None and capture is not None:
         with capture.global_and_fixture_disabled():     # the stage's time, in CI's log too
             reporter.write_line(f"\nVM stage: Debian's kernel under {run.accel}, {len(run.results)} guest "
-                                f"tests in {run.seconds:.0f} s")
+                                f"tests in {run.seconds:.0f} s (" + ", ".join(
+                                    f"{r.nodeid.split('::')[-1]} {r.seconds:.0f} s" for r in run.results.values()) + ")")
     return run
 
 
