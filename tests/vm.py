@@ -42,6 +42,19 @@ COPY_EXCLUDES = ("site-packages", "test", "idlelib", "tkinter", "turtledemo", "e
                  "mutants")
 
 
+# Two virtio-net NICs on one QEMU hub, cabled to each other: devices whose hardware VLAN filter
+# is fixed on (QEMU drops tagged frames of unregistered VLANs unless the NIC is promiscuous).
+HUB_NICS = ("52:54:00:a6:00:01", "52:54:00:a6:00:02")
+
+
+def nic_options():
+    opts = []
+    for i, mac in enumerate(HUB_NICS):
+        # "=": vng would read a separate "-netdev ..." as an option of its own
+        opts.append(f"--qemu-opts=-netdev hubport,id=agrhub{i},hubid=7 -device virtio-net-pci,netdev=agrhub{i},mac={mac}")
+    return opts
+
+
 class VmError(Exception):
     """The VM could not run the guest tests: the reason, for every test that needed them."""
 
@@ -197,7 +210,8 @@ def run_guest_suite(result_dir, pytest_args=(GUEST_DIR,), memory="2G", cpus=2, t
     tops = copy_tree(os.path.join(result_dir, "copy.tar"))
     with open(os.path.join(result_dir, "guest.sh"), "w") as f:
         f.write(guest_script(result_dir, tops, pytest_args))
-    argv = _base_argv(image, accel, memory, cpus) + ["--rwdir", result_dir, "--", f"sh {result_dir}/guest.sh"]
+    argv = _base_argv(image, accel, memory, cpus) + nic_options() + ["--rwdir", result_dir, "--",
+                                                                     f"sh {result_dir}/guest.sh"]
     left = timeout - (time.monotonic() - start)
     console, finished = run_bounded(argv, max(left, 1))
     if not finished:

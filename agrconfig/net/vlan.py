@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from ..record import Record
-from . import netlink, rtnl
+from . import ethtool, netlink, rtnl
 
 ALIAS = "agrconfig: VLAN filter entry"        # ours, whatever the interface is called
 NAME = "agrvid%d"                              # the kernel picks the number
@@ -141,6 +141,12 @@ def register(port_index, vlan):
     body = (rtnl.IFINFOMSG.pack(rtnl.AF_UNSPEC, 0, 0, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, NAME)
             + netlink.u32(IFLA_LINK, port_index) + netlink.string(IFLA_IFALIAS, ALIAS) + info)
     netlink.request(rtnl.RTM_NEWLINK, body, netlink.NLM_F_CREATE | netlink.NLM_F_EXCL)
+    # The kernel applies IFLA_IFALIAS only to an existing link: mark the new one afterwards. It
+    # is the port's only VLAN device of that VLAN (a second one is refused, EEXIST).
+    for entry in vlan_links():
+        if entry.lower == port_index and entry.vlan == vlan:
+            body = rtnl.IFINFOMSG.pack(rtnl.AF_UNSPEC, 0, entry.index, 0, 0) + netlink.string(IFLA_IFALIAS, ALIAS)
+            netlink.request(rtnl.RTM_NEWLINK, body)
 
 
 def unregister(entry):
@@ -164,7 +170,7 @@ def release(port_index, links=None):
 
 
 def _ethtool(ifname, data):
-    return rtnl._ethtool(ifname, data)
+    return ethtool._ioctl(ifname, data)
 
 
 def filters_vlans(ifname):
