@@ -142,3 +142,40 @@ def set_link_mode(ifname: str, speed: int | None, duplex_full: bool | None = Tru
     from the kernel as it comes."""
     check_speed(speed)
     _ioctl(ifname, set_request(_settings(ifname), speed, duplex_full))
+
+
+# Features by name (`ethtool -k`): a feature's bit differs between kernels, so it is looked up
+# in the ETH_SS_FEATURES string set first.
+ETHTOOL_GSTRINGS, ETHTOOL_GSSET_INFO, ETHTOOL_GFEATURES = 0x1B, 0x37, 0x3A
+ETH_SS_FEATURES = 4
+ETH_GSTRING_LEN = 32
+
+
+def feature(ifname, name):
+    """Whether ethtool's feature `name` is active on the link; None when it cannot tell (no
+    such feature, or no ethtool on the link)."""
+    try:
+        info = _ioctl(ifname, struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0))
+        count = struct.unpack_from("=I", info, 16)[0]
+        if not count:
+            return None
+        names = _ioctl(ifname, struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count)
+                         + bytes(ETH_GSTRING_LEN * count))
+        bit = feature_bit(names[12:], count, name)
+        if bit is None:
+            return None
+        blocks = (count + 31) // 32
+        got = _ioctl(ifname, struct.pack("=II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
+        _available, _requested, active, _never = struct.unpack_from("=IIII", got, 8 + 16 * (bit // 32))
+        return bool(active >> (bit % 32) & 1)
+    except OSError:
+        return None
+
+
+def feature_bit(strings, count, name):
+    """The index of `name` in ETHTOOL_GSTRINGS' table of `count` names, or None."""
+    for i in range(count):
+        raw = strings[i * ETH_GSTRING_LEN:(i + 1) * ETH_GSTRING_LEN]
+        if raw.split(b"\0", 1)[0].decode(errors="replace") == name:
+            return i
+    return None

@@ -53,18 +53,23 @@ def string(kind, text):
     return attr(kind, text.encode() + b"\0")
 
 
-def attrs(data, off=0, end=None):
-    """{type: payload} of the attributes in data[off:end]: flags dropped, the last of a type
-    kept, a malformed tail ignored (the kernel's own rule: stop at the first bad length)."""
+def attr_list(data, off=0, end=None):
+    """(type, payload) of each attribute in data[off:end], in order: flags dropped, a malformed
+    tail ignored (the kernel's own rule: stop at the first bad length)."""
     end = len(data) if end is None else end
-    out = {}
+    out = []
     while off + RTATTR.size <= end:
         length, kind = RTATTR.unpack_from(data, off)
         if length < RTATTR.size or off + length > end:
             break
-        out[kind & NLA_TYPE_MASK] = bytes(data[off + RTATTR.size:off + length])
+        out.append((kind & NLA_TYPE_MASK, bytes(data[off + RTATTR.size:off + length])))
         off += (length + 3) & ~3
     return out
+
+
+def attrs(data, off=0, end=None):
+    """{type: payload} of the attributes in data[off:end] (attr_list's), the last of a type kept."""
+    return dict(attr_list(data, off, end))
 
 
 def get_u32(at, kind, default=None):

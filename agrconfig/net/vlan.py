@@ -26,11 +26,7 @@ IFLA_BRIDGE_VLAN_INFO = 2
 BRIDGE_VLAN_INFO_UNTAGGED = 1 << 2
 BRIDGE_VLAN_INFO = struct.Struct("=HH")       # flags, vid
 
-# ethtool: the feature named rx-vlan-filter (its bit differs between kernels: look it up).
-ETHTOOL_GSTRINGS, ETHTOOL_GSSET_INFO, ETHTOOL_GFEATURES = 0x1B, 0x37, 0x3A
-ETH_SS_FEATURES = 4
-ETH_GSTRING_LEN = 32
-RX_VLAN_FILTER = "rx-vlan-filter"
+RX_VLAN_FILTER = "rx-vlan-filter"       # ethtool's name: its bit differs between kernels
 
 
 class Vlan(Record):
@@ -114,16 +110,8 @@ def bridge_vlans(index):
 
 def parse_vlan_info(spec):
     """(flags, vid) of each IFLA_BRIDGE_VLAN_INFO in an IFLA_AF_SPEC (not compressed: one a VLAN)."""
-    out = []
-    off = 0
-    while off + netlink.RTATTR.size <= len(spec):
-        length, kind = netlink.RTATTR.unpack_from(spec, off)
-        if length < netlink.RTATTR.size or off + length > len(spec):
-            break
-        if kind & netlink.NLA_TYPE_MASK == IFLA_BRIDGE_VLAN_INFO and length >= netlink.RTATTR.size + 4:
-            out.append(BRIDGE_VLAN_INFO.unpack_from(spec, off + netlink.RTATTR.size))
-        off += (length + 3) & ~3
-    return out
+    return [BRIDGE_VLAN_INFO.unpack_from(payload) for kind, payload in netlink.attr_list(spec)
+            if kind == IFLA_BRIDGE_VLAN_INFO and len(payload) >= BRIDGE_VLAN_INFO.size]
 
 
 def carried(agr_index, links=None):
@@ -169,40 +157,6 @@ def release(port_index, links=None):
     return errors
 
 
-def _ethtool(ifname, data):
-    return ethtool._ioctl(ifname, data)
-
-
 def filters_vlans(ifname):
     """Whether the port's hardware VLAN filter is on (ethtool's rx-vlan-filter)."""
-    return bool(feature(ifname, RX_VLAN_FILTER))
-
-
-def feature(ifname, name):
-    """Whether ethtool's feature `name` is active on the link; None when it cannot tell (no
-    such feature, or no ethtool on the link)."""
-    try:
-        info = _ethtool(ifname, struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0))
-        count = struct.unpack_from("=I", info, 16)[0]
-        if not count:
-            return None
-        names = _ethtool(ifname, struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count)
-                         + bytes(ETH_GSTRING_LEN * count))
-        bit = feature_bit(names[12:], count, name)
-        if bit is None:
-            return None
-        blocks = (count + 31) // 32
-        got = _ethtool(ifname, struct.pack("=II", ETHTOOL_GFEATURES, blocks) + bytes(16 * blocks))
-        _available, _requested, active, _never = struct.unpack_from("=IIII", got, 8 + 16 * (bit // 32))
-        return bool(active >> (bit % 32) & 1)
-    except OSError:
-        return None
-
-
-def feature_bit(strings, count, name):
-    """The index of `name` in ETHTOOL_GSTRINGS' table of `count` names, or None."""
-    for i in range(count):
-        raw = strings[i * ETH_GSTRING_LEN:(i + 1) * ETH_GSTRING_LEN]
-        if raw.split(b"\0", 1)[0].decode(errors="replace") == name:
-            return i
-    return None
+    return bool(ethtool.feature(ifname, RX_VLAN_FILTER))

@@ -20,8 +20,8 @@ def test_features_are_read_as_ethtool_reads_them(lab):
     for line in lab.run(ns, "ethtool", "-k", "v0").stdout.splitlines()[1:]:
         name, _, rest = line.strip().partition(": ")
         shown[name] = rest.startswith("on")
-    ours = py(lab, ns, "import json; from agrconfig.net import vlan\n"
-                       f"print(json.dumps({{n: vlan.feature('v0', n) for n in {sorted(shown)!r}}}))")
+    ours = py(lab, ns, "import json; from agrconfig.net import ethtool\n"
+                       f"print(json.dumps({{n: ethtool.feature('v0', n) for n in {sorted(shown)!r}}}))")
     known = {n: v for n, v in ours.items() if v is not None}
     # ethtool's old aliases (rx-checksumming, ...) are no kernel names: those alone are unknown.
     assert len(known) >= 30 and "rx-vlan-filter" in known and "tx-checksum-ip-generic" in known

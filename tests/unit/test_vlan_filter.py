@@ -2,7 +2,7 @@
 behind it, and which link events make the worker look again."""
 import struct
 
-from agrconfig.net import netlink, rtnl, vlan
+from agrconfig.net import ethtool, netlink, rtnl, vlan
 from agrconfig.net.vlan import ETH_P_8021AD, ETH_P_8021Q, Vlan, VlanLink
 from agrconfig.worker import vlanfilter
 from agrconfig.worker.linkwatch import BridgePortChanged, BridgePortRemoved, EventsLost, LinkChanged, LinkGone
@@ -60,9 +60,9 @@ def test_bridge_vlan_info_is_read_one_attribute_a_vlan():
 
 
 def test_a_feature_is_found_by_its_name_whatever_its_bit():
-    names = b"".join(n.encode().ljust(vlan.ETH_GSTRING_LEN, b"\0") for n in ("tx-scatter-gather", "rx-vlan-filter"))
-    assert vlan.feature_bit(names, 2, "rx-vlan-filter") == 1
-    assert vlan.feature_bit(names, 2, "rx-gro") is None
+    names = b"".join(n.encode().ljust(ethtool.ETH_GSTRING_LEN, b"\0") for n in ("tx-scatter-gather", "rx-vlan-filter"))
+    assert ethtool.feature_bit(names, 2, "rx-vlan-filter") == 1
+    assert ethtool.feature_bit(names, 2, "rx-gro") is None
 
 
 def test_feature_reads_the_active_bit_of_its_block(monkeypatch):
@@ -73,23 +73,23 @@ def test_feature_reads_the_active_bit_of_its_block(monkeypatch):
 
     def ioctl(_ifname, data):
         cmd = struct.unpack_from("=I", data)[0]
-        if cmd == vlan.ETHTOOL_GSSET_INFO:
+        if cmd == ethtool.ETHTOOL_GSSET_INFO:
             return data[:16] + struct.pack("=I", count)
-        if cmd == vlan.ETHTOOL_GSTRINGS:
+        if cmd == ethtool.ETHTOOL_GSTRINGS:
             return data[:12] + table
         blocks = [struct.pack("=IIII", 0xFFFFFFFF, 0, 0, 0), struct.pack("=IIII", 0, 0, 1 << 3, 0)]
         return data[:8] + b"".join(blocks)
 
-    monkeypatch.setattr(vlan, "_ethtool", ioctl)
+    monkeypatch.setattr(ethtool, "_ioctl", ioctl)
     assert vlan.filters_vlans("re0") is True
-    assert vlan.feature("re0", "f3") is False       # available, not active
-    assert vlan.feature("re0", "nosuch") is None
+    assert ethtool.feature("re0", "f3") is False       # available, not active
+    assert ethtool.feature("re0", "nosuch") is None
 
 
 def test_a_link_without_ethtool_filters_nothing(monkeypatch):
     def ioctl(_ifname, _data):
         raise OSError(95, "Operation not supported")
-    monkeypatch.setattr(vlan, "_ethtool", ioctl)
+    monkeypatch.setattr(ethtool, "_ioctl", ioctl)
     assert vlan.filters_vlans("re0") is False
 
 

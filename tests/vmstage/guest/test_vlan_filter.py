@@ -42,8 +42,8 @@ def wait_entries(lab, ns, want, what):
         lab.wait_for(lambda: entries(lab, ns) == want, timeout=30, what=what)
     except AssertionError as exc:
         seen = lab.run(ns, sys.executable, "-c", f"import sys; sys.path.insert(0, {ROOT!r})\n"
-                       "from agrconfig.net import rtnl, vlan\n"
-                       "print(vlan.vlan_links(), vlan.carried(rtnl.link('agr0').index), vlan.feature('re0', 'rx-vlan-filter'))",
+                       "from agrconfig.net import ethtool, rtnl, vlan\n"
+                       "print(vlan.vlan_links(), vlan.carried(rtnl.link('agr0').index), ethtool.feature('re0', 'rx-vlan-filter'))",
                        check=False)
         raise AssertionError(f"{exc}: {entries(lab, ns)}; the filter reads {seen.stdout}{seen.stderr}"
                              f"{worker_logs_tail(lab, ns, ['agr0'])}") from None
