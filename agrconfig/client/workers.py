@@ -1,7 +1,6 @@
 """Workers seen from the client: find, spawn, revive, upgrade and destroy them; ask them."""
 import contextlib
 import errno
-import logging
 import os
 import time
 
@@ -14,10 +13,10 @@ from ..ipc import protocol
 from ..ipc.protocol import PROTOCOL_VERSION
 from ..net import rtnl
 from ..status import AggregateStatus
+from ..logger import log
 
 owner_of = worker.owner_of
 members = worker.members
-log = logging.getLogger("agrconfig")
 
 
 def exists(name):

@@ -4,16 +4,15 @@ worker; it imports only the bottom layer.
 """
 import errno
 import json
-import logging
 from dataclasses import dataclass
 
 from .. import __version__, options
 from ..checks import valid_ifname
 from ..errors import AgrError
 from ..record import Record
+from ..logger import log
 
 MAX_REQUEST = 64 * 1024
-log = logging.getLogger("agrconfig")
 
 
 # Every reply says which protocol and release answered. Requests carry no version: the

@@ -17,14 +17,13 @@ The timing is AnnounceSchedule's (pure: `now` passed in); the Announcer is the l
 component around it: a move is taken up by the next on_timer (the turn's `now`), the frames
 are built by announce.py (pure) from what `facts` reads of the kernel, and sent by `send`.
 """
-import logging
 
 from ..net import rtnl
 from ..record import Record
 from . import announce
 from .component import Component
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 class Round(Record):

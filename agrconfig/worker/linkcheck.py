@@ -15,14 +15,13 @@ worker's component around it, NoLinkCheck the one in its place while no check ru
 """
 import ctypes
 import ipaddress
-import logging
 import socket
 import struct
 
 from .component import READ, Component
 from .port import PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING, PACKET_MR_UNICAST, SOL_PACKET
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 MISSED = 3   # intervals without a frame from a target before a port is down
 ETH_P_ALL = 0x0003

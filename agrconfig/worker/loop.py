@@ -8,7 +8,6 @@ a null object. Port changes are transactions.py's; the ports are members.py's; t
 around the worker is process.py's.
 """
 import errno
-import logging
 import os
 import signal
 import socket
@@ -31,8 +30,8 @@ from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, T
 from .tap import unpersist
 from .transactions import PortTransactions
 from .vlanfilter import VlanFilter
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 def default_flags():

@@ -6,7 +6,6 @@ Each is a component.Component: the loop registers its fds and calls it back with
 their own interfaces (get_timer / handle_timer(now)); the parts here hold the current one.
 """
 import collections
-import logging
 import os
 import socket
 
@@ -15,10 +14,10 @@ from ..net import ethtool
 from . import datapath
 from .component import READ, Component
 from .tap import attached_name, open_tap, set_carrier
+from ..logger import log
 
 MCAST_RESYNC = 5.0
 
-log = logging.getLogger("agrconfig")
 
 
 class AggregationPart(Component):

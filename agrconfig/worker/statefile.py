@@ -5,15 +5,14 @@ writes (garbage, truncated, wrong types, missing keys, names that could be
 paths) is set aside as NAME.state.bad with a log line and treated as absent.
 """
 import json
-import logging
 import os
 import re
 
 from .. import options, paths
 from ..ipc import protocol
 from .port import PORT_SYSCTLS
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 SYSCTL_KEYS = {f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS}
 
