@@ -198,3 +198,24 @@ def take_tap(name, resuming, held_tap, keeper):
         except OSError as exc:
             log.warning("%s: cannot hand the TAP to the supervisor: %s", name, exc)
     return fd
+
+
+class NoLinkCheck(Component):
+    """No agrlinkcheck (off, or LACP, which has its own): every port is up as far as it goes."""
+    running = False
+    setting = None
+
+    def start(self, now, ports):
+        pass
+
+    def add_port(self, now, port):
+        pass
+
+    def remove_port(self, index):
+        pass
+
+    def carrier_back(self, now, port):
+        pass
+
+    def status(self, now, index):
+        return None
