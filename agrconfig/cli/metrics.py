@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest, write_to_textf
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
 from ..client import inspect
-from ..lacp.pdu import STATE_BITS
+from ..lacp.states import STATE_BITS
 
 AGR, PORT = ["agr"], ["agr", "port"]
 

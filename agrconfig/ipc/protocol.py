@@ -4,8 +4,6 @@ worker; it imports only the bottom layer.
 """
 import errno
 import json
-import logging
-from dataclasses import dataclass
 
 from .. import __version__, options
 from ..checks import valid_ifname
@@ -13,7 +11,6 @@ from ..errors import AgrError
 from ..record import Record
 
 MAX_REQUEST = 64 * 1024
-log = logging.getLogger("agrconfig")
 
 
 # Every reply says which protocol and release answered. Requests carry no version: the
@@ -32,12 +29,9 @@ def release_key(release):
         return ()
 
 
-@dataclass(frozen=True)
-class Peer:
-    """Who answered a ping: a worker's protocol version, release and pid."""
-    version: int
-    release: str | None
-    pid: int | None
+class Peer(Record):
+    """Who answered a ping: a worker's protocol version, release (or None) and pid (or None)."""
+    __slots__ = ("version", "release", "pid")
 
     def _key(self):
         return (self.version, release_key(self.release))
@@ -209,7 +203,8 @@ def answer(req, handler):
     except AgrError as exc:
         return {"error": exc.to_dict(), **VERSION}
     except Exception as exc:  # a bug must not kill the worker; report it
-        log.exception("error serving %r", req)
+        import logging   # the worker's, which has it loaded: not every command's
+        logging.getLogger("agrconfig").exception("error serving %r", req)
         return {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict(), **VERSION}
 
 

@@ -4,9 +4,22 @@ LACP and the data path.
 This module is the worker's entry point, and the only part of it the client imports: starting
 a worker, reading the state file it keeps, and giving back the ports of a dead one.
 """
-from .flowhash import flow_hash  # noqa: F401 (whichport: the data paths' own hash)
-from .slb import bucket_of as slb_bucket, placement as slb_placement  # noqa: F401 (whichport under slb)
 from .statefile import all_names, load as load_state, members, owner_of, remove as remove_state  # noqa: F401
+
+# whichport's (the data paths' own hash, and slb's placement): loaded on first use, as a status
+# command needs only the state files (PEP 562).
+_LAZY = {"flow_hash": ("flowhash", "flow_hash"), "slb_bucket": ("slb", "bucket_of"),
+         "slb_placement": ("slb", "placement")}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
 
 
 def spawn(name, resume):
