@@ -5,14 +5,22 @@ writes (garbage, truncated, wrong types, missing keys, names that could be
 paths) is set aside as NAME.state.bad with a log line and treated as absent.
 """
 import json
-import logging
 import os
 import re
 
 from .. import options, paths
 from ..ipc import protocol
 
-log = logging.getLogger("agrconfig")
+
+class _Log:
+    """logging.getLogger("agrconfig"), imported when something is logged: a status logs nothing."""
+
+    def __getattr__(self, name):
+        import logging
+        return getattr(logging.getLogger("agrconfig"), name)
+
+
+log = _Log()
 
 # What we change on a member, and the value that keeps the port's own IP stack
 # out of the way: frames belong to agrN, not to the port.
