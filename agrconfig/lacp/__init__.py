@@ -3,8 +3,6 @@
 The names below are loaded on first use (PEP 562): a status command imports one state Enum
 (agrconfig.status) or lacp.pdu's constants, and must not pay for the whole core at its start.
 """
-import importlib
-
 _WHERE = {
     "LacpCore": "core", "NotSettled": "core",
     "DistributingChanged": "events", "Output": "events", "PartnerChanged": "events",
@@ -20,6 +18,7 @@ def __getattr__(name):
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
