@@ -8,13 +8,14 @@ protocol's checks (ipc/protocol.py), the worker's defaults, provisioning's plan 
 or are held to it by tests/unit/test_options.py. Adding an option is one entry below plus its
 behaviour.
 
-This module is at the bottom of the layers: it imports nothing of the project.
+This module is at the bottom of the layers: it imports nothing of the project but Record
+(agrconfig/record.py: no dataclasses, which every command would pay for at its start).
 """
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass, field
+
+from .record import Record
 
 MTU_MIN, MTU_MAX = 68, 65535
 PRIORITY_MAX = 0xFFFF
@@ -49,11 +50,9 @@ def format_policy(mask):
     return ",".join(name for name, bit in HASH_LAYERS.items() if mask & bit)
 
 
-@dataclass(frozen=True)
-class Switch:
+class Switch(Record):
     """On/off by a word and its '-' form, as ifconfig's link0/-link0."""
-    on: str
-    off: str
+    __slots__ = ("on", "off")
 
     def words(self):
         return {self.on: True, self.off: False}
@@ -74,11 +73,10 @@ class Switch:
         return (False, True)
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(Record):
     """A word and one of a few named values: `lacptimeout fast`."""
-    word: str
-    names: tuple          # (name, value) pairs, in the order the manual lists them
+    __slots__ = ("word", "names")
+    # names: (name, value) pairs, in the order the manual lists them
 
     def words(self):
         return {self.word: None}
@@ -111,12 +109,13 @@ class Choice:
         return tuple(v for _n, v in self.names)
 
 
-@dataclass(frozen=True)
 class Proto(Choice):
     """`agrproto lacp|loadbalance|failover|slb` (NetBSD lagg's laggproto), with NetBSD agr's
     `link1` and `-link1` as aliases of loadbalance and lacp: one setting, so a file, status
     and JSON can never say link1 and failover at once."""
-    aliases: tuple = ()   # (word, value) pairs that take no argument
+    __slots__ = ("aliases",)
+    DEFAULTS = {"aliases": ()}
+    # aliases: (word, value) pairs that take no argument
 
     def words(self):
         return {self.word: None, **{w: None for w, _v in self.aliases}}
@@ -129,10 +128,9 @@ class Proto(Choice):
         return aliases[word] if word in aliases else super().value(word, arg)
 
 
-@dataclass(frozen=True)
-class HashPolicy:
+class HashPolicy(Record):
     """`agrhash l2,l3,l4`: a set of layers, kept as a bitmask."""
-    word: str
+    __slots__ = ("word",)
 
     def words(self):
         return {self.word: None}
@@ -156,14 +154,12 @@ class HashPolicy:
         return tuple(range(1, (L2 | L3 | L4) + 1))
 
 
-@dataclass(frozen=True)
-class Number:
+class Number(Record):
     """A word and an integer in a range: `lacpsysprio 100`, decimal or 0x hexadecimal (as
     status shows priorities)."""
-    word: str
-    low: int
-    high: int
-    samples: tuple = ()   # what the tests enumerate: the ends of the range and a few between
+    __slots__ = ("word", "low", "high", "samples")
+    DEFAULTS = {"samples": ()}
+    # samples: what the tests enumerate: the ends of the range and a few between
 
     def words(self):
         return {self.word: None}
@@ -211,12 +207,10 @@ def parse_unicast_mac(text, what="the system id"):
     return mac
 
 
-@dataclass(frozen=True)
-class MacAddress:
+class MacAddress(Record):
     """`lacpsysid MAC` sets a unicast MAC address, `-lacpsysid` goes back to the default
     (None: follow agrN's own address)."""
-    word: str
-    off: str
+    __slots__ = ("word", "off")
 
     def words(self):
         return {self.word: None, self.off: None}
@@ -245,13 +239,13 @@ class MacAddress:
         return (None, "02:00:00:00:13:01")
 
 
-@dataclass(frozen=True)
 class LinkAddress(MacAddress):
     """`lladdr MAC` (OpenBSD), also NetBSD's `link MAC active`; `-lladdr` (ours) goes back to
     the first port's address (None). NetBSD's `link MAC` without `active` only adds an inactive
     address, which agrN has no use for: the grammar asks for `active`."""
-    alias: str = "link"
-    suffix: str = "active"   # the word that must follow `link MAC`
+    __slots__ = ("alias", "suffix")
+    DEFAULTS = {"alias": "link", "suffix": "active"}
+    # suffix: the word that must follow `link MAC`
 
     def words(self):
         return {self.word: None, self.alias: None, self.off: None}
@@ -270,6 +264,7 @@ LINKCHECK_DEFAULT_INTERVAL = 1000
 
 def parse_targets(text):
     """'192.0.2.1,2001:db8::1' -> canonical unicast addresses, in order, no repeats."""
+    import ipaddress   # agrlinkcheck's words only: not every command's start
     out = []
     for word in text.split(","):
         try:
@@ -285,13 +280,12 @@ def parse_targets(text):
     return out
 
 
-@dataclass(frozen=True)
-class LinkCheck:
+class LinkCheck(Record):
     """`agrlinkcheck IP[,IP...] [interval MS]` (bonding's arp_ip_target/ns_ip6_target with
     arp_interval), `-agrlinkcheck` off: {"targets": [...], "interval": ms} or None."""
-    word: str
-    off: str
-    more: tuple = ("interval",)   # optional `KEY VALUE` words after the addresses
+    __slots__ = ("word", "off", "more")
+    DEFAULTS = {"more": ("interval",)}
+    # more: optional `KEY VALUE` words after the addresses
 
     def words(self):
         return {self.word: None, self.off: None}
@@ -344,12 +338,12 @@ ANNOUNCE_DEFAULT_INTERVAL = 100     # bonding spaces them by miimon (100 ms) whe
 DOWNDELAY_MAX = 3600000             # agrdowndelay: milliseconds (an hour, as agrwtr's limit)
 
 
-@dataclass(frozen=True)
-class Announce:
+class Announce(Record):
     """`agrannounce N [interval MS]` (bonding's num_grat_arp/num_unsol_na and
     peer_notif_delay): {"count": N, "interval": ms}; N 0 sends no gratuitous ARP or NA."""
-    word: str
-    more: tuple = ("interval",)   # optional `KEY VALUE` words after the count
+    __slots__ = ("word", "more")
+    DEFAULTS = {"more": ("interval",)}
+    # more: optional `KEY VALUE` words after the count
 
     def words(self):
         return {self.word: None}
@@ -387,16 +381,20 @@ class Announce:
                 {"count": 3, "interval": 200}, {"count": ANNOUNCE_MAX, "interval": 60000})
 
 
-@dataclass(frozen=True)
-class Option:
-    key: str                  # control protocol, worker, state file and JSON name
-    kind: object              # Switch, Choice or HashPolicy: words, type and range
-    default: object = field(hash=False)   # agrannounce's is a dict: the key names the option
-    summary: str              # one line, as agrconfig(8) lists it
-    scope: str = "agr"        # "agr", or "port" for a setting of one attached port
-    ifflag: int = 0           # the NetBSD if_flags bit status shows while it is on
-    ifflag_value: object = True   # ... "on": while the option has this value
-    stanza: str = ""          # ifupdown's agr-STANZA option; "" for the key with '-' for '_'
+class Option(Record):
+    __slots__ = ("key", "kind", "default", "summary", "scope", "ifflag", "ifflag_value", "stanza")
+    DEFAULTS = {"scope": "agr", "ifflag": 0, "ifflag_value": True, "stanza": ""}
+    # key: control protocol, worker, state file and JSON name
+    # kind: Switch, Choice or HashPolicy: words, type and range
+    # default: agrannounce's is a dict: the key names the option
+    # summary: one line, as agrconfig(8) lists it
+    # scope: "agr", or "port" for a setting of one attached port
+    # ifflag: the NetBSD if_flags bit status shows while it is on
+    # ifflag_value: ... "on": while the option has this value
+    # stanza: ifupdown's agr-STANZA option; "" for the key with '-' for '_'
+
+    def __hash__(self):   # without the default, which may be a dict
+        return hash((type(self), *(getattr(self, f) for f in self.FIELDS if f != "default")))
 
     def words(self):
         return self.kind.words()

@@ -17,13 +17,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from . import options
-from .lacp.actor_churn import ActorChurnState
-from .lacp.mux import MuxState
-from .lacp.partner_churn import PartnerChurnState
-from .lacp.periodic import PeriodicState
-from .lacp.port import Selected
-from .lacp.rx import RxState
-from .lacp.wtr import WtrState
+from .lacp.states import ActorChurnState, MuxState, PartnerChurnState, PeriodicState, RxState, Selected, WtrState
 from .record import Record
 
 SCHEMA = 1              # 1: this model (0: a 0.2.0 worker's reply, the same keys without this one)

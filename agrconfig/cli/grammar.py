@@ -1,6 +1,4 @@
 """ifconfig words -> operations: the grammar, shared by the command line and configuration files."""
-import ipaddress
-
 from .. import options
 from ..checks import is_number, valid_ifname  # noqa: F401 (valid_ifname: for the command line)
 from ..errors import UsageError
@@ -142,6 +140,7 @@ def _say(word):
 
 
 def _looks_like_address(word):
+    import ipaddress   # here and below: only address words need it, not every command's start
     try:
         ipaddress.ip_interface(word.split("%", 1)[0])
         return True
@@ -161,6 +160,7 @@ def classful_prefix(addr):
 
 def parse_netmask(text):
     """'255.255.255.0', '0xffffff00' or '24' -> prefix length."""
+    import ipaddress
     try:
         if text.lower().startswith("0x"):
             mask = ipaddress.IPv4Address(int(text, 16))
@@ -175,6 +175,7 @@ def parse_netmask(text):
 
 def parse_address(family, text, prefix=None):
     """ADDR[/LEN] (an IPv6 scope '%if' is accepted and dropped) -> (ip_interface, explicit)."""
+    import ipaddress
     addr, _, length = text.partition("/")
     addr = addr.split("%", 1)[0]
     ip = ipaddress.ip_address(addr)

@@ -75,7 +75,6 @@ change and 3 when something would; diagnose: 4 when it found something.
 """
 import errno
 import sys
-from docopt import DocoptExit, docopt
 
 from .. import __version__
 from ..checks import valid_ifname
@@ -85,11 +84,47 @@ from ..errors import AgrError, UsageError
 # -detailed-exitcode: fleet tools tell "changed" from the status alone.
 WOULD_CHANGE = 3
 
+# What docopt gives for the usage above when no option is set.
+NO_OPTIONS = {"--boot": False, "--confdir": "/etc", "--destroy-all": False, "--free": False, "--halt": False,
+              "--help": False, "--json": False, "--metrics": False, "--metrics-file": None, "--version": False,
+              "-C": False, "-a": False, "-f": None, "-l": False, "-n": False, "-v": False,
+              "<interface>": None, "<seconds>": None, "<word>": [], "listen": False}
+
+
+def quick_args(argv):
+    """The everyday forms (`[-n] [-v] [--json] IF [WORD...]`, `[-v] [--json] -a`, `--metrics`)
+    as docopt parses them, without docopt: its import and parse cost a status more than the
+    status itself. None for anything else, which docopt parses (and explains when it is
+    wrong). tests/unit/test_imports.py holds the two to the same answers."""
+    flags = []
+    for word in argv:
+        if word not in ("-n", "-v", "--json", "-a", "--metrics"):
+            break
+        if word in flags:
+            return None
+        flags.append(word)
+    rest = argv[len(flags):]
+    if "--metrics" in flags:
+        if len(flags) > 1 or rest:
+            return None
+    elif "-a" in flags:
+        if "-n" in flags or rest:
+            return None
+    elif not rest or rest[0].startswith("-"):
+        return None
+    args = dict(NO_OPTIONS, **{flag: True for flag in flags})
+    if rest:
+        args["<interface>"], args["<word>"] = rest[0], rest[1:]
+    return args
+
+
 def _docopt_message(exc):
     """docopt-ng's complaint as one 'agrconfig:' line, then the usage. Its own words for a
     misplaced option are a Python repr ("Warning: found unmatched (duplicate?) arguments
     [Option('-f', None, 1, 'a')]"); name the options instead."""
     import re
+
+    from docopt import DocoptExit
     usage = (DocoptExit.usage or "").strip()
     text = str(exc).strip()
     message = text[:-len(usage)].strip() if usage and text.endswith(usage) else text
@@ -107,13 +142,16 @@ def _status(args, changes):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = docopt(__doc__, argv, options_first=True, version=f"agrconfig {__version__}")
-    except DocoptExit as exc:
-        print(_docopt_message(exc), file=sys.stderr)
-        return 1
-    except SystemExit as exc:  # --help / --version
-        return 0 if exc.code in (None, 0) else 1
+    args = quick_args(argv)
+    if args is None:
+        from docopt import DocoptExit, docopt
+        try:
+            args = docopt(__doc__, argv, options_first=True, version=f"agrconfig {__version__}")
+        except DocoptExit as exc:
+            print(_docopt_message(exc), file=sys.stderr)
+            return 1
+        except SystemExit as exc:  # --help / --version
+            return 0 if exc.code in (None, 0) else 1
     # Each branch imports what it needs: the front end's start-up is most of a status command.
     try:
         if args["-l"] and (args["-v"] or args["--json"] or args["listen"]):
@@ -167,9 +205,9 @@ def main(argv=None):
             from . import render
             print(render.render(name, as_json=args["--json"], verbose=args["-v"]), end="")
             return 0
-        from . import provision
         from ..client import commands
         if args["-f"]:
+            from . import provision
             changes = provision.apply_file(args["-f"], name, commands.apply, dry_run=args["-n"])
             return _status(args, changes)
         from .grammar import parse_query, parse_words
@@ -178,6 +216,7 @@ def main(argv=None):
             return query.run(name, as_json=args["--json"], dry_run=args["-n"])
         ops = parse_words(words)
         if args["-n"]:
+            from . import provision
             planned = provision.plan(name, ops)
             for op in planned:
                 print(" ".join(["agrconfig", name, *op.words()]))

@@ -1,14 +1,16 @@
 """`agrconfig --metrics`: every agr interface of the namespace in the Prometheus text format
-0.0.4, written by prometheus_client (generate_latest), for node_exporter's textfile collector.
+0.0.4, for node_exporter's textfile collector.
 
-Counter families get prometheus_client's `_total` suffix on their samples, and the info
-family its `_info` suffix: agr_port_lacpdu_rx is sampled as agr_port_lacpdu_rx_total.
+Written here as prometheus_client's generate_latest writes it, byte for byte (tests/unit/
+test_metrics_format.py holds the two together): importing prometheus_client (http.server, ssl,
+email, ...) cost this command more than everything else it does. Counter families get the
+`_total` suffix on their samples and the info family its `_info` suffix: agr_port_lacpdu_rx is
+sampled as agr_port_lacpdu_rx_total.
 """
-from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+import os
 
 from ..client import inspect
-from ..lacp.pdu import STATE_BITS
+from ..lacp.states import STATE_BITS
 
 AGR, PORT = ["agr"], ["agr", "port"]
 
@@ -53,6 +55,63 @@ HISTORY_COUNTS = (
 )
 
 
+class Family:
+    """One metric family, as prometheus_client's CounterMetricFamily, GaugeMetricFamily and
+    InfoMetricFamily make it: a name, its help, a type, label names and samples."""
+    SUFFIX = {"counter": "_total", "info": "_info", "gauge": ""}
+
+    def __init__(self, kind, name, doc, labels):
+        self.kind, self.name, self.doc, self.labels = kind, name, doc, list(labels)
+        self.samples = []   # (labels dict, value)
+
+    def add_metric(self, values, value):
+        labels = dict(zip(self.labels, values))
+        if self.kind == "info":   # the value is a dict of labels, the sample is 1
+            labels, value = {**labels, **value}, 1.0
+        self.samples.append((labels, value))
+
+    def lines(self):
+        """generate_latest's lines for this family."""
+        name = self.name + self.SUFFIX[self.kind]
+        doc = self.doc.replace("\\", r"\\").replace("\n", r"\n")
+        out = [f"# HELP {name} {doc}\n", f"# TYPE {name} {'gauge' if self.kind == 'info' else self.kind}\n"]
+        for labels, value in self.samples:
+            text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+            out.append(f"{name}{{{text}}} {go_float(value)}\n" if text else f"{name} {go_float(value)}\n")
+        return out
+
+
+def _escape(value):
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def go_float(value):
+    """A sample's value as prometheus_client writes it (floatToGoString: Go's %g-like form)."""
+    d = float(value)
+    if d != d:
+        return "NaN"
+    if d in (float("inf"), float("-inf")):
+        return "+Inf" if d > 0 else "-Inf"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:   # Go switches to exponents sooner than Python
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return s
+
+
+def CounterMetricFamily(name, doc, labels):
+    return Family("counter", name, doc, labels)
+
+
+def GaugeMetricFamily(name, doc, labels):
+    return Family("gauge", name, doc, labels)
+
+
+def InfoMetricFamily(name, doc, labels):
+    return Family("info", name, doc, labels)
+
+
 def families(statuses):
     """Prometheus metric families for {agr name: AggregateStatus}."""
     def new(kind, name, doc, labels):
@@ -75,7 +134,7 @@ def families(statuses):
     partner = new(GaugeMetricFamily, "agr_port_partner_state",
                   "Partner_Oper_Port_State bit (802.1AX partner-oper-port-state), 1 if set", PORT + ["bit"])
     partner_info = InfoMetricFamily("agr_port_partner", "The partner's System ID, key and port (802.1AX "
-                                    "partner-oper-system, -key, -port-number and priorities)", labels=PORT)
+                                    "partner-oper-system, -key, -port-number and priorities)", PORT)
     announced = new(CounterMetricFamily, "agr_announcements",
                     "Frames sent after moves: gratuitous ARP, unsolicited NA, learning frames, reports", AGR)
     changed = new(GaugeMetricFamily, "agr_port_last_change_timestamp_seconds",
@@ -139,24 +198,21 @@ def families(statuses):
               if any(ws.slb is not None for ws in statuses.values()) else [])]
 
 
-class _Collector:
-    def __init__(self, statuses):
-        self.statuses = statuses
-
-    def collect(self):
-        return families(self.statuses)
-
-
-def registry(statuses=None):
-    reg = CollectorRegistry(auto_describe=False)
-    reg.register(_Collector(inspect.agr_statuses() if statuses is None else statuses))
-    return reg
-
-
 def text(statuses=None):
-    return generate_latest(registry(statuses)).decode()
+    statuses = inspect.agr_statuses() if statuses is None else statuses
+    return "".join(line for family in families(statuses) for line in family.lines())
 
 
 def write_file(path, statuses=None):
-    """Atomically (a temporary file renamed into place), as the textfile collector needs."""
-    write_to_textfile(path, registry(statuses))
+    """Atomically (a temporary file renamed into place), as the textfile collector needs and
+    as prometheus_client's write_to_textfile does it."""
+    data = text(statuses).encode()
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

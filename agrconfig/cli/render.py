@@ -4,7 +4,7 @@ import json
 
 from .. import options
 from ..client import inspect
-from ..lacp.pdu import STATE_BITS
+from ..lacp.states import STATE_BITS
 from ..net import rtnl
 from ..status import SCHEMA_KEY, Protocol, Role, Selected, plain
 from . import stats

@@ -1,6 +1,6 @@
 """What is there: interfaces, their addresses, and what their workers say, for status."""
 import errno
-from typing import NamedTuple
+from collections import namedtuple
 
 from .. import paths, worker
 from ..errors import AgrError
@@ -9,12 +9,9 @@ from ..status import AggregateStatus
 from . import workers
 
 
-class Facts(NamedTuple):
-    """One interface as found: its link, addresses, the agr it is a port of, its worker's status."""
-    link: object
-    addrs: list
-    member_of: str | None
-    ws: AggregateStatus | None
+# One interface as found: its link, its addresses, the agr it is a port of (or None), its worker's
+# AggregateStatus (or None). A namedtuple: typing's NamedTuple costs a status its import.
+Facts = namedtuple("Facts", "link addrs member_of ws")
 
 
 def names():

@@ -4,8 +4,6 @@ import errno
 import os
 import time
 
-import psutil
-
 from .. import __version__, paths, worker
 from ..errors import AgrError
 from ..ipc import client as control
@@ -57,6 +55,7 @@ def _pid_from_file(name):
 
 def _supervisor(name):
     """The live supervisor process of `name` (from the pid file), or None."""
+    import psutil   # a status's path never needs it: several ms of every command's start
     pid = _pid_from_file(name)
     if not pid:
         return None
@@ -120,6 +119,7 @@ def _upgrade(name, peer):
     and worker are killed (the supervisor first, so it cannot start the old code again), and a
     new pair resumes from the state file. agrN, its addresses and routes stay, the kernel fast
     path forwards meanwhile, and the partner sees no LACP change."""
+    import psutil
     log.info("agrconfig: %s: restarting its worker (agrconfig %s) into %s", name,
              peer.release or "before 0.2.0", __version__)
     supervisor = _supervisor(name)
@@ -162,6 +162,7 @@ def _revive(name):
 
 def _kill(supervisor):
     """SIGKILL a supervisor (from _supervisor(), so checked to be ours) and its worker."""
+    import psutil
     if supervisor is None:
         return
     try:
@@ -262,6 +263,7 @@ def destroy(name):
 
 
 def _destroy(name):
+    import psutil
     supervisor = _supervisor(name)  # checked: a pid file naming another process is not waited for
     pid = supervisor.pid if supervisor else None
     try:
@@ -322,7 +324,6 @@ def worker_statuses(names):
     """
     if not names:
         return {}
-    from concurrent.futures import ThreadPoolExecutor
 
     def ask(name):
         try:
@@ -330,8 +331,7 @@ def worker_statuses(names):
         except (control.WorkerGone, AgrError) as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=min(len(names), 16)) as pool:
-        out = dict(zip(names, pool.map(ask, names)))
+    out = dict(zip(names, _concurrently(ask, names, width=16)))
     for name, result in out.items():
         peer = control.peer_of(name)
         if isinstance(result, control.WorkerGone) or (peer is not None and peer.older):
@@ -341,3 +341,33 @@ def worker_statuses(names):
                 out[name] = exc
     return out
 
+
+def _concurrently(fn, items, width):
+    """[fn(item) for item in items], `width` threads at a time. Plain threads: concurrent.futures
+    imports logging, which would cost every `-a` and `--metrics` its import."""
+    import threading
+    results, failures = [None] * len(items), []
+    pending = list(enumerate(items))
+    lock = threading.Lock()
+
+    def run():
+        while True:
+            with lock:
+                if not pending:
+                    return
+                i, item = pending.pop(0)
+            try:
+                results[i] = fn(item)
+            except BaseException as exc:   # raised again below, in the caller's thread
+                failures.append(exc)
+
+    if len(items) == 1:
+        return [fn(items[0])]
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(width, len(items)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return results

@@ -4,13 +4,11 @@ worker; it imports only the bottom layer.
 """
 import errno
 import json
-from dataclasses import dataclass
 
 from .. import __version__, options
 from ..checks import valid_ifname
 from ..errors import AgrError
 from ..record import Record
-from ..logger import log
 
 MAX_REQUEST = 64 * 1024
 
@@ -31,12 +29,9 @@ def release_key(release):
         return ()
 
 
-@dataclass(frozen=True)
-class Peer:
-    """Who answered a ping: a worker's protocol version, release and pid."""
-    version: int
-    release: str | None
-    pid: int | None
+class Peer(Record):
+    """Who answered a ping: a worker's protocol version, release (or None) and pid (or None)."""
+    __slots__ = ("version", "release", "pid")
 
     def _key(self):
         return (self.version, release_key(self.release))
@@ -208,6 +203,7 @@ def answer(req, handler):
     except AgrError as exc:
         return {"error": exc.to_dict(), **VERSION}
     except Exception as exc:  # a bug must not kill the worker; report it
+        from ..logger import log
         log.exception("error serving %r", req)
         return {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict(), **VERSION}
 

@@ -5,16 +5,10 @@ aggregation is not forming (for example, no aggregator is free for it).
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import ActorChurnState  # noqa: F401 (defined there: cheap for status)
 
 from .machine import Machine
 from .port import CHURN_DETECTION_TIME
-
-
-class ActorChurnState(StrEnum):
-    NO_ACTOR_CHURN = "NO_ACTOR_CHURN"
-    ACTOR_CHURN_MONITOR = "ACTOR_CHURN_MONITOR"
-    ACTOR_CHURN = "ACTOR_CHURN"
 
 
 S = ActorChurnState

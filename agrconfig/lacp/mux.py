@@ -5,17 +5,10 @@ collect and distribute while the partner is in sync.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import MuxState  # noqa: F401 (defined there: cheap for status)
 
 from .machine import Machine
 from .port import AGGREGATE_WAIT_TIME, SELECTED, STANDBY, UNSELECTED
-
-
-class MuxState(StrEnum):
-    DETACHED = "DETACHED"
-    WAITING = "WAITING"
-    ATTACHED = "ATTACHED"
-    COLLECTING_DISTRIBUTING = "COLLECTING_DISTRIBUTING"
 
 
 S = MuxState

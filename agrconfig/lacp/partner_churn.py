@@ -5,16 +5,10 @@ partner does not put the link in its aggregation.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import PartnerChurnState  # noqa: F401 (defined there: cheap for status)
 
 from .machine import Machine
 from .port import CHURN_DETECTION_TIME
-
-
-class PartnerChurnState(StrEnum):
-    NO_PARTNER_CHURN = "NO_PARTNER_CHURN"
-    PARTNER_CHURN_MONITOR = "PARTNER_CHURN_MONITOR"
-    PARTNER_CHURN = "PARTNER_CHURN"
 
 
 S = PartnerChurnState

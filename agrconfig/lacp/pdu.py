@@ -13,6 +13,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from .states import (ACTIVITY, AGGREGATION, COLLECTING, DEFAULTED, DISTRIBUTING, EXPIRED,  # noqa: F401
+                     STATE_BITS, SYNC, SYNCHRONIZATION, TIMEOUT)
+
 SLOW_PROTOCOLS_MAC = b"\x01\x80\xc2\x00\x00\x02"
 ETH_P_SLOW = 0x8809
 SUBTYPE_LACP = 1
@@ -20,23 +23,8 @@ SUBTYPE_MARKER = 2
 LACP_VERSION = 1
 MARKER_VERSION = 1
 
-# Actor/Partner state bits, least significant first (§6.4.2.3 h).
-ACTIVITY = 0x01
-TIMEOUT = 0x02
-AGGREGATION = 0x04
-SYNCHRONIZATION = 0x08
-COLLECTING = 0x10
-DISTRIBUTING = 0x20
-DEFAULTED = 0x40
-EXPIRED = 0x80
-SYNC = SYNCHRONIZATION
-
-_STATE_BITS = (
-    (ACTIVITY, "ACTIVITY"), (TIMEOUT, "TIMEOUT"), (AGGREGATION, "AGGREGATION"), (SYNC, "SYNC"),
-    (COLLECTING, "COLLECTING"), (DISTRIBUTING, "DISTRIBUTING"), (DEFAULTED, "DEFAULTED"),
-    (EXPIRED, "EXPIRED"),
-)
-STATE_BITS = _STATE_BITS
+# Actor/Partner state bits (ACTIVITY ... EXPIRED, STATE_BITS): in states.py, which status reads.
+_STATE_BITS = STATE_BITS
 
 # TLV types and lengths (the length counts the type and length octets too).
 TLV_TERMINATOR = 0

@@ -7,17 +7,10 @@ partner), so a passive port speaks only once an active partner has spoken.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import PeriodicState  # noqa: F401 (defined there: cheap for status)
 
 from .machine import Machine
 from .port import FAST_PERIODIC_TIME, SLOW_PERIODIC_TIME
-
-
-class PeriodicState(StrEnum):
-    NO_PERIODIC = "NO_PERIODIC"
-    FAST_PERIODIC = "FAST_PERIODIC"
-    SLOW_PERIODIC = "SLOW_PERIODIC"
-    PERIODIC_TX = "PERIODIC_TX"
 
 
 S = PeriodicState

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from .states import Selected  # noqa: F401 (defined there: cheap for status)
 
 from . import pdu as P
 
@@ -24,13 +24,6 @@ MAX_TX_PER_PERIOD = 3        # "no more than three LACPDUs in any Fast_Periodic_
 DEFAULT_SYSTEM_PRIORITY = 0x8000
 DEFAULT_PORT_PRIORITY = 0x8000
 COLLECTOR_MAX_DELAY = 0
-
-class Selected(StrEnum):
-    """The Selected variable (§6.4.8)."""
-    SELECTED = "SELECTED"
-    UNSELECTED = "UNSELECTED"
-    STANDBY = "STANDBY"
-
 
 SELECTED, UNSELECTED, STANDBY = Selected.SELECTED, Selected.UNSELECTED, Selected.STANDBY
 

@@ -5,20 +5,11 @@ partner for fast LACPDUs), and falls back to the administrative default (DEFAULT
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import RxState  # noqa: F401 (defined there: cheap for status)
 
 from . import pdu as P
 from .machine import Machine
 from .port import LONG_TIMEOUT_TIME, SHORT_TIMEOUT_TIME, UNSELECTED, Port
-
-
-class RxState(StrEnum):
-    INITIALIZE = "INITIALIZE"
-    PORT_DISABLED = "PORT_DISABLED"
-    LACP_DISABLED = "LACP_DISABLED"
-    EXPIRED = "EXPIRED"
-    DEFAULTED = "DEFAULTED"
-    CURRENT = "CURRENT"
 
 
 S = RxState

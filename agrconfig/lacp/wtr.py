@@ -17,17 +17,11 @@ COLLECTING_DISTRIBUTING, so the partner does not send into a port that is not co
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from .states import WtrState  # noqa: F401 (defined there: cheap for status)
 
 from .machine import Machine
 from .port import Timer
 from .rx import RxState
-
-
-class WtrState(StrEnum):
-    DOWN = "DOWN"
-    WAITING = "WAITING"
-    RESTORED = "RESTORED"
 
 
 S = WtrState

@@ -2,10 +2,8 @@
 routes and neighbours read and changed through our own netlink code (netlink.py), for the
 front end and the worker alike (pyroute2's import alone costs ~0.2 s and ~20 MiB)."""
 import errno
-import ipaddress
 import socket
 import struct
-from dataclasses import dataclass, field
 
 from ..errors import AgrError
 from ..record import Record
@@ -30,20 +28,17 @@ def reset():
     """Nothing to forget in a forked child: every request opens a socket of its own."""
 
 
-@dataclass
-class Link:
-    index: int
-    name: str
-    mac: str
-    mtu: int
-    flags: int
-    kind: str
-    type: int
-    addrlen: int
-    carrier: bool
-    operstate: str
-    stats: dict = field(default_factory=dict)
-    master: int = 0      # IFLA_MASTER: the bridge, bond or team this link is a port of (0: none)
+class Link(Record):
+    """index, name, mac, mtu, flags, kind, type, addrlen, carrier, operstate, stats (IFLA_STATS64
+    by name), master (IFLA_MASTER: the bridge, bond or team this link is a port of; 0: none)."""
+    __slots__ = ("index", "name", "mac", "mtu", "flags", "kind", "type", "addrlen", "carrier", "operstate",
+                 "stats", "master")
+    DEFAULTS = {"master": 0}
+
+    def __init__(self, *args, **kwargs):
+        if len(args) < 11 and "stats" not in kwargs:
+            kwargs["stats"] = {}   # a dict of its own, as dataclasses' default_factory
+        super().__init__(*args, **kwargs)
 
     @property
     def up(self):
@@ -158,17 +153,13 @@ def links():
                   key=lambda l: l.index)
 
 
-@dataclass
-class Address:
-    family: int
-    address: str
-    prefixlen: int
-    broadcast: str | None
-    flags: int
-    scope: int
+class Address(Record):
+    """family, address, prefixlen, broadcast (or None), flags, scope."""
+    __slots__ = ("family", "address", "prefixlen", "broadcast", "flags", "scope")
 
     @property
     def interface(self):
+        import ipaddress   # what changes addresses needs, not every status
         return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}")
 
 

@@ -6,6 +6,7 @@ from .. import options
 from ..net import rtnl, vlan
 from ..errors import AgrError
 from ..lacp.pdu import ETH_P_SLOW, SLOW_PROTOCOLS_MAC
+from .statefile import PORT_SYSCTLS   # defined there: status reads state files without this module
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -20,15 +21,6 @@ PACKET_MR_ALLMULTI = 2
 PACKET_MR_UNICAST = 3
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 SOCKET_BUFFER = 4 << 20
-
-# What we change on a member, and the value that keeps the port's own IP stack
-# out of the way: frames belong to agrN, not to the port.
-PORT_SYSCTLS = (
-    ("ipv6", "disable_ipv6", "1"),
-    ("ipv6", "addr_gen_mode", "1"),
-    ("ipv4", "arp_ignore", "8"),
-    ("ipv4", "rp_filter", "1"),
-)
 
 
 def snapshot(link):

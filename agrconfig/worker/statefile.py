@@ -10,9 +10,16 @@ import re
 
 from .. import options, paths
 from ..ipc import protocol
-from .port import PORT_SYSCTLS
 from ..logger import log
 
+# What we change on a member, and the value that keeps the port's own IP stack
+# out of the way: frames belong to agrN, not to the port.
+PORT_SYSCTLS = (
+    ("ipv6", "disable_ipv6", "1"),
+    ("ipv6", "addr_gen_mode", "1"),
+    ("ipv4", "arp_ignore", "8"),
+    ("ipv4", "rp_filter", "1"),
+)
 
 SYSCTL_KEYS = {f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS}
 
