@@ -1,19 +1,23 @@
 """Runtime paths, keyed by network namespace so every netns has its own agr0."""
-import contextlib
-import errno
+import _socket   # not socket, nor re and contextlib: the supervisor imports this module, and
+import errno     # those three cost it about 2 MiB (socket.py and re bring enum, selectors...)
 import fcntl
 import os
-import re
-import socket
 import stat
 
 RUN_ROOT = os.environ.get("AGRCONFIG_RUNDIR", "/run/agrconfig")
-NAME_RE = re.compile(r"agr(0|[1-9][0-9]{0,11})")
 IFNAMSIZ = 15
 
 
+def _decimal(text):
+    return text.isascii() and text.isdigit()
+
+
 def is_agr_name(name):
-    return len(name) <= IFNAMSIZ and bool(NAME_RE.fullmatch(name))
+    """agr0, agr1, ... (agr(0|[1-9][0-9]{0,11})), at most IFNAMSIZ characters."""
+    unit = name[3:]
+    return (len(name) <= IFNAMSIZ and name.startswith("agr") and _decimal(unit)
+            and (unit == "0" or (unit[0] != "0" and len(unit) <= 12)))
 
 
 def netns_id():
@@ -30,10 +34,15 @@ def netns_cookie():
     """The kernel's 64-bit cookie of our network namespace: unlike the inode, never reused
     by a later namespace. None on kernels without SO_NETNS_COOKIE."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            return str(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little"))
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
     except OSError:
         return None
+    try:
+        return str(int.from_bytes(s.getsockopt(_socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little"))
+    except OSError:
+        return None
+    finally:
+        s.close()
 
 
 def run_dir(create=False):
@@ -46,10 +55,12 @@ def run_dir(create=False):
         with os.scandir(path) as entries:
             for entry in entries:
                 # Another worker's temporary file may be renamed away under us.
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
                         os.chmod(entry.path, 0o600)
+                except FileNotFoundError:
+                    pass
     if path not in _checked:
         _forget_dead_namespace(path)
     return path
@@ -81,8 +92,10 @@ def _forget_dead_namespace(path):
             with os.scandir(path) as entries:
                 for entry in entries:
                     if entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        with contextlib.suppress(FileNotFoundError):
+                        try:
                             os.unlink(entry.path)
+                        except FileNotFoundError:
+                            pass
         if cookie is not None and old != cookie:
             tmp = f"{stamp}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -230,7 +243,6 @@ def _remove_dir(path, dfd, everything=False):
 
 INIT_NET_NS = 0xEFFFFFF9   # the inodes of the initial namespaces are fixed (include/linux/proc_ns.h)
 INIT_PID_NS = 0xEFFFFFFC
-DIR_RE = re.compile(r"netns-([0-9]+)")
 
 
 def live_namespaces(proc="/proc"):
@@ -318,7 +330,7 @@ def sweep(scan=live_namespaces):
         names = os.listdir(RUN_ROOT)
     except FileNotFoundError:
         return []
-    dead = [n for n in names if DIR_RE.fullmatch(n) and int(n[6:]) not in live
+    dead = [n for n in names if n.startswith("netns-") and _decimal(n[6:]) and int(n[6:]) not in live
             and os.path.join(RUN_ROOT, n) != own][:SWEEP_MAX]
     held = []
     removed = []

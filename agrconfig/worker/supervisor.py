@@ -6,11 +6,12 @@ out of it. It imports what supervising needs and nothing more; each worker it fo
 worker's modules itself (loop.py and below), so that they are held once, by the worker, and a
 crashed worker's replacement starts from a small, clean parent.
 """
+import _signal   # not signal nor socket: their Python halves import enum and selectors (~1 MiB here)
+import _socket
+import array
 import errno
 import gc
 import os
-import signal
-import socket
 import sys
 import time
 
@@ -47,8 +48,8 @@ def _daemon(name, resume, ready_w):
         os.dup2(devnull, fd)
     os.closerange(3, ready_w)
     os.closerange(ready_w + 1, 65536)
-    for sig in (signal.SIGHUP, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_IGN)
+    for sig in (_signal.SIGHUP, _signal.SIGPIPE):
+        _signal.signal(sig, _signal.SIG_IGN)
     setup_logging(name)
     _supervise(name, resume, ready_w)
 
@@ -80,19 +81,19 @@ def _supervise(name, resume, ready_w):
         stopping = True
         if child:
             try:
-                os.kill(child, signal.SIGTERM)
+                os.kill(child, _signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    _signal.signal(_signal.SIGTERM, on_term)
+    _signal.signal(_signal.SIGINT, on_term)
     delay = RESTART_DELAY
     first = True
     # Each worker hands us its TAP fd and we keep it open: while a worker is dead and
     # restarting, agrN keeps its carrier (so its neighbours and qdisc stay) and frames
     # wait in the TAP's queue for the next worker, which inherits the fd.
-    keeper_r, keeper_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    keeper_r.setblocking(False)  # (socket.recv_fds ignores its flags argument before 3.12)
+    keeper_r, keeper_w = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    keeper_r.setblocking(False)
     held_tap = None
     while not stopping:
         r, w = os.pipe2(os.O_CLOEXEC)
@@ -105,8 +106,8 @@ def _supervise(name, resume, ready_w):
             os.close(r)
             if first:
                 os.close(ready_w)  # the front end waits for EOF on it: only we may hold it
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
             keeper_r.close()
             _worker_main(name, resume, w, held_tap, keeper_w)
         os.close(w)
@@ -136,11 +137,21 @@ def _supervise(name, resume, ready_w):
     os._exit(0)
 
 
+def _recv_fds(sock, maxfds=1):
+    """socket.recv_fds's fds, on a bare _socket."""
+    _msg, ancdata, _flags, _addr = sock.recvmsg(16, _socket.CMSG_LEN(maxfds * 4))
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+    return list(fds)
+
+
 def _take_tap(keeper, held):
     """The TAP fd the worker just sent (if any) replaces the one we held."""
     while True:
         try:
-            _msg, fds, _flags, _addr = socket.recv_fds(keeper, 16, 1)
+            fds = _recv_fds(keeper)
         except (BlockingIOError, InterruptedError):
             return held
         for fd in fds:
@@ -176,8 +187,8 @@ def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
     def on_term(_sig, _frame):
         worker.stopping = True
 
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
+    _signal.signal(_signal.SIGTERM, on_term)
+    _signal.signal(_signal.SIGINT, on_term)
     os.write(ready_w, f"ok{os.getpid()}".encode())
     os.close(ready_w)
     try:
