@@ -371,7 +371,7 @@ def look(name):
     except AgrError as exc:
         if exc.errno != errno.EPERM:
             raise
-        # Workers before 0.4 answer root only, whatever the request.
+        # Workers of 0.3.0 and earlier answer root only, whatever the request.
         peer = control.peer_of(name)
         release = f"agrconfig {peer.release}" if peer is not None and peer.release else "an earlier agrconfig"
         raise Unserved(errno.EPERM, "SIOCGIFFLAGS", f"{name}: its worker ({release}) answers root only; "

@@ -19,6 +19,8 @@ from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request, 
 
 REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
 MAX_CONNECTIONS = 32       # pending at once; beyond that the oldest is dropped
+LOOK_REUSE = 0.1           # a user's look is answered with a reply at most this old (seconds):
+#                            users asking in a loop cannot make the worker build status after status
 
 log = logging.getLogger("agrconfig")
 
@@ -68,6 +70,7 @@ class Server:
         self.listener, self.handler, self.clock = listener, handler, clock
         self.timeout, self.max_conns = timeout, max_conns
         self.conns = {}
+        self.looks = {}   # op -> (when, reply): the last answer to a user's look (LOOK_REUSE)
 
     def close(self):
         for conn in list(self.conns.values()):
@@ -150,6 +153,16 @@ class Server:
         if refused is not None:
             log.debug("control: %s from uid %d refused: only root may change", req.OP, uid)
             return {"error": refused.to_dict(), **VERSION}
+        if req.CHANGES:
+            self.looks.clear()   # what users are shown next is built afresh
+        elif uid != 0:
+            when, reply = self.looks.get(req.OP, (None, None))
+            if when is not None and 0 <= now - when < LOOK_REUSE:
+                return reply
+            reply = answer(req, lambda req: self.handler(req, now))
+            if "result" in reply:
+                self.looks[req.OP] = (now, reply)
+            return reply
         return answer(req, lambda req: self.handler(req, now))
 
     def _read(self, conn):

@@ -89,17 +89,17 @@ def served(monkeypatch):
     handled = []
     uid = {"value": NOBODY}
     monkeypatch.setattr(server, "peer_uid", lambda sock: uid["value"])
-    srv = server.Server(listener, lambda req, now: handled.append(req) or {"ok": True}, clock=lambda: 1.0)
+    srv = server.Server(listener, lambda req, now: handled.append(req) or {"ok": True, "now": now}, clock=lambda: 1.0)
 
-    def ask(req, as_uid):
+    def ask(req, as_uid, now=1.0):
         uid["value"] = as_uid
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(address)
         client.sendall(json.dumps(req.to_json()).encode())
         client.shutdown(socket.SHUT_WR)
-        srv.on_readable(1.0, None)          # accept: the request is there already
+        srv.on_readable(now, None)          # accept: the request is there already
         for conn in list(srv.conns.values()):
-            srv.on_readable(1.0, conn)
+            srv.on_readable(now, conn)
         data = b""
         while chunk := client.recv(65536):
             data += chunk
@@ -118,7 +118,7 @@ def test_the_server_answers_a_look_from_anyone_and_refuses_a_change(served):
         reply = ask(req, NOBODY)
         assert reply["version"] == protocol.PROTOCOL_VERSION
         if op in LOOKS:
-            assert reply["result"] == {"ok": True} and handled == [req]
+            assert reply["result"] == {"ok": True, "now": 1.0} and handled == [req]
         else:
             assert reply["error"]["errno"] == "EPERM", reply
             assert reply["error"]["ioctl"] == protocol.refusal(req, NOBODY).ioctl
@@ -127,9 +127,9 @@ def test_the_server_answers_a_look_from_anyone_and_refuses_a_change(served):
 
 def test_the_same_connection_decides_by_its_own_peer_per_request(served):
     ask, handled = served
-    assert ask(SAMPLES["addport"], 0)["result"] == {"ok": True}
+    assert ask(SAMPLES["addport"], 0)["result"] == {"ok": True, "now": 1.0}
     assert ask(SAMPLES["addport"], 1000)["error"]["errno"] == "EPERM"
-    assert ask(SAMPLES["status"], 1000)["result"] == {"ok": True}
+    assert ask(SAMPLES["status"], 1000)["result"] == {"ok": True, "now": 1.0}
     assert handled == [SAMPLES["addport"], SAMPLES["status"]]
 
 
@@ -141,3 +141,18 @@ def test_a_bad_request_from_anyone_is_still_einval(served):
         OP = "exec"
     reply = ask(Bogus(), NOBODY)
     assert reply["error"]["errno"] == "EINVAL" and handled == []
+
+
+def test_users_asking_in_a_loop_get_a_recent_reply_not_a_new_status_each(served):
+    """A user's look is answered with one at most LOOK_REUSE old; root's always afresh, and a
+    change makes the next look afresh too."""
+    ask, handled = served
+    status = SAMPLES["status"]
+    assert ask(status, 1000, now=10.0)["result"]["now"] == 10.0
+    assert ask(status, 2000, now=10.05)["result"]["now"] == 10.0        # reused
+    assert ask(status, 0, now=10.06)["result"]["now"] == 10.06          # root: afresh
+    assert ask(status, 1000, now=10.2)["result"]["now"] == 10.2         # too old: afresh
+    assert ask(SAMPLES["setmtu"], 0, now=10.21)["result"]["now"] == 10.21
+    assert ask(status, 1000, now=10.22)["result"]["now"] == 10.22       # after a change: afresh
+    assert ask(SAMPLES["ping"], 1000, now=10.23)["result"]["now"] == 10.23   # each look its own
+    assert handled == [status, status, status, SAMPLES["setmtu"], status, SAMPLES["ping"]]
