@@ -177,7 +177,7 @@ def main(argv=None):
             return 0
         if args["--destroy-all"]:
             from ..client import commands, workers
-            with commands.Namespace():
+            with commands.Namespace("SIOCIFDESTROY", "--destroy-all"):
                 workers.destroy_all()
             return 0
         if args["-a"]:
@@ -194,7 +194,7 @@ def main(argv=None):
         if args["--halt"]:
             from . import provision
             from ..client import commands
-            with commands.Namespace():
+            with commands.Namespace("SIOCIFDESTROY", "--halt"):
                 provision.halt(args["--confdir"])
             return 0
         name = args["<interface>"]

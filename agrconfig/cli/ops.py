@@ -26,6 +26,7 @@ from ..record import Record
 class Operation(Record):
     __slots__ = ()
     WORD = ""          # the word that says it
+    IOCTL = "SIOCSETAGR"   # what NetBSD's ifconfig names when it fails (a user's EPERM)
     creates = False    # it makes the interface: it goes to a worker even before one exists
     plain = False      # it also works on any interface, without a worker (up, down, mtu, addresses)
 
@@ -33,6 +34,10 @@ class Operation(Record):
     def word(self):
         """The word that named it on the command line (for error messages)."""
         return self.WORD
+
+    @property
+    def ioctl(self):
+        return self.IOCTL
 
     def words(self):
         return [self.WORD]
@@ -74,6 +79,7 @@ def _not_a_port(name, ioctl):
 class Create(Operation):
     __slots__ = ()
     WORD = "create"
+    IOCTL = "SIOCIFCREATE"
     creates = True
 
     def plan(self, iface):
@@ -93,6 +99,7 @@ class Create(Operation):
 class Destroy(Operation):
     __slots__ = ()
     WORD = "destroy"
+    IOCTL = "SIOCIFDESTROY"
 
     def plan(self, iface):
         if not iface.exists:
@@ -108,6 +115,7 @@ class Destroy(Operation):
 class _UpDown(Operation):
     __slots__ = ()
     UP = True
+    IOCTL = "SIOCSIFFLAGS"
     plain = True
 
     def plan(self, iface):
@@ -146,6 +154,7 @@ def up_or_down(up):
 class SetMtu(Operation):
     __slots__ = ("mtu",)
     WORD = "mtu"
+    IOCTL = "SIOCSIFMTU"
     plain = True
 
     def words(self):
@@ -232,6 +241,11 @@ class SetOption(Operation):
     def words(self):
         return options.file_words(self.key, self.value)
 
+    @property
+    def ioctl(self):
+        from ..ipc.protocol import flags_ioctl
+        return flags_ioctl({self.key: self.value})
+
     def plan(self, iface):
         if iface.flags.get(self.key) == self.value:
             return False
@@ -291,6 +305,10 @@ class _Address(Operation):
     def word(self):
         return "inet" if self.iface.version == 4 else "inet6"
 
+    @property
+    def ioctl(self):
+        return self.IOCTL + ("" if self.iface.version == 4 else "_IN6")
+
     def apply_agr(self, name):
         if not attached_ports(name):
             raise AgrError(errno.EINVAL, "SIOCAIFADDR",
@@ -317,6 +335,7 @@ class AddAddress(_Address):
     """inet ADDR (replaces the first IPv4 address, as BSD) or inet ADDR alias (adds one); inet6
     always adds. The interface comes up with it."""
     __slots__ = ("iface", "alias")
+    IOCTL = "SIOCAIFADDR"
 
     def words(self):
         return [self.word, str(self.iface)] + (["alias"] if self.alias else [])
@@ -345,6 +364,7 @@ class AddAddress(_Address):
 class DeleteAddress(_Address):
     """inet ADDR delete: with `explicit`, only ADDR with that prefix length."""
     __slots__ = ("iface", "explicit")
+    IOCTL = "SIOCDIFADDR"
 
     def words(self):
         return [self.word, str(self.iface), "delete"]

@@ -11,10 +11,23 @@ from .interface import Interface
 AGR_ONLY = "valid only with agr(4) interfaces"
 
 
+def require_root(ioctl, word):
+    """Only root may change interfaces: anyone else is refused with EPERM before anything is
+    read or locked, as NetBSD's ifconfig is by its first ioctl. The workers refuse the same
+    requests on their own (ipc/protocol.refusal): this is for a clear message."""
+    if not workers.privileged():
+        raise AgrError(errno.EPERM, ioctl, f"{word}: only root may change interfaces")
+
+
 class Namespace:
-    """Serializes mutating commands within this network namespace."""
+    """Serializes mutating commands within this network namespace (root's: `ioctl` and `word`
+    say what a user is refused)."""
+
+    def __init__(self, ioctl="SIOCSETAGR", word="change"):
+        self.ioctl, self.word = ioctl, word
 
     def __enter__(self):
+        require_root(self.ioctl, self.word)
         self.fd = paths.lock_namespace()
         return self
 
@@ -24,6 +37,8 @@ class Namespace:
 
 def apply(name, ops):
     """Carry out the operations on interface `name`, left to right."""
+    if ops:
+        require_root(ops[0].ioctl, ops[0].word)
     if not paths.is_agr_name(name):
         if any(op.creates for op in ops):
             raise AgrError(errno.EINVAL, "SIOCIFCREATE",

@@ -2,7 +2,7 @@
 import errno
 from collections import namedtuple
 
-from .. import paths, worker
+from .. import paths
 from ..errors import AgrError
 from ..net import rtnl
 from ..status import AggregateStatus
@@ -39,26 +39,38 @@ def free_ports():
 
 
 def describe(name):
-    """Everything we know of one interface (Facts)."""
-    ws = workers.worker_status(name) if paths.is_agr_name(name) else None
+    """Everything we know of one interface (Facts). A user (not root) whose agrN no worker
+    serves gets the kernel's view, and is told what root must do."""
+    try:
+        ws = workers.worker_status(name) if paths.is_agr_name(name) else None
+    except workers.Unserved as exc:
+        _kernel_view_only(exc)
+        ws = None
     link = rtnl.link(name)
     if link is None:
         raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no such interface")
     return Facts(link, rtnl.addresses(link.index), workers.owner_of(name), ws)
 
 
+def _kernel_view_only(exc):
+    workers.log.warning("agrconfig: %s; shown: what the kernel knows", exc.detail)
+
+
 def describe_all():
     """describe() for every interface, from one dump of links and one of addresses, with the
     workers asked at the same time (cost grows little with the number of agr interfaces)."""
     links = rtnl.links()
-    names = set(worker.all_names())
+    names = set(workers.names())
     statuses = workers.worker_statuses([l.name for l in links if l.name in names])
-    members = workers.members()
+    members = workers.members(statuses)
     addrs = rtnl.all_addresses()
     found = []
     for l in links:
         ws = statuses.get(l.name)
-        if isinstance(ws, AgrError):
+        if isinstance(ws, workers.Unserved):
+            _kernel_view_only(ws)
+            ws = None
+        elif isinstance(ws, AgrError):
             continue  # its worker cannot say (as describe() would have raised: skip it)
         found.append(Facts(l, addrs.get(l.index, []), members.get(l.name), ws))
     return found
@@ -66,5 +78,8 @@ def describe_all():
 
 def agr_statuses():
     """{name: AggregateStatus} of every agr interface of this namespace whose worker answers."""
-    names = sorted(worker.all_names())
-    return {n: ws for n, ws in workers.worker_statuses(names).items() if isinstance(ws, AggregateStatus)}
+    statuses = workers.worker_statuses(sorted(workers.names()))
+    for ws in statuses.values():
+        if isinstance(ws, workers.Unserved):
+            workers.log.warning("agrconfig: %s", ws.detail)
+    return {n: ws for n, ws in statuses.items() if isinstance(ws, AggregateStatus)}

@@ -13,8 +13,56 @@ from ..net import rtnl
 from ..status import AggregateStatus
 from ..logger import log
 
-owner_of = worker.owner_of
-members = worker.members
+
+
+# -- who may do what ----------------------------------------------------------------------------
+# Anyone may look, only root may change (issue 24). The workers decide per request from the
+# peer's uid (ipc/protocol.refusal); the front end says the same earlier (commands.py), and
+# a user's command reads nothing of the runtime directory, which is root's: it asks the
+# workers over the control socket and the kernel over rtnetlink.
+
+def privileged():
+    """Is this command root's: may it change agr interfaces, read their state files and
+    revive their workers?"""
+    return os.geteuid() == 0
+
+
+class Unserved(AgrError):
+    """A user's command (not root's) found agrN but no worker that serves it: none answers, or
+    one of an earlier release that answers root only. Only the kernel's view can be shown;
+    root must revive or upgrade the worker."""
+
+
+def _looks_ours(link):
+    """What a user can tell of an agr interface without the runtime directory: agrN's TAP."""
+    return link is not None and paths.is_agr_name(link.name) and link.kind == "tun"
+
+
+def names():
+    """The agr interfaces of this network namespace: root's from the state files, a user's
+    from the kernel (a TAP named agrN; a dead worker's state without its TAP is root's to
+    clean up)."""
+    if privileged():
+        return worker.all_names()
+    return sorted((l.name for l in rtnl.links() if _looks_ours(l)), key=lambda n: int(n[3:]))
+
+
+def members(statuses=None):
+    """{port name: agr name} for every port of every agr interface: root's from the state
+    files, a user's from what the workers say (`statuses`, worker_statuses()'s answer, when
+    the caller has it already)."""
+    if privileged():
+        return worker.members()
+    if statuses is None:
+        statuses = worker_statuses(names())
+    return {p.name: n for n, ws in statuses.items() if isinstance(ws, AggregateStatus) for p in ws.ports}
+
+
+def owner_of(port_name):
+    """The agr interface that has `port_name` as a port, or None."""
+    if privileged():
+        return worker.owner_of(port_name)
+    return None if paths.is_agr_name(port_name) else members().get(port_name)
 
 
 def exists(name):
@@ -22,7 +70,10 @@ def exists(name):
 
     A worker that answers while its state file is missing or was set aside as corrupt is
     asked to write it again from what it knows (its ports' original state is in memory).
+    For a user, who may read neither: agrN's TAP is there (names()).
     """
+    if not privileged():
+        return _looks_ours(rtnl.link(name))
     if worker.load_state(name) is not None:
         return True
     try:
@@ -103,12 +154,17 @@ def _current(name):
         peer = control.ping(name)
     except control.WorkerGone:
         return False
-    if peer.newer and name not in _warned:
+    if peer.newer:
+        _warn_newer(name, peer)
+    return not peer.older
+
+
+def _warn_newer(name, peer):
+    if name not in _warned:
         _warned.add(name)
         log.warning("agrconfig: %s: its worker runs a newer agrconfig (%s, protocol %d) than this "
                     "command (%s, protocol %d); left alone", name, peer.release, peer.version,
                     __version__, PROTOCOL_VERSION)
-    return not peer.older
 
 
 _warned = set()
@@ -302,9 +358,48 @@ def read_status(name, result):
         raise AgrError(errno.EIO, "control", f"worker for {name} sent a malformed status: {exc}") from None
 
 
+def look(name):
+    """A user's view of agr interface `name`: what its worker says (an AggregateStatus), with
+    no file read and no worker revived; None when the kernel shows no agrN of ours. Raises
+    Unserved when no worker of ours answers the user."""
+    try:
+        result = control.request(name, "status", timeout=5.0)
+    except control.WorkerGone:
+        if not exists(name):
+            return None
+        raise Unserved(errno.ENXIO, "SIOCGIFFLAGS", f"{name}: no worker answers; root must revive it "
+                       f"(agrconfig {name}, as root)") from None
+    except AgrError as exc:
+        if exc.errno != errno.EPERM:
+            raise
+        # Workers of 0.3.0 and earlier answer root only, whatever the request.
+        peer = control.peer_of(name)
+        release = f"agrconfig {peer.release}" if peer is not None and peer.release else "an earlier agrconfig"
+        raise Unserved(errno.EPERM, "SIOCGIFFLAGS", f"{name}: its worker ({release}) answers root only; "
+                       f"root must upgrade it (agrconfig {name}, as root)") from None
+    _note_release(name)
+    return read_status(name, result)
+
+
+def _note_release(name):
+    """Tell a user whose command met a worker of another release what root's next command
+    does about it (root's own commands restart an older one at once)."""
+    peer = control.peer_of(name)
+    if peer is None or name in _warned:
+        return
+    if peer.older:
+        _warned.add(name)
+        log.warning("agrconfig: %s: its worker runs an earlier agrconfig (%s); root's next command "
+                    "restarts it into %s", name, peer.release or "before 0.2.0", __version__)
+    elif peer.newer:
+        _warn_newer(name, peer)
+
+
 def worker_status(name):
     """The worker's view of `name` (an AggregateStatus), reviving the worker if needed; None
-    if not ours."""
+    if not ours. A user's command only looks (look())."""
+    if not privileged():
+        return look(name)
     if not exists(name):
         return None
     try:
@@ -327,11 +422,15 @@ def worker_statuses(names):
 
     def ask(name):
         try:
+            if not privileged():
+                return look(name)
             return read_status(name, control.request(name, "status", timeout=5.0))
         except (control.WorkerGone, AgrError) as exc:
             return exc
 
     out = dict(zip(names, _concurrently(ask, names, width=16)))
+    if not privileged():
+        return out   # a user revives nothing: Unserved says what root must do
     for name, result in out.items():
         peer = control.peer_of(name)
         if isinstance(result, control.WorkerGone) or (peer is not None and peer.older):

@@ -87,7 +87,12 @@ class Request(Record):
     __slots__ = ()
     OP = ""
     CHECKS = {}          # argument -> checker (ValueError saying what is wrong)
-    CHANGES = True       # whether it may change the aggregate (False: a look, safe to send again)
+    CHANGES = True       # whether it may change the aggregate (False: a look, safe to send again,
+    #                      and anyone may send it; a change is root's: see refusal())
+    IOCTL = "SIOCSETAGR"  # what NetBSD's ifconfig names when it refuses the change
+
+    def ioctl(self):
+        return self.IOCTL
 
     def to_json(self):
         """The request as it goes over the socket."""
@@ -125,6 +130,7 @@ class Ping(Request):
 class Shutdown(Request):
     __slots__ = ()
     OP = "shutdown"
+    IOCTL = "SIOCIFDESTROY"
 
 
 class Save(Request):
@@ -150,11 +156,15 @@ class SetFlags(Request):
     OP = "setflags"
     CHECKS = {"flags": check_flags}
 
+    def ioctl(self):
+        return flags_ioctl(self.flags)
+
 
 class SetMtu(Request):
     __slots__ = ("mtu",)
     OP = "setmtu"
     CHECKS = {"mtu": check_mtu}
+    IOCTL = "SIOCSIFMTU"
 
 
 class SetPort(Request):
@@ -162,6 +172,27 @@ class SetPort(Request):
     __slots__ = ("port", "flags")
     OP = "setport"
     CHECKS = {"port": check_ifname, "flags": check_port_flags}
+
+
+def flags_ioctl(flags):
+    """The ioctl NetBSD's ifconfig would name for setting these options: the if_flags bits
+    (link0, link1, link2, debug) SIOCSIFFLAGS, the link address SIOCALIFADDR, agr's own
+    settings SIOCSETAGR."""
+    found = [options.BY_KEY[key] for key in flags if key in options.BY_KEY]
+    if any(o.ifflag for o in found):
+        return "SIOCSIFFLAGS"
+    if any(o.key == "lladdr" for o in found):
+        return "SIOCALIFADDR"
+    return "SIOCSETAGR"
+
+
+def refusal(req, uid):
+    """Who may ask what, decided per request by the peer's uid (SO_PEERCRED): anyone may look
+    (a request that CHANGES nothing), only root may change. None when `uid` may send `req`,
+    else the error to answer: EPERM, named as ifconfig names it."""
+    if uid == 0 or not req.CHANGES:
+        return None
+    return AgrError(errno.EPERM, req.ioctl(), f"{req.OP}: only root may change agr interfaces")
 
 
 REQUESTS = {cls.OP: cls for cls in (Status, Ping, Shutdown, Save, AddPort, DelPort, SetFlags, SetMtu, SetPort)}

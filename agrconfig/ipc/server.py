@@ -1,7 +1,9 @@
 """The worker's end of the control socket: non-blocking, driven by the worker's event loop.
 
-The socket lives in the abstract namespace, which Linux scopes per network namespace; only
-root peers (SO_PEERCRED) are served.
+The socket lives in the abstract namespace, which Linux scopes per network namespace. Any
+local user may connect and look (status, ping); each request that changes something is
+refused with EPERM unless its peer is root (SO_PEERCRED, read once per connection: the
+credentials of the process that connected). protocol.refusal() decides.
 """
 import errno
 import json
@@ -12,11 +14,13 @@ import time
 
 from .. import paths
 from ..errors import AgrError
-from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request
+from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request, refusal
 from ..logger import log
 
 REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
 MAX_CONNECTIONS = 32       # pending at once; beyond that the oldest is dropped
+LOOK_REUSE = 0.1           # a user's look is answered with a reply at most this old (seconds):
+#                            users asking in a loop cannot make the worker build status after status
 
 
 
@@ -35,13 +39,13 @@ def peer_uid(conn):
 
 
 class _Conn:
-    __slots__ = ("sock", "buf", "deadline", "out", "eof", "refused", "events")
+    __slots__ = ("sock", "uid", "buf", "deadline", "out", "eof", "refused", "events")
 
-    def __init__(self, sock, deadline):
-        self.sock, self.buf, self.deadline = sock, bytearray(), deadline
+    def __init__(self, sock, deadline, uid=0):
+        self.sock, self.uid, self.buf, self.deadline = sock, uid, bytearray(), deadline
         self.out = None          # the reply, once there is one (a memoryview of what is left)
         self.eof = False         # the client has half-closed: its request is complete
-        self.refused = None      # an error to answer whatever the request (EPERM, EMSGSIZE)
+        self.refused = None      # an error to answer whatever the request (EMSGSIZE)
         self.events = 0
 
 
@@ -65,6 +69,7 @@ class Server:
         self.listener, self.handler, self.clock = listener, handler, clock
         self.timeout, self.max_conns = timeout, max_conns
         self.conns = {}
+        self.looks = {}   # op -> (when, reply): the last answer to a user's look (LOOK_REUSE)
 
     def close(self):
         for conn in list(self.conns.values()):
@@ -107,14 +112,12 @@ class Server:
                 log.warning("control: accept: %s", exc)
                 break
             sock.setblocking(False)
-            conn = _Conn(sock, now + self.timeout)
             try:
                 uid = peer_uid(sock)
             except OSError:
                 sock.close()
                 continue
-            if uid != 0:
-                conn.refused = error_reply(errno.EPERM, "only root may control agr interfaces")
+            conn = _Conn(sock, now + self.timeout, uid)
             if len(self.conns) >= self.max_conns:
                 # Too many pending: the oldest one gives way (it has waited longest).
                 self._close(min(self.conns.values(), key=lambda c: c.deadline))
@@ -132,7 +135,7 @@ class Server:
                 reply = conn.refused
             else:
                 try:
-                    reply = answer(parse_request(bytes(conn.buf)), lambda req: self.handler(req, now))
+                    reply = self._serve(parse_request(bytes(conn.buf)), conn.uid, now)
                 except AgrError as exc:
                     reply = {"error": exc.to_dict(), **VERSION}
             self._reply(conn, reply)
@@ -142,6 +145,24 @@ class Server:
             self._close(conn)
         elif conn.sock.fileno() >= 0:
             conn.events = (selectors.EVENT_WRITE if conn.out else 0) | (0 if conn.eof else selectors.EVENT_READ)
+
+    def _serve(self, req, uid, now):
+        """The reply to a parsed request from peer `uid`: refused, or handled."""
+        refused = refusal(req, uid)
+        if refused is not None:
+            log.debug("control: %s from uid %d refused: only root may change", req.OP, uid)
+            return {"error": refused.to_dict(), **VERSION}
+        if req.CHANGES:
+            self.looks.clear()   # what users are shown next is built afresh
+        elif uid != 0:
+            when, reply = self.looks.get(req.OP, (None, None))
+            if when is not None and 0 <= now - when < LOOK_REUSE:
+                return reply
+            reply = answer(req, lambda req: self.handler(req, now))
+            if "result" in reply:
+                self.looks[req.OP] = (now, reply)
+            return reply
+        return answer(req, lambda req: self.handler(req, now))
 
     def _read(self, conn):
         """Take what the client sent; False if the connection was closed."""

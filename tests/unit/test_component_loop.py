@@ -237,9 +237,7 @@ def ask(address, data):
 
 def test_the_control_server_answers_through_the_loop_with_the_turn_now(control):
     address, srv, loop, seen = control
-    if os.geteuid() != 0:
-        pytest.skip("the server answers root only")
-    client = ask(address, b'{"op": "ping"}')
+    client = ask(address, b'{"op": "ping"}')   # a look: any user's peer is answered
     for _ in range(4):
         loop.turn()
     reply = json.loads(client.recv(65536))

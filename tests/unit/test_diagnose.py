@@ -266,20 +266,53 @@ def test_text_json_and_exit_status(monkeypatch, capsys):
 
 
 def test_gather_without_root_degrades(monkeypatch):
+    """A user whose agr0 is served by a worker of an earlier release (it answers root only):
+    the findings that need no status, and a note saying what root must do."""
     from agrconfig.errors import AgrError
     from agrconfig.ipc import client as control
 
     def refuse(name, op, timeout):
-        raise AgrError(1, "", "only root may control agr interfaces")
+        raise AgrError(1, "control", "only root may control agr interfaces")
     monkeypatch.setattr(diagnose.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(control, "_peers", {})
     monkeypatch.setattr(diagnose.rtnl, "link", lambda name: SimpleNamespace(index=9, name=name, mtu=1500, stats={}))
     monkeypatch.setattr(control, "request", refuse)
     monkeypatch.setattr(diagnose, "manager_dirs", lambda: (None, None))
     f, notes = diagnose.gather("agr0", 1.0, sleep=lambda s: None)
     assert f.status is None and list(f.links) == ["agr0"] and f.interval == 0.0
-    assert notes == ["the worker answers root only (only root may control agr interfaces): "
-                     "LACP and port findings need root"]
+    assert notes == ["agr0: its worker (an earlier agrconfig) answers root only; root must upgrade it "
+                     "(agrconfig agr0, as root): LACP and port findings need its worker"]
     assert findings.diagnose(f) == []
+
+
+def test_gather_without_root_reads_the_worker_that_answers(monkeypatch):
+    """A user asks the worker for its status (anyone may look), reading no state file."""
+    from agrconfig.client import workers
+    from agrconfig.ipc import client as control
+    st = aggregate({})
+    asked = []
+    monkeypatch.setattr(diagnose.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(control, "request", lambda name, op, timeout: asked.append(op) or st.to_json())
+    monkeypatch.setattr(control, "peer_of", lambda name: None)
+    monkeypatch.setattr(workers.worker, "load_state", lambda name: pytest.fail("a user's command read the state file"))
+    assert diagnose.read_status("agr0") == (workers.read_status("agr0", st.to_json()), None)
+    assert asked == ["status"]
+
+
+def test_gather_without_root_of_a_dead_worker_says_root_must_revive_it(monkeypatch):
+    from agrconfig.client import workers
+    from agrconfig.ipc import client as control
+
+    def gone(name, op, timeout):
+        raise control.WorkerGone(name)
+    monkeypatch.setattr(diagnose.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(control, "request", gone)
+    monkeypatch.setattr(workers.rtnl, "link", lambda name: SimpleNamespace(name=name, kind="tun"))
+    assert diagnose.read_status("agr0") == (None, "agr0: no worker answers; root must revive it "
+                                                  "(agrconfig agr0, as root): LACP and port findings need its worker")
+    monkeypatch.setattr(workers.rtnl, "link", lambda name: SimpleNamespace(name=name, kind="veth"))
+    with pytest.raises(Exception, match="agr0 is not an agr interface"):
+        diagnose.read_status("agr0")
 
 
 def test_the_managers_state_files_are_read_only_in_their_namespace(monkeypatch):
