@@ -4,8 +4,8 @@
                                                 \\-- re1 --- access switch B --+-- core bridge --- far
 Every bridge is a plain Linux bridge (no STP), each switch in its own namespace. Checks: both
 ports carry VM traffic; each broadcast reaches each VM exactly once and comes back to no one;
-the core sees no MAC move during steady traffic; the far side sees no storm; a cable cut loses
-under 1% of 10 ms pings from every VM, with a RARP learning frame for each moved MAC.
+the core sees no MAC move during 10 s of steady traffic; the far side sees no storm; a cable
+cut loses under 1% of 10 ms pings from every VM, with a RARP learning frame for each moved MAC.
 """
 import json
 import re

@@ -1,5 +1,6 @@
 """Linux bonding in 802.3ad mode as agrconfig's LACP partner, and its view of us in
-/proc/net/bonding (guest tests only: this lab's own kernel has no bonding driver)."""
+/proc/net/bonding (guest tests only: this lab's own kernel has no bonding driver); the VM's
+virtio-net cables (tests/vm.py CABLES) lent to a test's namespaces."""
 import json
 import re
 import subprocess
@@ -121,6 +122,6 @@ def hub_cabled(lab, cables):
     for ns in (a, b):
         # through names of their own: a NIC back from an earlier test may be called re1 already
         shell(lab, ns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n"
-              + "".join(f"ip link set dev {old} name hv{new}\n" for old, new in renames[ns])
-              + "".join(f"ip link set dev hv{new} name {new}\n" for _old, new in renames[ns]))
+              + "".join(f"ip link set dev {old} name tmp-{new}\n" for old, new in renames[ns])
+              + "".join(f"ip link set dev tmp-{new} name {new}\n" for _old, new in renames[ns]))
     return a, b
