@@ -42,16 +42,22 @@ COPY_EXCLUDES = ("site-packages", "test", "idlelib", "tkinter", "turtledemo", "e
                  "mutants")
 
 
-# Two virtio-net NICs on one QEMU hub, cabled to each other: devices whose hardware VLAN filter
-# is fixed on (QEMU drops tagged frames of unregistered VLANs unless the NIC is promiscuous).
+# Cables of two virtio-net NICs each, one QEMU hub per cable: devices whose hardware VLAN filter
+# is fixed on (QEMU drops tagged frames of unregistered VLANs unless the NIC is promiscuous) and
+# whose speed `ethtool -s` sets (a veth's cannot be set).
 HUB_NICS = ("52:54:00:a6:00:01", "52:54:00:a6:00:02")
+SECOND_HUB_NICS = ("52:54:00:a6:01:01", "52:54:00:a6:01:02")
+CABLES = (HUB_NICS, SECOND_HUB_NICS)
 
 
 def nic_options():
     opts = []
-    for i, mac in enumerate(HUB_NICS):
-        # "=": vng would read a separate "-netdev ..." as an option of its own
-        opts.append(f"--qemu-opts=-netdev hubport,id=agrhub{i},hubid=7 -device virtio-net-pci,netdev=agrhub{i},mac={mac}")
+    for hub, cable in enumerate(CABLES, 7):
+        for end, mac in enumerate(cable):
+            netdev = f"agrhub{hub}{end}"
+            # "=": vng would read a separate "-netdev ..." as an option of its own
+            opts.append(f"--qemu-opts=-netdev hubport,id={netdev},hubid={hub} "
+                        f"-device virtio-net-pci,netdev={netdev},mac={mac}")
     return opts
 
 

@@ -1,8 +1,13 @@
 """Linux bonding in 802.3ad mode as agrconfig's LACP partner, and its view of us in
-/proc/net/bonding (guest tests only: this lab's own kernel has no bonding driver)."""
+/proc/net/bonding (guest tests only: this lab's own kernel has no bonding driver); the VM's
+virtio-net cables (tests/vm.py CABLES) lent to a test's namespaces."""
+import json
 import re
+import subprocess
+import time
 
 from tests.integration.helpers import PORT_LINE, ok
+from tests.lab import sh
 
 PORTS = ("re0", "re1")
 
@@ -22,11 +27,9 @@ def cabled(lab):
 
 
 def bond(lab, b, rate="fast", address="192.0.2.2/24"):
-    lab.ip(b, "link", "add", "bond0", "type", "bond", "mode", "802.3ad", "lacp_rate", rate, "miimon", "100")
-    for port in PORTS:
-        lab.ip(b, "link", "set", port, "master", "bond0")
-    lab.ip(b, "addr", "add", address, "dev", "bond0")
-    lab.ip(b, "link", "set", "bond0", "up")
+    lab.run(b, "ip", "-batch", "-", input=f"link add bond0 type bond mode 802.3ad lacp_rate {rate} miimon 100\n"
+            + "".join(f"link set {port} master bond0\n" for port in PORTS)
+            + f"addr add {address} dev bond0\nlink set bond0 up\n")
 
 
 def bonding_view(lab, b):
@@ -74,3 +77,51 @@ def our_status(lab, a):
     """agrconfig's text status of agr0 and {port: flags} from it (one command: each is seconds)."""
     text = ok(lab, a, "agr0")
     return text, {m.group(1): int(m.group(2), 16) for m in PORT_LINE.finditer(text)}
+
+
+def shell(lab, ns, script):
+    """A shell script's output, run in `ns`: one process for many commands, each process started
+    costing about a second under TCG."""
+    return lab.run(ns, "sh", "-ec", script).stdout
+
+
+def nics(macs, timeout=15):
+    """{MAC: name} of the virtio-net NICs of these MACs (tests/vm.py CABLES), here in the VM's
+    own namespace: a NIC comes back here when the namespace it was lent to is gone, which the
+    kernel finishes some time after `ip netns del` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {}
+        for link in json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout):
+            for mac in macs:
+                if mac in (link.get("address"), link.get("permaddr")):   # a bond or agr0 may have changed it
+                    found[mac] = link["ifname"]
+        if len(found) == len(macs):
+            return found
+        if time.monotonic() > deadline:
+            missing = sorted(set(macs) - set(found))
+            raise AssertionError(f"no NIC with MAC {missing}: the VM was started without tests/vm.py's hub NICs")
+        time.sleep(0.2)
+
+
+def nic(mac):
+    return nics([mac])[mac]
+
+
+def hub_cabled(lab, cables):
+    """Namespace a (agrconfig's side) and b (the partner's), each cable of `cables` (tests/vm.py
+    CABLES) becoming re0, re1, ... with one end in each: virtio-net NICs, down, without IPv6."""
+    a, b = lab.netns("a"), lab.plain_netns("b")
+    names = nics([mac for cable in cables for mac in cable])
+    moves, renames = [], {a: [], b: []}
+    for i, cable in enumerate(cables):
+        for mac, ns in zip(cable, (a, b)):
+            moves.append(f"link set dev {names[mac]} netns {ns}")
+            renames[ns].append((names[mac], f"re{i}"))
+    sh("ip", "-batch", "-", input="\n".join(moves) + "\n")
+    for ns in (a, b):
+        # through names of their own: a NIC back from an earlier test may be called re1 already
+        shell(lab, ns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1\n"
+              + "".join(f"ip link set dev {old} name tmp-{new}\n" for old, new in renames[ns])
+              + "".join(f"ip link set dev tmp-{new} name {new}\n" for _old, new in renames[ns]))
+    return a, b

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.integration.helpers import ok, worker_logs_tail
+from tests.vmstage.guest.partner import nic
 from tests.lab import ROOT
 from tests.vm import HUB_NICS
 
@@ -17,13 +18,6 @@ vid, count = int(sys.argv[1]), int(sys.argv[2])
 for i in range(count):
     s.send(b"\\xff" * 6 + bytes.fromhex("525400a60002") + struct.pack("!HHH", 0x8100, vid, 0x88b5) + bytes(46))
 """
-
-
-def nic(mac):
-    for link in json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout):
-        if link.get("address") == mac:
-            return link["ifname"]
-    raise AssertionError(f"no NIC with MAC {mac}: the VM was started without tests/vm.py's hub NICs")
 
 
 def entries(lab, ns):
@@ -67,7 +61,8 @@ def test_a_filtering_port_passes_exactly_the_vlans_agr0_carries(lab):
         lab.run(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
     for mac, ns, name in zip(HUB_NICS, (a, b), ("re0", "pe0")):
         subprocess.run(["ip", "link", "set", nic(mac), "netns", ns], check=True)
-        dev = [l["ifname"] for l in json.loads(lab.ip(ns, "-j", "link").stdout) if l.get("address") == mac][0]
+        dev = [l["ifname"] for l in json.loads(lab.ip(ns, "-j", "link").stdout)
+               if mac in (l.get("address"), l.get("permaddr"))][0]
         lab.ip(ns, "link", "set", dev, "name", name)
         lab.ip(ns, "link", "set", name, "up")
     assert "rx-vlan-filter: on [fixed]" in lab.run(a, "ethtool", "-k", "re0").stdout
