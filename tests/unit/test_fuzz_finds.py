@@ -1,0 +1,58 @@
+"""The bugs tests/fuzz found, one test each (their inputs are in tests/corpus/*/crash-*)."""
+import errno
+
+import pytest
+
+from agrconfig.cli import provision
+from agrconfig.errors import AgrError, UsageError
+from agrconfig.ipc import client, protocol
+
+
+@pytest.mark.parametrize("raw", [b"[" * 5000, b'{"op": ' + b'{"a":' * 5000])
+def test_a_request_nested_too_deep_is_einval(raw):
+    # json.loads raised RecursionError: the worker's server answered nothing and logged a
+    # traceback per request.
+    with pytest.raises(AgrError) as exc:
+        protocol.parse_request(raw)
+    assert exc.value.errno == errno.EINVAL and "malformed request" in exc.value.detail
+
+
+@pytest.mark.parametrize("err", [{"errno": None}, {"errno": 5}, {"errno": ["EBUSY"]}, {"errno": "__name__"},
+                                 {"errno": "errorcode"}, {"errno": "EBUSY", "detail": 7, "ioctl": None}])
+def test_an_odd_error_in_a_reply_is_an_agr_error(err):
+    # getattr(errno, name) took any attribute of the errno module, and refused non-strings
+    # with TypeError: a reply from whatever holds the socket's name broke the front end.
+    with pytest.raises(AgrError) as exc:
+        client.reply_of("agr0", __import__("json").dumps({"error": err}).encode())
+    e = exc.value
+    assert type(e.errno) is int and str(e) and isinstance(e.ioctl, str) and isinstance(e.detail, str)
+    assert e.errno == (errno.EBUSY if err["errno"] == "EBUSY" else errno.EIO)
+
+
+def test_error_names_still_round_trip():
+    for code in (errno.EPERM, errno.EBUSY, errno.ENOENT, errno.EMSGSIZE):
+        e = AgrError(code, "control", "x")
+        assert AgrError.from_dict(e.to_dict()).to_dict() == e.to_dict()
+
+
+def test_a_configuration_file_that_is_not_utf8_names_its_line(tmp_path):
+    # The text-mode read raised UnicodeDecodeError, which `--boot` does not catch: one bad
+    # file stopped every later one.
+    path = tmp_path / "ifconfig.agr0"
+    path.write_bytes(b"create\nagrport re0\nup \x80\n")
+    with pytest.raises(UsageError, match=r"ifconfig.agr0:3: not UTF-8 text"):
+        provision.read_file(str(path))
+
+
+def test_configuration_lines_split_as_in_text_mode(tmp_path):
+    path = tmp_path / "ifconfig.agr0"
+    path.write_bytes("create\r\nagrport re0\ragrport ré1 # é\n".encode())
+    lines = provision.read_file(str(path))
+    assert [line.number for line in lines] == [1, 2, 3]
+    assert [type(op).__name__ for line in lines for op in line.ops] == ["Create", "AddPort", "AddPort"]
+
+
+def test_boot_goes_on_past_a_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "ifconfig.agr0").write_bytes(b"create \xff\n")
+    failures = provision.boot(str(tmp_path), apply_ops=None, dry_run=True, out=lambda line: None)
+    assert len(failures) == 1 and "not UTF-8" in failures[0]
