@@ -54,7 +54,7 @@ TARGETS = {}
 
 def target(name):
     def register(fn):
-        TARGETS[name] = Target(name, fn, (fn.__doc__ or "").strip().splitlines()[0])
+        TARGETS[name] = Target(name, fn, " ".join((fn.__doc__ or "").split()))
         return fn
     return register
 
@@ -194,6 +194,15 @@ def control_request(data):
     assert isinstance(req, protocol.Request)
     wire = json.dumps(req.to_json()).encode()
     assert protocol.parse_request(wire) == req
+    # A setting the socket accepts is one the words can say (-n, status, files): the same again.
+    if isinstance(req, (protocol.SetFlags, protocol.SetPort)):
+        from agrconfig import options
+        from agrconfig.cli.grammar import parse_words
+        port = getattr(req, "port", None)
+        for key, value in req.flags.items():
+            words = options.file_words(key, value, port)
+            ops = parse_words(words)
+            assert [(op.key, op.value) for op in ops] == [(key, value)], (key, value, words, ops)
     # What the worker answers must be JSON again (its error replies quote the request).
     json.dumps(protocol.answer(req, lambda r: None))
 

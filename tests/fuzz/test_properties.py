@@ -199,18 +199,18 @@ json_values = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 
 
-def option_values():
-    """Per option key: its valid values and near misses."""
-    keys = sorted(options.BY_KEY)
-    return st.dictionaries(st.sampled_from(keys) | st.text(max_size=8),
-                           st.one_of(json_values, st.sampled_from(
-                               [v for o in options.OPTIONS for v in (o.default,)]),
-                               st.fixed_dictionaries({"targets": st.lists(st.sampled_from(
-                                   ["192.0.2.1", "2001:db8::1", "::", "300.1.1.1", "", "x"]) | st.text(max_size=8), max_size=3),
-                                   "interval": st.integers(-5, 10**6) | json_leaf}),
-                               st.fixed_dictionaries({"count": json_leaf | st.integers(0, 20),
-                                                      "interval": json_leaf | st.integers(0, 10**5)})),
-                           max_size=4)
+def option_values(scope="agr"):
+    """Settings by option key: mostly values of the schema (options.py's samples, a known key
+    with a near miss), sometimes anything."""
+    schema = [o for o in options.OPTIONS if o.scope == scope]
+    good = st.one_of(*[st.tuples(st.just(o.key), st.sampled_from(o.kind.values())) for o in schema])
+    near = st.tuples(st.sampled_from([o.key for o in options.OPTIONS]), st.one_of(
+        json_values,
+        st.fixed_dictionaries({"targets": st.lists(st.sampled_from(
+            ["192.0.2.1", "2001:db8::1", "::", "::ffff:192.0.2.1", "300.1.1.1", "", "x", "192.0.2.1 "])
+            | st.text(max_size=8), max_size=3), "interval": st.integers(-5, 10**6) | json_leaf}),
+        st.fixed_dictionaries({"count": json_leaf | st.integers(0, 20), "interval": json_leaf | st.integers(0, 10**5)})))
+    return st.lists(good | good | near | st.tuples(st.text(max_size=8), json_leaf), max_size=4).map(dict)
 
 
 ifnames = st.sampled_from(["re0", "eth1", "agr0", "", ".", "..", "a/b", "a:b", "x" * 15, "x" * 16, "%d",
@@ -219,16 +219,20 @@ ifnames = st.sampled_from(["re0", "eth1", "agr0", "", ".", "..", "a/b", "a:b", "
 
 @st.composite
 def requests(draw):
-    """A JSON object like a request: a known op (or not), its arguments (or others)."""
-    op = draw(st.sampled_from(sorted(protocol.REQUESTS)) | st.text(max_size=8) | json_leaf)
-    req = {"op": op}
-    for key in draw(st.lists(st.sampled_from(["port", "flags", "mtu", "op", "pid", "name"]) | st.text(max_size=6),
-                             max_size=3)):
-        req[key] = draw({"port": ifnames, "flags": option_values(),
-                         "mtu": st.integers(-1, 70000) | json_leaf}.get(key, json_values))
-    if isinstance(op, str) and op in protocol.REQUESTS and draw(st.booleans()):
-        for key in protocol.REQUESTS[op].FIELDS:   # all of its arguments, so that checks are reached
-            req[key] = draw({"port": ifnames, "flags": option_values(), "mtu": st.integers(-1, 70000)}[key])
+    """A JSON object like a request: mostly a known op with its arguments (names and settings
+    mostly valid, so that the checks behind are reached), else other ops, keys and values."""
+    if draw(st.integers(0, 3)):
+        op = draw(st.sampled_from(sorted(protocol.REQUESTS)))
+        names = st.sampled_from(["re0", "eth1", "agr0"]) | ifnames
+        args = {"port": names, "mtu": st.integers(60, 70000) | json_leaf,
+                "flags": option_values("port" if op == "setport" else "agr")}
+        req = {"op": op, **{key: draw(args[key]) for key in protocol.REQUESTS[op].FIELDS}}
+    else:
+        op = draw(st.sampled_from(sorted(protocol.REQUESTS)) | st.text(max_size=8) | json_leaf)
+        req = {"op": op}
+        for key in draw(st.lists(st.sampled_from(["port", "flags", "mtu", "op"]) | st.text(max_size=6), max_size=3)):
+            req[key] = draw({"port": ifnames, "flags": option_values(),
+                             "mtu": st.integers(-1, 70000) | json_leaf}.get(key, json_values))
     text = json.dumps(req if draw(st.integers(0, 9)) else draw(json_values), ensure_ascii=draw(st.booleans()))
     return text.encode("utf-8", "surrogatepass")
 
