@@ -132,7 +132,7 @@ class Model(Record):
             if key in doc:
                 try:
                     values[name] = _load(cls.KINDS.get(name), doc[key])
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, OverflowError) as exc:   # int(Infinity)
                     raise ValueError(f"{cls.__name__}.{key}: {exc}") from None
             elif name in cls.ABSENT:
                 values[name] = cls.ABSENT[name]

@@ -258,8 +258,9 @@ def json_mutations(draw, target):
     """A JSON seed of `target` with one value somewhere replaced, removed or retyped."""
     docs = [json.loads(s) for s in seeds(target) if _is_json(s)]
     doc = draw(st.sampled_from(docs))
+    keys = sorted({k for d in docs for k in _keys(d)})
     for _ in range(draw(st.integers(1, 3))):
-        doc = _mutate(draw, doc)
+        doc = _mutate(draw, doc, keys)
     return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
@@ -271,17 +272,34 @@ def _is_json(data):
         return False
 
 
-def _mutate(draw, doc):
-    """Walk down a random path, then replace, drop or retype what is there."""
+def _keys(doc):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield k
+            yield from _keys(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _keys(v)
+
+
+odd_values = st.sampled_from([None, -1, 0, 2**64, 1e400, -1e400, "../x", "", [], {}, True])
+
+
+def _mutate(draw, doc, keys):
+    """Walk down a random path, then replace, drop or retype what is there, or add a key that
+    the seeds use somewhere."""
     if isinstance(doc, dict) and doc and draw(st.integers(0, 3)):
         key = draw(st.sampled_from(sorted(doc)))
-        if draw(st.integers(0, 5)) == 0:
+        what = draw(st.integers(0, 7))
+        if what == 0:
             return {k: v for k, v in doc.items() if k != key}
-        return {**doc, key: _mutate(draw, doc[key])}
+        if what == 1:
+            return {**doc, draw(st.sampled_from(keys)): draw(json_values | odd_values)}
+        return {**doc, key: _mutate(draw, doc[key], keys)}
     if isinstance(doc, list) and doc and draw(st.integers(0, 3)):
         i = draw(st.integers(0, len(doc) - 1))
-        return doc[:i] + [_mutate(draw, doc[i])] + doc[i + 1:]
-    return draw(json_values | st.sampled_from([str(doc), [doc], {"x": doc}, None, -1, 2**64, 1e400, "../x"]))
+        return doc[:i] + [_mutate(draw, doc[i], keys)] + doc[i + 1:]
+    return draw(json_values | odd_values | st.sampled_from([str(doc), [doc], {"x": doc}]))
 
 
 @st.composite

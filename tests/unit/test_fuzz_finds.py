@@ -1,5 +1,6 @@
 """The bugs tests/fuzz found, one test each (their inputs are in tests/corpus/*/crash-*)."""
 import errno
+import json
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_an_odd_error_in_a_reply_is_an_agr_error(err):
     # getattr(errno, name) took any attribute of the errno module, and refused non-strings
     # with TypeError: a reply from whatever holds the socket's name broke the front end.
     with pytest.raises(AgrError) as exc:
-        client.reply_of("agr0", __import__("json").dumps({"error": err}).encode())
+        client.reply_of("agr0", json.dumps({"error": err}).encode())
     e = exc.value
     assert type(e.errno) is int and str(e) and isinstance(e.ioctl, str) and isinstance(e.detail, str)
     assert e.errno == (errno.EBUSY if err["errno"] == "EBUSY" else errno.EIO)
@@ -56,3 +57,13 @@ def test_boot_goes_on_past_a_file_that_is_not_utf8(tmp_path):
     (tmp_path / "ifconfig.agr0").write_bytes(b"create \xff\n")
     failures = provision.boot(str(tmp_path), apply_ops=None, dry_run=True, out=lambda line: None)
     assert len(failures) == 1 and "not UTF-8" in failures[0]
+
+
+def test_a_status_with_an_infinite_number_is_a_value_error():
+    # int(float("inf")) raised OverflowError out of from_json: Python's json reads Infinity.
+    from agrconfig.status import AggregateStatus
+    from tests.unit.statuses import aggregate
+    doc = aggregate({}).to_json()
+    doc["speed"] = float("inf")
+    with pytest.raises(ValueError, match="speed"):
+        AggregateStatus.from_json(json.loads(json.dumps(doc)))
