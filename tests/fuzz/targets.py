@@ -232,6 +232,14 @@ def control_reply(data):
         return
     json.dumps(status.to_json())
     assert AggregateStatus.from_json(json.loads(json.dumps(status.to_json()))) == status
+    # What the front end shows of it: ifconfig's text (-v too) and --json.
+    from agrconfig.cli import render
+    doc = {"ifname": "agr0", "ifindex": 5, "flags": 0x8843, "flags_str": [], "mtu": 1500,
+           "address": "02:00:00:00:00:01", "operstate": "UP", "carrier": True, "addr_info": [], "stats64": {},
+           "agr": status}
+    for verbose in (False, True):
+        assert render.render_text(doc, verbose)
+    json.dumps(render.json_doc(doc), default=render.plain)   # as render.render() writes it
 
 
 @target("control_server")

@@ -67,3 +67,40 @@ def test_a_status_with_an_infinite_number_is_a_value_error():
     doc["speed"] = float("inf")
     with pytest.raises(ValueError, match="speed"):
         AggregateStatus.from_json(json.loads(json.dumps(doc)))
+
+
+@pytest.mark.parametrize("key,value", [("mac_policy", 0.1), ("announce", "3"), ("wtr_time", "9"),
+                                       ("linkcheck", {"targets": 1}), ("link0", "yes")])
+def test_a_status_with_a_bad_setting_is_a_value_error(key, value):
+    # The flags were taken as sent: render indexed tables (KeyError) and did arithmetic with them.
+    from agrconfig.status import AggregateStatus
+    from tests.unit.statuses import aggregate
+    doc = aggregate({}).to_json()
+    doc["flags"][key] = value
+    with pytest.raises(ValueError, match=key):
+        AggregateStatus.from_json(doc)
+
+
+def test_a_status_keeps_a_newer_workers_names_and_unknown_settings():
+    from agrconfig.status import AggregateStatus
+    from tests.unit.statuses import aggregate
+    doc = aggregate({}).to_json()
+    doc["flags"].update(mac_policy="somenewpolicy", newsetting=[1])
+    status = AggregateStatus.from_json(doc)
+    assert status.flags["mac_policy"] == "somenewpolicy" and status.flags["newsetting"] == (1,)
+
+
+def test_json_status_shows_odd_values_of_a_reply(monkeypatch):
+    # A value the model keeps as JSON (a read-only mapping) broke json.dumps.
+    from agrconfig.cli import render
+    from agrconfig.status import AggregateStatus
+    from tests.unit.statuses import aggregate
+    doc = aggregate({}).to_json()
+    doc["datapath"] = {"x": [1]}
+    facts = {"ifname": "agr0", "ifindex": 5, "flags": 0, "flags_str": [], "mtu": 1500, "address": "",
+             "operstate": "UP", "carrier": True, "addr_info": [], "stats64": {},
+             "agr": AggregateStatus.from_json(doc)}
+    monkeypatch.setattr(render, "document", lambda f: f)
+    monkeypatch.setattr(render.inspect, "describe", lambda name: facts)
+    out = json.loads(render.render("agr0", as_json=True))
+    assert out["linkinfo"]["info_data"]["datapath"] == {"x": [1]}
