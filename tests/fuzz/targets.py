@@ -417,3 +417,11 @@ def ifupdown_stanza(data):
     else:
         assert all(valid_ifname(p) for p in ports)
 
+
+
+if os.environ.get("AGRCONFIG_FUZZ_SELFTEST"):
+    @target("selftest")
+    def selftest(data):
+        """Breaks on b"boom" (tests of the fuzzing machinery only)."""
+        if bytes(data) == b"boom":
+            raise RuntimeError("selftest: boom")

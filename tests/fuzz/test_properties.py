@@ -368,3 +368,26 @@ def test_ifupdown_stanza():
 def test_every_target_is_fuzzed_here():
     tested = {name[len("test_"):] for name in globals() if name.startswith("test_")}
     assert set(TARGETS) <= tested, set(TARGETS) - tested
+
+
+def test_a_crash_is_kept_and_fails(tmp_path, monkeypatch):
+    """The rule itself: a hypothesis test whose target breaks keeps hypothesis's smallest
+    failing input in tests/corpus/TARGET/ and fails."""
+    from . import targets
+
+    def breaks(data):
+        if b"x" in data:
+            raise RuntimeError("broken")
+    monkeypatch.setattr(corpus, "CORPUS", str(tmp_path))
+    monkeypatch.setitem(targets.TARGETS, "selftest", targets.Target("selftest", breaks, ""))
+
+    @fuzz("selftest", 200)
+    def test_selftest():
+        return st.binary(min_size=1, max_size=20).map(lambda b: b + b"x" + b)
+    try:
+        test_selftest()
+    except RuntimeError as exc:
+        assert any("input kept as" in note for note in exc.__notes__)
+    else:
+        raise AssertionError("the broken target passed")
+    assert [p.read_bytes() for p in (tmp_path / "selftest").iterdir()] == [b"\0x\0"]
