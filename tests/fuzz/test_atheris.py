@@ -47,10 +47,12 @@ def test_every_target_has_a_ci_budget():
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_atheris(name):
     before = set(os.listdir(corpus.directory(name)))
-    with tempfile.TemporaryDirectory(prefix="agrfuzz-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="agrfuzz-") as scratch, tempfile.TemporaryDirectory(prefix="agrfuzz-") as tmp:
+        # TMPDIR: the targets' files go where they are removed (libFuzzer exits without
+        # Python's atexit).
         proc = subprocess.run(libfuzzer_args(name, scratch, MAX_SECONDS, CI_RUNS[name], seed=1), cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                              timeout=MAX_SECONDS + 60)
+                              env={**os.environ, "TMPDIR": tmp}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace", timeout=MAX_SECONDS + 60)
     kept = sorted(set(os.listdir(corpus.directory(name))) - before)
     assert proc.returncode == 0 and not kept, (
         f"atheris broke {name}'s contract; input kept as {kept} in tests/corpus/{name}/\n" + proc.stdout[-4000:])
@@ -65,7 +67,8 @@ def test_a_crash_is_kept_and_fails(tmp_path):
     scratch.mkdir()
     (seeds / "seed-boom").write_bytes(b"boom")
     proc = subprocess.run(libfuzzer_args("selftest", str(scratch), 30, 1000, seed=1, seeds=str(seeds)), cwd=ROOT,
-                          env={**os.environ, "AGRCONFIG_FUZZ_SELFTEST": "1"}, stdout=subprocess.PIPE,
+                          env={**os.environ, "AGRCONFIG_FUZZ_SELFTEST": "1", "TMPDIR": str(tmp_path)},
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace", timeout=120)
     crashes = [p for p in os.listdir(seeds) if p.startswith("crash-")]
     assert proc.returncode != 0 and "selftest: boom" in proc.stdout, proc.stdout[-2000:]
