@@ -244,10 +244,20 @@ def control_reply(data):
 
 @target("control_server")
 def control_server(data):
-    """A request's bytes through the worker's server end (a real socket pair): one JSON reply,
-    a result or an error, and the server goes on."""
-    import socket
+    """A request's bytes through the worker's server end (a real socket pair), from root and
+    from another user: one JSON reply, a result or an error, and the server goes on."""
     from agrconfig.ipc import server
+    real = server.peer_uid
+    try:
+        for uid in (0, 65534):
+            server.peer_uid = lambda sock, uid=uid: uid   # SO_PEERCRED of a socket pair is ours
+            _serve_once(server, data)
+    finally:
+        server.peer_uid = real
+
+
+def _serve_once(server, data):
+    import socket
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     listener = _OneShotListener(a)
     srv = server.Server(listener, lambda req, now: {"op": req.OP}, clock=lambda: 0.0)
