@@ -21,6 +21,8 @@ BSD_MESSAGES = {
     errno.EAGAIN: "Resource temporarily unavailable",
 }
 
+ERRNO_BY_NAME = {name: code for code, name in errno.errorcode.items()}
+
 
 class AgrError(Exception):
     """An operation failed with an errno; printed as `agrconfig: IOCTL: Message (ENAME: detail)`."""
@@ -49,8 +51,12 @@ class AgrError(Exception):
 
     @classmethod
     def from_dict(cls, d):
-        code = getattr(errno, d.get("errno", ""), errno.EIO)
-        return cls(code, d.get("ioctl", ""), d.get("detail", ""))
+        """The error of a reply (to_dict's); what is not an errno name is EIO, and the texts
+        are texts, whatever the other end sent."""
+        code = ERRNO_BY_NAME.get(d.get("errno"), errno.EIO) if isinstance(d.get("errno"), str) else errno.EIO
+        ioctl, detail = d.get("ioctl", ""), d.get("detail", "")
+        return cls(code, ioctl if isinstance(ioctl, str) else str(ioctl),
+                   detail if isinstance(detail, str) else str(detail))
 
     @classmethod
     def from_oserror(cls, exc, ioctl, what=""):

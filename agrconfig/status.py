@@ -126,7 +126,7 @@ class Model(Record):
             if key in doc:
                 try:
                     values[name] = _load(cls.KINDS.get(name), doc[key])
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, OverflowError) as exc:   # int(Infinity)
                     raise ValueError(f"{cls.__name__}.{key}: {exc}") from None
             elif name in cls.ABSENT:
                 values[name] = cls.ABSENT[name]
@@ -261,6 +261,20 @@ class PortStatus(Model):
         return self.options["port_priority"]
 
 
+def _flags(value):
+    """agrN's settings, defaults filled in: a value of a known option must be one the schema
+    allows (readers index tables and do arithmetic with them), except a name of a Choice,
+    which may be a newer worker's."""
+    flags = {**options.defaults(), **value}
+    for key, v in value.items():
+        option = options.BY_KEY.get(key)
+        if option is None or option.scope != "agr" or options.check(key, v):
+            continue
+        if not (isinstance(option.kind, options.Choice) and isinstance(v, str)):
+            raise ValueError(f"bad value {v!r} for flag {key!r}")
+    return frozen(flags)
+
+
 class AggregateStatus(Model):
     """agrN as its worker sees it: settings (flags, by option key, defaults filled in), the
     aggregation, the data path, the ports and the totals."""
@@ -269,7 +283,7 @@ class AggregateStatus(Model):
                  "slb")
     KEYS = {"schema": SCHEMA_KEY}
     KINDS = {"protocol": Protocol, "ports": [PortStatus], "lacp": LacpStatus, "failover": FailoverStatus,
-             "flags": lambda value: frozen({**options.defaults(), **value}), "speed": int, "slb": SlbStatus}
+             "flags": lambda value: _flags(value), "speed": int, "slb": SlbStatus}
     # speed: Mbit/s that agrN reports (its distributing ports' sum); None unknown (none
     # distributes, or a 0.2.0 worker, which set none).
     OMIT = ("stats64", "failover", "speed", "announced", "slb")

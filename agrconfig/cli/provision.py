@@ -84,21 +84,28 @@ class Line(Record):
 def read_file(path):
     """Parse a configuration file; raises UsageError naming the line."""
     lines = []
-    with open(path) as f:
+    with open(path, "rb") as f:
         # Checked on the file we read, not on the path: it cannot be swapped in between.
         st = os.fstat(f.fileno())
         shell_ok = st.st_uid == 0 and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        for number, raw in enumerate(f, 1):
-            text = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("!") else raw.strip()
-            if not text:
-                continue
-            if text.startswith("!"):
-                lines.append(Line(number, shell=text[1:].strip(), shell_ok=shell_ok))
-                continue
-            try:
-                lines.append(Line(number, ops=parse_words(shlex.split(text))))
-            except (UsageError, ValueError) as exc:
-                raise UsageError(f"{path}:{number}: {exc}") from None
+        data = f.read()
+    # Lines as text mode splits them (\n, \r\n, \r), each decoded alone: a byte that is not
+    # UTF-8 is a usage error naming its line.
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            raw = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}:{number}: not UTF-8 text ({exc.reason})") from None
+        text = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("!") else raw.strip()
+        if not text:
+            continue
+        if text.startswith("!"):
+            lines.append(Line(number, shell=text[1:].strip(), shell_ok=shell_ok))
+            continue
+        try:
+            lines.append(Line(number, ops=parse_words(shlex.split(text))))
+        except (UsageError, ValueError) as exc:
+            raise UsageError(f"{path}:{number}: {exc}") from None
     try:
         check_together([op for line in lines if line.ops for op in line.ops])   # the file as a whole
     except UsageError as exc:

@@ -232,14 +232,14 @@ def _system_text(ws):
 def render(name, as_json=False, verbose=False):
     doc = document(inspect.describe(name))
     if as_json:
-        return json.dumps(json_doc(doc), indent=2) + "\n"
+        return json.dumps(json_doc(doc), indent=2, default=plain) + "\n"   # a reply's odd values too
     return render_text(doc, verbose)
 
 
 def render_all(as_json=False, verbose=False):
     docs = [document(facts) for facts in inspect.describe_all()]
     if as_json:
-        return json.dumps([json_doc(d) for d in docs], indent=2) + "\n"
+        return json.dumps([json_doc(d) for d in docs], indent=2, default=plain) + "\n"
     return "".join(render_text(d, verbose) for d in docs)
 
 
@@ -285,7 +285,7 @@ def json_doc(doc):
             port = ws.designated_port
             info["slb"] = {"designated": port.name if port else None,
                            "learned": ws.slb.learned if ws.slb else 0, "moved": ws.slb.moved if ws.slb else 0}
-        info["fail_over_mac"] = FAIL_OVER_MAC[f["mac_policy"]]   # bonding's, as set (it applies to failover)
+        info["fail_over_mac"] = FAIL_OVER_MAC.get(f["mac_policy"], f["mac_policy"])   # bonding's, as set (it applies to failover)
         out["agrports"] = [_port_json(p) for p in ws.ports]
         out["counters"] = plain(ws.counters)
     return out

@@ -103,6 +103,12 @@ def _exchange(name, req, timeout):
         raise AgrError(errno.EIO, "control", f"worker for {name}: {exc}") from exc
     finally:
         sock.close()
+    return reply_of(name, data)
+
+
+def reply_of(name, data):
+    """The reply object in the bytes read from the control socket (an error raised as
+    AgrError, nothing at all as WorkerGone). Whatever holds the socket's name wrote them."""
     if not data:
         raise WorkerGone(name, sent=True)
     try:

@@ -218,7 +218,7 @@ def parse_request(raw):
     """Bytes -> a checked, typed Request. Raises AgrError(EINVAL) saying what is wrong."""
     try:
         req = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # "[[[[..." nests too deep
         raise AgrError(errno.EINVAL, "control", f"malformed request: {exc}") from None
     if not isinstance(req, dict) or not isinstance(req.get("op"), str):
         raise AgrError(errno.EINVAL, "control", "malformed request: not a JSON object with an op")
