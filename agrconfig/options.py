@@ -309,7 +309,9 @@ class LinkCheck(Record):
                 raise ValueError(f"interval: {exc}") from None
         return {"targets": parse_targets(arg), "interval": interval}
 
-    def check(self, value):
+    def check(self, value, addresses=True):
+        """`addresses` False: the shape only (a worker's reply, which status shows as it is,
+        needs no ipaddress import to be read)."""
         if value is None:
             return True
         if not isinstance(value, dict) or set(value) != {"targets", "interval"}:
@@ -317,7 +319,8 @@ class LinkCheck(Record):
         targets, interval = value["targets"], value["interval"]
         try:
             ok = isinstance(targets, list) and all(isinstance(t, str) for t in targets) \
-                and parse_targets(",".join(targets)) == targets
+                and 1 <= len(targets) <= LINKCHECK_TARGETS_MAX \
+                and (not addresses or parse_targets(",".join(targets)) == targets)
         except ValueError:
             return False
         return ok and type(interval) is int and LINKCHECK_INTERVAL[0] <= interval <= LINKCHECK_INTERVAL[1]
@@ -488,6 +491,15 @@ def check(key, value, scope="agr"):
     """Is `value` a valid setting for option `key` of this scope? (the control protocol's check)"""
     option = BY_KEY.get(key)
     return option is not None and option.scope == scope and option.check(value)
+
+
+def check_reply(key, value, scope="agr"):
+    """check(), for a setting a worker reports: agrlinkcheck's addresses are checked for their
+    shape only (status imports no ipaddress)."""
+    option = BY_KEY.get(key)
+    if option is not None and isinstance(option.kind, LinkCheck):
+        return option.scope == scope and option.kind.check(value, addresses=False)
+    return check(key, value, scope)
 
 
 def file_words(key, value, port=None):

@@ -268,7 +268,7 @@ def _flags(value):
     flags = {**options.defaults(), **value}
     for key, v in value.items():
         option = options.BY_KEY.get(key)
-        if option is None or option.scope != "agr" or options.check(key, v):
+        if option is None or option.scope != "agr" or options.check_reply(key, v):
             continue
         if not (isinstance(option.kind, options.Choice) and isinstance(v, str)):
             raise ValueError(f"bad value {v!r} for flag {key!r}")
