@@ -74,7 +74,7 @@ def agr_processes(lab, ns):
 
 
 def peer(lab, ns):
-    code = "import json; from agrconfig.ipc import client; p = client.ping('agr0'); print(json.dumps(p.__dict__))"
+    code = "import json; from agrconfig.ipc import client; p = client.ping('agr0'); print(json.dumps(p.as_dict()))"
     out = lab.run(ns, "env", f"PYTHONPATH={ROOT}", sys.executable, "-c", code).stdout
     return json.loads(out)
 
