@@ -86,3 +86,8 @@ class Record:
     def as_dict(self):
         """Field name -> value, one level deep."""
         return {name: getattr(self, name) for name in self.FIELDS}
+
+
+def replace(record, **changes):
+    """dataclasses.replace's form, for Records."""
+    return record.replace(**changes)

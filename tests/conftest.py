@@ -18,3 +18,18 @@ def lab(monkeypatch):
     monkeypatch.setenv("AGRCONFIG_LOG", "file")
     with Lab() as lab:
         yield lab
+
+
+@pytest.fixture(autouse=True)
+def _agrconfig_log_to_logging():
+    """agrconfig's own log (agrconfig/logger.py) hands its records to logging's "agrconfig"
+    logger in tests, so that caplog sees them."""
+    import logging
+
+    from agrconfig import logger
+    std = logging.getLogger("agrconfig")
+    saved = logger.log.sinks, logger.log.level
+    logger.log.sinks = [lambda level, text, exc_info: std.log(level, text, exc_info=exc_info)]
+    logger.log.level = logger.DEBUG
+    yield
+    logger.log.sinks, logger.log.level = saved

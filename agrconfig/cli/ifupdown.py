@@ -15,13 +15,13 @@ destroys it, which gives the ports back their state. A stanza without agr-* opti
 alone: its interface may come from /etc/ifconfig.agrN instead.
 """
 import errno
-import logging
-import logging.handlers
 import os
 import sys
 
 from .. import options, paths
+from .. import logger
 from ..errors import AgrError, UsageError
+from ..logger import log
 from ..net import rtnl
 from . import provision
 from .grammar import parse_words
@@ -31,7 +31,6 @@ PORTS = "agr-ports"
 LINK1 = "agr-link1"   # before agrproto: `agr-link1 yes|no` still reads as link1 / -link1
 SWITCH = {"yes": True, "on": True, "true": True, "1": True,
           "no": False, "off": False, "false": False, "0": False}
-log = logging.getLogger("agrconfig.ifupdown")
 
 
 def stanza_options():
@@ -148,15 +147,9 @@ def down(name, apply_ops):
 
 def _logging():
     # stderr for ifup's output, and syslog where there is one (ifenslave logs both ways).
-    log.setLevel(logging.INFO)
-    log.addHandler(logging.StreamHandler(sys.stderr))
     if os.path.exists("/dev/log"):
-        try:
-            handler = logging.handlers.SysLogHandler("/dev/log")
-            handler.ident = "agrconfig-ifupdown: "
-            log.addHandler(handler)
-        except OSError:
-            pass
+        logger.to_syslog("agrconfig-ifupdown", stderr=True)
+    log.setLevel(logger.INFO)
 
 
 def main(env=None):

@@ -11,20 +11,10 @@ from ..ipc import protocol
 from ..ipc.protocol import PROTOCOL_VERSION
 from ..net import rtnl
 from ..status import AggregateStatus
+from ..logger import log
 
 owner_of = worker.owner_of
 members = worker.members
-
-
-class _Log:
-    """logging.getLogger("agrconfig"), imported when something is logged: a status logs nothing."""
-
-    def __getattr__(self, name):
-        import logging
-        return getattr(logging.getLogger("agrconfig"), name)
-
-
-log = _Log()
 
 
 def exists(name):

@@ -203,8 +203,8 @@ def answer(req, handler):
     except AgrError as exc:
         return {"error": exc.to_dict(), **VERSION}
     except Exception as exc:  # a bug must not kill the worker; report it
-        import logging   # the worker's, which has it loaded: not every command's
-        logging.getLogger("agrconfig").exception("error serving %r", req)
+        from ..logger import log
+        log.exception("error serving %r", req)
         return {"error": AgrError(errno.EIO, "control", f"internal error: {exc!r}").to_dict(), **VERSION}
 
 

@@ -5,7 +5,6 @@ root peers (SO_PEERCRED) are served.
 """
 import errno
 import json
-import logging
 import selectors
 import socket
 import struct
@@ -14,11 +13,11 @@ import time
 from .. import paths
 from ..errors import AgrError
 from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request
+from ..logger import log
 
 REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
 MAX_CONNECTIONS = 32       # pending at once; beyond that the oldest is dropped
 
-log = logging.getLogger("agrconfig")
 
 
 def listen(name):

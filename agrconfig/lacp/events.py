@@ -6,63 +6,47 @@ order they happened, and apart from them the frames to send (Transmit).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from ..record import Record
 from .pdu import format_mac
 
 
-@dataclass(frozen=True)
-class Transmit:
+class Transmit(Record):
     """Send ``frame`` (a complete Ethernet frame) on port ``port_id``."""
-    port_id: int
-    frame: bytes
+    __slots__ = ("port_id", "frame")
 
 
-@dataclass(frozen=True)
-class DistributingChanged:
+class DistributingChanged(Record):
     """The distributing (or collecting) set changed; both in order of add_port.
 
     Emitted when either tuple differs from the previous emission, so a driver
     that re-reads both sets on this action never misses a change.
     """
-    ports: tuple[int, ...]
-    collecting: tuple[int, ...] = ()
+    __slots__ = ("ports", "collecting")
+    DEFAULTS = {"collecting": ()}
 
     def __str__(self) -> str:
         return f"distributing on {list(self.ports)}, collecting on {list(self.collecting)}"
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(Record):
     """A state machine (or the Selected variable) changed state: for debug logs."""
-    port_id: int
-    machine: str
-    old: str
-    new: str
-    reason: str
+    __slots__ = ("port_id", "machine", "old", "new", "reason")
 
     def __str__(self) -> str:
         return f"port {self.port_id} {self.machine}: {self.old} -> {self.new} ({self.reason})"
 
 
-@dataclass(frozen=True)
-class PartnerChanged:
+class PartnerChanged(Record):
     """The partner recorded on a port has a new system id or key."""
-    port_id: int
-    system: bytes
-    key: int
+    __slots__ = ("port_id", "system", "key")
 
     def __str__(self) -> str:
         return f"port {self.port_id}: partner {format_mac(self.system)} key {self.key:#06x}"
 
 
-@dataclass(frozen=True)
-class SelectionChanged:
+class SelectionChanged(Record):
     """A different aggregation was chosen (or none: every field None/empty)."""
-    actor_key: int | None
-    partner_system: bytes | None
-    partner_key: int | None
-    ports: tuple[int, ...]
+    __slots__ = ("actor_key", "partner_system", "partner_key", "ports")
 
     def __str__(self) -> str:
         if self.partner_system is None:

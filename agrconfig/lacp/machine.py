@@ -7,7 +7,6 @@ partner_churn, wtr); the Transmit machine (tx) and Selection Logic (selection) h
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
 
 
 class IllegalTransition(AssertionError):
@@ -15,10 +14,10 @@ class IllegalTransition(AssertionError):
 
 
 class Machine:
-    NAME: ClassVar[str]            # as in Transition.machine and the debug log
-    ATTR: ClassVar[str]            # the Port attribute holding its state
-    State: ClassVar[type[StrEnum]]
-    TRANSITIONS: ClassVar[dict]    # (old, new) -> why, as the standard's diagram labels it
+    NAME: str            # as in Transition.machine and the debug log
+    ATTR: str            # the Port attribute holding its state
+    State: type[StrEnum]
+    TRANSITIONS: dict    # (old, new) -> why, as the standard's diagram labels it
 
     @classmethod
     def state(cls, port):

@@ -11,7 +11,8 @@ Reserved fields are sent as zero and ignored on receipt, as the standard asks
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from ..record import Record
 
 from .states import (ACTIVITY, AGGREGATION, COLLECTING, DEFAULTED, DISTRIBUTING, EXPIRED,  # noqa: F401
                      STATE_BITS, SYNC, SYNCHRONIZATION, TIMEOUT)
@@ -71,15 +72,9 @@ def _check_mac(name: str, value: bytes) -> None:
         raise PduError(f"{name} must be 6 octets: {value!r}")
 
 
-@dataclass(frozen=True)
-class LacpInfo:
+class LacpInfo(Record):
     """Actor or Partner information as carried in a LACPDU."""
-    system_priority: int
-    system: bytes
-    key: int
-    port_priority: int
-    port: int
-    state: int
+    __slots__ = ("system_priority", "system", "key", "port_priority", "port", "state")
 
     def validate(self) -> None:
         _check_u("system_priority", self.system_priority, 16)
@@ -90,20 +85,14 @@ class LacpInfo:
         _check_u("state", self.state, 8)
 
 
-@dataclass(frozen=True)
-class Lacpdu:
-    actor: LacpInfo
-    partner: LacpInfo
-    collector_max_delay: int = 0
+class Lacpdu(Record):
+    __slots__ = ("actor", "partner", "collector_max_delay")
+    DEFAULTS = {"collector_max_delay": 0}
 
 
-@dataclass(frozen=True)
-class MarkerPdu:
+class MarkerPdu(Record):
     """Marker Information (response=False) or Marker Response (response=True)."""
-    response: bool
-    requester_port: int
-    requester_system: bytes
-    transaction_id: int
+    __slots__ = ("response", "requester_port", "requester_system", "transaction_id")
 
 
 def _encode_info(tlv: int, info: LacpInfo) -> bytes:

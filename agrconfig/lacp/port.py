@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
 from .states import Selected  # noqa: F401 (defined there: cheap for status)
 
 from . import pdu as P
@@ -61,15 +60,36 @@ def port_key(speed_mbps: int | None, duplex_full: bool | None) -> int:
     return key & 0xFFFF
 
 
-@dataclass
-class ActorSystem:
+class _Fields:
+    """Mutable records compared and shown by their FIELDS (as the dataclasses they were;
+    dataclasses pulls inspect and ast into every worker)."""
+    __slots__ = ()
+    FIELDS = ()
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    __hash__ = None   # mutable
+
+    def __repr__(self):
+        inner = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS)
+        return f"{type(self).__name__}({inner})"
+
+
+class ActorSystem(_Fields):
     """Settings shared by every port of one aggregator."""
-    mac: bytes
-    priority: int = DEFAULT_SYSTEM_PRIORITY
-    fast_timeout: bool = False
-    strict: bool = True
-    active: bool = True          # LACP_Activity: active (speak first) or passive (lacpmode)
-    wtr_time: float = 0.0        # agrwtr: wait-to-restore, seconds (0: none)
+    FIELDS = __slots__ = ("mac", "priority", "fast_timeout", "strict", "active", "wtr_time")
+
+    def __init__(self, mac: bytes, priority: int = DEFAULT_SYSTEM_PRIORITY, fast_timeout: bool = False,
+                 strict: bool = True, active: bool = True, wtr_time: float = 0.0):
+        self.mac = mac
+        self.priority = priority
+        self.fast_timeout = fast_timeout
+        self.strict = strict
+        self.active = active          # LACP_Activity: active (speak first) or passive (lacpmode)
+        self.wtr_time = wtr_time      # agrwtr: wait-to-restore, seconds (0: none)
 
     def partner_admin(self) -> P.LacpInfo:
         """Default partner (Partner_Admin_*) used by recordDefault.
@@ -87,11 +107,12 @@ class ActorSystem:
         return P.LacpInfo(0, bytes(6), 0, 0, 0, state)
 
 
-@dataclass
-class Timer:
+class Timer(_Fields):
     """One of the standard's timers: running until ``deadline``, then expired."""
-    deadline: float | None = None
-    expired: bool = False
+    FIELDS = __slots__ = ("deadline", "expired")
+
+    def __init__(self, deadline: float | None = None, expired: bool = False):
+        self.deadline, self.expired = deadline, expired
 
     def start(self, now: float, duration: float) -> None:
         deadline = now + duration
@@ -123,49 +144,55 @@ COUNTER_NAMES = ("lacpdu_rx", "lacpdu_tx", "lacpdu_err", "marker_rx", "marker_tx
                  "loop")
 
 
-@dataclass(eq=False)
 class Port:
     """One aggregation port: the standard's per-port variables (§6.4.7)."""
-    port_id: int
-    mac: bytes
-    system: ActorSystem
-    speed: int | None = None
-    duplex_full: bool | None = None
-    enabled: bool = False                 # Port_Enabled: carrier (and admin up)
-    port_priority: int = DEFAULT_PORT_PRIORITY
-    lacp_enabled: bool = True             # agr always runs LACP; LACP_DISABLED is modelled only
 
-    # Actor_Oper_Port_State bits that the machines own.
-    sync: bool = False
-    collecting: bool = False
-    distributing: bool = False
-    defaulted: bool = True
-    expired: bool = False
+    def __init__(self, port_id: int, mac: bytes, system: ActorSystem, speed: int | None = None,
+                 duplex_full: bool | None = None, enabled: bool = False,
+                 port_priority: int = DEFAULT_PORT_PRIORITY, lacp_enabled: bool = True):
+        self.port_id = port_id
+        self.mac = mac
+        self.system = system
+        self.speed = speed
+        self.duplex_full = duplex_full
+        self.enabled = enabled                # Port_Enabled: carrier (and admin up)
+        self.port_priority = port_priority
+        self.lacp_enabled = lacp_enabled      # agr always runs LACP; LACP_DISABLED is modelled only
 
-    partner: P.LacpInfo = field(default_factory=lambda: P.LacpInfo(0, bytes(6), 0, 0, 0, 0))
+        # Actor_Oper_Port_State bits that the machines own.
+        self.sync = False
+        self.collecting = False
+        self.distributing = False
+        self.defaulted = True
+        self.expired = False
 
-    # Machine states (each module's StrEnum), set by the core when the port is added.
-    rx_state: str = ""
-    periodic_state: str = ""
-    mux_state: str = ""
-    actor_churn_state: str = ""
-    partner_churn_state: str = ""
-    wtr_state: str = ""
+        self.partner = P.LacpInfo(0, bytes(6), 0, 0, 0, 0)
 
-    selected: Selected = UNSELECTED
-    selected_lag: tuple | None = None     # the aggregation the port was selected for
-    limited: bool = False                 # STANDBY because of agrmaxports (not another group)
-    ready: bool = False                   # Ready, computed by the selection logic
-    port_moved: bool = False
-    ntt: bool = False
-    rx_pdu: P.Lacpdu | None = None        # the "LACPDU received" event, consumed by CURRENT
-    looped_until: float | None = None     # our own LACPDUs seen: keep out of selection until then
+        # Machine states (each module's StrEnum), set by the core when the port is added.
+        self.rx_state = ""
+        self.periodic_state = ""
+        self.mux_state = ""
+        self.actor_churn_state = ""
+        self.partner_churn_state = ""
+        self.wtr_state = ""
 
-    timers: dict = field(default_factory=lambda: {name: Timer() for name in TIMER_NAMES})
-    tx_times: deque = field(default_factory=deque)
-    counters: dict = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
-    marker_tid: int = 0
-    marker_pending: dict = field(default_factory=dict)   # transaction id -> time sent
+        self.selected = UNSELECTED
+        self.selected_lag = None           # the aggregation the port was selected for
+        self.limited = False               # STANDBY because of agrmaxports (not another group)
+        self.ready = False                 # Ready, computed by the selection logic
+        self.port_moved = False
+        self.ntt = False
+        self.rx_pdu = None                 # the "LACPDU received" event, consumed by CURRENT
+        self.looped_until = None           # our own LACPDUs seen: keep out of selection until then
+
+        self.timers = {name: Timer() for name in TIMER_NAMES}
+        self.tx_times = deque()
+        self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        self.marker_tid = 0
+        self.marker_pending = {}           # transaction id -> time sent
+
+    def __repr__(self):
+        return f"Port(port_id={self.port_id!r}, mac={self.mac!r}, selected={self.selected!r}, mux={self.mux_state!r})"
 
     # -- derived values -------------------------------------------------------------
     @property
@@ -223,7 +250,7 @@ class Port:
         return self.timers["wait_while"].expired
 
     def set_partner_state(self, set_bits: int = 0, clear_bits: int = 0) -> None:
-        self.partner = replace(self.partner, state=(self.partner.state | set_bits) & ~clear_bits & 0xFF)
+        self.partner = self.partner.replace(state=(self.partner.state | set_bits) & ~clear_bits & 0xFF)
 
     @property
     def both_passive(self) -> bool:

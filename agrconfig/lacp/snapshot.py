@@ -8,7 +8,7 @@ resumes defaulted, so that a restart does not make it wait out the timeouts agai
 more without traffic). Its entry says "rx": "DEFAULTED"; a CURRENT port's entry is as before."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..record import Record
 
 from . import pdu as P
 from .mux import Mux, MuxState
@@ -19,11 +19,9 @@ _RESUMABLE = (MuxState.ATTACHED, MuxState.COLLECTING_DISTRIBUTING)
 _RX = (RxState.CURRENT, RxState.DEFAULTED)
 
 
-@dataclass(frozen=True)
-class PortSnapshot:
-    partner: P.LacpInfo
-    mux: MuxState
-    rx: RxState = RxState.CURRENT
+class PortSnapshot(Record):
+    __slots__ = ("partner", "mux", "rx")
+    DEFAULTS = {"rx": RxState.CURRENT}
 
     @classmethod
     def of(cls, port: Port) -> PortSnapshot | None:

@@ -8,7 +8,6 @@ first). So for each such VLAN and filtering port we make one, named `agrvid<n>`,
 marked by its ifalias so that we, and only we, remove it again.
 """
 import struct
-from dataclasses import dataclass
 
 from ..record import Record
 from . import ethtool, netlink, rtnl
@@ -37,14 +36,9 @@ class Vlan(Record):
         return str(self.vid) if self.proto == ETH_P_8021Q else f"{self.vid} (802.1ad)"
 
 
-@dataclass(frozen=True)
-class VlanLink:
+class VlanLink(Record):
     """A VLAN device: on `lower`, for `vlan`; `ours` when it is one of our filter entries."""
-    index: int
-    name: str
-    lower: int
-    vlan: Vlan
-    ours: bool
+    __slots__ = ("index", "name", "lower", "vlan", "ours")
 
 
 def _info_data(at):

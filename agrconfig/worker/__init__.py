@@ -4,12 +4,13 @@ LACP and the data path.
 This module is the worker's entry point, and the only part of it the client imports: starting
 a worker, reading the state file it keeps, and giving back the ports of a dead one.
 """
-from .statefile import all_names, load as load_state, members, owner_of, remove as remove_state  # noqa: F401
-
-# whichport's (the data paths' own hash, and slb's placement): loaded on first use, as a status
-# command needs only the state files (PEP 562).
-_LAZY = {"flow_hash": ("flowhash", "flow_hash"), "slb_bucket": ("slb", "bucket_of"),
-         "slb_placement": ("slb", "placement")}
+# Imported on first use (PEP 562): the supervisor, a module of this package, must not pay for
+# what the client uses here (the flow hash pulls in the option schema and the LACP core).
+_LAZY = {"flow_hash": ("flowhash", "flow_hash"),              # whichport: the data paths' own hash
+         "slb_bucket": ("slb", "bucket_of"), "slb_placement": ("slb", "placement"),   # whichport under slb
+         "all_names": ("statefile", "all_names"), "load_state": ("statefile", "load"),
+         "members": ("statefile", "members"), "owner_of": ("statefile", "owner_of"),
+         "remove_state": ("statefile", "remove")}
 
 
 def __getattr__(name):
@@ -17,7 +18,7 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
     module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     globals()[name] = value
     return value
 

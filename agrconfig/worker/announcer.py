@@ -17,14 +17,18 @@ The timing is AnnounceSchedule's (pure: `now` passed in); the Announcer is the l
 component around it: a move is taken up by the next on_timer (the turn's `now`), the frames
 are built by announce.py (pure) from what `facts` reads of the kernel, and sent by `send`.
 """
-import logging
 
 from ..net import rtnl
 from ..record import Record
-from . import announce
 from .component import Component
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
+
+def _frames():
+    """announce.py (and ipaddress), loaded at the first announcement, not in every worker."""
+    from . import announce
+    return announce
+
 
 
 class Round(Record):
@@ -151,7 +155,7 @@ class KernelFacts(Facts):
             if link is None or not link.mac:
                 continue
             out.append(Listener(mac=rtnl.mac_bytes(link.mac), addresses=[a.address for a in rtnl.addresses(index)],
-                                v4=announce.igmp_groups(igmp, link.name), v6=announce.igmp6_groups(igmp6, index)))
+                                v4=_frames().igmp_groups(igmp, link.name), v6=_frames().igmp6_groups(igmp6, index)))
         return out
 
 
@@ -192,7 +196,7 @@ class Announcer(Component):
         if macs is not None:
             own = self._read(self.facts.mac, None)
             for mac, vlan in macs:
-                self._send(port, announce.rarp(mac, vlan))
+                self._send(port, _frames().rarp(mac, vlan))
             if own is None or own not in {mac for mac, _vlan in macs}:
                 return
         setting = self.settings()
@@ -206,10 +210,10 @@ class Announcer(Component):
             return
         frames = []
         if round_.number < setting["count"]:
-            frames += announce.frames(mac, self._read(self.facts.addresses, []))
+            frames += _frames().frames(mac, self._read(self.facts.addresses, []))
         if round_.number == 0:
             if self.learning:
-                frames += [announce.rarp(m, vlan) for m, vlan in self._read(self.facts.learned, [])
+                frames += [_frames().rarp(m, vlan) for m, vlan in self._read(self.facts.learned, [])
                            if m != mac and not m[0] & 1]
             frames += self.reports()
         for frame in frames:
@@ -222,8 +226,8 @@ class Announcer(Component):
         for who in self._read(self.facts.listeners, []):
             src4 = next((a for a in who.addresses if ":" not in a), "0.0.0.0")
             src6 = next((a.split("%", 1)[0] for a in who.addresses if a.lower().startswith("fe80:")), "::")
-            out += [f for f in (announce.igmpv3_report(who.mac, src4, who.v4),
-                                announce.mldv2_report(who.mac, src6, who.v6)) if f is not None]
+            out += [f for f in (_frames().igmpv3_report(who.mac, src4, who.v4),
+                                _frames().mldv2_report(who.mac, src6, who.v6)) if f is not None]
         return out
 
     def _send(self, port, frame):

@@ -17,11 +17,10 @@ component it calls in the turn: no component reads the clock itself. (How long s
 wait is the loop's own business, measured from a read just before it, so that a long turn,
 such as a port being added, does not make the next deadline late.)
 """
-import logging
 import selectors
 import time
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
 

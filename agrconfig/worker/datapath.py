@@ -6,13 +6,12 @@ carries the Slow Protocols frames of the ports' sockets). The worker chooses wit
 """
 import abc
 import errno
-import logging
 import os
 
 from ..errors import AgrError
 from . import join
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 def took(eventfd):

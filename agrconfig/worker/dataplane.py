@@ -6,7 +6,6 @@ unfinished checksums cross whole). The main thread only swaps immutable tables
 (tuples/frozensets): a reference assignment is atomic, so the loop needs no lock.
 """
 import errno
-import logging
 import os
 import select
 import socket
@@ -18,8 +17,8 @@ from . import slb
 from .flowhash import DEFAULT_POLICY, flow_hash
 from .port import PACKET_AUXDATA, SOL_PACKET
 from .tap import VNET_HDR_LEN
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 BUF_SIZE = 65536 + VNET_HDR_LEN + 64
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
@@ -153,7 +152,6 @@ class Relay:
             # Without its relay the worker moves nothing: end it, so that its supervisor
             # starts another (which resumes LACP and keeps agrN).
             log.critical("relay thread failed; the worker exits to be restarted", exc_info=True)
-            logging.shutdown()
             os._exit(70)
 
     def _loop(self):

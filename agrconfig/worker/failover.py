@@ -5,7 +5,6 @@ Selection is sans-IO (Selector: a clock passed in, no sockets) so a fake clock t
 Failover aggregation around it turns its moves into the worker's actions: the new sets, and
 the announcements (announcer.py) from the new port.
 """
-from dataclasses import dataclass
 
 from ..lacp import DistributingChanged, Output
 from ..lacp.wtr import WaitToRestore
@@ -13,10 +12,14 @@ from ..status import FailoverPortStatus, FailoverStatus, Role
 from .aggregation import Aggregation
 
 
-@dataclass
 class Candidate:
-    priority: int
-    up: bool = False
+    __slots__ = ("priority", "up")
+
+    def __init__(self, priority, up=False):
+        self.priority, self.up = priority, up
+
+    def __repr__(self):
+        return f"Candidate(priority={self.priority!r}, up={self.up!r})"
 
 
 class Selector:

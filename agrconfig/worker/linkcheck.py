@@ -15,14 +15,14 @@ worker's component around it, NoLinkCheck the one in its place while no check ru
 """
 import ctypes
 import ipaddress
-import logging
 import socket
 import struct
 
 from .component import READ, Component
 from .port import PACKET_ADD_MEMBERSHIP, PACKET_IGNORE_OUTGOING, PACKET_MR_UNICAST, SOL_PACKET
+from ..logger import log
+from .parts import NoLinkCheck  # noqa: F401 (its null object lives with the worker's parts)
 
-log = logging.getLogger("agrconfig")
 
 MISSED = 3   # intervals without a frame from a target before a port is down
 ETH_P_ALL = 0x0003
@@ -287,24 +287,3 @@ class LinkCheck(Component):
 
     def close(self):
         self.checker.close()
-
-
-class NoLinkCheck(Component):
-    """No agrlinkcheck (off, or LACP, which has its own): every port is up as far as it goes."""
-    running = False
-    setting = None
-
-    def start(self, now, ports):
-        pass
-
-    def add_port(self, now, port):
-        pass
-
-    def remove_port(self, index):
-        pass
-
-    def carrier_back(self, now, port):
-        pass
-
-    def status(self, now, index):
-        return None

@@ -2,14 +2,13 @@
 or given another MAC; a port gone, renamed, changed by another tool, its carrier), agrlinkcheck's
 verdicts and the polled carrier (carrierpoll.py); agrdowndelay holds a loss for a while
 (downdelay.py), as a component of the loop whose deadline is the end of the earliest hold."""
-import logging
 
 from ..net import rtnl
 from .component import Component
 from .downdelay import DownDelay
 from .linkwatch import LinkGone
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 class LinkState(Component):

@@ -9,7 +9,6 @@ LinkWatch is a component of the worker's loop: it hands each batch of events to 
 import errno
 import socket
 import struct
-from dataclasses import dataclass
 
 from ..net import rtnl
 from ..record import Record
@@ -20,17 +19,13 @@ RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 
 
-@dataclass(frozen=True)
-class LinkChanged:
+class LinkChanged(Record):
     """A link appeared or changed (name, MAC, MTU, flags, carrier...)."""
-    index: int
-    link: rtnl.Link
+    __slots__ = ("index", "link")
 
 
-@dataclass(frozen=True)
-class LinkGone:
-    index: int
-    link: rtnl.Link
+class LinkGone(Record):
+    __slots__ = ("index", "link")
 
 
 class BridgePortChanged(Record):
@@ -43,22 +38,18 @@ class BridgePortRemoved(Record):
     __slots__ = ("index", "port")
 
 
-@dataclass(frozen=True)
-class AddressAdded:
-    index: int
-    address: rtnl.Address
+class AddressAdded(Record):
+    __slots__ = ("index", "address")
 
 
-@dataclass(frozen=True)
-class AddressRemoved:
-    index: int
-    address: rtnl.Address
+class AddressRemoved(Record):
+    __slots__ = ("index", "address")
 
 
-@dataclass(frozen=True)
-class EventsLost:
+class EventsLost(Record):
     """The socket overflowed (or a message made no sense): look at everything again."""
-    index: None = None
+    __slots__ = ("index",)
+    DEFAULTS = {"index": None}
 
 
 _LINK_PARSERS = {    # (message type, family): its event; link messages of other families are not read

@@ -8,7 +8,6 @@ a null object. Port changes are transactions.py's; the ports are members.py's; t
 around the worker is process.py's.
 """
 import errno
-import logging
 import os
 import signal
 import socket
@@ -19,20 +18,20 @@ from ..errors import AgrError
 from ..ipc import server as control
 from ..lacp import DistributingChanged, SelectionChanged, Transition
 from ..net import rtnl
-from . import (aggregation, datapath, failover, history, linkcheck, linkwatch, macpolicy, report, requests,
-               statefile)
+from . import aggregation, datapath, history, linkwatch, macpolicy, report, requests, statefile
 from .announcer import AggregatorWatch, Announcer, KernelFacts
 from .carrierpoll import CarrierPoll, NoCarrierPoll
 from .component import Loop
 from .dataplane import Relay
 from .linkstate import LinkState
 from .members import Members
-from .parts import AggregationPart, DataPathPart, MulticastResync, SignalWake, TapCarrier, TapSpeed, take_tap
+from .parts import (AggregationPart, DataPathPart, MulticastResync, NoLinkCheck, SignalWake, TapCarrier, TapSpeed,
+                    take_tap)
 from .tap import unpersist
 from .transactions import PortTransactions
 from .vlanfilter import VlanFilter
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 def default_flags():
@@ -59,7 +58,7 @@ class Worker:
         self.resume_lacp = (saved or {}).get("lacp") or {}
         self.datapath_note = ""    # why the relay is used when eBPF was allowed
         self.history = history.History(clock)  # per port: transitions, counts, last LACPDU
-        self.linkcheck = linkcheck.NoLinkCheck()      # agrlinkcheck's probes, while it applies
+        self.linkcheck = NoLinkCheck()      # agrlinkcheck's probes, while it applies (linkcheck.py, loaded then)
         self.carrier_poll = NoCarrierPoll()           # without LACP: distributing ports' carrier
         self.ports = PortTransactions(self)
         self.links = LinkState(self)
@@ -138,8 +137,9 @@ class Worker:
             self.aggregation.configure(now, self.flags)
         else:
             if proto == "failover":
-                self.agg.current = failover.Failover(self._act, self.announcer.moved, self.flags["wtr_time"],
-                                                     moving=lambda active: self.apply_macs(self.clock()))
+                from .failover import Failover   # a worker imports only the protocol it runs
+                self.agg.current = Failover(self._act, self.announcer.moved, self.flags["wtr_time"],
+                                            moving=lambda active: self.apply_macs(self.clock()))
             else:
                 self.agg.current = aggregation.create(self.flags, self.system_mac(), now, self._act,
                                                       lambda t: self.path.slb_learned(t))
@@ -150,7 +150,11 @@ class Worker:
         want = self.flags["linkcheck"] if proto != "lacp" else None
         if self.linkcheck.setting != want:
             self.linkcheck.close()
-            self.linkcheck = linkcheck.LinkCheck(want, now, self.links.verdict) if want else linkcheck.NoLinkCheck()
+            if want:
+                from .linkcheck import LinkCheck
+                self.linkcheck = LinkCheck(want, now, self.links.verdict)
+            else:
+                self.linkcheck = NoLinkCheck()
             self.linkcheck.start(now, self.members)
             for p in self.members:
                 self.links.set_alive(now, p, True)

@@ -1,7 +1,6 @@
 """Port membership: which links may join agrN, attaching and detaching them, and undoing what
 other tools change on a member (MAC, MTU, addresses)."""
 import errno
-import logging
 
 from ..errors import AgrError
 from ..net import rtnl
@@ -9,10 +8,10 @@ from ..paths import is_agr_name
 from . import datapath, statefile
 from .port import PACKET_MR_ALLMULTI, PACKET_MR_MULTICAST, PACKET_MR_PROMISC, Member
 from .tap import VNET_HDR_LEN
+from ..logger import log
 
 ZERO_VNET = bytes(VNET_HDR_LEN)
 
-log = logging.getLogger("agrconfig")
 
 
 class Members:

@@ -6,7 +6,6 @@ Each is a component.Component: the loop registers its fds and calls it back with
 their own interfaces (get_timer / handle_timer(now)); the parts here hold the current one.
 """
 import collections
-import logging
 import os
 import socket
 
@@ -15,10 +14,10 @@ from ..net import ethtool
 from . import datapath
 from .component import READ, Component
 from .tap import attached_name, open_tap, set_carrier
+from ..logger import log
 
 MCAST_RESYNC = 5.0
 
-log = logging.getLogger("agrconfig")
 
 
 class AggregationPart(Component):
@@ -199,3 +198,24 @@ def take_tap(name, resuming, held_tap, keeper):
         except OSError as exc:
             log.warning("%s: cannot hand the TAP to the supervisor: %s", name, exc)
     return fd
+
+
+class NoLinkCheck(Component):
+    """No agrlinkcheck (off, or LACP, which has its own): every port is up as far as it goes."""
+    running = False
+    setting = None
+
+    def start(self, now, ports):
+        pass
+
+    def add_port(self, now, port):
+        pass
+
+    def remove_port(self, index):
+        pass
+
+    def carrier_back(self, now, port):
+        pass
+
+    def status(self, now, index):
+        return None

@@ -11,7 +11,6 @@ neither the worker nor anything it could be tricked into running gets them back.
 process stays uid 0: the files it writes are root's, in root's 0700 directory.
 """
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -34,7 +33,9 @@ class _Data(ctypes.Structure):
 
 
 def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    # The interpreter's own symbols include libc's; ctypes.util would import subprocess,
+    # tempfile and shutil (~1 MiB) into the supervisor to find the same library.
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def last_cap():

@@ -10,17 +10,7 @@ import re
 
 from .. import options, paths
 from ..ipc import protocol
-
-
-class _Log:
-    """logging.getLogger("agrconfig"), imported when something is logged: a status logs nothing."""
-
-    def __getattr__(self, name):
-        import logging
-        return getattr(logging.getLogger("agrconfig"), name)
-
-
-log = _Log()
+from ..logger import log
 
 # What we change on a member, and the value that keeps the port's own IP stack
 # out of the way: frames belong to agrN, not to the port.

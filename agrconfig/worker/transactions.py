@@ -6,13 +6,12 @@ the data path's hold on it). Removing takes the port out of every part of the wo
 order that lets nothing send on it once it is given back.
 """
 import errno
-import logging
 
 from ..errors import AgrError
 from ..net import rtnl
 from .port import Member, snapshot
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 class PortTransactions:

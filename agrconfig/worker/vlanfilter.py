@@ -6,13 +6,12 @@ any of these (a VLAN upper of agrN came or went, agrN's place in a bridge change
 port joins, and when the worker starts (a restarted worker finds its predecessor's entries).
 A port that leaves loses its entries with the rest of its state (Member.restore).
 """
-import logging
 
 from ..errors import AgrError
 from ..net import vlan
 from .linkwatch import BridgePortChanged, BridgePortRemoved, EventsLost, LinkChanged, LinkGone
+from ..logger import log
 
-log = logging.getLogger("agrconfig")
 
 
 def plan(carried, filtering, entries, ports):

@@ -9,7 +9,7 @@ import json
 import socket
 import sys
 import time
-from dataclasses import replace
+from agrconfig.record import replace
 
 from agrconfig.lacp import pdu as P
 

@@ -20,8 +20,9 @@ from tests.lab import AGRCONFIG, ROOT
 
 # Earlier releases an aggregate may have been started by: commit, its release, and its
 # protocol version as a ping tells it. 0.1.0's replies carried no version; 0.2.0 (0df1f40) is the
-# release before the typed models (status schema, typed requests, a worker of components).
-OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3)}
+# release before the typed models (status schema, typed requests, a worker of components);
+# 0.3.0 (b46cf3a) the last whose supervisor was a fork of the front end, as root.
+OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3), "b46cf3a": ("0.3.0", 3)}
 DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle", "prometheus_client")
 
 

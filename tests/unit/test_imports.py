@@ -57,7 +57,7 @@ print("\n".join(sorted(set(sys.modules) - before)))
 # What a status needs: the front end, the client's reading of workers and state files, the
 # control protocol, rtnetlink, the status model and its base.
 STATUS = {
-    "agrconfig", "agrconfig.checks", "agrconfig.errors", "agrconfig.options", "agrconfig.paths",
+    "agrconfig", "agrconfig.checks", "agrconfig.errors", "agrconfig.logger", "agrconfig.options", "agrconfig.paths",
     "agrconfig.record", "agrconfig.status", "agrconfig.lacp", "agrconfig.lacp.states",
     "agrconfig.cli", "agrconfig.cli.main", "agrconfig.cli.render", "agrconfig.cli.stats",
     "agrconfig.client", "agrconfig.client.inspect", "agrconfig.client.workers",

@@ -1,6 +1,6 @@
 """Operator controls in the sans-IO core (issue 13): lacpmode active|passive, lacpsysprio,
 agrportpri and lacpsysid, on a fake clock and a fake wire."""
-from dataclasses import replace
+from agrconfig.record import replace
 
 from agrconfig.lacp import LacpCore, Transmit
 from agrconfig.lacp import pdu as P

@@ -1,7 +1,7 @@
 """Behaviours of the LACP core that a mutation audit (and mutmut, tests/MUTATION.md) found
 unchecked: each test here fails when the product is changed in the way its docstring names."""
 import math
-from dataclasses import replace
+from agrconfig.record import replace
 
 import pytest
 

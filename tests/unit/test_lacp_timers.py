@@ -5,7 +5,7 @@ which a test relative to them could not check. The clock jumps from one deadline
 cores to the next, so a time is exact, not a multiple of a polling step.
 """
 import copy
-from dataclasses import replace
+from agrconfig.record import replace
 
 from agrconfig.lacp import LacpCore, Transmit
 from agrconfig.lacp import pdu as P

@@ -2,7 +2,7 @@
 (tests/MUTATION.md, second run): each test fails when the product is changed in the way its
 docstring names."""
 import struct
-from dataclasses import replace
+from agrconfig.record import replace
 
 import pytest
 

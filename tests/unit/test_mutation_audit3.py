@@ -1,7 +1,6 @@
 """Tests for the survivors of the third mutation run of the core (tests/MUTATION.md, 2026-12-02):
 agrwtr (set_wtr_time, the Wtr machine, wtr_left), agrmaxports (over_limit with no group,
 port_rank on a tie, aggregate wait and standby ports). Fake clock and wire."""
-import dataclasses
 
 from agrconfig.lacp import LacpCore, Transmit
 from agrconfig.lacp import pdu as P
@@ -118,10 +117,10 @@ def test_port_rank_on_a_tie_of_system_ids_is_ours():
     a = LacpCore(mac(1))
     a.add_port(0.0, 1, mac(11), carrier=True)
     port = a.ports[1]
-    port.partner = dataclasses.replace(port.partner, system=mac(1), system_priority=a.system.priority,
+    port.partner = port.partner.replace(system=mac(1), system_priority=a.system.priority,
                                        port_priority=7, port=9)
     assert selection.port_rank(a, port) == (port.port_priority, 1)
-    port.partner = dataclasses.replace(port.partner, system=mac(0))
+    port.partner = port.partner.replace(system=mac(0))
     assert selection.port_rank(a, port) == (7, 9, port.port_priority, 1)
 
 

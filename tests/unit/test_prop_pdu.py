@@ -144,7 +144,7 @@ def test_encode_refuses_bad_fields_with_pdu_error(data):
                 "marker_tid": (False, 0, bytes(6), bad)}[field]
         pdu = P.MarkerPdu(*args)
     else:
-        fields = dict(good.actor.__dict__, **{field: bad})
+        fields = dict(good.actor.as_dict(), **{field: bad})
         pdu = P.Lacpdu(P.LacpInfo(**fields), good.partner, 0)
     with pytest.raises(P.PduError):
         P.encode(pdu)

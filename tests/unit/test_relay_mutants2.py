@@ -466,7 +466,6 @@ def test_the_relay_thread_never_keeps_the_worker_alive(n):
 def test_a_failing_loop_logs_its_traceback_then_exits_70(n, monkeypatch, caplog):
     exits = []
     monkeypatch.setattr(dataplane.os, "_exit", exits.append)
-    monkeypatch.setattr(dataplane.logging, "shutdown", lambda: None)
 
     def broken():
         raise ZeroDivisionError("boom")

@@ -1,5 +1,5 @@
 """update_NTT (802.1AX-2014 6.4.9): a partner's stale copy of us is answered at once."""
-from dataclasses import replace
+from agrconfig.record import replace
 
 import pytest
 

@@ -1,0 +1,188 @@
+"""The supervisor: a small parent that restarts agrN's worker when it dies and holds agrN's TAP.
+
+It runs in an interpreter of its own, exec'd by process.spawn with only the standard
+library's start-up modules (-S): the front end's modules (the grammar, the client, docopt) stay
+out of it. It imports what supervising needs and nothing more; each worker it forks imports the
+worker's modules itself (loop.py and below), so that they are held once, by the worker, and a
+crashed worker's replacement starts from a small, clean parent.
+"""
+import errno
+import gc
+import os
+import signal
+import socket
+import sys
+import time
+
+from .. import logger, paths
+from ..logger import log
+from . import privs, proctitle
+
+
+def main():
+    """Entry point after process.spawn's exec: argv is name, resume (0/1), the ready pipe's fd."""
+    name, resume, ready_w = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
+    _daemon(name, resume, ready_w)
+
+
+def setup_logging(name):
+    # AGRCONFIG_LOG=file: the runtime directory's log even where there is syslog (tests read it).
+    if os.path.exists("/dev/log") and os.environ.get("AGRCONFIG_LOG") != "file":
+        logger.to_syslog(f"agrconfig/{name}")
+    else:
+        paths.run_dir(create=True)
+        logger.to_file(paths.log_file(name))
+
+
+def _set_title(name, role="worker"):
+    if not proctitle.set_title(f"agrconfig: {role} {name}"):
+        log.warning("%s: cannot set the %s's process title", name, role)
+
+
+def _daemon(name, resume, ready_w):
+    os.chdir("/")
+    os.umask(0o077)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.closerange(3, ready_w)
+    os.closerange(ready_w + 1, 65536)
+    for sig in (signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    setup_logging(name)
+    _supervise(name, resume, ready_w)
+
+
+RESTART_DELAY = 0.05     # first restart after a crash: well inside LACP's 3 s short timeout
+RESTART_DELAY_MAX = 5.0  # a worker that keeps dying is restarted ever more slowly
+STABLE_AFTER = 10.0      # a worker that ran this long resets the delay
+START_FAILED = 2
+
+
+def _supervise(name, resume, ready_w):
+    """A small parent that restarts the worker when it crashes or is killed.
+
+    The TAP is persistent and the state file has the ports, so a restarted
+    worker picks up where the dead one stopped; agr0 and its addresses stay.
+    SIGTERM is passed on: the worker restores the ports and exits cleanly.
+    """
+    _set_title(name, "supervisor")
+    try:  # inherited by every worker it starts
+        kept = privs.drop()
+        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
+    except OSError as exc:
+        log.warning("%s: cannot drop capabilities (%s); running with those we were given", name, exc)
+    child = None
+    stopping = False
+
+    def on_term(sig, _frame):
+        nonlocal stopping
+        stopping = True
+        if child:
+            try:
+                os.kill(child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    delay = RESTART_DELAY
+    first = True
+    # Each worker hands us its TAP fd and we keep it open: while a worker is dead and
+    # restarting, agrN keeps its carrier (so its neighbours and qdisc stay) and frames
+    # wait in the TAP's queue for the next worker, which inherits the fd.
+    keeper_r, keeper_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    keeper_r.setblocking(False)  # (socket.recv_fds ignores its flags argument before 3.12)
+    held_tap = None
+    while not stopping:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        started = time.monotonic()
+        # The worker's collector then leaves what we share alone: fewer pages copied, less
+        # memory held twice by the two processes.
+        gc.freeze()
+        child = os.fork()
+        if child == 0:
+            os.close(r)
+            if first:
+                os.close(ready_w)  # the front end waits for EOF on it: only we may hold it
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            keeper_r.close()
+            _worker_main(name, resume, w, held_tap, keeper_w)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            ready = f.read()
+        held_tap = _take_tap(keeper_r, held_tap)
+        if first:
+            if ready.startswith(b"ok"):
+                with open(paths.pid_file(name), "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            os.write(ready_w, ready)
+            os.close(ready_w)
+            first = False
+        _pid, status = os.waitpid(child, 0)
+        child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0 or stopping or not os.path.exists(paths.state_file(name)):
+            break  # a clean shutdown, or there is nothing left to resume
+        if not ready.startswith(b"ok") and code == START_FAILED and delay >= RESTART_DELAY_MAX:
+            log.error("%s: worker cannot start again; giving up", name)
+            break
+        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        log.error("%s: worker %s; restarting in %.2f s", name, how, delay)
+        time.sleep(delay)
+        delay = RESTART_DELAY if time.monotonic() - started > STABLE_AFTER else min(delay * 4, RESTART_DELAY_MAX)
+        resume = True
+    os._exit(0)
+
+
+def _take_tap(keeper, held):
+    """The TAP fd the worker just sent (if any) replaces the one we held."""
+    while True:
+        try:
+            _msg, fds, _flags, _addr = socket.recv_fds(keeper, 16, 1)
+        except (BlockingIOError, InterruptedError):
+            return held
+        for fd in fds:
+            if held is not None and held != fd:
+                os.close(held)
+            held = fd
+
+
+def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
+    _set_title(name)
+    # The worker's modules are imported here, in the worker, not in the supervisor.
+    import json
+    from ..errors import AgrError
+    from . import statefile
+    from .loop import Worker
+    worker = None
+    try:
+        saved = statefile.load(name) if resume else None
+        if resume and saved is None:
+            raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"no saved state for {name}")
+        worker = Worker(name, saved, held_tap, keeper)
+        worker.start()
+    except AgrError as exc:
+        os.write(ready_w, json.dumps(exc.to_dict()).encode())
+        log.error("%s: worker failed to start: %s", name, exc)
+        os._exit(START_FAILED)
+    except Exception:
+        import traceback
+        os.write(ready_w, json.dumps(AgrError(errno.EIO, "SIOCIFCREATE", traceback.format_exc()).to_dict()).encode())
+        log.exception("%s: worker failed to start", name)
+        os._exit(START_FAILED)
+
+    def on_term(_sig, _frame):
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    os.write(ready_w, f"ok{os.getpid()}".encode())
+    os.close(ready_w)
+    try:
+        worker.run()
+    except Exception:
+        log.exception("%s: worker crashed", name)
+        os._exit(3)
+    os._exit(0)
