@@ -1,5 +1,4 @@
 """Runtime paths, keyed by network namespace so every netns has its own agr0."""
-import contextlib
 import errno
 import fcntl
 import os
@@ -46,10 +45,12 @@ def run_dir(create=False):
         with os.scandir(path) as entries:
             for entry in entries:
                 # Another worker's temporary file may be renamed away under us.
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
                         os.chmod(entry.path, 0o600)
+                except FileNotFoundError:
+                    pass
     if path not in _checked:
         _forget_dead_namespace(path)
     return path
@@ -81,8 +82,10 @@ def _forget_dead_namespace(path):
             with os.scandir(path) as entries:
                 for entry in entries:
                     if entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        with contextlib.suppress(FileNotFoundError):
+                        try:
                             os.unlink(entry.path)
+                        except FileNotFoundError:
+                            pass
         if cookie is not None and old != cookie:
             tmp = f"{stamp}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,

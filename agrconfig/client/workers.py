@@ -1,5 +1,4 @@
 """Workers seen from the client: find, spawn, revive, upgrade and destroy them; ask them."""
-import contextlib
 import errno
 import os
 import time
@@ -68,17 +67,17 @@ def _supervisor(name):
     return None
 
 
-@contextlib.contextmanager
-def _revive_lock():
+class _revive_lock:
     """Taken to revive a worker and to destroy one, so that a command that does not hold the
     namespace lock (status) cannot bring back a worker that `destroy` is stopping, and two
     commands never start two workers for one interface. Always taken after the namespace
-    lock, never before it: no deadlock."""
-    fd = paths.take_lock(paths.revive_lock_file)
-    try:
-        yield
-    finally:
-        os.close(fd)
+    lock, never before it: no deadlock. (A class: contextlib is not a status's import.)"""
+
+    def __enter__(self):
+        self.fd = paths.take_lock(paths.revive_lock_file)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def ensure_worker(name):
@@ -128,8 +127,10 @@ def _upgrade(name, peer):
         old = None   # not ours (a reused pid): leave it be
     procs = [p for p in (supervisor, old) if p is not None]
     for proc in procs:   # the supervisor first: it must not start the old code again
-        with contextlib.suppress(psutil.Error):
+        try:
             proc.kill()
+        except psutil.Error:
+            pass
     psutil.wait_procs(procs, timeout=5)
     worker.spawn(name, resume=True)
 
