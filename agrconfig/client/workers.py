@@ -320,19 +320,17 @@ def worker_status(name):
 def worker_statuses(names):
     """{name: AggregateStatus or AgrError} for several agr interfaces, their workers asked concurrently.
 
-    One connection per worker, all at once; a worker that does not answer is then revived
-    (serially, from this thread only: spawn() forks) and asked again.
+    One connection per worker, every request sent before any reply is read (no threads); a
+    worker that does not answer is then revived (serially: spawn() forks) and asked again.
     """
     if not names:
         return {}
-
-    def ask(name):
+    out = {}
+    for name, reply in control.exchange_many(names, protocol.build("status"), timeout=5.0).items():
         try:
-            return read_status(name, control.request(name, "status", timeout=5.0))
-        except (control.WorkerGone, AgrError) as exc:
-            return exc
-
-    out = dict(zip(names, _concurrently(ask, names, width=16)))
+            out[name] = reply if isinstance(reply, Exception) else read_status(name, reply.get("result"))
+        except AgrError as exc:
+            out[name] = exc
     for name, result in out.items():
         peer = control.peer_of(name)
         if isinstance(result, control.WorkerGone) or (peer is not None and peer.older):
@@ -341,34 +339,3 @@ def worker_statuses(names):
             except AgrError as exc:
                 out[name] = exc
     return out
-
-
-def _concurrently(fn, items, width):
-    """[fn(item) for item in items], `width` threads at a time. Plain threads: concurrent.futures
-    imports logging, which would cost every `-a` and `--metrics` its import."""
-    import threading
-    results, failures = [None] * len(items), []
-    pending = list(enumerate(items))
-    lock = threading.Lock()
-
-    def run():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                i, item = pending.pop(0)
-            try:
-                results[i] = fn(item)
-            except BaseException as exc:   # raised again below, in the caller's thread
-                failures.append(exc)
-
-    if len(items) == 1:
-        return [fn(items[0])]
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(width, len(items)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    return results
