@@ -1,5 +1,4 @@
 """Workers seen from the client: find, spawn, revive, upgrade and destroy them; ask them."""
-import contextlib
 import errno
 import os
 import time
@@ -119,17 +118,17 @@ def _supervisor(name):
     return None
 
 
-@contextlib.contextmanager
-def _revive_lock():
+class _revive_lock:
     """Taken to revive a worker and to destroy one, so that a command that does not hold the
     namespace lock (status) cannot bring back a worker that `destroy` is stopping, and two
     commands never start two workers for one interface. Always taken after the namespace
-    lock, never before it: no deadlock."""
-    fd = paths.take_lock(paths.revive_lock_file)
-    try:
-        yield
-    finally:
-        os.close(fd)
+    lock, never before it: no deadlock. (A class: contextlib is not a status's import.)"""
+
+    def __enter__(self):
+        self.fd = paths.take_lock(paths.revive_lock_file)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def ensure_worker(name):
@@ -184,8 +183,10 @@ def _upgrade(name, peer):
         old = None   # not ours (a reused pid): leave it be
     procs = [p for p in (supervisor, old) if p is not None]
     for proc in procs:   # the supervisor first: it must not start the old code again
-        with contextlib.suppress(psutil.Error):
+        try:
             proc.kill()
+        except psutil.Error:
+            pass
     psutil.wait_procs(procs, timeout=5)
     worker.spawn(name, resume=True)
 
@@ -414,23 +415,24 @@ def worker_status(name):
 def worker_statuses(names):
     """{name: AggregateStatus or AgrError} for several agr interfaces, their workers asked concurrently.
 
-    One connection per worker, all at once; a worker that does not answer is then revived
-    (serially, from this thread only: spawn() forks) and asked again.
+    One connection per worker, every request sent before any reply is read (no threads); a
+    worker that does not answer is then revived (serially: spawn() forks) and asked again.
     """
     if not names:
         return {}
-
-    def ask(name):
-        try:
-            if not privileged():
-                return look(name)
-            return read_status(name, control.request(name, "status", timeout=5.0))
-        except (control.WorkerGone, AgrError) as exc:
-            return exc
-
-    out = dict(zip(names, _concurrently(ask, names, width=16)))
+    out = {}
     if not privileged():
-        return out   # a user revives nothing: Unserved says what root must do
+        for name in names:   # a user revives nothing: Unserved says what root must do
+            try:
+                out[name] = look(name)
+            except (control.WorkerGone, AgrError) as exc:
+                out[name] = exc
+        return out
+    for name, reply in control.exchange_many(names, protocol.build("status"), timeout=5.0).items():
+        try:
+            out[name] = reply if isinstance(reply, Exception) else read_status(name, reply.get("result"))
+        except AgrError as exc:
+            out[name] = exc
     for name, result in out.items():
         peer = control.peer_of(name)
         if isinstance(result, control.WorkerGone) or (peer is not None and peer.older):
@@ -439,34 +441,3 @@ def worker_statuses(names):
             except AgrError as exc:
                 out[name] = exc
     return out
-
-
-def _concurrently(fn, items, width):
-    """[fn(item) for item in items], `width` threads at a time. Plain threads: concurrent.futures
-    imports logging, which would cost every `-a` and `--metrics` its import."""
-    import threading
-    results, failures = [None] * len(items), []
-    pending = list(enumerate(items))
-    lock = threading.Lock()
-
-    def run():
-        while True:
-            with lock:
-                if not pending:
-                    return
-                i, item = pending.pop(0)
-            try:
-                results[i] = fn(item)
-            except BaseException as exc:   # raised again below, in the caller's thread
-                failures.append(exc)
-
-    if len(items) == 1:
-        return [fn(items[0])]
-    threads = [threading.Thread(target=run, daemon=True) for _ in range(min(width, len(items)))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
-    return results

@@ -85,6 +85,31 @@ def request(name, op, timeout=30.0, **args):
 
 def _exchange(name, req, timeout):
     """One request, one reply (the whole reply object; an error raised as AgrError)."""
+    return _receive(name, _send(name, req, timeout))
+
+
+def exchange_many(names, req, timeout):
+    """The same request to several workers at once: every request is sent before any reply is
+    read, so the workers answer concurrently, without threads. {name: reply object, or the
+    WorkerGone or AgrError that asking raised}. `timeout` bounds the whole exchange."""
+    deadline = time.monotonic() + timeout
+    sent, out = {}, {}
+    for name in names:
+        try:
+            sent[name] = _send(name, req, timeout)
+        except (WorkerGone, AgrError) as exc:
+            out[name] = exc
+    for name, sock in sent.items():
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            out[name] = _receive(name, sock)
+        except (WorkerGone, AgrError) as exc:
+            out[name] = exc
+    return {name: out[name] for name in names}
+
+
+def _send(name, req, timeout):
+    """A connected socket with the request sent (its writing end shut), for _receive."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
@@ -94,6 +119,17 @@ def _exchange(name, req, timeout):
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker answered early (an error) and closed: read what it said
+    except socket.timeout as exc:
+        sock.close()
+        raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} did not answer") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _receive(name, sock):
+    try:
         data = _recv_all(sock, 16 * 1024 * 1024)
     except socket.timeout as exc:
         raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} did not answer") from exc
@@ -122,5 +158,3 @@ def reply_of(name, data):
         err = reply["error"]
         raise AgrError.from_dict(err if isinstance(err, dict) else {"detail": str(err)})
     return reply
-
-

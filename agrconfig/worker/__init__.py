@@ -16,9 +16,9 @@ _LAZY = {"flow_hash": ("flowhash", "flow_hash"),              # whichport: the d
 def __getattr__(name):
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
     module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    # __import__, not importlib.import_module: the importlib package imports warnings (1 ms)
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[attr]), attr)
     globals()[name] = value
     return value
 

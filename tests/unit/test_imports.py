@@ -74,6 +74,7 @@ DENIED = {
     "dataclasses", "inspect", "ast", "dis", "typing", "subprocess", "ctypes", "logging", "docopt", "psutil",
     "ipaddress", "concurrent.futures", "prometheus_client", "pyroute2", "datetime", "shlex", "tempfile",
     "pathlib", "email", "http", "ssl", "asyncio", "traceback", "argparse", "uuid", "random", "hashlib",
+    "contextlib", "importlib", "warnings",
     "agrconfig.lacp.core", "agrconfig.lacp.port", "agrconfig.lacp.pdu", "agrconfig.lacp.events",
     "agrconfig.lacp.machine", "agrconfig.cli.grammar", "agrconfig.cli.ops", "agrconfig.cli.provision",
     "agrconfig.client.commands", "agrconfig.worker.port", "agrconfig.worker.process", "agrconfig.worker.loop",
