@@ -622,7 +622,7 @@ class FastPath:
         self.slots.pop(ifindex, None)
         if fd is not None:
             try:
-                _remove(ifindex, (INGRESS,))
+                _remove(ifindex, (INGRESS,), own=fd)
             finally:
                 os.close(fd)
 
@@ -700,15 +700,15 @@ class FastPath:
 
     def close(self):
         """Remove our filters (and clsact where nothing else is left) and close every fd."""
-        work = [(ifindex, INGRESS) for ifindex in self.port_progs]
+        work = [(ifindex, INGRESS, fd) for ifindex, fd in self.port_progs.items()]
         if self.tap_attached:
-            work.insert(0, (self.tap_ifindex, EGRESS))
+            work.insert(0, (self.tap_ifindex, EGRESS, self.egress_fd))
         self.tap_attached = False
         first = None
         try:
-            for ifindex, parent in work:           # every one, even after a failure
+            for ifindex, parent, fd in work:       # every one, even after a failure
                 try:
-                    _remove(ifindex, (parent,))
+                    _remove(ifindex, (parent,), own=fd)
                 except OSError as exc:
                     first = first or exc
         finally:
@@ -894,9 +894,18 @@ def _remove_quietly(ifindex, parents):
         pass
 
 
-def _remove(ifindex, parents):
-    """Delete our filters under the given clsact hooks; then clsact itself when both of its hooks
-    are empty.  An interface that is gone, or has no clsact, is quietly skipped."""
+def _remove(ifindex, parents, own=None):
+    """Delete our filters under the given clsact hooks, each program off the tcx hook first;
+    then clsact itself when both of its hooks are empty.  An interface that is gone, or has no
+    clsact or tcx, is quietly skipped. `own`: our program's descriptor, taken off tcx by itself
+    too (even if somebody deleted the filter that names it)."""
+    if own is not None:
+        for parent in parents:
+            try:
+                bpf.tcx_detach(ifindex, TCX_HOOK[parent], prog_fd=own)
+            except OSError as exc:
+                if exc.errno not in TCX_ABSENT + (errno.ENOENT, errno.ENODEV):
+                    raise
     for parent in parents:
         for f in _filters(ifindex, parent):
             if not _is_ours(f):
