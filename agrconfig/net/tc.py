@@ -16,7 +16,7 @@ TCMSG = struct.Struct("=BxxxiIII")          # family, ifindex, handle, parent, i
 RTM_NEWQDISC, RTM_DELQDISC = 36, 37
 RTM_NEWTFILTER, RTM_DELTFILTER, RTM_GETTFILTER = 44, 45, 46
 TCA_KIND, TCA_OPTIONS = 1, 2
-TCA_BPF_CLASSID, TCA_BPF_FD, TCA_BPF_NAME, TCA_BPF_FLAGS = 3, 6, 7, 8
+TCA_BPF_CLASSID, TCA_BPF_FD, TCA_BPF_NAME, TCA_BPF_FLAGS, TCA_BPF_ID = 3, 6, 7, 8, 11
 TCA_BPF_FLAG_ACT_DIRECT = 1
 
 TC_H_CLSACT = 0xFFFFFFF1                    # clsact's parent (TC_H_INGRESS); its handle is ffff:0
@@ -27,8 +27,10 @@ GONE = (errno.ENOENT, errno.ENODEV, errno.EINVAL)   # no such device, qdisc or f
 
 
 class Filter(Record):
-    """A filter as a dump lists it: `handle` 0 is the header the kernel sends per priority."""
-    __slots__ = ("kind", "parent", "prio", "protocol", "handle", "name")
+    """A filter as a dump lists it: `handle` 0 is the header the kernel sends per priority;
+    `prog_id`: a bpf filter's program."""
+    __slots__ = ("kind", "parent", "prio", "protocol", "handle", "name", "prog_id")
+    DEFAULTS = {"prog_id": 0}
 
 
 def _info(prio, protocol):
@@ -70,11 +72,13 @@ def filter_from_msg(msg):
     _fam, _ifindex, handle, parent, info = TCMSG.unpack_from(msg, NLMSG.size)
     at = netlink.attrs(msg, NLMSG.size + TCMSG.size)
     kind = netlink.get_string(at, TCA_KIND)
-    name = ""
+    name, prog_id = "", 0
     if kind == "bpf" and TCA_OPTIONS in at:
-        name = netlink.get_string(netlink.attrs(at[TCA_OPTIONS]), TCA_BPF_NAME)
+        options = netlink.attrs(at[TCA_OPTIONS])
+        name = netlink.get_string(options, TCA_BPF_NAME)
+        prog_id = netlink.get_u32(options, TCA_BPF_ID, 0)
     return Filter(kind=kind, parent=parent, prio=info >> 16, protocol=socket.ntohs(info & 0xFFFF),
-                  handle=handle, name=name)
+                  handle=handle, name=name, prog_id=prog_id)
 
 
 def filters(ifindex, parent):

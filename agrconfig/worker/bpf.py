@@ -435,6 +435,50 @@ def prog_test_run(fd, data, repeat=1):
     return struct.unpack_from("<I", buf.raw, 4)[0]
 
 
+# -- tcx (Linux 6.6): programs run straight from a device's hook, without tc's classifier --------
+# Only what needs no CAP_SYS_ADMIN (which the worker drops): a program already attached is
+# named by its id, as a relative position (BPF_F_ID), never turned into a descriptor.
+BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_QUERY = 8, 9, 15, 16
+BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
+BPF_F_BEFORE, BPF_F_AFTER, BPF_F_ID = 1 << 3, 1 << 4, 1 << 5
+TCX_MAX = 64                                 # programs read back from one hook
+
+
+def tcx_attach(ifindex, attach_type, prog_fd, before_id=None):
+    """Attach a SCHED_CLS program to a device's tcx hook: last, or just before the program
+    whose id is `before_id`. It stays when our descriptors close, until detached or the device
+    goes."""
+    flags, rel = (BPF_F_BEFORE | BPF_F_ID, before_id) if before_id else (0, 0)
+    _bpf(BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, prog_fd, attach_type, flags, 0, rel, 0))
+
+
+def tcx_detach(ifindex, attach_type, prog_fd=0, flags=0, relative_id=0, revision=0):
+    """Detach our program `prog_fd`, or (prog_fd 0) the one BPF_F_BEFORE/BPF_F_AFTER the
+    program `relative_id` (none: the first / the last), if the hook is still at `revision`
+    (else ESTALE)."""
+    if relative_id:
+        flags |= BPF_F_ID
+    _bpf(BPF_PROG_DETACH, struct.pack("<IIIIIIQ", ifindex, prog_fd, attach_type, flags, 0, relative_id, revision))
+
+
+def tcx_query(ifindex, attach_type):
+    """(ids of the programs on a device's tcx hook in the order they run, the hook's revision);
+    OSError EINVAL on a kernel without tcx."""
+    ids = (ctypes.c_uint32 * TCX_MAX)()
+    attr = struct.pack("<IIIIQI", ifindex, attach_type, 0, 0, _addr(ids), TCX_MAX)
+    _ret, buf = _bpf(BPF_PROG_QUERY, attr)
+    count, = struct.unpack_from("<I", buf.raw, 24)
+    revision, = struct.unpack_from("<Q", buf.raw, 56)
+    return list(ids[:count]), revision
+
+
+def prog_id(fd):
+    """The kernel's id of our program `fd`."""
+    info = ctypes.create_string_buffer(8)          # struct bpf_prog_info: type, id
+    _bpf(BPF_OBJ_GET_INFO_BY_FD, struct.pack("<IIQ", fd, len(info), _addr(info)))
+    return struct.unpack_from("<I", info.raw, 4)[0]
+
+
 def fastpath_supported():
     """(True, "") when this kernel takes our maps and a SCHED_CLS program; else (False, why)."""
     if sys.byteorder != "little":

@@ -7,7 +7,8 @@ peers, or as skb metadata pushed by a tc program ahead of ours.)
 - agrX egress: frames the kernel sends on agrX leave on a port (seen on q0/q1), not on the TAP
   fd; the port is ports[flow_hash % n] of the frame as the relay would read it from the TAP,
   including for VLAN tags the stack keeps as skb metadata.
-- close() leaves no clsact; cleanup() removes a killed process's filters and nobody else's.
+- close() leaves no clsact and nothing on tcx; cleanup() removes a killed process's filters and
+  tcx programs, and nobody else's.
 
 The test process enters the namespace with setns() for its sockets, TAP and FastPath (one
 thread only) and always returns to its own namespace and deletes the namespace.
@@ -33,6 +34,7 @@ from scapy.packet import Raw
 
 from agrconfig.worker import bpf
 from agrconfig.worker.bpf import R0, R1, R2, R3, R6, Asm
+from agrconfig.worker import fastpath
 from agrconfig.worker.fastpath import EGRESS, INGRESS, FastPath
 from agrconfig.worker.flowhash import L2, L3, L4, flow_hash
 
@@ -284,14 +286,14 @@ def test_two_ports_by_flow_hash_with_vlan_metadata_and_round_robin(net):
 
     send("agrX", frames)
     arrivals(24)
-    # A VLAN device would hand agrX its tag as skb metadata; this kernel has no 8021q, so a filter
-    # ahead of ours does the same with bpf_skb_vlan_push (tag 5 as metadata, then "continue").
+    # A VLAN device would hand agrX its tag as skb metadata; this kernel has no 8021q, so a program
+    # ahead of ours does the same with bpf_skb_vlan_push (tag 5 as metadata, then "continue"):
+    # before ours on the tcx hook (this kernel has tcx: there ours runs before any filter).
     tagger = (Asm().mov(R6, src=R1).mov(R1, src=R6).mov(R2, 0x0081).mov(R3, 5).call(BPF_FUNC_skb_vlan_push)
               .mov(R0, -1).exit())
     prog = bpf.prog_load(tagger.assemble(), "t_tagger")
-    with IPRoute() as ipr:
-        ipr.tc("add-filter", "bpf", net.index("agrX"), 1, fd=prog, name="tagger", parent=EGRESS, classid=1,
-               direct_action=True, prio=1, protocol=ETH_P_ALL)
+    (ours_id,) = fastpath.tcx_ours(net.index("agrX"), EGRESS)
+    bpf.tcx_attach(net.index("agrX"), bpf.BPF_TCX_EGRESS, prog, before_id=ours_id)
     os.close(prog)
     send("agrX", frames)
     arrivals(24)
@@ -346,7 +348,15 @@ def test_headers_outside_the_linear_part_are_pulled_in(net):
 
 # -- leaving no trace -------------------------------------------------------------------------------
 def ours(net, dev, hook):
-    return net.tc("filter", "show", "dev", dev, hook).count("agrconfig_")
+    """Our filters on the hook; on tcx (this kernel has it), the one program of theirs."""
+    parent = {"egress": EGRESS, "ingress": INGRESS}[hook]
+    count = net.tc("filter", "show", "dev", dev, hook).count("agrconfig_")
+    assert len(fastpath.tcx_ours(net.index(dev), parent)) == count, (dev, hook)
+    return count
+
+
+def tcx_ids(net, dev, hook):
+    return bpf.tcx_query(net.index(dev), {"egress": bpf.BPF_TCX_EGRESS, "ingress": bpf.BPF_TCX_INGRESS}[hook])[0]
 
 
 def test_close_removes_clsact(net):
@@ -354,14 +364,19 @@ def test_close_removes_clsact(net):
     fp.attach_tap()
     fp.attach_port("p0")
     fp.attach_port("p1")
+    first = tcx_ids(net, "p1", "ingress")
     fp.attach_port("p1")                              # again: replaced, not doubled
     assert (ours(net, "agrX", "egress"), ours(net, "p0", "ingress"), ours(net, "p1", "ingress")) == (1, 1, 1)
+    assert len(first) == 1 and len(tcx_ids(net, "p1", "ingress")) == 1 and tcx_ids(net, "p1", "ingress") != first
     assert "clsact" in net.tc("qdisc", "show", "dev", "p0")
-    fp.detach_port("p1")
-    assert "clsact" not in net.tc("qdisc", "show", "dev", "p1")
+    net.run("tc", "qdisc", "del", "dev", "p1", "clsact")   # somebody took the filter naming ours on tcx
+    assert len(tcx_ids(net, "p1", "ingress")) == 1
+    fp.detach_port("p1")                              # ours comes off tcx all the same
+    assert "clsact" not in net.tc("qdisc", "show", "dev", "p1") and tcx_ids(net, "p1", "ingress") == []
     fp.close()
     for dev in ("agrX", "p0", "p1"):
         assert "clsact" not in net.tc("qdisc", "show", "dev", dev), dev
+        assert tcx_ids(net, dev, "egress") == tcx_ids(net, dev, "ingress") == [], dev
 
 
 def test_cleanup_after_a_killed_owner_keeps_foreign_filters(net):
@@ -383,8 +398,12 @@ def test_cleanup_after_a_killed_owner_keeps_foreign_filters(net):
     with IPRoute() as ipr:
         ipr.tc("add-filter", "bpf", index["p1"], 1, fd=prog, name="foreign", parent=INGRESS, classid=1,
                direct_action=True, prio=7, protocol=ETH_P_ALL)
+    foreign = bpf.prog_load(Asm().mov(R0, -1).exit().assemble(), "t_foreign")   # and on tcx, after ours
+    bpf.tcx_attach(index["p1"], bpf.BPF_TCX_INGRESS, foreign)
+    os.close(foreign)
     os.close(prog)
     assert (ours(net, "agrX", "egress"), ours(net, "p0", "ingress"), ours(net, "p1", "ingress")) == (1, 1, 1)
+    assert len(tcx_ids(net, "p1", "ingress")) == 2
 
     fp = net.fastpath()                               # a new owner attaching over the leftovers
     fp.attach_tap()
@@ -396,5 +415,7 @@ def test_cleanup_after_a_killed_owner_keeps_foreign_filters(net):
     for dev in ("agrX", "p0"):
         assert "clsact" not in net.tc("qdisc", "show", "dev", dev), dev
     assert ours(net, "p1", "ingress") == 0 and "foreign" in net.tc("filter", "show", "dev", "p1", "ingress")
+    assert len(tcx_ids(net, "p1", "ingress")) == 1                                   # the foreign one
+    assert tcx_ids(net, "agrX", "egress") == tcx_ids(net, "p0", "ingress") == []
     assert "clsact" in net.tc("qdisc", "show", "dev", "p1")
     FastPath.cleanup(list(index.values()))            # twice: nothing to do, no error
