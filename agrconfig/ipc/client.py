@@ -1,7 +1,7 @@
 """The client end of the control socket: one JSON request, one JSON reply per connection."""
 import errno
 import json
-import socket
+import _socket as socket   # socket.py would cost every command ~3 ms (its IntEnum conversions)
 import time
 
 from .. import paths

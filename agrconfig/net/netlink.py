@@ -6,7 +6,7 @@ A message is handled as its bytes, header included: `messages()` frames a datagr
 (type, bytes), the parsers in rtnl.py and tc.py read the body at NLMSG.size.
 """
 import os
-import socket
+import _socket as socket   # socket.py would cost every command ~3 ms (its IntEnum conversions)
 import struct
 
 NLMSG = struct.Struct("=IHHII")             # struct nlmsghdr: len, type, flags, seq, pid

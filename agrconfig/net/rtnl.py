@@ -2,7 +2,7 @@
 routes and neighbours read and changed through our own netlink code (netlink.py), for the
 front end and the worker alike (pyroute2's import alone costs ~0.2 s and ~20 MiB)."""
 import errno
-import socket
+import _socket as socket   # socket.py would cost every command ~3 ms (its IntEnum conversions)
 import struct
 
 from ..errors import AgrError
