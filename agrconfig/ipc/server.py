@@ -8,7 +8,7 @@ credentials of the process that connected). protocol.refusal() decides.
 import errno
 import json
 import selectors
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 import time
 
@@ -105,7 +105,8 @@ class Server:
         self.on_timer(now)
         while True:
             try:
-                sock, _ = self.listener.accept()
+                fd, _ = self.listener._accept()   # a bare _socket's accept
+                sock = socket.socket(fileno=fd)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # EMFILE and friends: try again on the next wakeup

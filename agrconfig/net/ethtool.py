@@ -14,7 +14,7 @@ sum of its distributing ports' speeds there, as bonding does for its own speed.
 from __future__ import annotations
 
 import errno
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from ..record import Record
@@ -115,8 +115,11 @@ def _ioctl(ifname: str, data: bytes) -> bytes:
     import fcntl
     buf = ctypes.create_string_buffer(data, len(data))
     ifr = struct.pack("16sP", ifname.encode()[:15], ctypes.addressof(buf)).ljust(IFREQ_SIZE, b"\0")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
         fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifr)
+    finally:
+        sock.close()
     return buf.raw
 
 

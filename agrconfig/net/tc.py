@@ -5,7 +5,7 @@ A filter is named by (ifindex, parent, prio, protocol, handle); `parent` is a cl
 EGRESS or INGRESS. Refusals raise netlink.NetlinkError (an OSError).
 """
 import errno
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from . import netlink

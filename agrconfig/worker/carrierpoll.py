@@ -11,7 +11,7 @@ own timers and netlink's word are enough there.
 """
 import array
 import fcntl
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from .component import Component

@@ -8,7 +8,7 @@ unfinished checksums cross whole). The main thread only swaps immutable tables
 import errno
 import os
 import select
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 import threading
 import time

@@ -15,7 +15,7 @@ worker's component around it, NoLinkCheck the one in its place while no check ru
 """
 import ctypes
 import ipaddress
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from .component import READ, Component

@@ -7,7 +7,7 @@ bridge (nomaster, the bridge deleted) gets an RTM_DELLINK of family AF_BRIDGE: t
 LinkWatch is a component of the worker's loop: it hands each batch of events to its handler.
 """
 import errno
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from ..net import rtnl

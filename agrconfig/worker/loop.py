@@ -10,7 +10,7 @@ around the worker is process.py's.
 import errno
 import os
 import signal
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import time
 
 from .. import options

@@ -5,9 +5,10 @@ Each is a component.Component: the loop registers its fds and calls it back with
 `now`. The aggregation (aggregation.py, failover.py) and the data path (datapath.py) keep
 their own interfaces (get_timer / handle_timer(now)); the parts here hold the current one.
 """
+import array
 import collections
 import os
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 
 from ..errors import AgrError
 from ..net import ethtool
@@ -194,7 +195,7 @@ def take_tap(name, resuming, held_tap, keeper):
             raise AgrError.from_oserror(exc, "SIOCIFCREATE", f"TAP {name}") from exc
     if keeper is not None:
         try:
-            socket.send_fds(keeper, [b"tap"], [fd])
+            keeper.sendmsg([b"tap"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
         except OSError as exc:
             log.warning("%s: cannot hand the TAP to the supervisor: %s", name, exc)
     return fd

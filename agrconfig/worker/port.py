@@ -1,5 +1,5 @@
 """A member port (Member): its saved original state, its AF_PACKET socket, and restoring it."""
-import socket
+import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 
 from .. import options

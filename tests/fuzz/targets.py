@@ -294,16 +294,17 @@ def _serve_once(server, data):
 
 
 class _OneShotListener:
-    """A listener whose accept() hands over one connected socket once."""
+    """A listener whose _accept() (a bare _socket's, as the server calls it) hands over one
+    connected socket's fd once."""
 
     def __init__(self, sock):
         self.sock = sock
 
-    def accept(self):
+    def _accept(self):
         if self.sock is None:
             raise BlockingIOError
         sock, self.sock = self.sock, None
-        return sock, None
+        return sock.detach(), None
 
 
 # -- the state file ---------------------------------------------------------------------------------
