@@ -26,6 +26,7 @@ import signal
 import struct
 
 from ..logger import log
+from ..record import Record
 
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]
 OFF_NR, OFF_ARCH, OFF_ARGS = 0, 4, 16
@@ -153,9 +154,27 @@ WORKER = frozenset("""
 # The supervisor forks workers and waits for them; its filter is the workers' too, and each
 # worker installs its own filter under it (prctl for no_new_privs, seccomp).
 SUPERVISOR = WORKER | frozenset("wait4 prctl seccomp".split())
-# Conditions on the first argument (the flags): (bits that must be clear, bits that must be set).
-WORKER_ARGS = {"clone": (CLONE_NAMESPACES, CLONE_THREAD)}
-SUPERVISOR_ARGS = {"clone": (CLONE_NAMESPACES, 0)}
+class Arg(Record):
+    """A condition on argument `index` (its low 32 bits: the kernel reads these as int or
+    unsigned int): the bits `clear` clear, the bits `must` set, and where `values` is given,
+    one of them."""
+    __slots__ = ("index", "clear", "must", "values")
+    DEFAULTS = {"clear": 0, "must": 0, "values": None}
+
+
+# socket(2)'s families: AF_UNIX (control socket, syslog), AF_INET (ethtool's ioctls; AF_INET6
+# as the unit's RestrictAddressFamilies), AF_NETLINK (rtnetlink, link watch), AF_PACKET (ports).
+FAMILIES = (1, 2, 10, 16, 17)
+# ioctl(2)'s requests: the TAP's (tap.py), SIOCETHTOOL (speed, duplex, features, carrier),
+# the interface name and index lookups of the socket module, and Python's own: TCGETS
+# (isatty, in open()), FIONBIO (setblocking), FIOCLEX and FIONCLEX (set_inheritable).
+IOCTLS = (0x400454CA, 0x400454CB, 0x400454D0, 0x400454D8, 0x800454D2, 0x400454E2,  # TUN*
+          0x8946,                  # SIOCETHTOOL
+          0x8933, 0x8910,          # SIOCGIFINDEX, SIOCGIFNAME
+          0x5401, 0x5421, 0x5451, 0x5450)
+_COMMON_ARGS = {"socket": Arg(0, values=FAMILIES), "socketpair": Arg(0, values=(1,)), "ioctl": Arg(1, values=IOCTLS)}
+WORKER_ARGS = {**_COMMON_ARGS, "clone": Arg(0, clear=CLONE_NAMESPACES, must=CLONE_THREAD)}
+SUPERVISOR_ARGS = {**_COMMON_ARGS, "clone": Arg(0, clear=CLONE_NAMESPACES)}
 # Calls that fail instead (glibc retries clone3's ENOSYS with clone, whose flags we can read).
 ERRORS = {"clone3": errno.ENOSYS}
 
@@ -168,8 +187,8 @@ def _insn(code, k=0, jt=0, jf=0):
 def build(allow, arch, args=None, errors=None, default=RET_KILL_PROCESS):
     """The classic-BPF program (bytes of struct sock_filter) that lets the calls named in
     `allow` through on `arch`, those in `errors` ({name: errno}) fail, those in `args`
-    ({name: (clear, set)}) through when their first argument has the bits `clear` clear and
-    `set` set (else `default`), and returns `default` for every other call."""
+    ({name: Arg}) through when their argument meets the condition (else `default`), and
+    returns `default` for every other call."""
     args, errors = args or {}, errors or {}
     numbers = table(arch)
     unknown = (set(allow) | set(args) | set(errors)) - set(_all_names())
@@ -191,21 +210,29 @@ def build(allow, arch, args=None, errors=None, default=RET_KILL_PROCESS):
             prog += [_insn(JEQ_K, numbers[name], jf=1),
                      _insn(RET_K, RET_ALLOW)]
             continue
-        clear, must = rule
-        # jeq nr (else skip the block); A = low word of args[0]; refuse on a clear bit set,
-        # then on a required bit missing; allow.
-        block = [_insn(LD_W_ABS, OFF_ARGS),
-                 _insn(JSET_K, clear, jf=1),
-                 _insn(RET_K, default)]
-        for bit in _bits(must):
-            block += [_insn(JSET_K, bit, jt=1),
-                      _insn(RET_K, default)]
-        block += [_insn(RET_K, RET_ALLOW)]
+        block = _arg_block(rule, default)
         prog += [_insn(JEQ_K, numbers[name], jf=len(block))] + block
     prog.append(_insn(RET_K, default))
     if len(prog) > MAX_INSNS:
         raise ValueError(f"seccomp filter of {len(prog)} instructions: more than {MAX_INSNS}")
     return b"".join(INSN.pack(*i) for i in prog)
+
+
+def _arg_block(rule, default):
+    """The instructions after a call's number matched: A = the argument's low word; refuse
+    on a bit of `clear` set, a bit of `must` missing, a value not listed; else allow."""
+    block = [_insn(LD_W_ABS, OFF_ARGS + 8 * rule.index)]
+    if rule.clear:
+        block += [_insn(JSET_K, rule.clear, jf=1),
+                  _insn(RET_K, default)]
+    for bit in _bits(rule.must):
+        block += [_insn(JSET_K, bit, jt=1),
+                  _insn(RET_K, default)]
+    if rule.values is not None:
+        n = len(rule.values)
+        block += [_insn(JEQ_K, v, jt=n - i) for i, v in enumerate(rule.values)]
+        block += [_insn(RET_K, default)]
+    return block + [_insn(RET_K, RET_ALLOW)]
 
 
 def _bits(mask):

@@ -101,6 +101,31 @@ def test_clone_makes_threads_in_the_worker_and_processes_in_the_supervisor_never
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_sockets_of_the_families_we_use_only(arch):
+    for which in ("worker", "supervisor"):
+        for family in (1, 2, 10, 16, 17):    # unix, inet, inet6, netlink, packet
+            assert decide(which, arch, "socket", (family, 3)) == ALLOW, family
+        for family in (38, 40, 0, 3, 4, 9, 31):   # alg, vsock, ax25, ipx, ..., bluetooth
+            assert decide(which, arch, "socket", (family, 3)) == KILL, family
+        assert decide(which, arch, "socketpair", (1, 2)) == ALLOW
+        assert decide(which, arch, "socketpair", (2, 2)) == KILL
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_ioctls_of_the_tap_ethtool_and_python_only(arch):
+    from agrconfig.net import ethtool
+    from agrconfig.worker import tap
+    used = [tap.TUNSETIFF, tap.TUNSETPERSIST, tap.TUNSETOFFLOAD, tap.TUNSETVNETHDRSZ, tap.TUNGETIFF,
+            tap.TUNSETCARRIER, ethtool.SIOCETHTOOL, 0x5401, 0x5421, 0x5451, 0x5450]
+    for which in ("worker", "supervisor"):
+        for request in used:
+            assert decide(which, arch, "ioctl", (3, request)) == ALLOW, hex(request)
+        # TIOCSTI (typing into a terminal), SIOCSIFFLAGS, TUNSETOWNER, SIOCGIFCONF...
+        for request in (0x5412, 0x8914, 0x400454CC, 0x8912, 0):
+            assert decide(which, arch, "ioctl", (3, request)) == KILL, hex(request)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_clone3_fails_with_enosys(arch):
     for which in ("worker", "supervisor"):
         assert decide(which, arch, "clone3") == seccomp.RET_ERRNO | errno.ENOSYS
