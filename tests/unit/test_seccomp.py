@@ -84,6 +84,10 @@ def test_x32_calls_are_killed():
     assert run(program, read, seccomp.AUDIT_ARCH["x86_64"]) == ALLOW
     assert run(program, read | seccomp.X32_SYSCALL_BIT, seccomp.AUDIT_ARCH["x86_64"]) == KILL
     assert run(program, 0xFFFFFFFF, seccomp.AUDIT_ARCH["x86_64"]) == KILL
+    # killed by the x32 check itself, not the list's end: even under AGRCONFIG_SECCOMP=log
+    logging = seccomp.supervisor_filter("x86_64", seccomp.RET_LOG)
+    assert run(logging, read | seccomp.X32_SYSCALL_BIT, seccomp.AUDIT_ARCH["x86_64"]) == KILL
+    assert run(logging, seccomp.table("x86_64")["execve"], seccomp.AUDIT_ARCH["x86_64"]) == seccomp.RET_LOG
 
 
 @pytest.mark.parametrize("arch", ARCHES)
