@@ -280,11 +280,21 @@ def test_a_forbidden_call_kills_with_sigsys(which):
     assert in_child(which, lambda: os.setuid(0) or 1) == -signal.SIGSYS
 
 
+def _syslog():
+    """Our log through syslog(3) (the integration tests log to a file): a unix datagram socket."""
+    import syslog
+    syslog.openlog("agrconfig-seccomp-test", 0, syslog.LOG_DAEMON)
+    syslog.syslog(syslog.LOG_DEBUG, "a debug line from tests/unit/test_seccomp.py")
+    syslog.closelog()
+    return 0
+
+
 @pytest.mark.parametrize("which", ["worker", "supervisor"])
 def test_what_they_do_still_works(which):
     assert in_child(which, _thread) == 0        # clone3 -> ENOSYS -> clone with CLONE_THREAD
     assert in_child(which, _files) == 0
     assert in_child(which, _exception) == 0
+    assert in_child(which, _syslog) == 0
 
 
 def test_the_worker_cannot_fork_the_supervisor_can():
