@@ -6,14 +6,15 @@ C library through ctypes would be one more dependency to find at run time) for w
 straight list of compares. The program checks the architecture first (a call made through
 another ABI, x86_64's x32 or the 32-bit compat entry, has other numbers: killed), then
 compares the call's number with each allowed one. A few calls are allowed with a condition
-on their first argument (clone: no new namespaces; in the worker only threads), clone3 fails
+on an argument (clone: no new namespaces, and in the worker only threads; socket: five
+address families; ioctl: the requests we make), clone3 fails
 with ENOSYS (its flags sit in memory the filter cannot read; glibc then falls back to clone),
 and anything else kills the whole process (SECCOMP_RET_KILL_PROCESS): the supervisor sees a
 worker killed by SIGSYS, logs it, and restarts it.
 
 Filters stack. The supervisor installs SUPERVISOR after dropping its capabilities; each
 worker it forks inherits it, and after its start-up adds WORKER, which takes away what only
-the supervisor needs (wait4, forking): a call must pass both. SECCOMP_FILTER_FLAG_TSYNC puts
+the supervisor needs (wait4, kill, forking): a call must pass both. SECCOMP_FILTER_FLAG_TSYNC puts
 the worker's filter on its relay thread too.
 
 AGRCONFIG_SECCOMP=log (diagnosis only) logs a call outside the list to the kernel log
@@ -142,7 +143,7 @@ WORKER = frozenset("""
     fcntl ioctl dup dup2 dup3 pipe2 getdents64 readlink readlinkat getcwd access faccessat faccessat2
     unlink unlinkat rename renameat renameat2 fsync fdatasync ftruncate mkdir mkdirat fchmod
     mmap munmap mprotect mremap madvise brk
-    rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack tgkill kill
+    rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack
     getpid gettid getppid getuid geteuid getgid getegid uname prlimit64 sched_getaffinity sched_yield getrandom
     clock_gettime clock_getres gettimeofday clock_nanosleep nanosleep
     poll ppoll select pselect6 epoll_create1 epoll_ctl epoll_wait epoll_pwait
@@ -151,9 +152,12 @@ WORKER = frozenset("""
     setsockopt getsockopt getsockname getpeername shutdown
     bpf eventfd2
 """.split())
-# The supervisor forks workers and waits for them; its filter is the workers' too, and each
-# worker installs its own filter under it (prctl for no_new_privs, seccomp).
-SUPERVISOR = WORKER | frozenset("wait4 prctl seccomp".split())
+# The supervisor forks workers, waits for them and passes SIGTERM on; its filter is the
+# workers' too, and each worker installs its own filter under it (prctl for no_new_privs,
+# seccomp). The worker signals no one: as uid 0, kill(2) would reach every root process.
+SUPERVISOR = WORKER | frozenset("wait4 kill prctl seccomp".split())
+
+
 class Arg(Record):
     """A condition on argument `index` (its low 32 bits: the kernel reads these as int or
     unsigned int): the bits `clear` clear, the bits `must` set, and where `values` is given,

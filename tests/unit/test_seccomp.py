@@ -55,7 +55,8 @@ def test_the_listed_calls_pass_and_the_rest_kill(arch, which):
         if name in numbers and name not in rules and name not in seccomp.ERRORS:
             assert decide(which, arch, name) == ALLOW, name
     for name in ("execve", "execveat", "ptrace", "unshare", "setns", "mount", "init_module", "finit_module",
-                 "process_vm_writev", "kexec_load", "setuid", "chown", "fchown", "memfd_create", "io_uring_setup"):
+                 "process_vm_writev", "kexec_load", "setuid", "chown", "fchown", "memfd_create", "io_uring_setup",
+                 "tgkill", "tkill"):
         assert name not in listed
         if name in numbers:
             assert decide(which, arch, name) == KILL, name
@@ -65,7 +66,7 @@ def test_the_listed_calls_pass_and_the_rest_kill(arch, which):
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_only_the_supervisor_waits_and_installs_filters(arch):
-    for name in ("wait4", "prctl", "seccomp"):
+    for name in ("wait4", "kill", "prctl", "seccomp"):
         assert decide("supervisor", arch, name) == ALLOW
         assert decide("worker", arch, name) == KILL
     assert seccomp.WORKER < seccomp.SUPERVISOR
