@@ -12,8 +12,9 @@ from tests.integration.test_worker import worker_procs
 
 pytestmark = pytest.mark.integration
 
-# gdb makes the worker's main thread call syscall(2) itself: the call is the worker's, under
-# its filters (ptrace from outside is not). 59 is execve on x86_64, 221 on aarch64.
+# gdb (scripts/bootstrap test installs it) makes the worker's main thread call syscall(2)
+# itself: the call is the worker's, under its filters (gdb's ptrace from outside is not). No
+# hook in the worker for it. 59 is execve on x86_64, 221 on aarch64.
 EXECVE = {"x86_64": 59, "aarch64": 221}
 
 
