@@ -76,17 +76,17 @@ _X86_64 = """
     pidfd_send_signal=424 pipe2=293 pivot_root=155 poll=7 ppoll=271 prctl=157 pread64=17 prlimit64=302
     process_vm_readv=310 process_vm_writev=311 pselect6=270 ptrace=101 pwrite64=18 quotactl=179 read=0
     readlink=89 readlinkat=267 readv=19 reboot=169 recvfrom=45 recvmmsg=299 recvmsg=47 rename=82
-    renameat=264 renameat2=316 request_key=249 rseq=334 rt_sigaction=13 rt_sigprocmask=14
-    rt_sigqueueinfo=129 rt_sigreturn=15 rt_sigtimedwait=128 sched_getaffinity=204 sched_getparam=143
-    sched_getscheduler=145 sched_setaffinity=203 sched_setscheduler=144 sched_yield=24 seccomp=317
-    select=23 sendfile=40 sendmmsg=307 sendmsg=46 sendto=44 set_mempolicy=238 set_robust_list=273
-    set_tid_address=218 setdomainname=171 setgid=106 setgroups=116 sethostname=170 setns=308 setpgid=109
-    setpriority=141 setresgid=119 setresuid=117 setrlimit=160 setsid=112 setsockopt=54 setuid=105
-    shutdown=48 sigaltstack=131 signalfd4=289 socket=41 socketpair=53 splice=275 stat=4 statfs=137
-    statx=332 swapoff=168 swapon=167 sysfs=139 sysinfo=99 syslog=103 tgkill=234 timerfd_create=283
-    timerfd_gettime=287 timerfd_settime=286 times=100 tkill=200 truncate=76 umask=95 umount2=166
-    uname=63 unlink=87 unlinkat=263 unshare=272 uselib=134 userfaultfd=323 ustat=136 vfork=58
-    vhangup=153 wait4=61 waitid=247 write=1 writev=20"""
+    renameat=264 renameat2=316 request_key=249 restart_syscall=219 rseq=334 rt_sigaction=13
+    rt_sigprocmask=14 rt_sigqueueinfo=129 rt_sigreturn=15 rt_sigtimedwait=128 sched_getaffinity=204
+    sched_getparam=143 sched_getscheduler=145 sched_setaffinity=203 sched_setscheduler=144
+    sched_yield=24 seccomp=317 select=23 sendfile=40 sendmmsg=307 sendmsg=46 sendto=44 set_mempolicy=238
+    set_robust_list=273 set_tid_address=218 setdomainname=171 setgid=106 setgroups=116 sethostname=170
+    setns=308 setpgid=109 setpriority=141 setresgid=119 setresuid=117 setrlimit=160 setsid=112
+    setsockopt=54 setuid=105 shutdown=48 sigaltstack=131 signalfd4=289 socket=41 socketpair=53
+    splice=275 stat=4 statfs=137 statx=332 swapoff=168 swapon=167 sysfs=139 sysinfo=99 syslog=103
+    tgkill=234 timerfd_create=283 timerfd_gettime=287 timerfd_settime=286 times=100 tkill=200
+    truncate=76 umask=95 umount2=166 uname=63 unlink=87 unlinkat=263 unshare=272 uselib=134
+    userfaultfd=323 ustat=136 vfork=58 vhangup=153 wait4=61 waitid=247 write=1 writev=20"""
 _AARCH64 = """
     accept=202 accept4=242 acct=89 add_key=217 bind=200 bpf=280 brk=214 capget=90 capset=91 chdir=49
     chroot=51 clock_getres=114 clock_gettime=113 clock_nanosleep=115 clone=220 clone3=435 close=57
@@ -105,17 +105,17 @@ _AARCH64 = """
     perf_event_open=241 personality=92 pidfd_open=434 pidfd_send_signal=424 pipe2=59 pivot_root=41
     ppoll=73 prctl=167 pread64=67 prlimit64=261 process_vm_readv=270 process_vm_writev=271 pselect6=72
     ptrace=117 pwrite64=68 quotactl=60 read=63 readlinkat=78 readv=65 reboot=142 recvfrom=207
-    recvmmsg=243 recvmsg=212 renameat=38 renameat2=276 request_key=218 rseq=293 rt_sigaction=134
-    rt_sigprocmask=135 rt_sigqueueinfo=138 rt_sigreturn=139 rt_sigtimedwait=137 sched_getaffinity=123
-    sched_getparam=121 sched_getscheduler=120 sched_setaffinity=122 sched_setscheduler=119
-    sched_yield=124 seccomp=277 sendfile=71 sendmmsg=269 sendmsg=211 sendto=206 set_mempolicy=237
-    set_robust_list=99 set_tid_address=96 setdomainname=162 setgid=144 setgroups=159 sethostname=161
-    setns=268 setpgid=154 setpriority=140 setresgid=149 setresuid=147 setrlimit=164 setsid=157
-    setsockopt=208 setuid=146 shutdown=210 sigaltstack=132 signalfd4=74 socket=198 socketpair=199
-    splice=76 statfs=43 statx=291 swapoff=225 swapon=224 sysinfo=179 syslog=116 tgkill=131
-    timerfd_create=85 timerfd_gettime=87 timerfd_settime=86 times=153 tkill=130 truncate=45 umask=166
-    umount2=39 uname=160 unlinkat=35 unshare=97 userfaultfd=282 vhangup=58 wait4=260 waitid=95 write=64
-    writev=66"""
+    recvmmsg=243 recvmsg=212 renameat=38 renameat2=276 request_key=218 restart_syscall=128 rseq=293
+    rt_sigaction=134 rt_sigprocmask=135 rt_sigqueueinfo=138 rt_sigreturn=139 rt_sigtimedwait=137
+    sched_getaffinity=123 sched_getparam=121 sched_getscheduler=120 sched_setaffinity=122
+    sched_setscheduler=119 sched_yield=124 seccomp=277 sendfile=71 sendmmsg=269 sendmsg=211 sendto=206
+    set_mempolicy=237 set_robust_list=99 set_tid_address=96 setdomainname=162 setgid=144 setgroups=159
+    sethostname=161 setns=268 setpgid=154 setpriority=140 setresgid=149 setresuid=147 setrlimit=164
+    setsid=157 setsockopt=208 setuid=146 shutdown=210 sigaltstack=132 signalfd4=74 socket=198
+    socketpair=199 splice=76 statfs=43 statx=291 swapoff=225 swapon=224 sysinfo=179 syslog=116
+    tgkill=131 timerfd_create=85 timerfd_gettime=87 timerfd_settime=86 times=153 tkill=130 truncate=45
+    umask=166 umount2=39 uname=160 unlinkat=35 unshare=97 userfaultfd=282 vhangup=58 wait4=260 waitid=95
+    write=64 writev=66"""
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _TABLES = {"x86_64": _X86_64, "aarch64": _AARCH64}
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -143,7 +143,7 @@ WORKER = frozenset("""
     fcntl ioctl dup dup2 dup3 pipe2 getdents64 readlink readlinkat getcwd access faccessat faccessat2
     unlink unlinkat rename renameat renameat2 fsync fdatasync ftruncate mkdir mkdirat fchmod
     mmap munmap mprotect mremap madvise brk
-    rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack
+    rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack restart_syscall
     getpid gettid getppid getuid geteuid getgid getegid uname prlimit64 sched_getaffinity sched_yield getrandom
     clock_gettime clock_getres gettimeofday clock_nanosleep nanosleep
     poll ppoll select pselect6 epoll_create1 epoll_ctl epoll_wait epoll_pwait

@@ -147,6 +147,13 @@ def test_log_mode_logs_instead_of_killing():
     assert run(program, nr, AUDIT_ARCH_I386) == KILL
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_sleep_stopped_and_continued_goes_on(arch):
+    """SIGSTOP and SIGCONT (or a debugger's attach) restart a sleep through restart_syscall."""
+    for which in ("worker", "supervisor"):
+        assert decide(which, arch, "restart_syscall") == ALLOW
+
+
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="no such system call: frobnicate"):
         seccomp.build({"read", "frobnicate"}, "x86_64")
@@ -296,6 +303,33 @@ def test_what_they_do_still_works(which):
     assert in_child(which, _files) == 0
     assert in_child(which, _exception) == 0
     assert in_child(which, _syslog) == 0
+
+
+def _stopped_sleep():
+    """A relative sleep (nanosleep; poll with a timeout is the same), stopped and continued:
+    the kernel restarts it with restart_syscall (a debugger's attach does the same).
+    time.sleep would not do: its absolute clock_nanosleep is restarted as itself."""
+    import ctypes
+    import time
+    pid = os.getpid()
+    r, w = os.pipe()
+    if os.fork() == 0:   # the supervisor's filter: a helper that stops and continues us
+        os.read(r, 1)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGCONT)
+        os._exit(0)
+    os.write(w, b"x")
+    libc = ctypes.CDLL(None, use_errno=True)
+    left = (ctypes.c_long * 2)()
+    ret = libc.nanosleep(ctypes.byref((ctypes.c_long * 2)(1, 0)), left)
+    os.wait()
+    return 0 if ret == 0 else 1
+
+
+def test_a_stopped_process_goes_on():
+    assert in_child("supervisor", _stopped_sleep) == 0
 
 
 def test_the_worker_cannot_fork_the_supervisor_can():
