@@ -3,6 +3,7 @@ the worker itself kills it with SIGSYS; the supervisor says so and restarts it."
 import os
 import re
 import subprocess
+import time
 
 import psutil
 import pytest
@@ -36,11 +37,20 @@ def test_worker_and_supervisor_are_filtered_and_a_violation_restarts_the_worker(
     for task in w.threads():
         assert status_fields(task.id)["Seccomp"].strip() == "2"
 
+    # Stopped and continued (as a debugger's attach does), its sleeping calls restart: alive.
+    w.suspend()
+    time.sleep(0.3)
+    w.resume()
+    time.sleep(0.5)
+    assert w.is_running() and w.status() != psutil.STATUS_ZOMBIE
+    assert worker_procs(lab, a) == [w]
+
     nr = EXECVE[os.uname().machine]
     gdb = subprocess.run(["gdb", "-nx", "-batch", "-p", str(w.pid),
                           "-ex", f"call ((long (*)(long, long, long, long)) syscall)({nr}, 0, 0, 0)"],
                          capture_output=True, text=True, timeout=60)
-    assert "SIGSYS" in gdb.stdout + gdb.stderr, gdb.stdout + gdb.stderr
+    said = gdb.stdout + gdb.stderr
+    assert "SIGSYS" in said and "in a function called from GDB" in said, said
     w.wait(10)
     (w2,) = lab.wait_for(lambda: [p for p in worker_procs(lab, a) if p.pid != w.pid], timeout=15,
                          interval=0.05, what="a new worker")
