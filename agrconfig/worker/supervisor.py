@@ -17,7 +17,7 @@ import time
 
 from .. import logger, paths
 from ..logger import log
-from . import privs, proctitle
+from . import privs, proctitle, seccomp
 
 
 def main():
@@ -73,6 +73,7 @@ def _supervise(name, resume, ready_w):
         log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
     except OSError as exc:
         log.warning("%s: cannot drop capabilities (%s); running with those we were given", name, exc)
+    seccomp.confine(name, "supervisor")  # after everything that runs helpers; inherited by workers
     child = None
     stopping = False
 
@@ -129,7 +130,7 @@ def _supervise(name, resume, ready_w):
         if not ready.startswith(b"ok") and code == START_FAILED and delay >= RESTART_DELAY_MAX:
             log.error("%s: worker cannot start again; giving up", name)
             break
-        how = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        how = seccomp.describe_exit(code)
         log.error("%s: worker %s; restarting in %.2f s", name, how, delay)
         time.sleep(delay)
         delay = RESTART_DELAY if time.monotonic() - started > STABLE_AFTER else min(delay * 4, RESTART_DELAY_MAX)
@@ -174,6 +175,7 @@ def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
             raise AgrError(errno.ENXIO, "SIOCGIFFLAGS", f"no saved state for {name}")
         worker = Worker(name, saved, held_tap, keeper)
         worker.start()
+        seccomp.confine(name, "worker")  # after the start-up: TAP, sockets, programs, relay thread
     except AgrError as exc:
         os.write(ready_w, json.dumps(exc.to_dict()).encode())
         log.error("%s: worker failed to start: %s", name, exc)
