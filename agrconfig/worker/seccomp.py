@@ -23,7 +23,7 @@ AGRCONFIG_SECCOMP=log (diagnosis only) logs a call outside the list to the kerne
 import ctypes
 import errno
 import os
-import signal
+import _signal   # not signal.py: its enums would cost the supervisor ~0.5 MiB
 import struct
 
 from ..logger import log
@@ -317,6 +317,6 @@ def confine(name, role):
 
 def describe_exit(code):
     """How a worker ended, from os.waitstatus_to_exitcode: a filter's kill in words."""
-    if code == -signal.SIGSYS:
+    if code == -_signal.SIGSYS:
         return "killed by signal SIGSYS (seccomp)"
     return f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
