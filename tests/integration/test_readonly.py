@@ -13,11 +13,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
 from agrconfig import options
 from agrconfig.ipc import protocol
+from agrconfig.ipc.server import LOOK_REUSE
 from tests.integration.helpers import agr_pair, ok
 from tests.lab import AGRCONFIG, ROOT
 
@@ -93,6 +95,9 @@ def compare(lab, ns, *words, json_out=False, normalize=None):
     """Run `words` as root, nobody, root: the same exit status, no warning for nobody, and the
     same facts."""
     r1 = as_root(lab, ns, *words)
+    # A user's look may be answered with a reply up to LOOK_REUSE old, which may predate r1:
+    # waiting that long first makes nobody's answer fresh, so it lies between root's two.
+    time.sleep(2 * LOOK_REUSE)
     them = as_nobody(lab, ns, *words)
     r2 = as_root(lab, ns, *words)
     assert them.stderr == "", f"{words}: nobody was warned or refused: {them.stderr}"
