@@ -13,6 +13,7 @@ AS_NOBODY = """
 import os, sys
 sys.path.insert(0, sys.argv.pop(1))
 from agrconfig.cli import main, preflight
+import docopt   # main parses this form with docopt, imported on first use: here, while we can read it
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 assert os.getuid() == os.geteuid() == 65534
 sys.exit(main.main(sys.argv[1:]))
