@@ -79,17 +79,32 @@ def veth_pair(lab, tag=""):
     return a, b
 
 
-def workers(lab, ns):
+def processes(lab, ns, role):
+    """Our processes of `role` ("worker" or "supervisor") in namespace `ns`."""
     pids = lab.run(ns, "ip", "netns", "pids", ns, check=False).stdout.split()
     out = []
     for pid in pids:
         try:
             p = psutil.Process(int(pid))
-            if "agrconfig: worker" in " ".join(p.cmdline()):
+            if " ".join(p.cmdline()).startswith(f"agrconfig: {role} "):
                 out.append(p)
         except psutil.Error:
             pass
     return out
+
+
+def workers(lab, ns):
+    return processes(lab, ns, "worker")
+
+
+def pss_kib(proc):
+    """Proportional set size: each page divided by the processes that map it (smaps_rollup);
+    0 for a process that is gone."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def iperf(lab, client_ns, server_ns, streams, seconds, extra=()):
