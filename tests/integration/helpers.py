@@ -121,3 +121,36 @@ def worker_log(lab, ns, name="agr0"):
     path = os.path.join(paths.RUN_ROOT, f"netns-{netns_inode(lab, ns)}", f"{name}.log")
     with open(path) as f:
         return f.read()
+
+
+# What an earlier release imports, linked from our environment into its own (no network).
+RELEASE_DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle", "prometheus_client")
+
+
+def install_release(top, commit, release):
+    """An earlier release in a virtual environment of its own under `top`: its source from git,
+    the libraries it needs linked from ours. Returns its agrconfig command, checked to say
+    `release`."""
+    import importlib.util
+    import subprocess
+    import sys
+    from tests.lab import ROOT
+    src, venv, deps = top / "src", top / "venv", top / "deps"
+    src.mkdir()
+    deps.mkdir()
+    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], capture_output=True)
+    assert archive.returncode == 0, f"the earlier release {commit} is not in this clone: " \
+                                    f"{archive.stderr.decode()} (a shallow clone? fetch its history)"
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    for name in RELEASE_DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+        os.symlink(origin, deps / os.path.basename(origin))
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "agrconfig-old.pth").write_text(f"{src}\n{deps}\n")
+    # -I: not the current directory (this checkout) first on the path, only the venv's own
+    command = [str(venv / "bin" / "python"), "-I", "-m", "agrconfig"]
+    version = subprocess.run(command + ["--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == f"agrconfig {release}", version
+    return command

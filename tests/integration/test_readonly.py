@@ -302,23 +302,8 @@ OLD_COMMIT, OLD_RELEASE = "0df1f40", "0.2.0"
 
 @pytest.fixture(scope="module")
 def old_release(tmp_path_factory):
-    from tests.integration.test_upgrade import DEPENDENCIES
-    import importlib.util
-    top = tmp_path_factory.mktemp("old-release")
-    src, venv, deps = top / "src", top / "venv", top / "deps"
-    src.mkdir()
-    deps.mkdir()
-    archive = subprocess.run(["git", "-C", ROOT, "archive", OLD_COMMIT], capture_output=True)
-    assert archive.returncode == 0, f"{OLD_COMMIT} is not in this clone: {archive.stderr.decode()}"
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    for name in DEPENDENCIES:
-        spec = importlib.util.find_spec(name)
-        origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
-        os.symlink(origin, deps / os.path.basename(origin))
-    (site,) = (venv / "lib").glob("python3*/site-packages")
-    (site / "agrconfig-old.pth").write_text(f"{src}\n{deps}\n")
-    return [str(venv / "bin" / "python"), "-I", "-m", "agrconfig"]
+    from tests.integration.helpers import install_release
+    return install_release(tmp_path_factory.mktemp("old-release"), OLD_COMMIT, OLD_RELEASE)
 
 
 def test_nobody_meets_a_worker_of_an_earlier_release_and_root_upgrades_it(lab, old_release):

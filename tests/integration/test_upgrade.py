@@ -1,8 +1,6 @@
 """Upgrade in place: workers of the previous release are restarted into this code by the first
 command that meets them, through the crash path, while a ping crosses the aggregate."""
-import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +13,7 @@ import pytest
 from agrconfig import __version__
 from agrconfig.ipc import protocol
 from tests.integration.helpers import ok, port_flags, status_json, strip_addresses
-from tests.integration.helpers import host_pair
+from tests.integration.helpers import host_pair, install_release
 from tests.lab import AGRCONFIG, ROOT
 
 # Earlier releases an aggregate may have been started by: commit, its release, and its
@@ -23,7 +21,6 @@ from tests.lab import AGRCONFIG, ROOT
 # release before the typed models (status schema, typed requests, a worker of components);
 # 0.3.0 (b46cf3a) the last whose supervisor was a fork of the front end, as root.
 OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3), "b46cf3a": ("0.3.0", 3)}
-DEPENDENCIES = ("pyroute2", "docopt", "psutil", "setproctitle", "prometheus_client")
 
 
 @pytest.fixture(scope="module", params=sorted(OLD_RELEASES, key=lambda c: OLD_RELEASES[c]))
@@ -33,25 +30,7 @@ def old_release(request, tmp_path_factory):
     and the protocol version its pings carry."""
     commit = request.param
     release, protocol_version = OLD_RELEASES[commit]
-    top = tmp_path_factory.mktemp("old-release")
-    src, venv, deps = top / "src", top / "venv", top / "deps"
-    src.mkdir()
-    deps.mkdir()
-    archive = subprocess.run(["git", "-C", ROOT, "archive", commit], capture_output=True)
-    assert archive.returncode == 0, f"the earlier release {commit} is not in this clone: " \
-                                    f"{archive.stderr.decode()} (a shallow clone? fetch its history)"
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    for name in DEPENDENCIES:
-        spec = importlib.util.find_spec(name)
-        origin = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
-        os.symlink(origin, deps / os.path.basename(origin))
-    (site,) = (venv / "lib").glob("python3*/site-packages")
-    (site / "agrconfig-old.pth").write_text(f"{src}\n{deps}\n")
-    # -I: not the current directory (this checkout) first on the path, only the venv's own
-    command = [str(venv / "bin" / "python"), "-I", "-m", "agrconfig"]
-    version = subprocess.run(command + ["--version"], capture_output=True, text=True)
-    assert version.stdout.strip() == f"agrconfig {release}", version
+    command = install_release(tmp_path_factory.mktemp("old-release"), commit, release)
     return command, protocol_version
 
 
