@@ -13,8 +13,6 @@ This module is at the bottom of the layers: it imports nothing of the project bu
 """
 from __future__ import annotations
 
-import re
-
 from .record import Record
 
 MTU_MIN, MTU_MAX = 68, 65535
@@ -191,14 +189,17 @@ class Number(Record):
         return self.samples or (self.low, self.high)
 
 
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+def is_mac(text):
+    """Six octets in lower-case hex joined by ':' (what parse_unicast_mac returns)."""
+    octets = text.split(":")
+    return len(octets) == 6 and all(len(o) == 2 and o.strip("0123456789abcdef") == "" for o in octets)
 
 
 def parse_unicast_mac(text, what="the system id"):
     """'02:00:5E:10:00:01' (or with '-') -> '02:00:5e:10:00:01'; ValueError unless it is six
     octets of a unicast address other than all zeros (bonding's ad_actor_system rule)."""
     mac = text.strip().lower().replace("-", ":")
-    if not MAC_RE.match(mac):
+    if not is_mac(mac):
         raise ValueError(f"bad MAC address {text!r} (six octets: 02:00:00:00:00:01)")
     if int(mac[:2], 16) & 1:
         raise ValueError(f"{text!r} is a multicast address: {what} must be unicast")

@@ -6,13 +6,12 @@ refused with EPERM unless its peer is root (SO_PEERCRED, read once per connectio
 credentials of the process that connected). protocol.refusal() decides.
 """
 import errno
-import json
 import selectors
 import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 import time
 
-from .. import paths
+from .. import cjson, paths
 from ..errors import AgrError
 from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request, refusal
 from ..logger import log
@@ -201,7 +200,7 @@ class Server:
         return True
 
     def _reply(self, conn, reply):
-        conn.out = memoryview(json.dumps(reply).encode())
+        conn.out = memoryview(cjson.dumps(reply).encode())
         conn.deadline = self.clock() + self.timeout  # the client gets as long to read it
         self._write(conn)
 

@@ -19,7 +19,6 @@ Every failure of the system call is an OSError carrying the errno.
 import ctypes
 import errno
 import os
-import platform
 import struct
 import sys
 
@@ -240,9 +239,9 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def _nr():
-    nr = SYSCALL_NR.get(platform.machine().lower())
+    nr = SYSCALL_NR.get(os.uname().machine.lower())
     if nr is None:
-        raise OSError(errno.ENOSYS, f"bpf(2) number unknown for {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"bpf(2) number unknown for {os.uname().machine}")
     return nr
 
 

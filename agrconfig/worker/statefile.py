@@ -4,11 +4,9 @@ Nothing read back is trusted blindly: a file that is not exactly what `save`
 writes (garbage, truncated, wrong types, missing keys, names that could be
 paths) is set aside as NAME.state.bad with a log line and treated as absent.
 """
-import json
 import os
-import re
 
-from .. import options, paths
+from .. import cjson, options, paths
 from ..ipc import protocol
 from ..logger import log
 
@@ -42,12 +40,20 @@ def _int(value, what, low=0, high=2**31 - 1):
     return value
 
 
+def _is_sysctl_int(value):
+    """What a port's saved sysctl may hold: "-?[0-9]{1,10}"."""
+    if not isinstance(value, str):
+        return False
+    digits = value[1:] if value.startswith("-") else value
+    return 1 <= len(digits) <= 10 and digits.isascii() and digits.isdigit()
+
+
 def _port(orig):
     if not isinstance(orig, dict):
         raise BadState("a port is not an object")
     _checked(protocol.check_ifname, orig.get("name"))
     _int(orig.get("index"), "port index", 1)
-    if not isinstance(orig.get("mac"), str) or not options.MAC_RE.match(orig["mac"]):
+    if not isinstance(orig.get("mac"), str) or not options.is_mac(orig["mac"]):
         raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
     _int(orig.get("mtu"), "port mtu", 68, 65535)
     for key in ("up", "promisc"):
@@ -62,7 +68,7 @@ def _port(orig):
     if not isinstance(sysctl, dict) or not set(sysctl) <= SYSCTL_KEYS:
         raise BadState(f"port {orig['name']}: bad sysctl table")
     for key, value in sysctl.items():
-        if value is not None and not (isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value)):
+        if value is not None and not (_is_sysctl_int(value)):
             raise BadState(f"port {orig['name']}: sysctl {key} = {value!r}")
 
 
@@ -105,7 +111,7 @@ def load(name):
         log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
         return None
     try:
-        state = json.loads(raw.decode("utf-8"))
+        state = cjson.loads(raw.decode("utf-8"))
         validate(state, name)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         _set_aside(name, path, exc)
@@ -134,7 +140,7 @@ def save(state):
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=1)
+        f.write(cjson.dumps(state))  # compact: json's indent takes its pure-Python encoder
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half
 
 

@@ -57,7 +57,7 @@ print("\n".join(sorted(set(sys.modules) - before)))
 # What a status needs: the front end, the client's reading of workers and state files, the
 # control protocol, rtnetlink, the status model and its base.
 STATUS = {
-    "agrconfig", "agrconfig.checks", "agrconfig.errors", "agrconfig.logger", "agrconfig.options", "agrconfig.paths",
+    "agrconfig", "agrconfig.checks", "agrconfig.cjson", "agrconfig.errors", "agrconfig.logger", "agrconfig.options", "agrconfig.paths",
     "agrconfig.record", "agrconfig.status", "agrconfig.lacp", "agrconfig.lacp.states",
     "agrconfig.cli", "agrconfig.cli.main", "agrconfig.cli.render", "agrconfig.cli.stats",
     "agrconfig.client", "agrconfig.client.inspect", "agrconfig.client.workers",
@@ -142,3 +142,37 @@ def test_the_quick_parser_leaves_the_rest_to_docopt():
                  ["-f", "file", "agr0"], ["-v", "-v", "agr0"], [], ["-a", "agr0"], ["--metrics-file=x"]):
         assert main.quick_args(argv) is None, argv
     assert main.quick_args(["agr0", "-agrport", "re0"])["<word>"] == ["-agrport", "re0"]
+
+
+WORKER = r"""
+import sys
+sys.path[:0] = sys.argv[1].split(":")
+before = set(sys.modules)
+from agrconfig.worker import supervisor
+supervised = set(sys.modules)
+# what supervisor._worker_main imports in the worker, after the fork
+from agrconfig import cjson
+from agrconfig.errors import AgrError
+from agrconfig.worker import statefile
+from agrconfig.worker.loop import Worker
+print(" ".join(sorted(supervised - before)))
+print(" ".join(sorted(set(sys.modules) - supervised)))
+"""
+
+# Each of these would cost every aggregate's worker or supervisor memory (bench/RESULTS.md,
+# issue 23): json and re (~0.5 MiB; cjson uses _json), threading (the relay runs on _thread),
+# socket.py's enums, logging, dataclasses, typing, pyroute2, psutil.
+NOT_IN_A_WORKER = {"json", "re", "threading", "socket", "logging", "dataclasses", "typing", "inspect",
+                   "subprocess", "ipaddress", "pyroute2", "psutil", "docopt", "ctypes.util", "tempfile"}
+NOT_IN_A_SUPERVISOR = NOT_IN_A_WORKER | {"enum", "selectors", "agrconfig.lacp", "agrconfig.status",
+                                         "agrconfig.options", "agrconfig.worker.loop"}
+
+
+def test_a_worker_imports_only_what_it_runs():
+    """The supervisor (python -I -S, as process.spawn starts it) and the worker it forks."""
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", WORKER, ROOT], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    supervisor, worker = set(out[0].split()), set(out[1].split())
+    assert "agrconfig.worker.supervisor" in supervisor and "agrconfig.worker.loop" in worker
+    assert not supervisor & NOT_IN_A_SUPERVISOR
+    assert not worker & NOT_IN_A_WORKER

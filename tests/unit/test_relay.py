@@ -284,7 +284,7 @@ def relay_turns(net, seconds):
     count = [0]
 
     def monotonic():
-        if threading.current_thread() is net.relay._thread:
+        if threading.get_ident() == net.relay._thread.ident:
             count[0] += 1
         return time.monotonic()
 
