@@ -4,11 +4,9 @@ Nothing read back is trusted blindly: a file that is not exactly what `save`
 writes (garbage, truncated, wrong types, missing keys, names that could be
 paths) is set aside as NAME.state.bad with a log line and treated as absent.
 """
-import json
 import os
-import re
 
-from .. import options, paths
+from .. import jsontext, options, paths
 from ..ipc import protocol
 from ..logger import log
 
@@ -26,6 +24,13 @@ SYSCTL_KEYS = {f"{fam}/{key}" for fam, key, _ in PORT_SYSCTLS}
 
 class BadState(ValueError):
     pass
+
+
+def _sysctl_number(text):
+    """A sysctl's saved value: an optional minus and 1 to 10 ASCII digits (no re: a status
+    reads state files, and re costs a command's start milliseconds)."""
+    digits = text[1:] if text.startswith("-") else text
+    return 1 <= len(digits) <= 10 and all("0" <= c <= "9" for c in digits)
 
 
 def _checked(check, value):
@@ -62,7 +67,7 @@ def _port(orig):
     if not isinstance(sysctl, dict) or not set(sysctl) <= SYSCTL_KEYS:
         raise BadState(f"port {orig['name']}: bad sysctl table")
     for key, value in sysctl.items():
-        if value is not None and not (isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,10}", value)):
+        if value is not None and not (isinstance(value, str) and _sysctl_number(value)):
             raise BadState(f"port {orig['name']}: sysctl {key} = {value!r}")
 
 
@@ -105,7 +110,7 @@ def load(name):
         log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
         return None
     try:
-        state = json.loads(raw.decode("utf-8"))
+        state = jsontext.loads(raw.decode("utf-8"))
         validate(state, name)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         _set_aside(name, path, exc)
@@ -134,7 +139,7 @@ def save(state):
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=1)
+        f.write(jsontext.dumps(state, indent=1))
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half
 
 

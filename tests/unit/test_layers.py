@@ -12,7 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PKG = os.path.join(ROOT, "agrconfig")
 LAYERS = ["cli", "client", "worker", "ipc", "base"]
-BASE = {"agrconfig", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record",
+BASE = {"agrconfig", "agrconfig.jsontext", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record",
         "agrconfig.status", "agrconfig.heard", "agrconfig.logger"}
 
 
