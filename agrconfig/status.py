@@ -44,8 +44,14 @@ class Role(StrEnum):
     DOWN = "down"
 
 
+# Values that frozen() and _dump() return as they are: the commonest, tested first.
+_SCALARS = frozenset({int, str, float, bool, type(None)})
+
+
 def frozen(value):
     """A JSON object as a read-only mapping (nested ones too), a list as a tuple."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, (dict, MappingProxyType)):
         return MappingProxyType({k: frozen(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
@@ -59,6 +65,8 @@ def plain(value):
 
 
 def _dump(value):
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Model):
         return value.to_json()
     if isinstance(value, StrEnum):
@@ -107,13 +115,22 @@ class Model(Record):
     ABSENT = {}
 
     def to_json(self):
+        cls = type(self)
         out = {}
-        for name in self.FIELDS:
+        for name, key, omit in cls.__dict__.get("_KEYS_OUT") or cls._keys_out():
             value = getattr(self, name)
-            if value is None and name in self.OMIT:
-                continue
-            out[self.KEYS.get(name, name)] = _dump(value)
+            if value is None:
+                if not omit:
+                    out[key] = None
+            else:
+                out[key] = _dump(value)
         return out
+
+    @classmethod
+    def _keys_out(cls):
+        """(field, key, left out while None) per field, for to_json; made once per class."""
+        cls._KEYS_OUT = tuple((name, cls.KEYS.get(name, name), name in cls.OMIT) for name in cls.FIELDS)
+        return cls._KEYS_OUT
 
     @classmethod
     def from_json(cls, doc):
