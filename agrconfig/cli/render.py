@@ -1,8 +1,7 @@
 """ifconfig-style status, as text and as JSON (iproute2's shapes and bond key names), from the
 worker's AggregateStatus (agrconfig.status)."""
-import json
 
-from .. import options
+from .. import jsontext, options
 from ..client import inspect
 from ..lacp.states import STATE_BITS
 from ..net import rtnl
@@ -232,14 +231,14 @@ def _system_text(ws):
 def render(name, as_json=False, verbose=False):
     doc = document(inspect.describe(name))
     if as_json:
-        return json.dumps(json_doc(doc), indent=2, default=plain) + "\n"   # a reply's odd values too
+        return jsontext.dumps(json_doc(doc), indent=2, default=plain) + "\n"   # a reply's odd values too
     return render_text(doc, verbose)
 
 
 def render_all(as_json=False, verbose=False):
     docs = [document(facts) for facts in inspect.describe_all()]
     if as_json:
-        return json.dumps([json_doc(d) for d in docs], indent=2, default=plain) + "\n"
+        return jsontext.dumps([json_doc(d) for d in docs], indent=2, default=plain) + "\n"
     return "".join(render_text(d, verbose) for d in docs)
 
 

@@ -1,10 +1,9 @@
 """The client end of the control socket: one JSON request, one JSON reply per connection."""
 import errno
-import json
 import _socket as socket   # socket.py would cost every command ~3 ms (its IntEnum conversions)
 import time
 
-from .. import paths
+from .. import jsontext, paths
 from ..errors import AgrError
 from . import protocol
 from .protocol import Peer
@@ -115,7 +114,7 @@ def _send(name, req, timeout):
     try:
         _connect(sock, paths.control_address(name), name, timeout)
         try:
-            sock.sendall(json.dumps(req.to_json()).encode())
+            sock.sendall(jsontext.dumps(req.to_json()).encode())
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the worker answered early (an error) and closed: read what it said
@@ -148,7 +147,7 @@ def reply_of(name, data):
     if not data:
         raise WorkerGone(name, sent=True)
     try:
-        reply = json.loads(data)
+        reply = jsontext.loads(data)
         if not isinstance(reply, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:

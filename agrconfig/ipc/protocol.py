@@ -4,7 +4,7 @@ worker; it imports only the bottom layer.
 """
 import errno
 
-from .. import __version__, cjson, options
+from .. import __version__, jsontext, options
 from ..checks import valid_ifname
 from ..errors import AgrError
 from ..record import Record
@@ -216,7 +216,7 @@ def build(op, **args):
 def parse_request(raw):
     """Bytes -> a checked, typed Request. Raises AgrError(EINVAL) saying what is wrong."""
     try:
-        req = cjson.loads(raw.decode("utf-8"))
+        req = jsontext.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # "[[[[..." nests too deep
         raise AgrError(errno.EINVAL, "control", f"malformed request: {exc}") from None
     if not isinstance(req, dict) or not isinstance(req.get("op"), str):

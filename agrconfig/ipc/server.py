@@ -11,7 +11,7 @@ import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 import time
 
-from .. import cjson, paths
+from .. import jsontext, paths
 from ..errors import AgrError
 from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request, refusal
 from ..logger import log
@@ -200,7 +200,7 @@ class Server:
         return True
 
     def _reply(self, conn, reply):
-        conn.out = memoryview(cjson.dumps(reply).encode())
+        conn.out = memoryview(jsontext.dumps(reply).encode())
         conn.deadline = self.clock() + self.timeout  # the client gets as long to read it
         self._write(conn)
 

@@ -97,7 +97,10 @@ class Member:
     def open_socket(self, slow_only=False):
         """Raw socket on the port: every frame (relay) or Slow Protocols only (fast path)."""
         proto = ETH_P_SLOW if slow_only else ETH_P_ALL
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.htons(proto))
+        # Protocol 0 until bind(): a socket made with its protocol is hooked into every
+        # interface's receive at once, and bind() then unhooks it and waits for an RCU grace
+        # period (synchronize_net, 10-20 ms of every attach here); unhooked, bind waits for none.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
         try:
             sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
             if not slow_only:

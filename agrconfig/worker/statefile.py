@@ -6,7 +6,7 @@ paths) is set aside as NAME.state.bad with a log line and treated as absent.
 """
 import os
 
-from .. import cjson, options, paths
+from .. import jsontext, options, paths
 from ..ipc import protocol
 from ..logger import log
 
@@ -26,6 +26,13 @@ class BadState(ValueError):
     pass
 
 
+def _sysctl_number(text):
+    """A sysctl's saved value: an optional minus and 1 to 10 ASCII digits (no re: a status
+    reads state files, and re costs a command's start milliseconds)."""
+    digits = text[1:] if text.startswith("-") else text
+    return 1 <= len(digits) <= 10 and all("0" <= c <= "9" for c in digits)
+
+
 def _checked(check, value):
     """The control socket's checks (never a path, only known flags), as BadState."""
     try:
@@ -40,20 +47,12 @@ def _int(value, what, low=0, high=2**31 - 1):
     return value
 
 
-def _is_sysctl_int(value):
-    """What a port's saved sysctl may hold: "-?[0-9]{1,10}"."""
-    if not isinstance(value, str):
-        return False
-    digits = value[1:] if value.startswith("-") else value
-    return 1 <= len(digits) <= 10 and digits.isascii() and digits.isdigit()
-
-
 def _port(orig):
     if not isinstance(orig, dict):
         raise BadState("a port is not an object")
     _checked(protocol.check_ifname, orig.get("name"))
     _int(orig.get("index"), "port index", 1)
-    if not isinstance(orig.get("mac"), str) or not options.is_mac(orig["mac"]):
+    if not isinstance(orig.get("mac"), str) or not options.MAC_RE.match(orig["mac"]):
         raise BadState(f"port {orig['name']}: bad MAC {orig.get('mac')!r}")
     _int(orig.get("mtu"), "port mtu", 68, 65535)
     for key in ("up", "promisc"):
@@ -68,7 +67,7 @@ def _port(orig):
     if not isinstance(sysctl, dict) or not set(sysctl) <= SYSCTL_KEYS:
         raise BadState(f"port {orig['name']}: bad sysctl table")
     for key, value in sysctl.items():
-        if value is not None and not (_is_sysctl_int(value)):
+        if value is not None and not (isinstance(value, str) and _sysctl_number(value)):
             raise BadState(f"port {orig['name']}: sysctl {key} = {value!r}")
 
 
@@ -111,7 +110,7 @@ def load(name):
         log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
         return None
     try:
-        state = cjson.loads(raw.decode("utf-8"))
+        state = jsontext.loads(raw.decode("utf-8"))
         validate(state, name)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         _set_aside(name, path, exc)
@@ -140,7 +139,7 @@ def save(state):
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(cjson.dumps(state))  # compact: json's indent takes its pure-Python encoder
+        f.write(jsontext.dumps(state, indent=1))
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half
 
 

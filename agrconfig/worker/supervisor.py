@@ -164,7 +164,7 @@ def _take_tap(keeper, held):
 def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
     _set_title(name)
     # The worker's modules are imported here, in the worker, not in the supervisor.
-    from .. import cjson
+    from .. import jsontext
     from ..errors import AgrError
     from . import statefile
     from .loop import Worker
@@ -177,12 +177,12 @@ def _worker_main(name, resume, ready_w, held_tap=None, keeper=None):
         worker.start()
         seccomp.confine(name, "worker")  # after the start-up: TAP, sockets, programs, relay thread
     except AgrError as exc:
-        os.write(ready_w, cjson.dumps(exc.to_dict()).encode())
+        os.write(ready_w, jsontext.dumps(exc.to_dict()).encode())
         log.error("%s: worker failed to start: %s", name, exc)
         os._exit(START_FAILED)
     except Exception:
         import traceback
-        os.write(ready_w, cjson.dumps(AgrError(errno.EIO, "SIOCIFCREATE", traceback.format_exc()).to_dict()).encode())
+        os.write(ready_w, jsontext.dumps(AgrError(errno.EIO, "SIOCIFCREATE", traceback.format_exc()).to_dict()).encode())
         log.exception("%s: worker failed to start", name)
         os._exit(START_FAILED)
 

@@ -3,6 +3,8 @@ import errno
 import os
 import struct
 
+import types
+
 import pytest
 
 from agrconfig.worker import bpf
@@ -192,11 +194,11 @@ def test_maps_array_percpu_hash():
 
 
 def test_syscall_number_by_machine(monkeypatch):
-    monkeypatch.setattr(bpf.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="aarch64"))
     assert bpf._nr() == 280
-    monkeypatch.setattr(bpf.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="x86_64"))
     assert bpf._nr() == 321
-    monkeypatch.setattr(bpf.platform, "machine", lambda: "vax")
+    monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="vax"))
     with pytest.raises(OSError) as info:
         bpf._nr()
     assert info.value.errno == errno.ENOSYS

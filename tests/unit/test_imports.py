@@ -34,7 +34,7 @@ from agrconfig.cli.main import main
 main(argv)
 if "--metrics" in argv or "agr0" in argv or "-a" in argv:
     # what a status of a live agr interface runs after asking its worker
-    import json
+    from agrconfig import jsontext
     from agrconfig.net import rtnl
     from agrconfig.status import AggregateStatus
     if "--metrics" in argv:
@@ -44,12 +44,12 @@ if "--metrics" in argv or "agr0" in argv or "-a" in argv:
         from agrconfig.client.inspect import Facts
     for name in sorted(os.listdir(fixtures)):
         with open(os.path.join(fixtures, name)) as f:
-            ws = AggregateStatus.from_json(json.load(f)["worker_reply"])
+            ws = AggregateStatus.from_json(jsontext.loads(f.read())["worker_reply"])
         if "--metrics" in argv:
             metrics.text({"agr0": ws})
         else:
             doc = render.document(Facts(rtnl.link("lo"), [], None, ws))
-            render.render_text(doc, verbose=True) if "--json" not in argv else json.dumps(render.json_doc(doc))
+            render.render_text(doc, verbose=True) if "--json" not in argv else jsontext.dumps(render.json_doc(doc), indent=2)
 sys.stdout = out
 print("\n".join(sorted(set(sys.modules) - before)))
 """
@@ -57,8 +57,8 @@ print("\n".join(sorted(set(sys.modules) - before)))
 # What a status needs: the front end, the client's reading of workers and state files, the
 # control protocol, rtnetlink, the status model and its base.
 STATUS = {
-    "agrconfig", "agrconfig.checks", "agrconfig.cjson", "agrconfig.errors", "agrconfig.logger", "agrconfig.options", "agrconfig.paths",
-    "agrconfig.record", "agrconfig.status", "agrconfig.lacp", "agrconfig.lacp.states",
+    "agrconfig", "agrconfig.checks", "agrconfig.errors", "agrconfig.logger", "agrconfig.options", "agrconfig.paths",
+    "agrconfig.record", "agrconfig.status", "agrconfig.jsontext", "agrconfig.lacp", "agrconfig.lacp.states",
     "agrconfig.cli", "agrconfig.cli.main", "agrconfig.cli.render", "agrconfig.cli.stats",
     "agrconfig.client", "agrconfig.client.inspect", "agrconfig.client.workers",
     "agrconfig.ipc", "agrconfig.ipc.client", "agrconfig.ipc.protocol",
@@ -75,6 +75,7 @@ DENIED = {
     "ipaddress", "concurrent.futures", "prometheus_client", "pyroute2", "datetime", "shlex", "tempfile",
     "pathlib", "email", "http", "ssl", "asyncio", "traceback", "argparse", "uuid", "random", "hashlib",
     "contextlib", "importlib", "warnings",
+    "json", "re",   # jsontext reads and writes JSON with _json: json imports re and compiles its patterns
     "agrconfig.lacp.core", "agrconfig.lacp.port", "agrconfig.lacp.pdu", "agrconfig.lacp.events",
     "agrconfig.lacp.machine", "agrconfig.cli.grammar", "agrconfig.cli.ops", "agrconfig.cli.provision",
     "agrconfig.client.commands", "agrconfig.worker.port", "agrconfig.worker.process", "agrconfig.worker.loop",
@@ -151,7 +152,7 @@ before = set(sys.modules)
 from agrconfig.worker import supervisor
 supervised = set(sys.modules)
 # what supervisor._worker_main imports in the worker, after the fork
-from agrconfig import cjson
+from agrconfig import jsontext
 from agrconfig.errors import AgrError
 from agrconfig.worker import statefile
 from agrconfig.worker.loop import Worker
@@ -160,7 +161,7 @@ print(" ".join(sorted(set(sys.modules) - supervised)))
 """
 
 # Each of these would cost every aggregate's worker or supervisor memory (bench/RESULTS.md,
-# issue 23): json and re (~0.5 MiB; cjson uses _json), threading (the relay runs on _thread),
+# issue 23): json and re (~0.5 MiB; jsontext uses _json), threading (the relay runs on _thread),
 # socket.py's enums, logging, dataclasses, typing, pyroute2, psutil.
 NOT_IN_A_WORKER = {"json", "re", "threading", "socket", "logging", "dataclasses", "typing", "inspect",
                    "subprocess", "ipaddress", "pyroute2", "psutil", "docopt", "ctypes.util", "tempfile"}

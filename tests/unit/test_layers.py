@@ -12,8 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PKG = os.path.join(ROOT, "agrconfig")
 LAYERS = ["cli", "client", "worker", "ipc", "base"]
-BASE = {"agrconfig", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record",
-        "agrconfig.status", "agrconfig.heard", "agrconfig.logger", "agrconfig.cjson"}
+BASE = {"agrconfig", "agrconfig.jsontext", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record",
+        "agrconfig.status", "agrconfig.heard", "agrconfig.logger"}
 
 
 def modules():
