@@ -59,6 +59,8 @@ def run_dir(create=False):
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
                         os.chmod(entry.path, 0o600)
+                    elif entry.name == WORKER_DIR and stat.S_ISDIR(st.st_mode):
+                        _repair_worker_dir(entry.path, st)
                 except FileNotFoundError:
                     pass
     if path not in _checked:
@@ -140,6 +142,25 @@ WORKER_DIR = "worker"
 WORKER_DIR_MODE = 0o2770
 WORKER_FILE_MODE = 0o640
 _worker_fd = None
+
+
+def _repair_worker_dir(path, st):
+    """The workers' directory and files loosened by someone: back to 2770 and 0640 (best
+    effort: without CAP_FOWNER, root may not chmod the workers' files; their supervisor does
+    at its next start)."""
+    try:
+        if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE:
+            os.chmod(path, WORKER_DIR_MODE)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & ~WORKER_FILE_MODE:
+                        os.chmod(entry.path, WORKER_FILE_MODE)
+                except FileNotFoundError:
+                    pass
+    except PermissionError:
+        pass
 
 
 def worker_dir():
