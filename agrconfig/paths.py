@@ -182,19 +182,23 @@ def open_worker_dir(uid):
         pass
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        # Modes first, owners then: root changes the modes of its own files (or, with
+        # CAP_FOWNER, of the user's), and chown keeps a directory's setgid bit.
         st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE:
+            os.fchmod(fd, WORKER_DIR_MODE)
         if (st.st_uid, st.st_gid) != (uid, 0):
             os.fchown(fd, uid, 0)
-        if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE or (st.st_uid, st.st_gid) != (uid, 0):
-            os.fchmod(fd, WORKER_DIR_MODE)   # after the chown, which may clear setgid
         for entry in os.listdir(fd):   # a user whose uid changed: its files follow it
             try:
                 st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
                 if not stat.S_ISREG(st.st_mode):
                     os.unlink(entry, dir_fd=fd)   # planted: a link or other; only files live here
-                elif (st.st_uid, st.st_gid) != (uid, 0) or stat.S_IMODE(st.st_mode) != WORKER_FILE_MODE:
-                    os.chown(entry, uid, 0, dir_fd=fd, follow_symlinks=False)
+                    continue
+                if stat.S_IMODE(st.st_mode) != WORKER_FILE_MODE:
                     os.chmod(f"/proc/self/fd/{fd}/{entry}", WORKER_FILE_MODE)
+                if (st.st_uid, st.st_gid) != (uid, 0):
+                    os.chown(entry, uid, 0, dir_fd=fd, follow_symlinks=False)
             except (FileNotFoundError, IsADirectoryError):
                 pass
     except BaseException:
@@ -212,9 +216,9 @@ def adopt_legacy(name, uid):
         old, new = os.path.join(legacy, name + suffix), os.path.join(own, name + suffix)
         try:
             if not os.path.lexists(new) and stat.S_ISREG(os.lstat(old).st_mode):
+                os.chmod(old, WORKER_FILE_MODE)   # root's file: before it is the user's
                 os.rename(old, new)
                 os.chown(new, uid, 0, follow_symlinks=False)
-                os.chmod(new, WORKER_FILE_MODE)
         except FileNotFoundError:
             pass
     for suffix in (".state", ".pid"):

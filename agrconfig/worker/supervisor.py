@@ -26,16 +26,16 @@ def main():
     _daemon(name, resume, ready_w)
 
 
-def setup_logging(name, uid=None):
+def setup_logging(name):
     # AGRCONFIG_LOG=file: the runtime directory's log even where there is syslog (tests read it).
+    # Opened after the uid change: the log is the workers' user's, which root (without
+    # CAP_DAC_OVERRIDE) could not open for writing.
     if os.path.exists("/dev/log") and os.environ.get("AGRCONFIG_LOG") != "file":
         logger.to_syslog(f"agrconfig/{name}")
     else:
         if not paths.in_worker():
             paths.run_dir(create=True)
         logger.to_file(paths.log_file(name))
-        if uid is not None:
-            os.chown(paths.log_file(name), uid, 0)
 
 
 def _refuse(ready_w, exc):
@@ -95,7 +95,6 @@ def _daemon(name, resume, ready_w):
     for sig in (_signal.SIGHUP, _signal.SIGPIPE):
         _signal.signal(sig, _signal.SIG_IGN)
     uid, gid = _prepare(name, resume, ready_w)
-    setup_logging(name, uid)
     _supervise(name, resume, ready_w, uid, gid)
 
 
@@ -115,12 +114,14 @@ def _supervise(name, resume, ready_w, uid=None, gid=None):
     _set_title(name, "supervisor")
     try:  # inherited by every worker it starts
         kept = privs.drop(uid=uid, gid=gid)
-        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
     except OSError as exc:
         if uid is not None and os.getuid() != uid:
-            log.error("%s: cannot run as uid %d: %s", name, uid, exc)
             _refuse(ready_w, exc)   # never as root
+        setup_logging(name)
         log.warning("%s: cannot drop capabilities (%s); running with those we were given", name, exc)
+    else:
+        setup_logging(name)
+        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
     _check_readable(ready_w)
     seccomp.confine(name, "supervisor")  # after everything that runs helpers; inherited by workers
     child = None
