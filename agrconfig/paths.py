@@ -151,16 +151,67 @@ def _repair_worker_dir(path, st):
     try:
         if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE:
             os.chmod(path, WORKER_DIR_MODE)
-        with os.scandir(path) as entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                    if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & ~WORKER_FILE_MODE:
-                        os.chmod(entry.path, WORKER_FILE_MODE)
-                except FileNotFoundError:
-                    pass
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for entry in os.listdir(dfd):
+                _fix_file(dfd, entry, None)
+        finally:
+            os.close(dfd)
     except PermissionError:
         pass
+
+
+def _fix_file(dfd, entry, uid):
+    """Mode 0640 (and, as root with `uid`, owner uid:root) for a file in the workers'
+    directory, through an fd: the workers may swap a name for a link at any time, and root
+    must never chmod or chown what a link points at. Anything but a regular file is removed
+    (as root) or left alone."""
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        return
+    except OSError:   # ELOOP: a link; ENXIO: a socket
+        if uid is not None:
+            _unlink_at(dfd, entry)
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if uid is not None:
+                _unlink_at(dfd, entry)
+            return
+        if stat.S_IMODE(st.st_mode) != WORKER_FILE_MODE:
+            os.fchmod(fd, WORKER_FILE_MODE)
+        if uid is not None and (st.st_uid, st.st_gid) != (uid, 0):
+            os.fchown(fd, uid, 0)
+    finally:
+        os.close(fd)
+
+
+def _unlink_at(dfd, entry):
+    try:
+        os.unlink(entry, dir_fd=dfd)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+
+
+def read_regular(path, limit=1 << 20):
+    """The bytes of the regular file `path` (at most `limit`), never through a link nor from a
+    FIFO: the workers' directory is theirs, and root reads it (OSError otherwise)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def worker_dir():
@@ -190,17 +241,7 @@ def open_worker_dir(uid):
         if (st.st_uid, st.st_gid) != (uid, 0):
             os.fchown(fd, uid, 0)
         for entry in os.listdir(fd):   # a user whose uid changed: its files follow it
-            try:
-                st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
-                if not stat.S_ISREG(st.st_mode):
-                    os.unlink(entry, dir_fd=fd)   # planted: a link or other; only files live here
-                    continue
-                if stat.S_IMODE(st.st_mode) != WORKER_FILE_MODE:
-                    os.chmod(f"/proc/self/fd/{fd}/{entry}", WORKER_FILE_MODE)
-                if (st.st_uid, st.st_gid) != (uid, 0):
-                    os.chown(entry, uid, 0, dir_fd=fd, follow_symlinks=False)
-            except (FileNotFoundError, IsADirectoryError):
-                pass
+            _fix_file(fd, entry, uid)
     except BaseException:
         os.close(fd)
         raise

@@ -98,8 +98,7 @@ def manages(name, op):
 def _pid_from_file(name):
     for path in paths.places(paths.pid_file(name)):   # ours, then an earlier release's
         try:
-            with open(path) as f:
-                return int(f.read().strip())
+            return int(paths.read_regular(path, 64).strip())
         except FileNotFoundError:
             continue
         except (OSError, ValueError):

@@ -97,8 +97,7 @@ def load(name):
     """The saved state of `name`, or None when there is none or it cannot be trusted."""
     for path in paths.places(paths.state_file(name)):   # ours, then an earlier release's
         try:
-            with open(path, "rb") as f:
-                raw = f.read(1 << 20)
+            raw = paths.read_regular(path)   # never through a link a worker planted
             break
         except FileNotFoundError:
             continue
@@ -120,7 +119,8 @@ def _set_aside(name, path, why):
     bad = f"{path}.bad"
     try:
         os.replace(path, bad)
-        os.chmod(bad, paths.WORKER_FILE_MODE if os.path.dirname(path) == paths.worker_dir() else 0o600)
+        if os.path.dirname(path) != paths.worker_dir():
+            os.chmod(bad, 0o600)   # root's directory; in the workers' the file keeps its 0640
     except OSError:
         pass
     log.warning("agrconfig: %s: state file is corrupt (%s); set aside as %s and ignored",

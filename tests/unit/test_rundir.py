@@ -276,3 +276,31 @@ def test_an_earlier_releases_files_are_adopted_on_upgrade(root, no_worker_fd):
     finally:
         paths._worker_fd = None
         os.close(fd)
+
+
+def test_links_a_worker_plants_are_never_followed_by_root(root, no_worker_fd, tmp_path, caplog):
+    """The workers own their directory: root reads, chmods and chowns nothing through a link
+    or a FIFO put there."""
+    import stat
+    from agrconfig.worker import statefile
+    target = tmp_path / "roots-file"
+    target.write_text('{"name": "agr0"}')
+    target.chmod(0o600)
+    paths.run_dir(create=True)
+    w = own(root) / paths.WORKER_DIR
+    w.mkdir()
+    os.symlink(target, w / "agr0.state")
+    os.symlink(target, w / "agr0.pid")
+    os.mkfifo(w / "agr1.state")
+    assert statefile.load("agr0") is None and statefile.load("agr1") is None   # no hang on the FIFO
+    assert "state file unreadable" in caplog.text
+    from agrconfig.client import workers
+    assert workers._pid_from_file("agr0") is None
+    paths.run_dir(create=True)   # the front end's repair
+    fd = paths.open_worker_dir(4242)   # the supervisor's
+    try:
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.stat().st_uid == 0
+        assert not os.path.lexists(w / "agr0.state") and not os.path.lexists(w / "agr1.state")
+    finally:
+        paths._worker_fd = None
+        os.close(fd)
