@@ -10,7 +10,7 @@ import tempfile
 import psutil
 import pytest
 
-from tests.integration.helpers import agr_pair, ok, status_json, strip_addresses, wait_distributing
+from tests.integration.helpers import agr_pair, netns_inode, ok, status_json, strip_addresses, wait_distributing
 from tests.integration.test_seccomp import status_fields
 from tests.integration.test_statefile import kill_worker
 from tests.integration.test_worker import worker_procs
@@ -139,3 +139,37 @@ def test_the_client_refuses_a_user_answering_for_a_dead_worker(lab):
     # Gone: root revives the real worker from its state file.
     lab.wait_for(lambda: "@agrconfig/agr0" not in lab.run(a, "cat", "/proc/net/unix").stdout)
     assert [p["ifname"] for p in status_json(lab, a)["agrports"]] == ["re0", "re1"]
+
+
+# What a root front end needs in its bounding set (the systemd unit's CapabilityBoundingSet):
+# the worker's four, the supervisor's uid change (SETUID, SETGID, SETPCAP for the bounding
+# set), CHOWN for the workers' directory, KILL to signal workers of another uid. No
+# DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, SYS_PTRACE or SYS_ADMIN.
+FRONT_END_BOUNDING = "-all,+net_admin,+net_raw,+bpf,+perfmon,+setuid,+setgid,+setpcap,+chown,+kill"
+
+
+def test_a_front_end_without_dac_override_manages_the_workers(lab):
+    from tests.integration.helpers import host_pair
+    a, _b = host_pair(lab)
+    for port in ("re0", "re1"):
+        strip_addresses(lab, a, port)
+
+    def agr(*words):
+        proc = lab.run(a, "setpriv", f"--bounding-set={FRONT_END_BOUNDING}", "--inh-caps=-all",
+                       *AGRCONFIG, *words, check=False)
+        assert proc.returncode == 0, f"{words}: {proc.stderr}"
+        return proc.stdout
+
+    agr("agr0", "create", "agrport", "re0", "agrport", "re1")
+    agr("agr0", "-agrport", "re1")
+    assert "agrport: re0" in agr("agr0") and "agrport: re1" not in agr("agr0")
+    (w,) = worker_procs(lab, a)
+    sup = psutil.Process(w.ppid())
+    for proc in (w, sup):
+        proc.kill()
+    psutil.wait_procs([w, sup], timeout=5)
+    assert "agrport: re0" in agr("agr0")          # revived: the state file read through the group
+    assert len(worker_procs(lab, a)) == 1
+    agr("agr0", "destroy")
+    assert worker_procs(lab, a) == []
+    assert not os.path.exists(f"/run/agrconfig/netns-{netns_inode(lab, a)}")
