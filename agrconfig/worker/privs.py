@@ -59,6 +59,18 @@ def last_cap():
         return 40
 
 
+def permitted():
+    """Our permitted set as a mask (CapPrm of /proc/self/status), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapPrm:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def mask(caps):
     out = 0
     for cap in caps:
@@ -112,6 +124,9 @@ def drop(keep=KEEP, uid=None, gid=None):
     libc = _libc()
     last = last_cap()
     keep = [c for c in keep if c <= last]  # an old kernel without CAP_BPF: net_admin covers bpf(2)
+    have = permitted()
+    if have is not None:   # started without some (a bounding set without CAP_BPF): keep the rest
+        keep = [c for c in keep if have >> c & 1]
     for cap in range(last + 1):
         if cap not in keep and libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             err = ctypes.get_errno()
