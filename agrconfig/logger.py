@@ -92,7 +92,7 @@ def to_syslog(ident, stderr=False):
 def to_file(path):
     """Log INFO and up to `path`, one appended line per record as logging's FileHandler did
     ("2026-12-06 16:40:00,123 INFO text")."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)   # group root: paths.py
 
     def sink(level, text, exc_info):
         now = time.time()

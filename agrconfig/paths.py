@@ -59,6 +59,8 @@ def run_dir(create=False):
                     st = entry.stat(follow_symlinks=False)
                     if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o177:
                         os.chmod(entry.path, 0o600)
+                    elif entry.name == WORKER_DIR and stat.S_ISDIR(st.st_mode):
+                        _repair_worker_dir(entry.path, st)
                 except FileNotFoundError:
                     pass
     if path not in _checked:
@@ -89,13 +91,8 @@ def _forget_dead_namespace(path):
         except FileNotFoundError:
             old = None  # a directory from before stamps: its files are trusted as before
         if cookie is not None and old is not None and old != cookie:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    if entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        try:
-                            os.unlink(entry.path)
-                        except FileNotFoundError:
-                            pass
+            _empty(path)
+            _empty(os.path.join(path, WORKER_DIR))
         if cookie is not None and old != cookie:
             tmp = f"{stamp}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -109,6 +106,20 @@ def _forget_dead_namespace(path):
     _checked.add(path)
 
 
+def _empty(path):
+    """Unlink the files (and links) in `path`, if it is there."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+
+
 def _private_dir(path):
     os.makedirs(path, mode=0o700, exist_ok=True)
     st = os.lstat(path)
@@ -119,17 +130,175 @@ def _private_dir(path):
         os.chmod(path, 0o700)
 
 
+# The workers' own directory (issue 24): netns-X/worker, owned by the workers' user, group
+# root, mode 2770 (setgid: the files made in it are group root's, 0640). The supervisor makes
+# it as root, opens it and keeps the fd across its uid change; the worker reaches it through
+# that fd only (/proc/self/fd/N: a process may always open its own fds' names), since
+# netns-X above it stays root's 0700, which the root workers of earlier releases enforce on
+# every save. A root front end reads and removes its files as group root, so without
+# CAP_DAC_OVERRIDE too. Files of earlier releases' root workers stay in netns-X itself
+# ("legacy"), where the front end still reads them and a new supervisor adopts them.
+WORKER_DIR = "worker"
+WORKER_DIR_MODE = 0o2770
+WORKER_FILE_MODE = 0o640
+_worker_fd = None
+
+
+def _repair_worker_dir(path, st):
+    """The workers' directory and files loosened by someone: back to 2770 and 0640 (best
+    effort: without CAP_FOWNER, root may not chmod the workers' files; their supervisor does
+    at its next start)."""
+    try:
+        if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE:
+            os.chmod(path, WORKER_DIR_MODE)
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for entry in os.listdir(dfd):
+                _fix_file(dfd, entry, None)
+        finally:
+            os.close(dfd)
+    except PermissionError:
+        pass
+
+
+def _fix_file(dfd, entry, uid):
+    """Mode 0640 (and, as root with `uid`, owner uid:root) for a file in the workers'
+    directory, through an fd: the workers may swap a name for a link at any time, and root
+    must never chmod or chown what a link points at. Anything but a regular file is removed
+    (as root) or left alone."""
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except FileNotFoundError:
+        return
+    except OSError:   # ELOOP: a link; ENXIO: a socket
+        if uid is not None:
+            _unlink_at(dfd, entry)
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if uid is not None:
+                _unlink_at(dfd, entry)
+            return
+        if stat.S_IMODE(st.st_mode) != WORKER_FILE_MODE:
+            os.fchmod(fd, WORKER_FILE_MODE)
+        if uid is not None and (st.st_uid, st.st_gid) != (uid, 0):
+            os.fchown(fd, uid, 0)
+    finally:
+        os.close(fd)
+
+
+def _unlink_at(dfd, entry):
+    try:
+        os.unlink(entry, dir_fd=dfd)
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+
+
+def read_regular(path, limit=1 << 20):
+    """The bytes of the regular file `path` (at most `limit`), never through a link nor from a
+    FIFO: the workers' directory is theirs, and root reads it (OSError otherwise)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def worker_dir():
+    """The directory of the workers' files: through the fd a supervisor holds, or by path."""
+    if _worker_fd is not None:
+        return f"/proc/self/fd/{_worker_fd}"
+    return os.path.join(run_dir(), WORKER_DIR)
+
+
+def open_worker_dir(uid):
+    """As root, before the uid change: make (or repair) netns-X/worker for `uid`, hold it open
+    for worker_dir(), and return the fd."""
+    global _worker_fd
+    run_dir(create=True)
+    path = os.path.join(run_dir(), WORKER_DIR)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        # Modes first, owners then: root changes the modes of its own files (or, with
+        # CAP_FOWNER, of the user's), and chown keeps a directory's setgid bit.
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != WORKER_DIR_MODE:
+            os.fchmod(fd, WORKER_DIR_MODE)
+        if (st.st_uid, st.st_gid) != (uid, 0):
+            os.fchown(fd, uid, 0)
+        for entry in os.listdir(fd):   # a user whose uid changed: its files follow it
+            _fix_file(fd, entry, uid)
+    except BaseException:
+        os.close(fd)
+        raise
+    _worker_fd = fd
+    return fd
+
+
+def adopt_legacy(name, uid):
+    """As root: move the state and log files an earlier release's root worker left in netns-X
+    into the workers' directory (an upgrade), unless newer ones are there; drop its pid file."""
+    legacy, own = run_dir(), worker_dir()
+    for suffix in (".state", ".log"):
+        old, new = os.path.join(legacy, name + suffix), os.path.join(own, name + suffix)
+        try:
+            if not os.path.lexists(new) and stat.S_ISREG(os.lstat(old).st_mode):
+                os.chmod(old, WORKER_FILE_MODE)   # root's file: before it is the user's
+                os.rename(old, new)
+                os.chown(new, uid, 0, follow_symlinks=False)
+        except FileNotFoundError:
+            pass
+    for suffix in (".state", ".pid"):
+        try:
+            os.unlink(os.path.join(legacy, name + suffix))
+        except FileNotFoundError:
+            pass
+
+
 def state_file(name):
-    return os.path.join(run_dir(), f"{name}.state")
+    return os.path.join(worker_dir(), f"{name}.state")
 
 
 def pid_file(name):
-    return os.path.join(run_dir(), f"{name}.pid")
+    return os.path.join(worker_dir(), f"{name}.pid")
 
 
 def log_file(name):
     """Used where there is no syslog (/dev/log) or AGRCONFIG_LOG=file; removed with the interface."""
-    return os.path.join(run_dir(), f"{name}.log")
+    return os.path.join(worker_dir(), f"{name}.log")
+
+
+def in_worker():
+    """Is this a supervisor or worker, holding the workers' directory open?"""
+    return _worker_fd is not None
+
+
+def directories():
+    """Where state, pid and log files are: the workers' directory, then, outside a worker,
+    netns-X itself (an earlier release's root workers)."""
+    return (worker_dir(),) if _worker_fd is not None else (worker_dir(), run_dir())
+
+
+def places(path):
+    """Where to read the file `path` (state_file(...) etc.) names: in the workers' directory,
+    then, outside a worker, where an earlier release's root worker wrote it."""
+    if _worker_fd is not None:
+        return (path,)
+    return (path, os.path.join(run_dir(), os.path.basename(path)))
 
 
 def lock_file():
@@ -194,7 +363,7 @@ def _remove_if_unused(_held):
         return
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)   # as _forget_dead_namespace: not while it stamps
-        if not BOOKKEEPING.issuperset(os.listdir(dfd)):
+        if not _unused(dfd):
             return
         # The revive lock, after the namespace lock as always: a status command reviving a
         # worker holds it (it does so only where a state file is, but we look once more).
@@ -210,6 +379,27 @@ def _remove_if_unused(_held):
         os.close(dfd)
 
 
+def _unused(dfd):
+    """Does the directory hold only bookkeeping files, and an empty workers' directory?"""
+    names = set(os.listdir(dfd))
+    if WORKER_DIR in names:
+        names.discard(WORKER_DIR)
+        try:
+            if _listdir_at(dfd, WORKER_DIR):
+                return False
+        except OSError:
+            return False
+    return BOOKKEEPING.issuperset(names)
+
+
+def _listdir_at(dfd, name):
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    try:
+        return os.listdir(fd)
+    finally:
+        os.close(fd)
+
+
 def _open_existing(path, name, dfd):
     try:
         return os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
@@ -222,14 +412,23 @@ def _remove_dir(path, dfd, everything=False):
     `everything` (its namespace is gone). Anything else (a subdirectory, a file that appeared)
     keeps it. True when removed."""
     names = os.listdir(dfd)
-    if not everything and not BOOKKEEPING.issuperset(names):
+    if not everything and not _unused(dfd):
         return False
     for name in names:
         try:
-            os.unlink(name, dir_fd=dfd)
+            if name == WORKER_DIR:
+                if everything:
+                    _empty(os.path.join(path, WORKER_DIR))
+                os.rmdir(name, dir_fd=dfd)   # ENOTEMPTY: a worker's file appeared meanwhile
+            else:
+                os.unlink(name, dir_fd=dfd)
         except FileNotFoundError:
             pass
-        except IsADirectoryError:
+        except (IsADirectoryError, NotADirectoryError):
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
             return False
     try:
         os.rmdir(path)

@@ -96,11 +96,14 @@ def manages(name, op):
 
 
 def _pid_from_file(name):
-    try:
-        with open(paths.pid_file(name)) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
+    for path in paths.places(paths.pid_file(name)):   # ours, then an earlier release's
+        try:
+            return int(paths.read_regular(path, 64).strip())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def _supervisor(name):

@@ -1,6 +1,7 @@
 """The client end of the control socket: one JSON request, one JSON reply per connection."""
 import errno
 import _socket as socket   # socket.py would cost every command ~3 ms (its IntEnum conversions)
+import struct
 import time
 
 from .. import jsontext, paths
@@ -50,6 +51,34 @@ def _connect(sock, address, name, timeout):
                 raise AgrError(errno.ETIMEDOUT, "control", f"worker for {name} is too busy") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+SO_PEERCRED = 17
+WORKER_USER = "_agrconfig"   # worker/privs.py's USER
+_worker_uid = []
+
+
+def _trusted(uid):
+    """May a server of `uid` answer for a worker: root (the workers of 0.4.0 and before) or the
+    workers' user? Anyone else may bind a dead worker's abstract name and lie."""
+    if uid == 0:
+        return True
+    if not _worker_uid:
+        import os
+        import pwd
+        try:
+            _worker_uid.append(pwd.getpwnam(os.environ.get("AGRCONFIG_TEST_USER", WORKER_USER)).pw_uid)
+        except KeyError:
+            _worker_uid.append(None)
+    return uid == _worker_uid[0] and uid is not None
+
+
+def _check_peer(sock, name):
+    pid, uid, _gid = struct.unpack("=iII", sock.getsockopt(socket.SOL_SOCKET, SO_PEERCRED, 12))
+    if not _trusted(uid):
+        raise AgrError(errno.EPERM, "control",
+                       f"{name}: its control socket is held by pid {pid} of uid {uid}, not by an "
+                       f"agrconfig worker (root or {WORKER_USER}); refused")
 
 
 _peers = {}
@@ -113,6 +142,7 @@ def _send(name, req, timeout):
     sock.settimeout(timeout)
     try:
         _connect(sock, paths.control_address(name), name, timeout)
+        _check_peer(sock, name)
         try:
             sock.sendall(jsontext.dumps(req.to_json()).encode())
             sock.shutdown(socket.SHUT_WR)

@@ -22,6 +22,8 @@ import os
 import struct
 import sys
 
+from . import privs
+
 # -- instruction encoding -------------------------------------------------------------------
 BPF_LD, BPF_LDX, BPF_ST, BPF_STX, BPF_ALU, BPF_JMP, BPF_JMP32, BPF_ALU64 = range(8)
 BPF_W, BPF_H, BPF_B, BPF_DW = 0x00, 0x08, 0x10, 0x18
@@ -248,9 +250,10 @@ def _nr():
 def _bpf(cmd, attr):
     """bpf(cmd, attr): returns (result, attr buffer after the call); OSError on failure."""
     buf = ctypes.create_string_buffer(bytes(attr).ljust(ATTR_SIZE, b"\0"), ATTR_SIZE)
-    ret = _libc.syscall(ctypes.c_long(_nr()), ctypes.c_long(cmd), buf, ctypes.c_long(ATTR_SIZE))
-    if ret < 0:
+    with privs.raised():   # CAP_BPF and CAP_PERFMON for this call only (privs.py)
+        ret = _libc.syscall(ctypes.c_long(_nr()), ctypes.c_long(cmd), buf, ctypes.c_long(ATTR_SIZE))
         code = ctypes.get_errno()
+    if ret < 0:
         raise OSError(code, os.strerror(code))
     return ret, buf
 

@@ -137,7 +137,7 @@ def native_arch():
 
 # -- the lists ---------------------------------------------------------------------------
 # What the worker does after its start-up, and Python under it (tracebacks import modules
-# and read their source: files must stay readable).
+# and read their source: files must stay readable). capset: privs.raised around bpf(2).
 WORKER = frozenset("""
     read write readv writev pread64 pwrite64 close openat open lseek fstat newfstatat stat lstat statx
     fcntl ioctl dup dup2 dup3 pipe2 getdents64 readlink readlinkat getcwd access faccessat faccessat2
@@ -150,7 +150,7 @@ WORKER = frozenset("""
     futex set_robust_list rseq clone clone3 exit exit_group
     socket socketpair bind connect listen accept accept4 sendto recvfrom sendmsg recvmsg
     setsockopt getsockopt getsockname getpeername shutdown
-    bpf eventfd2
+    bpf eventfd2 capset
 """.split())
 # The supervisor forks workers, waits for them and passes SIGTERM on; its filter is the
 # workers' too, and each worker installs its own filter under it (prctl for no_new_privs,

@@ -100,14 +100,16 @@ def validate(state, name):
 
 def load(name):
     """The saved state of `name`, or None when there is none or it cannot be trusted."""
-    path = paths.state_file(name)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(1 << 20)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
+    for path in paths.places(paths.state_file(name)):   # ours, then an earlier release's
+        try:
+            raw = paths.read_regular(path)   # never through a link a worker planted
+            break
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("agrconfig: %s: state file unreadable (%s); ignored", name, exc.strerror)
+            return None
+    else:
         return None
     try:
         state = jsontext.loads(raw.decode("utf-8"))
@@ -122,7 +124,8 @@ def _set_aside(name, path, why):
     bad = f"{path}.bad"
     try:
         os.replace(path, bad)
-        os.chmod(bad, 0o600)
+        if os.path.dirname(path) != paths.worker_dir():
+            os.chmod(bad, 0o600)   # root's directory; in the workers' the file keeps its 0640
     except OSError:
         pass
     log.warning("agrconfig: %s: state file is corrupt (%s); set aside as %s and ignored",
@@ -131,33 +134,40 @@ def _set_aside(name, path, why):
 
 def save(state):
     path = paths.state_file(state["name"])
-    paths.run_dir(create=True)
+    if not paths.in_worker():   # not under a supervisor (tests): made by path, as root
+        paths.run_dir(create=True)
+        os.makedirs(paths.worker_dir(), mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp"
     try:
         os.unlink(tmp)  # whatever is there (even a link planted by someone) goes
     except FileNotFoundError:
         pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    # 0640, group root (the directory is setgid): a root front end reads it without
+    # CAP_DAC_OVERRIDE; no one else can reach the directory.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, paths.WORKER_FILE_MODE)
     with os.fdopen(fd, "w") as f:
         f.write(jsontext.dumps(state, indent=1))
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new state, never half
 
 
 def remove(name):
-    for path in (paths.state_file(name), paths.pid_file(name), paths.log_file(name),
-                 paths.state_file(name) + ".bad"):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    for own in (paths.state_file(name), paths.pid_file(name), paths.log_file(name),
+                paths.state_file(name) + ".bad"):
+        for path in paths.places(own):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
 
 def all_names():
     """Names of every agr interface with a state file in this network namespace."""
-    try:
-        entries = os.listdir(paths.run_dir())
-    except FileNotFoundError:
-        return []
+    entries = set()
+    for directory in paths.directories():
+        try:
+            entries.update(os.listdir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
     names = [e[:-len(".state")] for e in entries if e.endswith(".state")]
     return sorted((n for n in names if paths.is_agr_name(n)), key=lambda n: int(n[3:]))
 

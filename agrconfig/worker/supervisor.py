@@ -28,11 +28,55 @@ def main():
 
 def setup_logging(name):
     # AGRCONFIG_LOG=file: the runtime directory's log even where there is syslog (tests read it).
+    # Opened after the uid change: the log is the workers' user's, which root (without
+    # CAP_DAC_OVERRIDE) could not open for writing.
     if os.path.exists("/dev/log") and os.environ.get("AGRCONFIG_LOG") != "file":
         logger.to_syslog(f"agrconfig/{name}")
     else:
-        paths.run_dir(create=True)
+        if not paths.in_worker():
+            paths.run_dir(create=True)
         logger.to_file(paths.log_file(name))
+
+
+def _refuse(ready_w, exc):
+    """Tell the front end why no worker starts (it prints it as ifconfig would), and exit."""
+    from ..errors import AgrError   # loaded already (privs.py): no file to read as _agrconfig
+    if not isinstance(exc, AgrError):
+        exc = AgrError(exc.errno or errno.EIO, "SIOCIFCREATE", f"cannot prepare the worker: {exc}")
+    # JSON by hand: the json package may be out of our reach after the uid change.
+    text = ", ".join(f'"{k}": "{_json_text(v)}"' for k, v in exc.to_dict().items())
+    os.write(ready_w, ("{" + text + "}").encode())
+    os._exit(START_FAILED)
+
+
+def _json_text(value):
+    return "".join(c if c >= " " and c not in '"\\' else f"\\u{ord(c):04x}" for c in str(value))
+
+
+def _check_readable(ready_w):
+    """The worker imports its modules (and Python's) after the uid change: say so plainly
+    where they are out of the workers' user's reach (an interpreter under /root, say)."""
+    from .. import __file__ as package
+    for where in (os.path.dirname(os.__file__), os.path.dirname(package)):
+        if not os.access(where, os.R_OK | os.X_OK):
+            from ..errors import AgrError
+            _refuse(ready_w, AgrError(errno.EACCES, "SIOCIFCREATE",
+                                      f"{where}: not readable by user {privs.USER}, as which the worker runs; "
+                                      "make it (and the directories above it) readable by all"))
+
+
+def _prepare(name, resume, ready_w):
+    """As root, before the uid change: the workers' user and their directory (adopting an
+    earlier release's root worker's files on an upgrade). (uid, gid), or a refusal."""
+    from ..errors import AgrError
+    try:
+        uid, gid = privs.user()
+        paths.open_worker_dir(uid)
+        if resume:
+            paths.adopt_legacy(name, uid)
+    except (AgrError, OSError) as exc:
+        _refuse(ready_w, exc)
+    return uid, gid
 
 
 def _set_title(name, role="worker"):
@@ -42,7 +86,7 @@ def _set_title(name, role="worker"):
 
 def _daemon(name, resume, ready_w):
     os.chdir("/")
-    os.umask(0o077)
+    os.umask(0o027)   # files 0640 at most, group root: a root front end reads them (paths.py)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
@@ -50,8 +94,8 @@ def _daemon(name, resume, ready_w):
     os.closerange(ready_w + 1, 65536)
     for sig in (_signal.SIGHUP, _signal.SIGPIPE):
         _signal.signal(sig, _signal.SIG_IGN)
-    setup_logging(name)
-    _supervise(name, resume, ready_w)
+    uid, gid = _prepare(name, resume, ready_w)
+    _supervise(name, resume, ready_w, uid, gid)
 
 
 RESTART_DELAY = 0.05     # first restart after a crash: well inside LACP's 3 s short timeout
@@ -60,7 +104,7 @@ STABLE_AFTER = 10.0      # a worker that ran this long resets the delay
 START_FAILED = 2
 
 
-def _supervise(name, resume, ready_w):
+def _supervise(name, resume, ready_w, uid=None, gid=None):
     """A small parent that restarts the worker when it crashes or is killed.
 
     The TAP is persistent and the state file has the ports, so a restarted
@@ -69,10 +113,16 @@ def _supervise(name, resume, ready_w):
     """
     _set_title(name, "supervisor")
     try:  # inherited by every worker it starts
-        kept = privs.drop()
-        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
+        kept = privs.drop(uid=uid, gid=gid)
     except OSError as exc:
+        if uid is not None and os.getuid() != uid:
+            _refuse(ready_w, exc)   # never as root
+        setup_logging(name)
         log.warning("%s: cannot drop capabilities (%s); running with those we were given", name, exc)
+    else:
+        setup_logging(name)
+        log.debug("%s: capabilities kept: %s", name, ", ".join(privs.NAMES[c] for c in kept))
+    _check_readable(ready_w)
     seccomp.confine(name, "supervisor")  # after everything that runs helpers; inherited by workers
     child = None
     stopping = False

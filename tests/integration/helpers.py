@@ -118,7 +118,7 @@ def worker_log(lab, ns, name="agr0"):
     the worker writes it to its runtime directory on hosts with syslog (/dev/log) too."""
     if os.environ.get("AGRCONFIG_LOG") != "file":
         raise AssertionError("worker_log needs AGRCONFIG_LOG=file (set by the lab fixture)")
-    path = os.path.join(paths.RUN_ROOT, f"netns-{netns_inode(lab, ns)}", f"{name}.log")
+    path = os.path.join(paths.RUN_ROOT, f"netns-{netns_inode(lab, ns)}", paths.WORKER_DIR, f"{name}.log")
     with open(path) as f:
         return f.read()
 

@@ -40,9 +40,9 @@ def test_the_last_destroy_removes_the_directory(lab):
     assert not os.path.exists(d)
     ok(lab, a, "agr0", "create")
     ok(lab, a, "agr1", "create")
-    assert os.path.exists(os.path.join(d, "agr0.state"))
+    assert os.path.exists(os.path.join(d, "worker", "agr0.state"))
     ok(lab, a, "agr0", "destroy")
-    assert os.path.exists(os.path.join(d, "agr1.state"))
+    assert os.path.exists(os.path.join(d, "worker", "agr1.state"))
     ok(lab, a, "agr1", "destroy")
     assert not os.path.exists(d)
     assert lab.agr(a, "agr1").returncode == 2   # no such interface, and no directory made for it
@@ -64,13 +64,13 @@ def test_a_create_removes_the_directories_of_namespaces_that_are_gone(lab):
     lab.ip(c, "link", "show", "agr0")
     lab.namespaces.remove(a)
     lab.run(b, "ip", "netns", "del", a)
-    lab.wait_for(lambda: os.path.exists(os.path.join(gone, "agr0.state")) and
+    lab.wait_for(lambda: os.path.exists(os.path.join(gone, "worker", "agr0.state")) and
                  int(os.path.basename(gone)[6:]) not in paths.live_namespaces()[0],
                  what="a's namespace gone, its directory left behind")
     ok(lab, b, "agr0", "create")
     assert not os.path.exists(gone), os.listdir(gone)
-    assert os.path.exists(os.path.join(kept, "agr0.state"))
-    assert os.path.exists(os.path.join(run_dir(lab, b), "agr0.state"))
+    assert os.path.exists(os.path.join(kept, "worker", "agr0.state"))
+    assert os.path.exists(os.path.join(run_dir(lab, b), "worker", "agr0.state"))
     # The namespace whose workers were all killed kept everything: its agr0 is revived.
     assert list(port_flags(lab, c)) == ["re0"]
     ok(lab, c, "agr0", "destroy")

@@ -42,24 +42,43 @@ def no_traceback(proc):
     return proc
 
 
+def check_layout(d):
+    """agr(4), FILES: root's 0700 directories and 0600 bookkeeping files; the workers' own
+    directory _agrconfig:root 2770 holding their 0640 files, group root."""
+    import pwd
+    user = pwd.getpwnam("_agrconfig").pw_uid
+    assert stat.S_IMODE(os.stat("/run/agrconfig").st_mode) == 0o700
+    st = os.stat(d)
+    assert stat.S_IMODE(st.st_mode) == 0o700 and (st.st_uid, st.st_gid) == (0, 0)
+    for f in os.listdir(d):
+        st = os.lstat(os.path.join(d, f))
+        if f == "worker":
+            assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o2770, oct(st.st_mode)
+            assert (st.st_uid, st.st_gid) == (user, 0)
+        else:
+            assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, f
+    w = os.path.join(d, "worker")
+    files = os.listdir(w)
+    assert "agr0.state" in files and "agr0.pid" in files
+    for f in files:
+        st = os.lstat(os.path.join(w, f))
+        assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == 0, f
+        assert f.endswith(".log") or st.st_uid == user, f
+
+
 def test_runtime_files_are_root_only_and_repaired(lab):
     a, _b = host_pair(lab)
     aggregate(lab, a)
     d = rundir(lab, a)
-    assert stat.S_IMODE(os.stat("/run/agrconfig").st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    files = os.listdir(d)
-    assert "agr0.state" in files and "agr0.pid" in files
-    for f in files:
-        assert stat.S_IMODE(os.lstat(os.path.join(d, f)).st_mode) == 0o600, f
+    check_layout(d)
     # Loosened by someone: the next command puts it right.
     os.chmod(d, 0o755)
-    os.chmod(os.path.join(d, "agr0.state"), 0o644)
-    os.chmod(os.path.join(d, "agr0.pid"), 0o666)
+    os.chmod(os.path.join(d, "lock"), 0o644)
+    os.chmod(os.path.join(d, "worker"), 0o777)
+    os.chmod(os.path.join(d, "worker", "agr0.state"), 0o644)
+    os.chmod(os.path.join(d, "worker", "agr0.pid"), 0o666)
     ok(lab, a, "agr0", "link0")
-    assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    for f in os.listdir(d):
-        assert stat.S_IMODE(os.lstat(os.path.join(d, f)).st_mode) == 0o600, f
+    check_layout(d)
 
 
 CORRUPTIONS = {
@@ -85,7 +104,7 @@ def test_corrupt_state_with_live_worker_is_rewritten(lab, what):
     a, _b = host_pair(lab)
     aggregate(lab, a)
     attached = macs(lab, a)
-    path = os.path.join(rundir(lab, a), "agr0.state")
+    path = os.path.join(rundir(lab, a), "worker", "agr0.state")
     with open(path, "wb") as f:
         f.write(CORRUPTIONS[what])
     proc = no_traceback(lab.agr(a, "agr0"))
@@ -95,7 +114,7 @@ def test_corrupt_state_with_live_worker_is_rewritten(lab, what):
     # The worker wrote it again from what it knows.
     state = json.load(open(path))
     assert [p["name"] for p in state["ports"]] == ["re0", "re1"]
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640   # agr(4), FILES
     assert no_traceback(lab.agr(a, "-a")).returncode == 0
     ok(lab, a, "agr1", "create")
     ok(lab, a, "agr0", "destroy")
@@ -109,7 +128,7 @@ def test_corrupt_state_with_dead_worker(lab, what):
     a, _b = host_pair(lab)
     aggregate(lab, a)
     kill_worker(lab, a)
-    path = os.path.join(rundir(lab, a), "agr0.state")
+    path = os.path.join(rundir(lab, a), "worker", "agr0.state")
     with open(path, "wb") as f:
         f.write(CORRUPTIONS[what])
     # Nothing trusted, nothing crashes.
@@ -133,7 +152,7 @@ def test_state_naming_missing_ports_is_resumed_without_them(lab):
     a, _b = host_pair(lab)
     aggregate(lab, a)
     kill_worker(lab, a)
-    path = os.path.join(rundir(lab, a), "agr0.state")
+    path = os.path.join(rundir(lab, a), "worker", "agr0.state")
     state = json.load(open(path))
     ghost = dict(state["ports"][0], name="ghost0", index=9999)
     renamed = dict(state["ports"][1], name="re9")  # re1's index, another name
@@ -154,7 +173,7 @@ def test_state_whose_ifindex_is_another_interface_is_discarded(lab):
     kill_worker(lab, a)
     lab.ip(a, "link", "del", "agr0")  # agr0 gone while no worker ran
     lab.ip(a, "link", "add", "agr0", "type", "veth", "peer", "name", "xagr0")  # someone else's agr0
-    path = os.path.join(rundir(lab, a), "agr0.state")
+    path = os.path.join(rundir(lab, a), "worker", "agr0.state")
     proc = no_traceback(lab.agr(a, "agr0"))
     assert proc.returncode in (0, 2), proc.stderr
     assert not os.path.exists(path), "the stale state is removed"
@@ -171,7 +190,7 @@ def test_pid_file_naming_another_process(lab):
     a, _b = host_pair(lab)
     aggregate(lab, a)
     sleeper = lab.run(a, "sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!").stdout.strip()
-    pid_path = os.path.join(rundir(lab, a), "agr0.pid")
+    pid_path = os.path.join(rundir(lab, a), "worker", "agr0.pid")
     kill_worker(lab, a)
     with open(pid_path, "w") as f:
         f.write(f"{sleeper}\n")
@@ -197,7 +216,7 @@ def leave_state_of_a_gone_agr0(lab, ns):
     ok(lab, ns, "agr0", "create")
     kill_worker(lab, ns)
     lab.ip(ns, "link", "del", "agr0")
-    with open(os.path.join(rundir(lab, ns), "agr0.log"), "a") as f:
+    with open(os.path.join(rundir(lab, ns), "worker", "agr0.log"), "a") as f:
         f.write("a line from before\n")
 
 
@@ -211,11 +230,11 @@ def test_files_of_a_dead_namespace_with_the_same_inode_are_forgotten(lab):
         f.write("1\n")
     proc = no_traceback(lab.agr(a, "-a"))
     assert proc.returncode == 0 and "agr0" not in proc.stdout, proc.stdout
-    assert not os.path.exists(os.path.join(d, "agr0.state"))
+    assert not os.path.exists(os.path.join(d, "worker", "agr0.state"))
     proc = no_traceback(lab.agr(a, "agr0", "create"))
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert open(os.path.join(d, "netns-cookie")).read().strip() == current_cookie(lab, a)
-    assert "a line from before" not in open(os.path.join(d, "agr0.log")).read()
+    assert "a line from before" not in open(os.path.join(d, "worker", "agr0.log")).read()
     ok(lab, a, "agr0", "destroy")
 
 

@@ -1,6 +1,8 @@
 """Upgrade in place: workers of the previous release are restarted into this code by the first
 command that meets them, through the crash path, while a ping crosses the aggregate."""
 import json
+import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -10,17 +12,19 @@ import time
 import psutil
 import pytest
 
-from agrconfig import __version__
+from agrconfig import __version__, paths
 from agrconfig.ipc import protocol
 from tests.integration.helpers import ok, port_flags, status_json, strip_addresses
-from tests.integration.helpers import host_pair, install_release
+from tests.integration.helpers import host_pair, install_release, netns_inode
 from tests.lab import AGRCONFIG, ROOT
 
 # Earlier releases an aggregate may have been started by: commit, its release, and its
 # protocol version as a ping tells it. 0.1.0's replies carried no version; 0.2.0 (0df1f40) is the
 # release before the typed models (status schema, typed requests, a worker of components);
-# 0.3.0 (b46cf3a) the last whose supervisor was a fork of the front end, as root.
-OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3), "b46cf3a": ("0.3.0", 3)}
+# 0.3.0 (b46cf3a) the last whose supervisor was a fork of the front end, as root; 0.4.0
+# (7873efe) the last whose workers ran as root, with their files in netns-X itself.
+OLD_RELEASES = {"0fd4b0f": ("0.1.0", 0), "0df1f40": ("0.2.0", 3), "b46cf3a": ("0.3.0", 3),
+                "7873efe8c6debfcfecca4b98596c9c735867b97a": ("0.4.0", 3)}
 
 
 @pytest.fixture(scope="module", params=sorted(OLD_RELEASES, key=lambda c: OLD_RELEASES[c]))
@@ -97,6 +101,7 @@ def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_re
         assert peer(lab, ns)["version"] == old_protocol, "the old release's worker answers"
     old_procs = {ns: agr_processes(lab, ns) for ns in (a, b)}
     assert all(len(procs) == 2 for procs in old_procs.values()), old_procs
+    old_uids = {ns: {p.uids().real for p in procs} for ns, procs in old_procs.items()}
 
     ping = subprocess.Popen(["ip", "netns", "exec", a, "ping", "-i", "0.01", "-W", "1", "192.0.2.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -115,6 +120,12 @@ def test_old_workers_are_restarted_into_this_release_without_a_break(lab, old_re
             assert status_json(lab, ns)["linkinfo"]["info_data"]["datapath"] == "ebpf"
             gone = psutil.wait_procs(old_procs[ns], timeout=5)[1]
             assert not gone, f"old processes left in {ns}: {gone}"
+            # The old ones ran as root; the new ones as _agrconfig, with the state adopted.
+            assert old_uids[ns] == {0}
+            assert {p.uids().real for p in agr_processes(lab, ns)} == {pwd.getpwnam("_agrconfig").pw_uid}
+            d = os.path.join(paths.RUN_ROOT, f"netns-{netns_inode(lab, ns)}")
+            assert not os.path.exists(os.path.join(d, "agr0.state"))
+            assert os.stat(os.path.join(d, "worker", "agr0.state")).st_uid == pwd.getpwnam("_agrconfig").pw_uid
             time.sleep(4)       # a renegotiation (Sync off) shows at once; this covers aggregate wait
             _out, err = stop(mon)
             assert mon.returncode == 0, err

@@ -214,3 +214,93 @@ def test_a_file_renamed_away_while_the_directory_is_repaired_is_no_error(root, m
     monkeypatch.setattr(paths.os, "scandir", Listing)
     paths.run_dir(create=True)
     assert oct(os.stat(own(root) / "agr4.state").st_mode & 0o777) == "0o600"   # the rest still repaired
+
+
+@pytest.fixture
+def no_worker_fd(monkeypatch):
+    monkeypatch.setattr(paths, "_worker_fd", None)
+
+
+def test_an_empty_workers_directory_does_not_keep_it(root):
+    fd = paths.lock_namespace()
+    (own(root) / paths.WORKER_DIR).mkdir()
+    paths.unlock_namespace(fd)
+    assert not own(root).exists()
+
+
+def test_a_workers_file_keeps_it(root):
+    fd = paths.lock_namespace()
+    (own(root) / paths.WORKER_DIR).mkdir()
+    (own(root) / paths.WORKER_DIR / "agr0.state").write_text("x")
+    paths.unlock_namespace(fd)
+    assert (own(root) / paths.WORKER_DIR / "agr0.state").exists()
+
+
+def test_the_workers_directory_is_theirs_group_root_setgid_and_held_open(root, no_worker_fd):
+    import stat
+    paths.run_dir(create=True)
+    w = own(root) / paths.WORKER_DIR
+    w.mkdir(mode=0o777)
+    (w / "agr0.state").write_text("{}")
+    os.symlink("/etc/shadow", w / "agr1.state")   # planted: removed
+    fd = paths.open_worker_dir(4242)
+    try:
+        assert paths.in_worker() and paths.worker_dir() == f"/proc/self/fd/{fd}"
+        st = os.stat(w)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 0, 0o2770)
+        st = os.lstat(w / "agr0.state")
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 0, 0o640)
+        assert not os.path.lexists(w / "agr1.state")
+        assert paths.state_file("agr0") == f"/proc/self/fd/{fd}/agr0.state"
+        assert paths.places(paths.state_file("agr0")) == (paths.state_file("agr0"),)
+    finally:
+        paths._worker_fd = None
+        os.close(fd)
+
+
+def test_an_earlier_releases_files_are_adopted_on_upgrade(root, no_worker_fd):
+    import stat
+    d = paths.run_dir(create=True)
+    for suffix, text in ((".state", "old state"), (".log", "old log"), (".pid", "1")):
+        with open(os.path.join(d, "agr0" + suffix), "w") as f:
+            f.write(text)
+    assert paths.places(paths.state_file("agr0"))[1] == os.path.join(d, "agr0.state")   # the front end reads both
+    fd = paths.open_worker_dir(4242)
+    try:
+        paths.adopt_legacy("agr0", 4242)
+        w = own(root) / paths.WORKER_DIR
+        assert (w / "agr0.state").read_text() == "old state" and (w / "agr0.log").read_text() == "old log"
+        st = os.lstat(w / "agr0.state")
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (4242, 0, 0o640)
+        assert not any(os.path.exists(os.path.join(d, "agr0" + s)) for s in (".state", ".log", ".pid"))
+    finally:
+        paths._worker_fd = None
+        os.close(fd)
+
+
+def test_links_a_worker_plants_are_never_followed_by_root(root, no_worker_fd, tmp_path, caplog):
+    """The workers own their directory: root reads, chmods and chowns nothing through a link
+    or a FIFO put there."""
+    import stat
+    from agrconfig.worker import statefile
+    target = tmp_path / "roots-file"
+    target.write_text('{"name": "agr0"}')
+    target.chmod(0o600)
+    paths.run_dir(create=True)
+    w = own(root) / paths.WORKER_DIR
+    w.mkdir()
+    os.symlink(target, w / "agr0.state")
+    os.symlink(target, w / "agr0.pid")
+    os.mkfifo(w / "agr1.state")
+    assert statefile.load("agr0") is None and statefile.load("agr1") is None   # no hang on the FIFO
+    assert "state file unreadable" in caplog.text
+    from agrconfig.client import workers
+    assert workers._pid_from_file("agr0") is None
+    paths.run_dir(create=True)   # the front end's repair
+    fd = paths.open_worker_dir(4242)   # the supervisor's
+    try:
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.stat().st_uid == 0
+        assert not os.path.lexists(w / "agr0.state") and not os.path.lexists(w / "agr1.state")
+    finally:
+        paths._worker_fd = None
+        os.close(fd)
