@@ -53,15 +53,39 @@ def _json_text(value):
     return "".join(c if c >= " " and c not in '"\\' else f"\\u{ord(c):04x}" for c in str(value))
 
 
+_held_path = []   # (sys.path entry, a directory fd opened as root)
+
+
+def _hold_path():
+    """As root: a directory fd for each import path. The worker imports its modules after the
+    uid change, and a tree root can read may be out of the workers' user's reach (a checkout or
+    an interpreter under a 0700 /root)."""
+    for entry in sys.path:
+        try:
+            _held_path.append((entry, os.open(entry or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)))
+        except OSError:
+            pass   # no such directory (python311.zip): nothing to import from there
+
+
+def _reach_path():
+    """After the uid change: an import path the user cannot reach is read through its fd as
+    /proc/self/fd/N, which a process may always open (the worker inherits the fds)."""
+    for i, (entry, fd) in enumerate(_held_path):
+        if os.access(entry or ".", os.R_OK | os.X_OK):
+            os.close(fd)
+            continue
+        through = f"/proc/self/fd/{fd}"
+        sys.path[sys.path.index(entry)] = through
+        _held_path[i] = (entry, through)
+
+
 def _check_readable(ready_w):
-    """The worker imports its modules (and Python's) after the uid change: say so plainly
-    where they are out of the workers' user's reach (an interpreter under /root, say)."""
-    from .. import __file__ as package
-    for where in (os.path.dirname(os.__file__), os.path.dirname(package)):
-        if not os.access(where, os.R_OK | os.X_OK):
+    """Say so plainly if an import path is out of reach even so."""
+    for entry, now in _held_path:
+        if isinstance(now, str) and not os.access(now, os.R_OK | os.X_OK):
             from ..errors import AgrError
             _refuse(ready_w, AgrError(errno.EACCES, "SIOCIFCREATE",
-                                      f"{where}: not readable by user {privs.USER}, as which the worker runs; "
+                                      f"{entry}: not readable by user {privs.USER}, as which the worker runs; "
                                       "make it (and the directories above it) readable by all"))
 
 
@@ -72,6 +96,7 @@ def _prepare(name, resume, ready_w):
     try:
         uid, gid = privs.user()
         paths.open_worker_dir(uid)
+        _hold_path()
         if resume:
             paths.adopt_legacy(name, uid)
     except (AgrError, OSError) as exc:
@@ -114,6 +139,7 @@ def _supervise(name, resume, ready_w, uid=None, gid=None):
     _set_title(name, "supervisor")
     try:  # inherited by every worker it starts
         kept = privs.drop(uid=uid, gid=gid)
+        _reach_path()
     except OSError as exc:
         if uid is not None and os.getuid() != uid:
             _refuse(ready_w, exc)   # never as root
