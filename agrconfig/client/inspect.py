@@ -59,11 +59,14 @@ def _kernel_view_only(exc):
 def describe_all():
     """describe() for every interface, from one dump of links and one of addresses, with the
     workers asked at the same time (cost grows little with the number of agr interfaces)."""
-    links = rtnl.links()
     names = set(workers.names())
-    statuses = workers.worker_statuses([l.name for l in links if l.name in names])
-    members = workers.members(statuses)
+    asked = workers.ask_statuses(sorted(names))   # the workers answer while we read the kernel
+    links = rtnl.links()
     addrs = rtnl.all_addresses()
+    members = workers.members() if workers.privileged() else None
+    statuses = workers.worker_statuses([l.name for l in links if l.name in names], asked=asked)
+    if members is None:
+        members = workers.members(statuses)
     found = []
     for l in links:
         ws = statuses.get(l.name)
