@@ -47,8 +47,11 @@ def loads(data):
             start = len(text) - len(text.lstrip(WHITESPACE))
             try:
                 value, end = _scan(text, start)
-            except StopIteration:
-                value, end = None, -1     # json's "Expecting value": its own words below
+            except Exception:   # noqa: BLE001 (json says what, below)
+                # Not JSON. _json raises json's errors only when json.decoder is loaded (a
+                # SystemError else); StopIteration is json's "Expecting value". json.loads
+                # reads it again and raises its own error.
+                value, end = None, -1
             if end >= 0 and not text[end:].strip(WHITESPACE):
                 return value
     import json

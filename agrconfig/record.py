@@ -36,22 +36,35 @@ class Record:
 
     def __init__(self, *args, **kwargs):
         fields = self.FIELDS
-        if len(args) > len(fields):
-            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
-        values = dict(zip(fields, args))
-        for key, value in kwargs.items():
-            if key not in fields:
-                raise TypeError(f"{type(self).__name__} has no field {key!r}")
-            if key in values:
-                raise TypeError(f"{type(self).__name__}: {key!r} given twice")
-            values[key] = value
+        if args:
+            if len(args) > len(fields):
+                raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
+            values = dict(zip(fields, args))
+            for key, value in kwargs.items():
+                if key in values:
+                    raise TypeError(f"{type(self).__name__}: {key!r} given twice")
+                values[key] = value
+        else:
+            values = kwargs
+        # Each field from the values, else its default; a name that is no field is found by
+        # counting (the models are built often: the worker's status, every command's reading).
+        defaults, setattr_, used = self.DEFAULTS, object.__setattr__, 0
         for name in fields:
-            value = values.get(name, _MISSING)
-            if value is _MISSING:
-                value = self.DEFAULTS.get(name, _MISSING)
-                if value is _MISSING:
-                    raise TypeError(f"{type(self).__name__}: missing field {name!r}")
-            object.__setattr__(self, name, value)
+            if name in values:
+                setattr_(self, name, values[name])
+                used += 1
+            elif name in defaults:
+                setattr_(self, name, defaults[name])
+            else:
+                self._unknown(values)
+                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+        if used != len(values):
+            self._unknown(values)
+
+    def _unknown(self, values):
+        for key in values:
+            if key not in self.FIELDS:
+                raise TypeError(f"{type(self).__name__} has no field {key!r}")
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is frozen")

@@ -415,12 +415,24 @@ def worker_status(name):
     return read_status(name, result)
 
 
-def worker_statuses(names):
+def ask_statuses(names):
+    """Root's status requests to the workers of `names`, sent now: worker_statuses(asked=...)
+    reads the replies, and the caller does its own work meanwhile. None for a user (look())."""
+    if not names or not privileged():
+        return None
+    return control.send_many(names, protocol.build("status"), timeout=5.0)
+
+
+def worker_statuses(names, asked=None):
     """{name: AggregateStatus or AgrError} for several agr interfaces, their workers asked concurrently.
 
     One connection per worker, every request sent before any reply is read (no threads); a
     worker that does not answer is then revived (serially: spawn() forks) and asked again.
+    `asked`: ask_statuses()'s answer for names that include these (the others' replies are
+    read and dropped), or None to ask now.
     """
+    if asked is not None:
+        replies = control.receive_many(asked)
     if not names:
         return {}
     out = {}
@@ -431,7 +443,12 @@ def worker_statuses(names):
             except (control.WorkerGone, AgrError) as exc:
                 out[name] = exc
         return out
-    for name, reply in control.exchange_many(names, protocol.build("status"), timeout=5.0).items():
+    if asked is None:
+        replies = control.exchange_many(names, protocol.build("status"), timeout=5.0)
+    for name in names:
+        reply = replies.get(name)
+        if reply is None:   # not asked: a link that came since ask_statuses()
+            reply = control.exchange_many([name], protocol.build("status"), timeout=5.0)[name]
         try:
             out[name] = reply if isinstance(reply, Exception) else read_status(name, reply.get("result"))
         except AgrError as exc:

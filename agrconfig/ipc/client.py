@@ -120,6 +120,12 @@ def exchange_many(names, req, timeout):
     """The same request to several workers at once: every request is sent before any reply is
     read, so the workers answer concurrently, without threads. {name: reply object, or the
     WorkerGone or AgrError that asking raised}. `timeout` bounds the whole exchange."""
+    return receive_many(send_many(names, req, timeout))
+
+
+def send_many(names, req, timeout):
+    """exchange_many's first half: the requests sent, for receive_many() to read the replies
+    of (the caller may do its own work meanwhile, while the workers do theirs)."""
     deadline = time.monotonic() + timeout
     sent, out = {}, {}
     for name in names:
@@ -127,6 +133,12 @@ def exchange_many(names, req, timeout):
             sent[name] = _send(name, req, timeout)
         except (WorkerGone, AgrError) as exc:
             out[name] = exc
+    return list(names), deadline, sent, out
+
+
+def receive_many(asked):
+    """exchange_many's second half: {name: reply object, or the exception} for send_many's answer."""
+    names, deadline, sent, out = asked
     for name, sock in sent.items():
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))

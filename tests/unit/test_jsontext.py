@@ -92,6 +92,22 @@ def test_bad_and_odd_texts_fail_or_read_as_json_does(text):
     assert error_of(jsontext.loads, text) == error_of(json.loads, text)
 
 
+def test_errors_are_jsons_when_json_was_never_imported():
+    # _json raises json's JSONDecodeError only when json.decoder is loaded: a command has not
+    # loaded it (a SystemError was seen, on a truncated state file).
+    import subprocess
+    import sys
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from agrconfig import jsontext\n"
+            "for text in sys.argv[2:]:\n"
+            "    try: jsontext.loads(text)\n"
+            "    except ValueError as exc: print(type(exc).__name__, exc)\n")
+    texts = ['{"name": "agr0", "ports": [{"name": "re0", "ind', '{"a": 1', "[1,", '"\\x"', "", "1 2"]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run([sys.executable, "-S", "-c", code, root, *texts], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"JSONDecodeError {error_of(json.loads, t)[1]}" for t in texts]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=30), st.binary(max_size=30)))
 def test_any_garbage_reads_or_fails_as_json_does(text):
