@@ -77,6 +77,10 @@ def _reach_path():
         through = f"/proc/self/fd/{fd}"
         sys.path[sys.path.index(entry)] = through
         _held_path[i] = (entry, through)
+        for module in list(sys.modules.values()):   # a package's submodules come from its __path__
+            where = getattr(module, "__path__", None)
+            if isinstance(where, list):
+                where[:] = [through + p[len(entry):] if p.startswith(entry + "/") else p for p in where]
 
 
 def _check_readable(ready_w):

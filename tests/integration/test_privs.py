@@ -5,6 +5,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import psutil
@@ -173,3 +174,36 @@ def test_a_front_end_without_dac_override_manages_the_workers(lab):
     agr("agr0", "destroy")
     assert worker_procs(lab, a) == []
     assert not os.path.exists(f"/run/agrconfig/netns-{netns_inode(lab, a)}")
+
+
+def test_a_checkout_the_user_cannot_reach_still_starts_workers(lab):
+    """agrconfig in a directory only root may enter (as a checkout under a 0700 /root): the
+    worker imports its modules after the change of user, through the directories the supervisor
+    opened as root (/proc/self/fd/N), including those it imports later (the link check's)."""
+    hidden = tempfile.mkdtemp(prefix="agrconfig-hidden-")
+    try:
+        os.chmod(hidden, 0o700)                     # /root
+        checkout = os.path.join(hidden, "checkout")  # /root/src/agrconfig, 0755 as git makes it
+        shutil.copytree(os.path.join(ROOT, "agrconfig"), os.path.join(checkout, "agrconfig"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(os.path.join(ROOT, "bin"), os.path.join(checkout, "bin"))
+        os.chmod(checkout, 0o755)
+        probe = subprocess.run(["runuser", "-u", "_agrconfig", "--", "test", "-r", os.path.join(checkout, "agrconfig")])
+        assert probe.returncode != 0, "the copy must be out of _agrconfig's reach"
+        command = [sys.executable, os.path.join(checkout, "bin", "agrconfig")]
+        a = lab.netns("a")
+        for port in ("re0", "re1"):
+            lab.run(a, "ip", "link", "add", port, "type", "veth", "peer", "name", f"x{port}")
+            lab.run(a, "sysctl", "-qw", f"net.ipv6.conf.{port}.disable_ipv6=1")
+        proc = lab.run(a, *command, "agr0", "create", "agrport", "re0", "agrport", "re1", "up", check=False)
+        assert proc.returncode == 0, proc.stderr
+        procs = worker_procs(lab, a)
+        assert procs and all(p.uids().real == pwd.getpwnam("_agrconfig").pw_uid for p in procs)
+        # a module the worker imports when first used, after its seccomp filter too
+        proc = lab.run(a, *command, "agr0", "agrlinkcheck", "192.0.2.99", check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert lab.run(a, *command, "agr0", check=False).returncode == 0
+        assert worker_procs(lab, a) and [p.pid for p in worker_procs(lab, a)] == [p.pid for p in procs]
+        ok(lab, a, "agr0", "destroy")
+    finally:
+        shutil.rmtree(hidden, ignore_errors=True)
