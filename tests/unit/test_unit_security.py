@@ -95,8 +95,11 @@ def test_the_unit_leaves_writable_only_what_boot_writes_and_the_tap_device():
     assert sorted(words(s, "ReadWritePaths")) == ["/proc/sys/net", "/run/agrconfig"]
     # PrivateDevices= hides /dev/net/tun: it comes back bound and allowed.
     assert words(s, "BindPaths") == ["-/dev/net/tun"] and s["DeviceAllow"] == ["/dev/net/tun rw"]
-    # /run is read-only inside: the directory is made outside the sandbox ("+").
-    assert s["ExecStartPre"] == ["+/bin/mkdir -p /run/agrconfig"]
+    # /run is read-only inside: systemd makes the directory first, as paths.py keeps it, and
+    # keeps it at stop (workers started from a shell have their files there).
+    assert (s["RuntimeDirectory"], s["RuntimeDirectoryMode"], s["RuntimeDirectoryPreserve"]) == (
+        ["agrconfig"], ["0700"], ["yes"])
+    assert "ExecStartPre" not in s
 
 
 def test_the_unit_allows_the_families_and_calls_the_worker_uses():
