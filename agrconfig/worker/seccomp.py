@@ -137,11 +137,14 @@ def native_arch():
 
 # -- the lists ---------------------------------------------------------------------------
 # What the worker does after its start-up, and Python under it (tracebacks import modules
-# and read their source: files must stay readable).
+# and read their source: files must stay readable). flock: a process's first look at its
+# namespace's runtime directory (paths.py) locks it; where there is syslog (/dev/log) that
+# first look comes after the filter, and without flock every worker died at its start.
 WORKER = frozenset("""
     read write readv writev pread64 pwrite64 close openat open lseek fstat newfstatat stat lstat statx
     fcntl ioctl dup dup2 dup3 pipe2 getdents64 readlink readlinkat getcwd access faccessat faccessat2
     unlink unlinkat rename renameat renameat2 fsync fdatasync ftruncate mkdir mkdirat fchmod
+    flock
     mmap munmap mprotect mremap madvise brk
     rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack restart_syscall
     getpid gettid getppid getuid geteuid getgid getegid uname prlimit64 sched_getaffinity sched_yield getrandom
