@@ -115,7 +115,8 @@ def _ioctl(ifname: str, data: bytes) -> bytes:
     import fcntl
     buf = ctypes.create_string_buffer(data, len(data))
     ifr = struct.pack("16sP", ifname.encode()[:15], ctypes.addressof(buf)).ljust(IFREQ_SIZE, b"\0")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    # Any family reaches the device ioctls; unix, so that the sandboxed unit allows no inet sockets.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     try:
         fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifr)
     finally:

@@ -27,7 +27,8 @@ class CarrierPoll(Component):
     running = True
 
     def __init__(self, ports=tuple, on_lost=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        # For SIOCETHTOOL, as ethtool.py's: unix, since the sandboxed unit allows no inet sockets.
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.next = 0.0
         self.ports = ports
         self.on_lost = on_lost

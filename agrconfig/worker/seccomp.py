@@ -138,10 +138,14 @@ def native_arch():
 # -- the lists ---------------------------------------------------------------------------
 # What the worker does after its start-up, and Python under it (tracebacks import modules
 # and read their source: files must stay readable). capset: privs.raised around bpf(2).
+# flock: a process's first look at its namespace's runtime directory (paths.py) locks it;
+# where there is syslog (/dev/log) that first look comes after the filter, and without flock
+# every worker died at its start.
 WORKER = frozenset("""
     read write readv writev pread64 pwrite64 close openat open lseek fstat newfstatat stat lstat statx
     fcntl ioctl dup dup2 dup3 pipe2 getdents64 readlink readlinkat getcwd access faccessat faccessat2
     unlink unlinkat rename renameat renameat2 fsync fdatasync ftruncate mkdir mkdirat fchmod
+    flock
     mmap munmap mprotect mremap madvise brk
     rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack restart_syscall
     getpid gettid getppid getuid geteuid getgid getegid uname prlimit64 sched_getaffinity sched_yield getrandom
@@ -166,8 +170,9 @@ class Arg(Record):
     DEFAULTS = {"clear": 0, "must": 0, "values": None}
 
 
-# socket(2)'s families: AF_UNIX (control socket, syslog), AF_INET (ethtool's ioctls; AF_INET6
-# as the unit's RestrictAddressFamilies), AF_NETLINK (rtnetlink, link watch), AF_PACKET (ports).
+# socket(2)'s families: AF_UNIX (control socket, syslog, ethtool's ioctls), AF_NETLINK
+# (rtnetlink, link watch), AF_PACKET (ports); AF_INET and AF_INET6 are no longer used (the
+# sandboxed unit refuses them) and could go.
 FAMILIES = (1, 2, 10, 16, 17)
 # ioctl(2)'s requests: the TAP's (tap.py), SIOCETHTOOL (speed, duplex, features, carrier),
 # the interface name and index lookups of the socket module, and Python's own: TCGETS
