@@ -66,3 +66,54 @@ def test_worker_and_supervisor_are_filtered_and_a_violation_restarts_the_worker(
     ok(lab, a, "agr0", "agrport", "re1")
     assert [p["ifname"] for p in status_json(lab, a)["agrports"]] == ["re0", "re1"]
     assert psutil.Process(w2.pid).is_running() and status_fields(w2.pid)["State"][0] != "Z"
+
+
+SYSLOG_WORLD = r"""
+set -e
+# A /dev of our own (this mount namespace only) with the nodes a worker opens, and /dev/log:
+# the socket the test listens on. The host's /dev is not touched.
+mount --make-rprivate /
+mkdir -p "$T/realdev"
+mount --rbind /dev "$T/realdev"
+mount -t tmpfs -o mode=0755 tmpfs /dev
+for n in null zero full random urandom; do touch "/dev/$n"; mount --bind "$T/realdev/$n" "/dev/$n"; done
+mkdir /dev/net; touch /dev/net/tun; mount --bind "$T/realdev/net/tun" /dev/net/tun
+touch /dev/log; mount --bind "$T/log" /dev/log
+exec env -u AGRCONFIG_LOG "$@"
+"""
+
+
+def test_a_worker_that_logs_to_syslog_starts_and_logs(lab, tmp_path):
+    """Where there is syslog (/dev/log: every systemd host) the worker logs there, and its first
+    look at the runtime directory comes after its filter: a call missing from the list (flock,
+    once) killed every worker at its start. The suite's other tests log to a file."""
+    import socket
+    os.chmod(tmp_path, 0o755)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(tmp_path / "log"))
+    os.chmod(tmp_path / "log", 0o666)
+    listener.settimeout(0.2)
+    a = lab.netns("a")
+    for port in ("re0", "re1"):
+        lab.run(a, "ip", "link", "add", port, "type", "veth", "peer", "name", f"x{port}")
+        lab.run(a, "sysctl", "-qw", f"net.ipv6.conf.{port}.disable_ipv6=1")
+    from tests.lab import AGRCONFIG
+    proc = lab.run(a, "env", f"T={tmp_path}", "unshare", "--mount", "sh", "-c", SYSLOG_WORLD, "world",
+                   *AGRCONFIG, "agr0", "create", "agrport", "re0", "agrport", "re1", "up", check=False)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        time.sleep(1)
+        (w,) = worker_procs(lab, a)
+        assert w.create_time() < time.time() - 0.5 and status_fields(w.pid)["Seccomp"].strip() == "2"
+        ok(lab, a, "agr0", "-agrport", "re1")   # something the worker logs, after its filter
+        lines, deadline = [], time.monotonic() + 5
+        while time.monotonic() < deadline and not any("re1" in line for line in lines):
+            try:
+                lines.append(listener.recv(4096).decode(errors="replace"))
+            except TimeoutError:
+                pass
+        assert any(f"agrconfig/agr0[{w.pid}]" in line and "re1" in line for line in lines), lines
+        assert worker_procs(lab, a) == [w], "the worker died (a call outside its filter?)"
+    finally:
+        listener.close()
+        lab.agr(a, "--destroy-all")
