@@ -101,20 +101,26 @@ class _Indented:
         self.markers = {}
         self.string = _json.encode_basestring_ascii
 
-    def value(self, o, level):
-        write = self.write
+    def leaf(self, o):
+        """A scalar's text (json's order: bool before int), or None for anything else."""
         if isinstance(o, str):
-            write(self.string(o))
-        elif o is None:
-            write("null")
-        elif o is True:
-            write("true")
-        elif o is False:
-            write("false")
-        elif isinstance(o, int):
-            write(int.__repr__(o))
-        elif isinstance(o, float):
-            write(_floatstr(o))
+            return self.string(o)
+        if o is None:
+            return "null"
+        if o is True:
+            return "true"
+        if o is False:
+            return "false"
+        if isinstance(o, int):
+            return int.__repr__(o)
+        if isinstance(o, float):
+            return _floatstr(o)
+        return None
+
+    def value(self, o, level):
+        text = self.leaf(o)
+        if text is not None:
+            self.write(text)
         elif isinstance(o, (list, tuple)):
             self.list(o, level)
         elif isinstance(o, dict):
@@ -136,7 +142,7 @@ class _Indented:
             self.write("[]")
             return
         marker = self._enter(items)
-        write, string = self.write, self.string
+        write, leaf = self.write, self.leaf
         level += 1
         newline = "\n" + self.indent * level
         write("[" + newline)
@@ -147,20 +153,11 @@ class _Indented:
                 first = False
             else:
                 write(separator)
-            if isinstance(o, str):
-                write(string(o))
-            elif o is None:
-                write("null")
-            elif o is True:
-                write("true")
-            elif o is False:
-                write("false")
-            elif isinstance(o, int):
-                write(int.__repr__(o))
-            elif isinstance(o, float):
-                write(_floatstr(o))
-            else:
+            text = leaf(o)
+            if text is None:
                 self.value(o, level)
+            else:
+                write(text)
         write("\n" + self.indent * (level - 1) + "]")
         del self.markers[marker]
 
@@ -169,7 +166,7 @@ class _Indented:
             self.write("{}")
             return
         marker = self._enter(d)
-        write, string = self.write, self.string
+        write, leaf = self.write, self.leaf
         level += 1
         newline = "\n" + self.indent * level
         write("{" + newline)
@@ -194,21 +191,12 @@ class _Indented:
                 first = False
             else:
                 write(separator)
-            write(string(key))
+            write(self.string(key))
             write(": ")
-            if isinstance(o, str):
-                write(string(o))
-            elif o is None:
-                write("null")
-            elif o is True:
-                write("true")
-            elif o is False:
-                write("false")
-            elif isinstance(o, int):
-                write(int.__repr__(o))
-            elif isinstance(o, float):
-                write(_floatstr(o))
-            else:
+            text = leaf(o)
+            if text is None:
                 self.value(o, level)
+            else:
+                write(text)
         write("\n" + self.indent * (level - 1) + "}")
         del self.markers[marker]

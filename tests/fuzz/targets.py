@@ -361,9 +361,12 @@ def state_file(data):
     finally:
         paths.RUN_ROOT = saved_root
         logger.setLevel(level)
-        for leftover in os.listdir(run_dir):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(run_dir, leftover))
+        for leftover in os.listdir(run_dir):   # files, and 0.5.0's worker/ where save() writes
+            where = os.path.join(run_dir, leftover)
+            if os.path.isdir(where) and not os.path.islink(where):
+                shutil.rmtree(where, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(where)
 
 
 # -- configuration files ---------------------------------------------------------------------------
