@@ -10,15 +10,15 @@ reads this worker's document as it read 0.2.0's (it ignores the extra key). A ne
 keys that this code does not know are ignored: one release apart, either way, still talks.
 
 Keyed collections whose keys are open (the data path's counters, stats64, options by key) are
-read-only mappings. States the LACP core names are its own StrEnums: readers compare members,
-and the JSON carries their names, as before.
+read-only mappings. States the LACP core names are its own Enumerated types (enumerated.py: StrEnum's
+behaviour without enum): readers compare members, and the JSON carries their names, as before.
 """
-from enum import StrEnum
-from types import MappingProxyType
-
 from . import options
+from .enumerated import Enumerated
 from .lacp.states import ActorChurnState, MuxState, PartnerChurnState, PeriodicState, RxState, Selected, WtrState
 from .record import Record
+
+MappingProxyType = type(type.__dict__)   # types.MappingProxyType, without importing types
 
 SCHEMA = 1              # 1: this model (0: a 0.2.0 worker's reply, the same keys without this one)
 SCHEMA_KEY = "schema"
@@ -29,7 +29,7 @@ __all__ = ["SCHEMA", "SCHEMA_KEY", "Protocol", "Role", "Transition", "HistoryVie
            "PeriodicState", "RxState", "Selected", "WtrState"]
 
 
-class Protocol(StrEnum):
+class Protocol(Enumerated):
     """How ports are chosen (status's "protocol"): agrproto lacp, loadbalance (static), failover."""
     LACP = "lacp"
     STATIC = "static"
@@ -37,7 +37,7 @@ class Protocol(StrEnum):
     SLB = "slb"
 
 
-class Role(StrEnum):
+class Role(Enumerated):
     """An agrproto failover port's role."""
     ACTIVE = "active"
     STANDBY = "standby"
@@ -69,7 +69,7 @@ def _dump(value):
         return value
     if isinstance(value, Model):
         return value.to_json()
-    if isinstance(value, StrEnum):
+    if isinstance(value, Enumerated):
         return value.value
     if isinstance(value, (dict, MappingProxyType)):
         return {k: _dump(v) for k, v in value.items()}
@@ -79,7 +79,7 @@ def _dump(value):
 
 
 def _member(enum, value):
-    """An Enum member from its JSON name; a name this release does not know (a newer worker's)
+    """An Enumerated member from its JSON name; a name this release does not know (a newer worker's)
     is kept as the string, equal to no member."""
     try:
         return enum(value)
@@ -98,14 +98,14 @@ def _load(kind, value):
         return tuple(_load(kind[0], v) for v in value)
     if isinstance(kind, type) and issubclass(kind, Model):
         return kind.from_json(value)
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
+    if isinstance(kind, type) and issubclass(kind, Enumerated):
         return _member(kind, value)
     return kind(value)
 
 
 class Model(Record):
     """A Record that is a JSON object: each field is a key of the same name (KEYS renames),
-    KINDS says how a value is read (a Model, [Model], a StrEnum, or a function; else kept as
+    KINDS says how a value is read (a Model, [Model], an Enumerated, or a function; else kept as
     JSON, objects read-only), OMIT lists the keys left out while None (sent only sometimes),
     ABSENT what a missing key means in a reply (else DEFAULTS; else the reply is malformed)."""
     __slots__ = ()
@@ -184,7 +184,7 @@ def _reader(kind):
         return lambda value: _load(kind, value)
     if isinstance(kind, type) and issubclass(kind, Model):
         return kind.from_json
-    if isinstance(kind, type) and issubclass(kind, StrEnum):
+    if isinstance(kind, type) and issubclass(kind, Enumerated):
         return lambda value: _member(kind, value)
     return kind
 

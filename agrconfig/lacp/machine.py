@@ -6,7 +6,7 @@ partner_churn, wtr); the Transmit machine (tx) and Selection Logic (selection) h
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from ..enumerated import Enumerated
 
 
 class IllegalTransition(AssertionError):
@@ -16,7 +16,7 @@ class IllegalTransition(AssertionError):
 class Machine:
     NAME: str            # as in Transition.machine and the debug log
     ATTR: str            # the Port attribute holding its state
-    State: type[StrEnum]
+    State: type[Enumerated]
     TRANSITIONS: dict    # (old, new) -> why, as the standard's diagram labels it
 
     @classmethod

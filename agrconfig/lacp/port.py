@@ -168,7 +168,7 @@ class Port:
 
         self.partner = P.LacpInfo(0, bytes(6), 0, 0, 0, 0)
 
-        # Machine states (each module's StrEnum), set by the core when the port is added.
+        # Machine states (each module's Enumerated), set by the core when the port is added.
         self.rx_state = ""
         self.periodic_state = ""
         self.mux_state = ""

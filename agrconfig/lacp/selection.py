@@ -13,7 +13,7 @@ of the chosen group are SELECTED and the rest of it waits in STANDBY.
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from ..enumerated import Enumerated
 
 from . import pdu as P
 from .events import SelectionChanged
@@ -21,7 +21,7 @@ from .mux import MuxState
 from .port import SELECTED, STANDBY, UNSELECTED, Port
 
 
-class SelectPolicy(StrEnum):
+class SelectPolicy(Enumerated):
     """agrselect: which group carries traffic when the ports hear different partners."""
     STABLE = "stable"
     BANDWIDTH = "bandwidth"

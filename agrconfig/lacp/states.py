@@ -1,6 +1,6 @@
 """The LACP machines' states (and the Selected variable), apart from the machines: status
 (agrconfig/status.py) names them, and a status command must not import the core to read them."""
-from enum import StrEnum
+from ..enumerated import Enumerated
 
 # Actor/Partner state bits, least significant first (§6.4.2.3 h).
 ACTIVITY = 0x01
@@ -20,33 +20,33 @@ STATE_BITS = (
 )
 
 
-class ActorChurnState(StrEnum):
+class ActorChurnState(Enumerated):
     NO_ACTOR_CHURN = "NO_ACTOR_CHURN"
     ACTOR_CHURN_MONITOR = "ACTOR_CHURN_MONITOR"
     ACTOR_CHURN = "ACTOR_CHURN"
 
 
-class MuxState(StrEnum):
+class MuxState(Enumerated):
     DETACHED = "DETACHED"
     WAITING = "WAITING"
     ATTACHED = "ATTACHED"
     COLLECTING_DISTRIBUTING = "COLLECTING_DISTRIBUTING"
 
 
-class PartnerChurnState(StrEnum):
+class PartnerChurnState(Enumerated):
     NO_PARTNER_CHURN = "NO_PARTNER_CHURN"
     PARTNER_CHURN_MONITOR = "PARTNER_CHURN_MONITOR"
     PARTNER_CHURN = "PARTNER_CHURN"
 
 
-class PeriodicState(StrEnum):
+class PeriodicState(Enumerated):
     NO_PERIODIC = "NO_PERIODIC"
     FAST_PERIODIC = "FAST_PERIODIC"
     SLOW_PERIODIC = "SLOW_PERIODIC"
     PERIODIC_TX = "PERIODIC_TX"
 
 
-class RxState(StrEnum):
+class RxState(Enumerated):
     INITIALIZE = "INITIALIZE"
     PORT_DISABLED = "PORT_DISABLED"
     LACP_DISABLED = "LACP_DISABLED"
@@ -55,13 +55,13 @@ class RxState(StrEnum):
     CURRENT = "CURRENT"
 
 
-class WtrState(StrEnum):
+class WtrState(Enumerated):
     DOWN = "DOWN"
     WAITING = "WAITING"
     RESTORED = "RESTORED"
 
 
-class Selected(StrEnum):
+class Selected(Enumerated):
     """The Selected variable (§6.4.8)."""
     SELECTED = "SELECTED"
     UNSELECTED = "UNSELECTED"

@@ -26,7 +26,7 @@ has none): its deadlines are fixed by the next tick, which `deadline()` asks for
 """
 from __future__ import annotations
 
-from enum import StrEnum
+from ..enumerated import Enumerated
 
 from ..lacp.machine import IllegalTransition
 from ..record import Record
@@ -37,7 +37,7 @@ JOIN_TIMEOUT = 1.0     # a hand-over ends by this long after its (last) join wha
 DUE = float("-inf")    # a deadline already past on any clock: "tick me at once"
 
 
-class Mode(StrEnum):
+class Mode(Enumerated):
     """The egress program's mode (fastpath.FastPath.set_mode), which is the machine's state;
     status shows its value as datapath_mode."""
     NORMAL = "normal"   # redirect in the kernel

@@ -12,7 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PKG = os.path.join(ROOT, "agrconfig")
 LAYERS = ["cli", "client", "worker", "ipc", "base"]
-BASE = {"agrconfig", "agrconfig.jsontext", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record",
+BASE = {"agrconfig", "agrconfig.jsontext", "agrconfig.options", "agrconfig.checks", "agrconfig.errors", "agrconfig.paths", "agrconfig.record", "agrconfig.enumerated",
         "agrconfig.status", "agrconfig.heard", "agrconfig.logger"}
 
 
@@ -89,8 +89,8 @@ def test_the_lacp_core_is_sans_io():
         if not name.startswith("agrconfig.lacp"):
             continue
         for target, line in imports(name):
-            # Record: the frozen value type, pure (no I/O, no imports of its own)
-            assert target.startswith("agrconfig.lacp") or target == "agrconfig.record", \
+            # Record and Choice: the value types, pure (no I/O, no imports of their own)
+            assert target.startswith("agrconfig.lacp") or target in ("agrconfig.record", "agrconfig.enumerated"), \
                 f"{name}:{line} imports {target}"
         for node in ast.walk(ast.parse(open(path).read())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
