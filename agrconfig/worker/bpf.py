@@ -240,18 +240,28 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def _nr():
-    nr = SYSCALL_NR.get(os.uname().machine.lower())
+def syscall_number(machine):
+    """bpf(2)'s number on `machine` (os.uname().machine)."""
+    nr = SYSCALL_NR.get(machine.lower())
     if nr is None:
-        raise OSError(errno.ENOSYS, f"bpf(2) number unknown for {os.uname().machine}")
+        raise OSError(errno.ENOSYS, f"bpf(2) number unknown for {machine}")
     return nr
+
+
+_NR = []
+
+
+def _nr():
+    if not _NR:     # asked once: uname(2) at every bpf(2) call was a syscall for nothing
+        _NR.append(ctypes.c_long(syscall_number(os.uname().machine)))
+    return _NR[0]
 
 
 def _bpf(cmd, attr):
     """bpf(cmd, attr): returns (result, attr buffer after the call); OSError on failure."""
     buf = ctypes.create_string_buffer(bytes(attr).ljust(ATTR_SIZE, b"\0"), ATTR_SIZE)
     with privs.raised():   # CAP_BPF and CAP_PERFMON for this call only (privs.py)
-        ret = _libc.syscall(ctypes.c_long(_nr()), ctypes.c_long(cmd), buf, ctypes.c_long(ATTR_SIZE))
+        ret = _libc.syscall(_nr(), ctypes.c_long(cmd), buf, ctypes.c_long(ATTR_SIZE))
         code = ctypes.get_errno()
     if ret < 0:
         raise OSError(code, os.strerror(code))

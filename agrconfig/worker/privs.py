@@ -18,6 +18,7 @@ no part. CAP_BPF and CAP_PERFMON (they let a process read kernel memory) stay in
 set only: `raised` puts them into the effective set for each bpf(2) call and takes them out
 again, so the running worker's effective set is CAP_NET_ADMIN and CAP_NET_RAW.
 """
+import _thread
 import ctypes
 import errno
 import os
@@ -45,10 +46,16 @@ class _Data(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
+_LIBC = []
+
+
 def _libc():
     # The interpreter's own symbols include libc's; ctypes.util would import subprocess,
-    # tempfile and shutil (~1 MiB) into the supervisor to find the same library.
-    return ctypes.CDLL(None, use_errno=True)
+    # tempfile and shutil (~1 MiB) into the supervisor to find the same library. Made once:
+    # a CDLL costs tens of microseconds, and `raised` runs around every bpf(2) call.
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 def last_cap():
@@ -104,23 +111,31 @@ def _check(ret, what, libc):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _capset(libc, effective, permitted):
+def _capset_args(effective, permitted):
+    """capset(2)'s header and data for these masks (made once per state: `raised`)."""
     data = (_Data * 2)()
     for i in range(2):
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = 0
-    hdr = _Header(LINUX_CAPABILITY_VERSION_3, 0)
-    _check(libc.capset(ctypes.byref(hdr), data), "capset", libc)
+    return ctypes.byref(_Header(LINUX_CAPABILITY_VERSION_3, 0)), data
 
 
-_lowered = None   # the effective mask outside `raised`, once drop() has run
+def _capset(libc, effective, permitted):
+    _check(libc.capset(*_capset_args(effective, permitted)), "capset", libc)
+
+
+_lowered = None   # (effective mask outside `raised`, permitted mask), once drop() has run
+_states = None    # capset's arguments for (outside, inside) `raised`, made by drop()
+# Capabilities are a thread's own: each thread counts its running `raised` bodies (the
+# outermost one raises and lowers). _thread's local, as threading is not imported here.
+_running = _thread._local()
 
 
 def drop(keep=KEEP, uid=None, gid=None):
     """Keep only `keep` (raised into the effective set except WHILE_LOADING), as `uid`/`gid`
     if given; raises OSError if the kernel refuses (the caller decides)."""
-    global _lowered
+    global _lowered, _states
     libc = _libc()
     last = last_cap()
     keep = [c for c in keep if c <= last]  # an old kernel without CAP_BPF: net_admin covers bpf(2)
@@ -143,19 +158,26 @@ def drop(keep=KEEP, uid=None, gid=None):
     lowered = bits & ~mask(WHILE_LOADING)
     _capset(libc, lowered, bits)
     _lowered = (lowered, bits)
+    _states = (_capset_args(lowered, bits), _capset_args(bits, bits))
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS", libc)
     return keep
 
 
 class raised:
-    """CAP_BPF and CAP_PERFMON in the effective set for the body (bpf.py's calls), when drop()
-    took them out of it; nothing otherwise (the front end, tests as root). A class, not
-    contextlib: the supervisor does not import contextlib."""
+    """CAP_BPF and CAP_PERFMON in the effective set for the body (bpf.py's calls, or a batch
+    of them such as the data path's counters for a status), when drop() took them out of it;
+    nothing otherwise (the front end, tests as root). Bodies nest: only the outermost raises
+    and lowers. A class, not contextlib: the supervisor does not import contextlib."""
 
     def __enter__(self):
-        if _lowered is not None:
-            _capset(_libc(), _lowered[1], _lowered[1])
+        depth = getattr(_running, "depth", 0)
+        if _states is not None and depth == 0:
+            libc = _libc()
+            _check(libc.capset(*_states[1]), "capset", libc)
+        _running.depth = depth + 1
 
     def __exit__(self, *exc):
-        if _lowered is not None:
-            _capset(_libc(), _lowered[0], _lowered[1])
+        _running.depth -= 1
+        if _states is not None and _running.depth == 0:
+            libc = _libc()
+            _check(libc.capset(*_states[0]), "capset", libc)

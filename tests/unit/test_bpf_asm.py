@@ -194,10 +194,16 @@ def test_maps_array_percpu_hash():
 
 
 def test_syscall_number_by_machine(monkeypatch):
-    monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="aarch64"))
-    assert bpf._nr() == 280
-    monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="x86_64"))
-    assert bpf._nr() == 321
+    assert bpf.syscall_number("aarch64") == 280 and bpf.syscall_number("x86_64") == 321
+    with pytest.raises(OSError) as info:
+        bpf.syscall_number("vax")
+    assert info.value.errno == errno.ENOSYS
+    # asked of uname once, then kept
+    monkeypatch.setattr(bpf, "_NR", [])
+    asked = []
+    monkeypatch.setattr(bpf.os, "uname", lambda: asked.append(1) or types.SimpleNamespace(machine="aarch64"))
+    assert bpf._nr().value == 280 and bpf._nr().value == 280 and asked == [1]
+    monkeypatch.setattr(bpf, "_NR", [])
     monkeypatch.setattr(bpf.os, "uname", lambda: types.SimpleNamespace(machine="vax"))
     with pytest.raises(OSError) as info:
         bpf._nr()

@@ -46,6 +46,45 @@ def test_the_uid_changes_and_the_capabilities_stay():
     assert before["NoNewPrivs"] == ["1"]
 
 
+def test_raised_bodies_nest_and_each_thread_raises_its_own():
+    """The outermost body raises and lowers (a status reads every counter in one); a thread's
+    capabilities are its own, so another thread's body raises them for itself."""
+    import threading
+
+    def eff(tid=None):
+        path = f"/proc/self/task/{tid}/status" if tid else "/proc/thread-self/status"
+        with open(path) as f:
+            return next(int(l.split()[1], 16) for l in f if l.startswith("CapEff:"))
+
+    def child():
+        privs.drop(uid=4242, gid=4243)
+        seen, other = [], []
+        go, done = threading.Event(), threading.Event()
+
+        def thread():            # started before any body: the steady set
+            go.wait()
+            other.append(eff())
+            with privs.raised():
+                other.append(eff())
+            other.append(eff())
+            done.set()
+        t = threading.Thread(target=thread)
+        t.start()
+        with privs.raised():
+            with privs.raised():
+                seen.append(eff())
+            seen.append(eff())        # still raised: the outer body runs
+            go.set()
+            done.wait()
+            seen.append(eff())        # the thread's lowering did not lower ours
+        t.join()
+        seen.append(eff())
+        return seen, other
+    seen, other = in_child(child)
+    assert seen == [NET | LOADING, NET | LOADING, NET | LOADING, NET]
+    assert other == [NET, NET | LOADING, NET]
+
+
 def test_only_what_we_were_given_is_kept():
     def child():
         import ctypes
