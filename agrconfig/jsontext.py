@@ -92,6 +92,10 @@ def _floatstr(o, _repr=float.__repr__, inf=float("inf")):
     return _repr(o)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})   # exactly these: a subclass takes the long way
+_CONTAINERS = (list, tuple)
+
+
 class _Indented:
     """json.encoder._make_iterencode with an indent, separators (',', ': '), check_circular,
     allow_nan and ensure_ascii: the same text, the same errors, its leaves written by _json."""
@@ -100,6 +104,18 @@ class _Indented:
         self.write, self.indent, self.default = write, indent, default
         self.markers = {}
         self.string = _json.encode_basestring_ascii
+        self.flat = {}    # level -> the C encoder of a container of scalars there
+
+    def _flat(self, o, level, opening, closing):
+        """A list or dict of scalars only, at `level` (its items' indent), in one call of the C
+        encoder: its item separator carries the newline and the indent, so its text is json's
+        but for the newlines after the opening bracket and before the closing one."""
+        encode = self.flat.get(level)
+        if encode is None:
+            encode = self.flat[level] = _json.make_encoder(
+                None, self.default, self.string, None, ": ", ",\n" + self.indent * level, False, False, True)
+        text = "".join(encode(o, 0))
+        self.write(opening + "\n" + self.indent * level + text[1:-1] + "\n" + self.indent * (level - 1) + closing)
 
     def leaf(self, o):
         """A scalar's text (json's order: bool before int), or None for anything else."""
@@ -141,6 +157,9 @@ class _Indented:
         if not items:
             self.write("[]")
             return
+        if type(items) in _CONTAINERS and all(type(o) in _SCALARS for o in items):
+            self._flat(items, level + 1, "[", "]")
+            return
         marker = self._enter(items)
         write, leaf = self.write, self.leaf
         level += 1
@@ -164,6 +183,9 @@ class _Indented:
     def dict(self, d, level):
         if not d:
             self.write("{}")
+            return
+        if type(d) is dict and all(type(o) in _SCALARS for o in d.values()) and all(type(k) is str for k in d):
+            self._flat(d, level + 1, "{", "}")
             return
         marker = self._enter(d)
         write, leaf = self.write, self.leaf
