@@ -323,5 +323,9 @@ def confine(name, role):
 def describe_exit(code):
     """How a worker ended, from os.waitstatus_to_exitcode: a filter's kill in words."""
     if code == -_signal.SIGSYS:
-        return "killed by signal SIGSYS (seccomp)"
-    return f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return "killed by signal SIGSYS (seccomp: a system call outside its filter)"
+    if code < 0:
+        name = next((n for n in dir(_signal) if n.startswith("SIG") and not n.startswith(("SIG_", "SIGRT"))
+                     and getattr(_signal, n) == -code), None)
+        return f"killed by signal {-code}" + (f" ({name})" if name else "")
+    return f"exited with status {code}"

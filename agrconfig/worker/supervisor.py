@@ -30,12 +30,18 @@ def setup_logging(name):
     # AGRCONFIG_LOG=file: the runtime directory's log even where there is syslog (tests read it).
     # Opened after the uid change: the log is the workers' user's, which root (without
     # CAP_DAC_OVERRIDE) could not open for writing.
+    global _log_where
     if os.path.exists("/dev/log") and os.environ.get("AGRCONFIG_LOG") != "file":
         logger.to_syslog(f"agrconfig/{name}")
+        _log_where = f"syslog (journalctl -t agrconfig/{name})"
     else:
         if not paths.in_worker():
             paths.run_dir(create=True)
         logger.to_file(paths.log_file(name))
+        _log_where = paths.log_file(name)
+
+
+_log_where = "its log"   # where setup_logging sends it, for the front end's messages
 
 
 def _refuse(ready_w, exc):
@@ -43,10 +49,23 @@ def _refuse(ready_w, exc):
     from ..errors import AgrError   # loaded already (privs.py): no file to read as _agrconfig
     if not isinstance(exc, AgrError):
         exc = AgrError(exc.errno or errno.EIO, "SIOCIFCREATE", f"cannot prepare the worker: {exc}")
-    # JSON by hand: the json package may be out of our reach after the uid change.
-    text = ", ".join(f'"{k}": "{_json_text(v)}"' for k, v in exc.to_dict().items())
-    os.write(ready_w, ("{" + text + "}").encode())
+    os.write(ready_w, _error_json(exc))
     os._exit(START_FAILED)
+
+
+def _error_json(exc):
+    """An AgrError as the JSON the front end reads from the ready pipe. By hand: the json
+    package may be out of our reach after the uid change."""
+    text = ", ".join(f'"{k}": "{_json_text(v)}"' for k, v in exc.to_dict().items())
+    return ("{" + text + "}").encode()
+
+
+def _died_starting(name, code):
+    """What the front end is told when the first worker ended before it said ready or why not
+    (a signal, seccomp's SIGSYS among them): how it ended and where its log is."""
+    from ..errors import AgrError   # loaded already (privs.py)
+    return _error_json(AgrError(errno.EIO, "SIOCIFCREATE",
+                                f"worker for {name} died while starting: {seccomp.describe_exit(code)}; see {_log_where}"))
 
 
 def _json_text(value):
@@ -195,14 +214,20 @@ def _supervise(name, resume, ready_w, uid=None, gid=None):
         with os.fdopen(r, "rb") as f:
             ready = f.read()
         held_tap = _take_tap(keeper_r, held_tap)
+        status = None
         if first:
+            if not ready:   # it ended without a word: say how
+                _pid, status = os.waitpid(child, 0)
+                child = None
+                ready = _died_starting(name, os.waitstatus_to_exitcode(status))
             if ready.startswith(b"ok"):
                 with open(paths.pid_file(name), "w") as f:
                     f.write(f"{os.getpid()}\n")
             os.write(ready_w, ready)
             os.close(ready_w)
             first = False
-        _pid, status = os.waitpid(child, 0)
+        if status is None:
+            _pid, status = os.waitpid(child, 0)
         child = None
         code = os.waitstatus_to_exitcode(status)
         if code == 0 or stopping or not os.path.exists(paths.state_file(name)):

@@ -56,7 +56,7 @@ def test_worker_and_supervisor_are_filtered_and_a_violation_restarts_the_worker(
                          interval=0.05, what="a new worker")
     assert w2.ppid() == sup.pid, "its supervisor restarted it"
     log = worker_log(lab, a)
-    assert re.search(r"agr0: worker killed by signal SIGSYS \(seccomp\); restarting", log), log[-2000:]
+    assert re.search(r"agr0: worker killed by signal SIGSYS \(seccomp: a system call outside its filter\); restarting", log), log[-2000:]
     # The aggregate keeps working under the new worker, which is filtered as the first was.
     assert status_fields(w2.pid)["Seccomp"].strip() == "2"
     wait_distributing(lab, a, ["re0", "re1"])

@@ -201,12 +201,6 @@ def test_the_program_fits_and_is_whole_instructions():
             assert len(program) // seccomp.INSN.size <= seccomp.MAX_INSNS
 
 
-def test_describe_exit():
-    assert seccomp.describe_exit(-signal.SIGSYS) == "killed by signal SIGSYS (seccomp)"
-    assert seccomp.describe_exit(-9) == "killed by signal 9"
-    assert seccomp.describe_exit(3) == "exited with status 3"
-
-
 # -- the real kernel ----------------------------------------------------------------------------
 def in_child(which, then):
     """Fork, install `which`'s filter, run `then`; the child's exit code (negative: a signal)."""
