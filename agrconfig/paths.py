@@ -6,6 +6,7 @@ import os
 import stat
 
 RUN_ROOT = os.environ.get("AGRCONFIG_RUNDIR", "/run/agrconfig")
+WORKER_USER = "_agrconfig"   # the supervisors' and workers' user (worker/privs.py), who owns worker/ here
 IFNAMSIZ = 15
 
 

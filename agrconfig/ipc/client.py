@@ -54,7 +54,6 @@ def _connect(sock, address, name, timeout):
 
 
 SO_PEERCRED = 17
-WORKER_USER = "_agrconfig"   # worker/privs.py's USER
 _worker_uid = []
 
 
@@ -67,7 +66,7 @@ def _trusted(uid):
         import os
         import pwd
         try:
-            _worker_uid.append(pwd.getpwnam(os.environ.get("AGRCONFIG_TEST_USER", WORKER_USER)).pw_uid)
+            _worker_uid.append(pwd.getpwnam(os.environ.get("AGRCONFIG_TEST_USER", paths.WORKER_USER)).pw_uid)
         except KeyError:
             _worker_uid.append(None)
     return uid == _worker_uid[0] and uid is not None
@@ -78,7 +77,7 @@ def _check_peer(sock, name):
     if not _trusted(uid):
         raise AgrError(errno.EPERM, "control",
                        f"{name}: its control socket is held by pid {pid} of uid {uid}, not by an "
-                       f"agrconfig worker (root or {WORKER_USER}); refused")
+                       f"agrconfig worker (root or {paths.WORKER_USER}); refused")
 
 
 _peers = {}

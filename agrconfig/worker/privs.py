@@ -23,13 +23,14 @@ import ctypes
 import errno
 import os
 
+from .. import paths
 from ..errors import AgrError
 
 CAP_NET_ADMIN, CAP_NET_RAW, CAP_PERFMON, CAP_BPF = 12, 13, 38, 39
 KEEP = (CAP_NET_ADMIN, CAP_NET_RAW, CAP_PERFMON, CAP_BPF)
 EFFECTIVE = (CAP_NET_ADMIN, CAP_NET_RAW)          # the steady state; `raised` adds the rest
 WHILE_LOADING = (CAP_BPF, CAP_PERFMON)
-USER = "_agrconfig"
+USER = paths.WORKER_USER
 NAMES = {CAP_NET_ADMIN: "cap_net_admin", CAP_NET_RAW: "cap_net_raw", CAP_PERFMON: "cap_perfmon", CAP_BPF: "cap_bpf"}
 
 PR_SET_KEEPCAPS, PR_CAPBSET_DROP = 8, 24
