@@ -170,10 +170,10 @@ class Arg(Record):
     DEFAULTS = {"clear": 0, "must": 0, "values": None}
 
 
-# socket(2)'s families: AF_UNIX (control socket, syslog, ethtool's ioctls), AF_NETLINK
-# (rtnetlink, link watch), AF_PACKET (ports); AF_INET and AF_INET6 are no longer used (the
-# sandboxed unit refuses them) and could go.
-FAMILIES = (1, 2, 10, 16, 17)
+# socket(2)'s families: AF_UNIX (control socket, syslog, ethtool's ioctls, glibc's
+# if_nametoindex after netlink), AF_NETLINK (rtnetlink, link watch), AF_PACKET (ports). No
+# inet socket: nothing of ours needs one (the sandboxed unit refuses them too).
+FAMILIES = (1, 16, 17)
 # ioctl(2)'s requests: the TAP's (tap.py), SIOCETHTOOL (speed, duplex, features, carrier),
 # the interface name and index lookups of the socket module, and Python's own: TCGETS
 # (isatty, in open()), FIONBIO (setblocking), FIOCLEX and FIONCLEX (set_inheritable).
