@@ -163,7 +163,6 @@ def test_the_table_has_a_handler_for_every_request_type():
 
 @pytest.mark.parametrize("req, calls", [
     (protocol.Status(), []),
-    (protocol.Ping(), []),
     (protocol.Save(), ["save"]),
     (protocol.AddPort("re0"), [("add", 5.0, "re0"), "save"]),
     (protocol.DelPort("re0"), [("remove", 5.0, "re0"), "save"]),
@@ -175,6 +174,12 @@ def test_each_request_reaches_its_handler_then_the_state_file_and_answers_with_s
     w = FakeWorker()
     assert requests.handle(w, req, 5.0) == {"status": True}
     assert w.calls == calls and not w.stopping
+
+
+def test_a_ping_is_answered_with_nothing_and_changes_nothing():
+    w = FakeWorker()
+    assert requests.handle(w, protocol.Ping(), 5.0) is None
+    assert w.calls == [] and not w.stopping
 
 
 def test_shutdown_stops_the_worker_and_saves_nothing():
