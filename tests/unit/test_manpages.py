@@ -26,6 +26,18 @@ def test_mandoc_lint_is_clean():
         assert proc.returncode == 0, f"{page}: mandoc exited {proc.returncode}"
 
 
+def test_man_formats_the_pages_at_80_columns_without_a_warning():
+    """What man(1) shows a Debian user: groff at 80 columns, every warning on. A table wider
+    than the terminal (lintian: groff-message "can't break line") is unreadable there."""
+    groff = shutil.which("groff")
+    assert groff, "groff is required to check the manual pages (apt-get install groff-base)"
+    for page in (AGR_4, AGRCONFIG_8):
+        proc = subprocess.run([groff, "-mandoc", "-Tutf8", "-rLL=80n", "-ww", "-z", page],
+                              capture_output=True, text=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        assert proc.stderr == "", f"{page}:\n{proc.stderr}"
+        assert proc.returncode == 0
+
+
 def usage_words():
     """The words of the usage text's 'Words' section: its lines up to the first blank line."""
     lines = cli.__doc__.splitlines()
