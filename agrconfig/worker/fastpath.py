@@ -65,6 +65,7 @@ never reached, names the program on the tcx hook that is ours (TCA_BPF_ID).
 import ctypes
 import errno
 import os
+import socket
 import struct
 
 from ..net import rtnl, tc
@@ -72,6 +73,7 @@ from . import bpf, slb
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
 from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 from .join import Mode
+from ..logger import log
 
 MAX_PORTS = 16
 MODE_RR = 0x100
@@ -508,6 +510,7 @@ class FastPath:
         self.distributing, self.collecting = [], set()
         self.slots = {}                 # ifindex -> counter slot
         self.port_progs = {}            # ifindex -> ingress program fd (attached ports)
+        self.tcx_pending = {}           # ifindex -> its program fd, not yet on tcx (settle() puts it)
         self.tap_attached = False
         self._active = 1
         self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
@@ -589,15 +592,20 @@ class FastPath:
             raise
         self.tap_attached = True
 
-    def attach_port(self, ifindex):
+    def attach_port(self, ifindex, defer_tcx=False):
         """Put an ingress program on a port.  The port starts not collecting (its frames are
-        dropped, Slow Protocols excepted) until set_collecting() names it."""
+        dropped, Slow Protocols excepted) until set_collecting() names it.
+
+        defer_tcx: the program goes on tcx later, by settle(), unless a program of ours runs
+        there already (a dead worker's, which tcx runs before our filter: replaced at once).
+        Putting it on tcx waits for an RCU grace period (10-20 ms) that a control request's
+        reply need not wait for: meanwhile the clsact filter runs the same program."""
         ifindex = self._index(ifindex)
         slot = self._slot(ifindex)
         fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count,
                                            self.slb_learned.fd), "agr_ingress")
         try:
-            _attach(ifindex, INGRESS, fd, INGRESS_NAME)
+            on_tcx = _attach(ifindex, INGRESS, fd, INGRESS_NAME, defer_tcx)
         except BaseException:
             os.close(fd)
             if ifindex not in self.port_progs:       # leave no clsact of ours half made
@@ -605,8 +613,23 @@ class FastPath:
             raise
         old = self.port_progs.pop(ifindex, None)
         self.port_progs[ifindex] = fd
+        if on_tcx:
+            self.tcx_pending.pop(ifindex, None)
+        else:
+            self.tcx_pending[ifindex] = fd
         if old is not None:
             os.close(old)
+
+    def settle(self):
+        """Put the programs that attach_port(defer_tcx=True) left pending on tcx. A failure
+        is logged, never raised: the clsact filter carries the port's frames meanwhile."""
+        while self.tcx_pending:
+            ifindex, fd = self.tcx_pending.popitem()
+            try:
+                _tcx_put(ifindex, INGRESS, fd, old=())
+            except Exception as exc:  # the filter works without tcx
+                log.warning("port %s: its fast path program is not on tcx (%s); the clsact filter "
+                            "carries its frames", _name(ifindex), exc)
 
     def detach_port(self, ifindex):
         """Remove a port's filter (and clsact, when nothing else uses it), take it out of the
@@ -619,6 +642,7 @@ class FastPath:
         if changed:
             self._write_conf()
         fd = self.port_progs.pop(ifindex, None)
+        self.tcx_pending.pop(ifindex, None)         # never put on tcx: nothing to take off there
         self.slots.pop(ifindex, None)
         if fd is not None:
             try:
@@ -704,6 +728,7 @@ class FastPath:
         if self.tap_attached:
             work.insert(0, (self.tap_ifindex, EGRESS, self.egress_fd))
         self.tap_attached = False
+        self.tcx_pending.clear()
         first = None
         try:
             for ifindex, parent, fd in work:       # every one, even after a failure
@@ -804,16 +829,22 @@ def _check_policy(mask):
     return mask
 
 
-def _attach(ifindex, parent, fd, name):
+def _attach(ifindex, parent, fd, name, defer_tcx=False):
     """clsact on the device (kept if there), then our filter: created or atomically replaced;
     where the kernel has tcx (Linux 6.6), the same program on the device's tcx hook too, in the
     place of a program of ours there. tcx runs first and our programs always decide, so the
     filter then never runs: it costs nothing and records which program on the tcx hook is ours
-    (its id), which tcx itself cannot tell a worker without CAP_SYS_ADMIN."""
+    (its id), which tcx itself cannot tell a worker without CAP_SYS_ADMIN.
+
+    defer_tcx: leave the tcx step to the caller when no program of ours is there (the filter
+    alone moves the frames right). True if the tcx step was done (or needs none)."""
     old = [f.prog_id for f in _filters(ifindex, parent) if _is_ours(f) and f.prog_id]
     tc.add_clsact(ifindex)
     tc.replace_bpf(ifindex, parent, PRIO, HANDLE, fd, name, protocol=ETH_P_ALL)
+    if defer_tcx and not old:
+        return False
     _tcx_put(ifindex, parent, fd, old)
+    return True
 
 
 TCX_ABSENT = (errno.EINVAL, errno.EOPNOTSUPP)     # a kernel before tcx: an unknown hook
@@ -876,6 +907,14 @@ def tcx_ours(ifindex, parent):
         raise
     ours = {f.prog_id for f in _filters(ifindex, parent) if _is_ours(f)}
     return [i for i in ids if i in ours]
+
+
+def _name(ifindex):
+    """A port's name for a message (its index if it has none now)."""
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"#{ifindex}"
 
 
 def _is_ours(f):

@@ -305,6 +305,11 @@ class FakeFast:
         self.modes.append(mode)
         self.mode = mode
 
+    tcx_pending = {}                         # no port attached here: nothing to put on tcx
+
+    def settle(self):
+        pass
+
 
 class FakeRelay:
     hold_until = 0.0                         # its hold (of a join) ends then
