@@ -229,7 +229,10 @@ class EbpfPath(RelayPath):
         self.fast.attach_port(index, defer_tcx=True)
 
     def detach_port(self, index):
-        self.fast.detach_port(index)
+        # Our program is off the port's tcx hook at once (PASS in its place, no grace period);
+        # PASS leaves after the reply. Closing the port's socket, before the reply, waits for
+        # a grace period: no CPU still runs our program by the time the command returns.
+        self.fast.detach_port(index, defer_tcx=True)
 
     def on_drained(self):
         counts = self.fast.join_counts() if self.fast.drains else None
@@ -237,7 +240,7 @@ class EbpfPath(RelayPath):
 
     def get_timer(self):
         deadline = self.handover.deadline()
-        if self.fast.tcx_pending:      # at once
+        if self.fast.unsettled:        # at once
             return 0.0 if deadline is None else min(deadline, 0.0)
         return deadline
 

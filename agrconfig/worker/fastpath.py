@@ -511,6 +511,8 @@ class FastPath:
         self.slots = {}                 # ifindex -> counter slot
         self.port_progs = {}            # ifindex -> ingress program fd (attached ports)
         self.tcx_pending = {}           # ifindex -> its program fd, not yet on tcx (settle() puts it)
+        self.tcx_leaving = set()        # detached ports whose tcx hook holds PASS (settle() takes it off)
+        self._pass_fd = None            # the PASS program, loaded at the first deferred detach
         self.tap_attached = False
         self._active = 1
         self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
@@ -620,9 +622,23 @@ class FastPath:
         if old is not None:
             os.close(old)
 
+    @property
+    def unsettled(self):
+        """settle() has work: a deferred tcx step of an attach or a detach."""
+        return bool(self.tcx_pending or self.tcx_leaving)
+
     def settle(self):
-        """Put the programs that attach_port(defer_tcx=True) left pending on tcx. A failure
-        is logged, never raised: the clsact filter carries the port's frames meanwhile."""
+        """The tcx steps that attach_port and detach_port(defer_tcx=True) left: detached ports'
+        PASS programs off their hooks, pending programs on theirs. A failure is logged, never
+        raised: the clsact filter carries an attached port's frames, and PASS decides nothing."""
+        while self.tcx_leaving:
+            ifindex = self.tcx_leaving.pop()
+            try:
+                bpf.tcx_detach(ifindex, TCX_HOOK[INGRESS], prog_fd=self._pass_fd)
+            except OSError as exc:
+                if exc.errno not in TCX_ABSENT + (errno.ENOENT, errno.ENODEV):
+                    log.warning("port %s: a program that passes every frame stays on its tcx hook (%s)",
+                                _name(ifindex), exc)
         while self.tcx_pending:
             ifindex, fd = self.tcx_pending.popitem()
             try:
@@ -631,10 +647,14 @@ class FastPath:
                 log.warning("port %s: its fast path program is not on tcx (%s); the clsact filter "
                             "carries its frames", _name(ifindex), exc)
 
-    def detach_port(self, ifindex):
+    def detach_port(self, ifindex, defer_tcx=False):
         """Remove a port's filter (and clsact, when nothing else uses it), take it out of the
         distributing and collecting sets and free its counters.  Netlink is used only for a port
-        this object attached; any other is quietly taken out of the maps."""
+        this object attached; any other is quietly taken out of the maps.
+
+        defer_tcx: our program on the port's tcx hook is replaced in place by PASS (no grace
+        period: at once, our program decides nothing more) and PASS is taken off later, by
+        settle(): taking a program off tcx waits for an RCU grace period (10-20 ms)."""
         ifindex = self._index(ifindex)
         changed = ifindex in self.distributing or ifindex in self.collecting
         self.distributing = [i for i in self.distributing if i != ifindex]
@@ -646,9 +666,25 @@ class FastPath:
         self.slots.pop(ifindex, None)
         if fd is not None:
             try:
-                _remove(ifindex, (INGRESS,), own=fd)
+                if defer_tcx and self._pass_off_later(ifindex, fd):
+                    fd_on_tcx = None
+                else:
+                    fd_on_tcx = fd
+                _remove(ifindex, (INGRESS,), own=fd_on_tcx)
             finally:
                 os.close(fd)
+
+    def _pass_off_later(self, ifindex, fd):
+        """Put PASS in the place of our program `fd` on the port's tcx hook, for settle() to
+        take off; False if that cannot be (no tcx, our program not there, PASS not loaded)."""
+        try:
+            if self._pass_fd is None:
+                self._pass_fd = bpf.prog_load(PASS, "agr_pass")
+            _tcx_replace(ifindex, TCX_HOOK[INGRESS], self._pass_fd, fd)
+        except OSError:
+            return False
+        self.tcx_leaving.add(ifindex)
+        return True
 
     # -- configuration ---------------------------------------------------------------------
     def set_ports(self, ifindices):
@@ -731,6 +767,10 @@ class FastPath:
         self.tcx_pending.clear()
         first = None
         try:
+            self.settle()                      # no PASS left behind
+        except Exception as exc:  # settle() logs its own; anything else must not stop the rest
+            first = exc
+        try:
             for ifindex, parent, fd in work:       # every one, even after a failure
                 try:
                     _remove(ifindex, (parent,), own=fd)
@@ -795,13 +835,13 @@ class FastPath:
         self._active = idle
 
     def _close_fds(self):
-        for fd in [self.egress_fd, *self.port_progs.values()]:
+        for fd in [self.egress_fd, self._pass_fd, *self.port_progs.values()]:
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.egress_fd = None
+        self.egress_fd = self._pass_fd = None
         self.port_progs = {}
         for m in (self.conf, self.stats, self.slb_buckets, self.slb_learned):
             if m is not None:
@@ -848,6 +888,10 @@ def _attach(ifindex, parent, fd, name, defer_tcx=False):
 
 
 TCX_ABSENT = (errno.EINVAL, errno.EOPNOTSUPP)     # a kernel before tcx: an unknown hook
+BPF_F_REPLACE = 1 << 2
+# A program that decides nothing: TCX_NEXT (TC_ACT_UNSPEC), the next program on the hook, then
+# clsact, then the stack, as if it were not there. A detached port's place holder on tcx.
+PASS = Asm().mov(R0, -1).exit().assemble()
 TCX_TRIES = 5                                     # the hook changed under us (ESTALE): look again
 
 
@@ -865,6 +909,12 @@ def _tcx_put(ifindex, parent, fd, old):
     bpf.tcx_attach(ifindex, hook, fd, before_id=next((i for i in ids if i in old), None))
     for prog_id in old:
         _tcx_detach_id(ifindex, hook, prog_id)
+
+
+def _tcx_replace(ifindex, hook, new_fd, old_fd):
+    """Program `new_fd` in the place of our `old_fd` on the tcx hook. In place: unlike an attach
+    or a detach, no RCU grace period is waited for. ENOENT if `old_fd` is not there."""
+    bpf._bpf(bpf.BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, new_fd, hook, BPF_F_REPLACE, old_fd, 0, 0))
 
 
 def _tcx_detach_id(ifindex, hook, prog_id):

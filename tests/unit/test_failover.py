@@ -305,7 +305,7 @@ class FakeFast:
         self.modes.append(mode)
         self.mode = mode
 
-    tcx_pending = {}                         # no port attached here: nothing to put on tcx
+    unsettled = False                        # no port attached here: no tcx step left
 
     def settle(self):
         pass
