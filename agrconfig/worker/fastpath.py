@@ -61,6 +61,10 @@ Where the kernel has tcx (Linux 6.6) the same program is also attached to the
 device's tcx hook, which runs before clsact and without tc's classifier (a third
 of what the fast path adds to a round trip, bench/latency); the filter, then
 never reached, names the program on the tcx hook that is ours (TCA_BPF_ID).
+A program goes onto a tcx hook, or off it, after an RCU grace period (10-20 ms); for a port
+that a control request adds or removes, that step can wait until after the reply (defer_tcx,
+settle()): the filter alone moves an added port's frames right meanwhile, and a removed port's
+program is replaced on tcx in place (no grace period) by PASS, which decides nothing.
 """
 import ctypes
 import errno
