@@ -224,19 +224,28 @@ class EbpfPath(RelayPath):
         return sorted(set(super().slb_learned(now)) | set(self.fast.slb_entries(now)))
 
     def attach_port(self, index):
-        self.fast.attach_port(index)
+        # tcx after the reply (handle_timer, in the same turn of the loop): its RCU grace
+        # period is not the command's to wait for; the clsact filter moves the frames meanwhile.
+        self.fast.attach_port(index, defer_tcx=True)
 
     def detach_port(self, index):
-        self.fast.detach_port(index)
+        # Our program is off the port's tcx hook at once (PASS in its place, no grace period);
+        # PASS leaves after the reply. Closing the port's socket, before the reply, waits for
+        # a grace period: no CPU still runs our program by the time the command returns.
+        self.fast.detach_port(index, defer_tcx=True)
 
     def on_drained(self):
         counts = self.fast.join_counts() if self.fast.drains else None
         self._carry_out(self.handover.drained(self.relay.drained_gen, counts))
 
     def get_timer(self):
-        return self.handover.deadline()
+        deadline = self.handover.deadline()
+        if self.fast.unsettled:        # at once
+            return 0.0 if deadline is None else min(deadline, 0.0)
+        return deadline
 
     def handle_timer(self, now):
+        self.fast.settle()
         self._carry_out(self.handover.tick(now))
 
     def _carry_out(self, actions):

@@ -61,10 +61,15 @@ Where the kernel has tcx (Linux 6.6) the same program is also attached to the
 device's tcx hook, which runs before clsact and without tc's classifier (a third
 of what the fast path adds to a round trip, bench/latency); the filter, then
 never reached, names the program on the tcx hook that is ours (TCA_BPF_ID).
+A program goes onto a tcx hook, or off it, after an RCU grace period (10-20 ms); for a port
+that a control request adds or removes, that step can wait until after the reply (defer_tcx,
+settle()): the filter alone moves an added port's frames right meanwhile, and a removed port's
+program is replaced on tcx in place (no grace period) by PASS, which decides nothing.
 """
 import ctypes
 import errno
 import os
+import socket
 import struct
 
 from ..net import rtnl, tc
@@ -72,6 +77,7 @@ from . import bpf, privs, slb
 from .bpf import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Asm
 from .flowhash import DEFAULT_POLICY, FNV_OFFSET, FNV_PRIME, L2, L3, L4
 from .join import Mode
+from ..logger import log
 
 MAX_PORTS = 16
 MODE_RR = 0x100
@@ -508,6 +514,9 @@ class FastPath:
         self.distributing, self.collecting = [], set()
         self.slots = {}                 # ifindex -> counter slot
         self.port_progs = {}            # ifindex -> ingress program fd (attached ports)
+        self.tcx_pending = {}           # ifindex -> its program fd, not yet on tcx (settle() puts it)
+        self.tcx_leaving = set()        # detached ports whose tcx hook holds PASS (settle() takes it off)
+        self._pass_fd = None            # the PASS program, loaded at the first deferred detach
         self.tap_attached = False
         self._active = 1
         self.mode = Mode.NORMAL         # or PASS, DRAIN (frames to agrN's queue) or DROP (counted)
@@ -589,15 +598,20 @@ class FastPath:
             raise
         self.tap_attached = True
 
-    def attach_port(self, ifindex):
+    def attach_port(self, ifindex, defer_tcx=False):
         """Put an ingress program on a port.  The port starts not collecting (its frames are
-        dropped, Slow Protocols excepted) until set_collecting() names it."""
+        dropped, Slow Protocols excepted) until set_collecting() names it.
+
+        defer_tcx: the program goes on tcx later, by settle(), unless a program of ours runs
+        there already (a dead worker's, which tcx runs before our filter: replaced at once).
+        Putting it on tcx waits for an RCU grace period (10-20 ms) that a control request's
+        reply need not wait for: meanwhile the clsact filter runs the same program."""
         ifindex = self._index(ifindex)
         slot = self._slot(ifindex)
         fd = bpf.prog_load(ingress_program(self.conf.fd, self.stats.fd, slot, self.tap_ifindex, self.count,
                                            self.slb_learned.fd), "agr_ingress")
         try:
-            _attach(ifindex, INGRESS, fd, INGRESS_NAME)
+            on_tcx = _attach(ifindex, INGRESS, fd, INGRESS_NAME, defer_tcx)
         except BaseException:
             os.close(fd)
             if ifindex not in self.port_progs:       # leave no clsact of ours half made
@@ -605,13 +619,46 @@ class FastPath:
             raise
         old = self.port_progs.pop(ifindex, None)
         self.port_progs[ifindex] = fd
+        if on_tcx:
+            self.tcx_pending.pop(ifindex, None)
+        else:
+            self.tcx_pending[ifindex] = fd
         if old is not None:
             os.close(old)
 
-    def detach_port(self, ifindex):
+    @property
+    def unsettled(self):
+        """settle() has work: a deferred tcx step of an attach or a detach."""
+        return bool(self.tcx_pending or self.tcx_leaving)
+
+    def settle(self):
+        """The tcx steps that attach_port and detach_port(defer_tcx=True) left: detached ports'
+        PASS programs off their hooks, pending programs on theirs. A failure is logged, never
+        raised: the clsact filter carries an attached port's frames, and PASS decides nothing."""
+        while self.tcx_leaving:
+            ifindex = self.tcx_leaving.pop()
+            try:
+                bpf.tcx_detach(ifindex, TCX_HOOK[INGRESS], prog_fd=self._pass_fd)
+            except OSError as exc:
+                if exc.errno not in TCX_ABSENT + (errno.ENOENT, errno.ENODEV):
+                    log.warning("port %s: a program that passes every frame stays on its tcx hook (%s)",
+                                _name(ifindex), exc)
+        while self.tcx_pending:
+            ifindex, fd = self.tcx_pending.popitem()
+            try:
+                _tcx_put(ifindex, INGRESS, fd, old=())
+            except Exception as exc:  # the filter works without tcx
+                log.warning("port %s: its fast path program is not on tcx (%s); the clsact filter "
+                            "carries its frames", _name(ifindex), exc)
+
+    def detach_port(self, ifindex, defer_tcx=False):
         """Remove a port's filter (and clsact, when nothing else uses it), take it out of the
         distributing and collecting sets and free its counters.  Netlink is used only for a port
-        this object attached; any other is quietly taken out of the maps."""
+        this object attached; any other is quietly taken out of the maps.
+
+        defer_tcx: our program on the port's tcx hook is replaced in place by PASS (no grace
+        period: at once, our program decides nothing more) and PASS is taken off later, by
+        settle(): taking a program off tcx waits for an RCU grace period (10-20 ms)."""
         ifindex = self._index(ifindex)
         changed = ifindex in self.distributing or ifindex in self.collecting
         self.distributing = [i for i in self.distributing if i != ifindex]
@@ -619,12 +666,29 @@ class FastPath:
         if changed:
             self._write_conf()
         fd = self.port_progs.pop(ifindex, None)
+        self.tcx_pending.pop(ifindex, None)         # never put on tcx: nothing to take off there
         self.slots.pop(ifindex, None)
         if fd is not None:
             try:
-                _remove(ifindex, (INGRESS,), own=fd)
+                if defer_tcx and self._pass_off_later(ifindex, fd):
+                    fd_on_tcx = None
+                else:
+                    fd_on_tcx = fd
+                _remove(ifindex, (INGRESS,), own=fd_on_tcx)
             finally:
                 os.close(fd)
+
+    def _pass_off_later(self, ifindex, fd):
+        """Put PASS in the place of our program `fd` on the port's tcx hook, for settle() to
+        take off; False if that cannot be (no tcx, our program not there, PASS not loaded)."""
+        try:
+            if self._pass_fd is None:
+                self._pass_fd = bpf.prog_load(PASS, "agr_pass")
+            _tcx_replace(ifindex, TCX_HOOK[INGRESS], self._pass_fd, fd)
+        except OSError:
+            return False
+        self.tcx_leaving.add(ifindex)
+        return True
 
     # -- configuration ---------------------------------------------------------------------
     def set_ports(self, ifindices):
@@ -706,7 +770,12 @@ class FastPath:
         if self.tap_attached:
             work.insert(0, (self.tap_ifindex, EGRESS, self.egress_fd))
         self.tap_attached = False
+        self.tcx_pending.clear()
         first = None
+        try:
+            self.settle()                      # no PASS left behind
+        except Exception as exc:  # settle() logs its own; anything else must not stop the rest
+            first = exc
         try:
             for ifindex, parent, fd in work:       # every one, even after a failure
                 try:
@@ -772,13 +841,13 @@ class FastPath:
         self._active = idle
 
     def _close_fds(self):
-        for fd in [self.egress_fd, *self.port_progs.values()]:
+        for fd in [self.egress_fd, self._pass_fd, *self.port_progs.values()]:
             if fd is not None:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.egress_fd = None
+        self.egress_fd = self._pass_fd = None
         self.port_progs = {}
         for m in (self.conf, self.stats, self.slb_buckets, self.slb_learned):
             if m is not None:
@@ -806,19 +875,29 @@ def _check_policy(mask):
     return mask
 
 
-def _attach(ifindex, parent, fd, name):
+def _attach(ifindex, parent, fd, name, defer_tcx=False):
     """clsact on the device (kept if there), then our filter: created or atomically replaced;
     where the kernel has tcx (Linux 6.6), the same program on the device's tcx hook too, in the
     place of a program of ours there. tcx runs first and our programs always decide, so the
     filter then never runs: it costs nothing and records which program on the tcx hook is ours
-    (its id), which tcx itself cannot tell a worker without CAP_SYS_ADMIN."""
+    (its id), which tcx itself cannot tell a worker without CAP_SYS_ADMIN.
+
+    defer_tcx: leave the tcx step to the caller when no program of ours is there (the filter
+    alone moves the frames right). True if the tcx step was done (or needs none)."""
     old = [f.prog_id for f in _filters(ifindex, parent) if _is_ours(f) and f.prog_id]
     tc.add_clsact(ifindex)
     tc.replace_bpf(ifindex, parent, PRIO, HANDLE, fd, name, protocol=ETH_P_ALL)
+    if defer_tcx and not old:
+        return False
     _tcx_put(ifindex, parent, fd, old)
+    return True
 
 
 TCX_ABSENT = (errno.EINVAL, errno.EOPNOTSUPP)     # a kernel before tcx: an unknown hook
+BPF_F_REPLACE = 1 << 2
+# A program that decides nothing: TCX_NEXT (TC_ACT_UNSPEC), the next program on the hook, then
+# clsact, then the stack, as if it were not there. A detached port's place holder on tcx.
+PASS = Asm().mov(R0, -1).exit().assemble()
 TCX_TRIES = 5                                     # the hook changed under us (ESTALE): look again
 
 
@@ -836,6 +915,12 @@ def _tcx_put(ifindex, parent, fd, old):
     bpf.tcx_attach(ifindex, hook, fd, before_id=next((i for i in ids if i in old), None))
     for prog_id in old:
         _tcx_detach_id(ifindex, hook, prog_id)
+
+
+def _tcx_replace(ifindex, hook, new_fd, old_fd):
+    """Program `new_fd` in the place of our `old_fd` on the tcx hook. In place: unlike an attach
+    or a detach, no RCU grace period is waited for. ENOENT if `old_fd` is not there."""
+    bpf._bpf(bpf.BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, new_fd, hook, BPF_F_REPLACE, old_fd, 0, 0))
 
 
 def _tcx_detach_id(ifindex, hook, prog_id):
@@ -878,6 +963,14 @@ def tcx_ours(ifindex, parent):
         raise
     ours = {f.prog_id for f in _filters(ifindex, parent) if _is_ours(f)}
     return [i for i in ids if i in ours]
+
+
+def _name(ifindex):
+    """A port's name for a message (its index if it has none now)."""
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return f"#{ifindex}"
 
 
 def _is_ours(f):

@@ -305,6 +305,11 @@ class FakeFast:
         self.modes.append(mode)
         self.mode = mode
 
+    unsettled = False                        # no port attached here: no tcx step left
+
+    def settle(self):
+        pass
+
 
 class FakeRelay:
     hold_until = 0.0                         # its hold (of a join) ends then
