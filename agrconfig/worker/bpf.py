@@ -452,7 +452,7 @@ def prog_test_run(fd, data, repeat=1):
 # named by its id, as a relative position (BPF_F_ID), never turned into a descriptor.
 BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_OBJ_GET_INFO_BY_FD, BPF_PROG_QUERY = 8, 9, 15, 16
 BPF_TCX_INGRESS, BPF_TCX_EGRESS = 46, 47
-BPF_F_BEFORE, BPF_F_AFTER, BPF_F_ID = 1 << 3, 1 << 4, 1 << 5
+BPF_F_REPLACE, BPF_F_BEFORE, BPF_F_AFTER, BPF_F_ID = 1 << 2, 1 << 3, 1 << 4, 1 << 5
 TCX_MAX = 64                                 # programs read back from one hook
 
 
@@ -462,6 +462,13 @@ def tcx_attach(ifindex, attach_type, prog_fd, before_id=None):
     goes."""
     flags, rel = (BPF_F_BEFORE | BPF_F_ID, before_id) if before_id else (0, 0)
     _bpf(BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, prog_fd, attach_type, flags, 0, rel, 0))
+
+
+def tcx_replace(ifindex, attach_type, prog_fd, old_fd):
+    """Put `prog_fd` in the place of our program `old_fd` on the hook (BPF_F_REPLACE): in place,
+    so unlike an attach or a detach no RCU grace period is waited for. ENOENT if `old_fd` is
+    not there."""
+    _bpf(BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, prog_fd, attach_type, BPF_F_REPLACE, old_fd, 0, 0))
 
 
 def tcx_detach(ifindex, attach_type, prog_fd=0, flags=0, relative_id=0, revision=0):

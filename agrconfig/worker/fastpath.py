@@ -894,7 +894,6 @@ def _attach(ifindex, parent, fd, name, defer_tcx=False):
 
 
 TCX_ABSENT = (errno.EINVAL, errno.EOPNOTSUPP)     # a kernel before tcx: an unknown hook
-BPF_F_REPLACE = 1 << 2
 # A program that decides nothing: TCX_NEXT (TC_ACT_UNSPEC), the next program on the hook, then
 # clsact, then the stack, as if it were not there. A detached port's place holder on tcx.
 PASS = Asm().mov(R0, -1).exit().assemble()
@@ -920,7 +919,7 @@ def _tcx_put(ifindex, parent, fd, old):
 def _tcx_replace(ifindex, hook, new_fd, old_fd):
     """Program `new_fd` in the place of our `old_fd` on the tcx hook. In place: unlike an attach
     or a detach, no RCU grace period is waited for. ENOENT if `old_fd` is not there."""
-    bpf._bpf(bpf.BPF_PROG_ATTACH, struct.pack("<IIIIIIQ", ifindex, new_fd, hook, BPF_F_REPLACE, old_fd, 0, 0))
+    bpf.tcx_replace(ifindex, hook, new_fd, old_fd)
 
 
 def _tcx_detach_id(ifindex, hook, prog_id):
