@@ -327,7 +327,7 @@ class Worker:
             self._announce_address()   # lladdr, -lladdr: neighbours learn the new MAC now
 
     def handle(self, req, now):
-        """Carry out a typed control request (requests.py's table); the reply is the status (null for a ping)."""
+        """Carry out a typed control request (requests.py's table); the reply is the status (for a ping: name and pid)."""
         return requests.handle(self, req, now)
 
     def status(self):

@@ -1,11 +1,12 @@
 """The worker's control requests: one handler per request type (ipc/protocol.py's Requests).
 
 Every request but ping is answered with the worker's status (its to_json()); those that may
-change something write the state file first. A ping is answered with null: the front end
-pings before every change only to learn who answers (the version fields of every reply), and
-no release's front end reads a ping's result, so it costs no status (~0.5 ms of a command).
+change something write the state file first. A ping is answered with who answers only, its
+name and pid (what every release's front end reads of a ping's result: the pid, to upgrade an
+older worker), so that the ping before every change costs no status (~0.5 ms of a command).
 """
 import errno
+import os
 
 from ..errors import AgrError
 from ..ipc import protocol
@@ -33,5 +34,5 @@ def handle(worker, req, now):
     if type(req) not in UNSAVED:
         worker.save()
     if type(req) is protocol.Ping:
-        return None
+        return {"name": worker.name, "pid": os.getpid()}
     return worker.status().to_json()

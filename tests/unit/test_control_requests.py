@@ -5,6 +5,7 @@ and a bad request gets the very error the dict-based parser of 0.2.0 gave (kept 
 reference)."""
 import errno
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -130,6 +131,7 @@ def test_the_client_sends_the_json_of_before(monkeypatch):
 
 class FakeWorker:
     def __init__(self):
+        self.name = "agr0"
         self.calls = []
         self.stopping = False
         self.ports = self
@@ -176,10 +178,19 @@ def test_each_request_reaches_its_handler_then_the_state_file_and_answers_with_s
     assert w.calls == calls and not w.stopping
 
 
-def test_a_ping_is_answered_with_nothing_and_changes_nothing():
+def test_a_ping_is_answered_with_who_answers_and_changes_nothing():
     w = FakeWorker()
-    assert requests.handle(w, protocol.Ping(), 5.0) is None
+    assert requests.handle(w, protocol.Ping(), 5.0) == {"name": w.name, "pid": os.getpid()}
     assert w.calls == [] and not w.stopping
+
+
+def test_a_pings_reply_tells_the_front_end_the_workers_pid():
+    """What _upgrade needs of an older worker: its pid, from the ping before every change."""
+    from agrconfig import jsontext
+    from agrconfig.ipc import client
+    reply = protocol.answer(protocol.Ping(), lambda req: requests.handle(FakeWorker(), req, 5.0))
+    client.reply_of("agr0", jsontext.dumps(reply).encode())
+    assert client.peer_of("agr0").pid == os.getpid()
 
 
 def test_shutdown_stops_the_worker_and_saves_nothing():
