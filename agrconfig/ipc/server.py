@@ -6,7 +6,6 @@ refused with EPERM unless its peer is root (SO_PEERCRED, read once per connectio
 credentials of the process that connected). protocol.refusal() decides.
 """
 import errno
-import selectors
 import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import struct
 import time
@@ -16,6 +15,7 @@ from ..errors import AgrError
 from .protocol import MAX_REQUEST, VERSION, answer, error_reply, parse_request, refusal
 from ..logger import log
 
+READ, WRITE = 1, 2         # what the loop's selector watches for (selectors.EVENT_READ, EVENT_WRITE)
 REQUEST_TIMEOUT = 2.0      # a client has this long to send its request (and to read the reply)
 MAX_CONNECTIONS = 32       # pending at once; beyond that the oldest is dropped
 LOOK_REUSE = 0.1           # a user's look is answered with a reply at most this old (seconds):
@@ -77,7 +77,7 @@ class Server:
     # -- the loop's interface ---------------------------------------------------------
     def fds(self):
         """(file, key, events) to watch: the listener, and each connection for what it waits for."""
-        yield self.listener, None, selectors.EVENT_READ
+        yield self.listener, None, READ
         for conn in self.conns.values():
             yield conn.sock, conn, conn.events
 
@@ -122,7 +122,7 @@ class Server:
                 # Too many pending: the oldest one gives way (it has waited longest).
                 self._close(min(self.conns.values(), key=lambda c: c.deadline))
             self.conns[sock.fileno()] = conn
-            conn.events = selectors.EVENT_READ
+            conn.events = READ
             self._on_event(now, conn)
 
     def _on_event(self, now, conn):
@@ -144,7 +144,7 @@ class Server:
         if conn.out is not None and not conn.out and conn.eof:
             self._close(conn)
         elif conn.sock.fileno() >= 0:
-            conn.events = (selectors.EVENT_WRITE if conn.out else 0) | (0 if conn.eof else selectors.EVENT_READ)
+            conn.events = (WRITE if conn.out else 0) | (0 if conn.eof else READ)
 
     def _serve(self, req, uid, now):
         """The reply to a parsed request from peer `uid`: refused, or handled."""

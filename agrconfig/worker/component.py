@@ -4,7 +4,7 @@ A component is anything with these four methods (ipc/server.py's Server has them
 importing this module):
 
     fds()                  (file, key, events) to watch now: a socket or fd, what to hand back
-                           to on_readable, and selectors.EVENT_READ/EVENT_WRITE (0: not now)
+                           to on_readable, and READ/WRITE (selectors' values; 0: not now)
     deadline()             when on_timer has something to do (monotonic seconds), or None
     on_timer(now)          called once every turn of the loop, with the turn's `now`
     on_readable(now, key)  one of its fds is ready
@@ -17,12 +17,94 @@ component it calls in the turn: no component reads the clock itself. (How long s
 wait is the loop's own business, measured from a read just before it, so that a long turn,
 such as a port being added, does not make the next deadline late.)
 """
-import selectors
+import select
 import time
 from ..logger import log
 
 
-READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+READ, WRITE = 1, 2      # selectors.EVENT_READ and EVENT_WRITE
+
+
+class _Key:
+    __slots__ = ("fileobj", "fd", "events", "data")
+
+    def __init__(self, fileobj, fd, events, data):
+        self.fileobj, self.fd, self.events, self.data = fileobj, fd, events, data
+
+
+def _fd(fileobj):
+    fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+    if fd < 0:
+        raise ValueError(f"invalid file descriptor: {fd}")
+    return fd
+
+
+class Selector:
+    """What the loop uses of selectors.EpollSelector (register, modify, unregister, select,
+    close; keys with .data), on select.epoll: selectors, and signal.py beside it, would import
+    enum, functools, collections.abc and math into every worker (~0.5 MiB private each,
+    bench/RESULTS.md). A closed file is found by identity, as selectors finds it."""
+
+    def __init__(self):
+        self.epoll = select.epoll()
+        self.keys = {}    # fd -> _Key
+
+    def _key(self, fileobj):
+        try:
+            key = self.keys.get(_fd(fileobj))
+        except ValueError:
+            key = None
+        if key is None or key.fileobj is not fileobj:
+            key = next((k for k in self.keys.values() if k.fileobj is fileobj), None)
+        if key is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        return key
+
+    @staticmethod
+    def _mask(events):
+        return (select.EPOLLIN if events & READ else 0) | (select.EPOLLOUT if events & WRITE else 0)
+
+    def register(self, fileobj, events, data=None):
+        fd = _fd(fileobj)
+        if fd in self.keys:
+            raise KeyError(f"{fileobj!r} (fd {fd}) is already registered")
+        self.epoll.register(fd, self._mask(events))
+        self.keys[fd] = _Key(fileobj, fd, events, data)
+
+    def modify(self, fileobj, events, data=None):
+        key = self._key(fileobj)
+        if events != key.events:
+            self.epoll.modify(key.fd, self._mask(events))
+        key.events, key.data = events, data
+
+    def unregister(self, fileobj):
+        key = self._key(fileobj)
+        del self.keys[key.fd]
+        try:
+            self.epoll.unregister(key.fd)
+        except OSError:   # closed already: the kernel dropped it with the file
+            pass
+
+    def select(self, timeout=None):
+        """[(key, READ|WRITE)] of the ready files, waiting at most `timeout` seconds (None:
+        without end), rounded up to the millisecond as selectors does (no early wake-up)."""
+        if timeout is None:
+            timeout = -1
+        elif timeout <= 0:
+            timeout = 0
+        else:
+            timeout = -(-timeout * 1000 // 1) / 1000
+        ready = []
+        for fd, mask in self.epoll.poll(timeout, max(len(self.keys), 1)):
+            key = self.keys.get(fd)
+            if key is not None:
+                events = (WRITE if mask & ~select.EPOLLIN else 0) | (READ if mask & ~select.EPOLLOUT else 0)
+                ready.append((key, events & key.events))
+        return ready
+
+    def close(self):
+        self.epoll.close()
+        self.keys.clear()
 
 
 class Component:
@@ -56,7 +138,7 @@ class Loop:
         # A list, or a function giving the list each turn (a part may be replaced meanwhile).
         self.components = components if callable(components) else lambda: components
         self.clock = clock
-        self.sel = selector if selector is not None else selectors.DefaultSelector()
+        self.sel = selector if selector is not None else Selector()
         self.name = name
         self.watched = {}     # file -> (events, (component, key)) as registered
         self.now = clock()

@@ -9,7 +9,7 @@ around the worker is process.py's.
 """
 import errno
 import os
-import signal
+import _signal   # not signal.py: its IntEnum conversions import enum into every worker
 import _socket as socket   # not socket.py: its enums cost each worker ~0.5 MiB
 import time
 
@@ -352,7 +352,7 @@ class Worker:
         sig_r, sig_w = socket.socketpair()
         sig_r.setblocking(False)
         sig_w.setblocking(False)
-        signal.set_wakeup_fd(sig_w.fileno(), warn_on_full_buffer=False)
+        _signal.set_wakeup_fd(sig_w.fileno(), warn_on_full_buffer=False)
         self.signals = SignalWake(sig_r)
         # Requests are read, handled and answered from the loop without blocking it.
         self.control = control.Server(self.listener, self.handle, clock=self.clock)

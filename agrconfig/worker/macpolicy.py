@@ -11,18 +11,14 @@ MAC, whatever the setting says):
 
 `lladdr MAC` fixes agrN's MAC (and so excludes active, where the active port chooses it).
 """
-import enum
-
+from ..enumerated import Enumerated
 from ..record import Record
 
 
-class MacPolicy(enum.Enum):
+class MacPolicy(Enumerated):
     SAME = "same"
     ACTIVE = "active"
     FOLLOW = "follow"
-
-    def __str__(self):
-        return self.value
 
 
 def effective(policy, proto):

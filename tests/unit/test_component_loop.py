@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from agrconfig.ipc import protocol, server
-from agrconfig.worker.component import READ, WRITE, Component, Loop
+from agrconfig.worker.component import READ, WRITE, Component, Loop, Selector
 
 
 class FakeClock:
@@ -174,7 +174,7 @@ def test_a_closed_socket_whose_number_is_reused_is_watched_afresh():
     """A component closes a socket and opens another, which gets the same fd number: the
     real selector must let go of the old one before it takes the new one."""
     a = Fake("a")
-    loop = Loop([a], FakeClock(0.0), selectors.DefaultSelector())
+    loop = Loop([a], FakeClock(0.0))   # the worker's own selector (component.Selector)
     first, peer = socket.socketpair()
     a.files = [first]
     loop._watch([a])
@@ -270,3 +270,56 @@ def test_a_reply_the_socket_cannot_take_at_once_waits_for_write():
     srv = server.Server(None, None)
     srv.conns[7] = conn
     assert [(f, k, e) for f, k, e in srv.fds()][1] == (None, conn, READ | WRITE)
+
+
+# -- component.Selector: selectors.EpollSelector's behaviour for what the loop uses -------------
+def test_the_event_values_are_selectors():
+    assert (READ, WRITE) == (selectors.EVENT_READ, selectors.EVENT_WRITE) == (server.READ, server.WRITE)
+
+
+@pytest.mark.parametrize("make", [Selector, selectors.EpollSelector], ids=["ours", "selectors"])
+def test_the_selector_registers_modifies_and_reports_as_selectors_does(make):
+    sel = make()
+    a, b = socket.socketpair()
+    try:
+        sel.register(a, READ, "first")
+        assert sel.select(0) == []                          # nothing to read yet
+        b.send(b"x")
+        ((key, events),) = sel.select(0)
+        assert (key.fileobj, key.data, events) == (a, "first", READ)
+        sel.modify(a, READ | WRITE, "second")
+        ((key, events),) = sel.select(1.0)
+        assert (key.data, events) == ("second", READ | WRITE)
+        sel.modify(a, WRITE, "third")
+        ((key, events),) = sel.select(None)
+        assert (key.data, events) == ("third", WRITE)        # readable, but not asked for
+        with pytest.raises(KeyError):
+            sel.register(a, READ, "again")
+        with pytest.raises(KeyError):
+            sel.unregister(b)                               # never registered
+        sel.unregister(a)
+        assert sel.select(0) == []
+        with pytest.raises(KeyError):
+            sel.modify(a, READ)
+        sel.register(a.fileno(), READ, "by number")         # a bare fd works too
+        ((key, events),) = sel.select(0)
+        assert key.data == "by number" and events == READ
+        sel.unregister(a.fileno())
+        sel.register(a, READ, "closed")
+        a.close()                                           # found by identity once closed
+        sel.unregister(a)
+        assert sel.select(0) == []
+    finally:
+        for s in (a, b):
+            s.close()
+        sel.close()
+
+
+def test_the_selectors_wait_is_rounded_up_not_down(monkeypatch):
+    """A timeout of 0.0004 s must not wake after 0 ms (the loop would spin until a deadline)."""
+    sel = Selector()
+    asked = []
+    monkeypatch.setattr(sel, "epoll", type("E", (), {"poll": lambda self, t, n: asked.append(t) or []})())
+    for timeout in (None, 0, -1.0, 0.0004, 0.0015, 2.0):
+        sel.select(timeout)
+    assert asked == [-1, 0, 0, 0.001, 0.002, 2.0]

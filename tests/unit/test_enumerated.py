@@ -13,10 +13,10 @@ from agrconfig import jsontext
 from agrconfig.enumerated import Enumerated
 from agrconfig.lacp import machine, selection, states
 from agrconfig.status import Protocol, Role
-from agrconfig.worker import join
+from agrconfig.worker import join, macpolicy
 
 TYPES = [states.ActorChurnState, states.MuxState, states.PartnerChurnState, states.PeriodicState, states.RxState,
-         states.WtrState, states.Selected, Protocol, Role, join.Mode, selection.SelectPolicy]
+         states.WtrState, states.Selected, Protocol, Role, join.Mode, selection.SelectPolicy, macpolicy.MacPolicy]
 
 
 def twin(cls):

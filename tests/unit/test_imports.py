@@ -165,7 +165,9 @@ print(" ".join(sorted(set(sys.modules) - supervised)))
 # issue 23): json and re (~0.5 MiB; jsontext uses _json), threading (the relay runs on _thread),
 # socket.py's enums, logging, dataclasses, typing, pyroute2, psutil.
 NOT_IN_A_WORKER = {"json", "re", "threading", "socket", "logging", "dataclasses", "typing", "inspect",
-                   "subprocess", "ipaddress", "pyroute2", "psutil", "docopt", "ctypes.util", "tempfile"}
+                   "subprocess", "ipaddress", "pyroute2", "psutil", "docopt", "ctypes.util", "tempfile",
+                   # signal.py's and selectors' imports (~0.5 MiB a worker): _signal and select.epoll
+                   "enum", "functools", "selectors", "signal"}
 NOT_IN_A_SUPERVISOR = NOT_IN_A_WORKER | {"enum", "selectors", "agrconfig.lacp", "agrconfig.status",
                                          "agrconfig.options", "agrconfig.worker.loop"}
 
