@@ -69,7 +69,7 @@ program is replaced on tcx in place (no grace period) by PASS, which decides not
 import ctypes
 import errno
 import os
-import socket
+import _socket as socket   # not socket.py: its enums and selectors cost each worker ~0.5 MiB
 import struct
 
 from ..net import rtnl, tc

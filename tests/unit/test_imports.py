@@ -157,6 +157,7 @@ from agrconfig import jsontext
 from agrconfig.errors import AgrError
 from agrconfig.worker import statefile
 from agrconfig.worker.loop import Worker
+from agrconfig.worker import datapath, fastpath   # the eBPF data path's, imported when it starts
 print(" ".join(sorted(supervised - before)))
 print(" ".join(sorted(set(sys.modules) - supervised)))
 """
