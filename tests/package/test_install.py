@@ -65,6 +65,17 @@ def test_unit_installed_not_enabled():
         assert "deb-systemd-invoke" not in text and "systemctl start" not in text, script
 
 
+def test_the_workers_can_read_the_bytecode():
+    """The workers run as _agrconfig: py3compile's .pyc files must be readable by it, whatever
+    root's umask at the install (scripts/package-test installs with umask 077); else every
+    worker compiles its modules at each start (~0.7 MiB more each, bench/RESULTS.md)."""
+    pycs = [os.path.join(d, f) for d, _s, fs in os.walk(os.path.join(DIST, "agrconfig")) for f in fs
+            if f.endswith(".pyc")]
+    assert len(pycs) > 50, "py3compile wrote no bytecode"
+    unreadable = [p for p in pycs if not os.stat(p).st_mode & 0o004]
+    assert unreadable == [], unreadable[:5]
+
+
 def test_checkout_command_still_works():
     """The bootstrap's /usr/local/sbin/agrconfig (the checkout's venv) is not the package's."""
     # scripts/package-test runs after scripts/bootstrap test, which links this command.
