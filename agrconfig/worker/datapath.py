@@ -239,10 +239,9 @@ class EbpfPath(RelayPath):
         self._carry_out(self.handover.drained(self.relay.drained_gen, counts))
 
     def get_timer(self):
-        deadline = self.handover.deadline()
-        if self.fast.unsettled:        # at once
-            return 0.0 if deadline is None else min(deadline, 0.0)
-        return deadline
+        if self.fast.unsettled:        # at once: a deadline already past
+            return 0.0
+        return self.handover.deadline()
 
     def handle_timer(self, now):
         self.fast.settle()

@@ -684,7 +684,7 @@ class FastPath:
         try:
             if self._pass_fd is None:
                 self._pass_fd = bpf.prog_load(PASS, "agr_pass")
-            _tcx_replace(ifindex, TCX_HOOK[INGRESS], self._pass_fd, fd)
+            bpf.tcx_replace(ifindex, TCX_HOOK[INGRESS], self._pass_fd, fd)
         except OSError:
             return False
         self.tcx_leaving.add(ifindex)
@@ -914,12 +914,6 @@ def _tcx_put(ifindex, parent, fd, old):
     bpf.tcx_attach(ifindex, hook, fd, before_id=next((i for i in ids if i in old), None))
     for prog_id in old:
         _tcx_detach_id(ifindex, hook, prog_id)
-
-
-def _tcx_replace(ifindex, hook, new_fd, old_fd):
-    """Program `new_fd` in the place of our `old_fd` on the tcx hook. In place: unlike an attach
-    or a detach, no RCU grace period is waited for. ENOENT if `old_fd` is not there."""
-    bpf.tcx_replace(ifindex, hook, new_fd, old_fd)
 
 
 def _tcx_detach_id(ifindex, hook, prog_id):

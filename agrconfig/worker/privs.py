@@ -126,7 +126,6 @@ def _capset(libc, effective, permitted):
     _check(libc.capset(*_capset_args(effective, permitted)), "capset", libc)
 
 
-_lowered = None   # (effective mask outside `raised`, permitted mask), once drop() has run
 _states = None    # capset's arguments for (outside, inside) `raised`, made by drop()
 # Capabilities are a thread's own: each thread counts its running `raised` bodies (the
 # outermost one raises and lowers). _thread's local, as threading is not imported here.
@@ -136,7 +135,7 @@ _running = _thread._local()
 def drop(keep=KEEP, uid=None, gid=None):
     """Keep only `keep` (raised into the effective set except WHILE_LOADING), as `uid`/`gid`
     if given; raises OSError if the kernel refuses (the caller decides)."""
-    global _lowered, _states
+    global _states
     libc = _libc()
     last = last_cap()
     keep = [c for c in keep if c <= last]  # an old kernel without CAP_BPF: net_admin covers bpf(2)
@@ -157,9 +156,9 @@ def drop(keep=KEEP, uid=None, gid=None):
         _check(libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "PR_SET_KEEPCAPS", libc)
     bits = mask(keep)
     lowered = bits & ~mask(WHILE_LOADING)
-    _capset(libc, lowered, bits)
-    _lowered = (lowered, bits)
-    _states = (_capset_args(lowered, bits), _capset_args(bits, bits))
+    states = (_capset_args(lowered, bits), _capset_args(bits, bits))
+    _check(libc.capset(*states[0]), "capset", libc)
+    _states = states
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS", libc)
     return keep
 

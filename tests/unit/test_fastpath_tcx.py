@@ -60,7 +60,7 @@ def hook(monkeypatch):
         monkeypatch.setattr(bpf, "tcx_query", h.query)
         monkeypatch.setattr(bpf, "tcx_detach", h.detach)
         monkeypatch.setattr(bpf, "tcx_attach", h.attach)
-        monkeypatch.setattr(fastpath, "_tcx_replace", h.replace)
+        monkeypatch.setattr(bpf, "tcx_replace", h.replace)
         return h
     return make
 
@@ -330,9 +330,8 @@ def test_a_failing_pass_removal_is_logged_not_raised(hook, monkeypatch, fast, ca
 def test_without_tcx_a_deferred_detach_is_as_before(monkeypatch, fast, caplog):
     def absent(*_args, **_kwargs):
         raise OSError(errno.EINVAL, "Invalid argument")
-    for name in ("tcx_query", "tcx_detach", "tcx_attach"):
+    for name in ("tcx_query", "tcx_detach", "tcx_attach", "tcx_replace"):
         monkeypatch.setattr(bpf, name, absent)
-    monkeypatch.setattr(fastpath, "_tcx_replace", absent)
     fake = FakeTc(monkeypatch)
     fast.attach_port(PORT)
     with caplog.at_level(logging.DEBUG, logger="agrconfig"):

@@ -101,6 +101,6 @@ def test_only_what_we_were_given_is_kept():
 
 
 def test_raised_is_nothing_before_a_drop():
-    assert privs._lowered is None
+    assert privs._states is None
     with privs.raised():
         pass
